@@ -1,0 +1,151 @@
+//! Statutory deadlines, as configurable defaults.
+//!
+//! - 信访工作条例 (2022): decide whether to accept a petition within 15 days of receipt;
+//!   handle it within 60 days of acceptance, extendable once by up to 30 days; the
+//!   petitioner may ask for re-examination within 30 days of the reply, and it is answered
+//!   within 30 days.
+//! - 人民调解法: the parties may apply for judicial confirmation within 30 days of the
+//!   agreement taking effect.
+//! - 反家庭暴力法: a court decides on a protection order within 72 hours, 24 when urgent.
+//!
+//! Periods count calendar days from the moment of the anchoring event. A county that counts
+//! working days or whose rules change sets its own figures in the node's configuration.
+
+use serde::{Deserialize, Serialize};
+
+const DAY_MS: u64 = 86_400_000;
+const HOUR_MS: u64 = 3_600_000;
+
+/// The periods the fold uses. `Default` gives the statutory defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Deadlines {
+    /// Days to decide whether to accept a petition (15).
+    pub petition_accept_days: u32,
+    /// Days to handle an accepted petition (60).
+    pub petition_handle_days: u32,
+    /// The longest single extension of the handling period, in days (30).
+    pub petition_extension_days_max: u32,
+    /// Days the petitioner has to ask for re-examination after the reply (30).
+    pub petition_reexam_request_days: u32,
+    /// Days to answer a re-examination (30).
+    pub petition_reexam_answer_days: u32,
+    /// Days after an agreement within which judicial confirmation may be sought (30).
+    pub judicial_confirmation_days: u32,
+    /// Hours for a court to decide a protection order (72).
+    pub protection_order_hours: u32,
+    /// Hours for an urgent protection order (24).
+    pub protection_order_urgent_hours: u32,
+}
+
+impl Default for Deadlines {
+    fn default() -> Self {
+        Self {
+            petition_accept_days: 15,
+            petition_handle_days: 60,
+            petition_extension_days_max: 30,
+            petition_reexam_request_days: 30,
+            petition_reexam_answer_days: 30,
+            judicial_confirmation_days: 30,
+            protection_order_hours: 72,
+            protection_order_urgent_hours: 24,
+        }
+    }
+}
+
+/// `days` after `from_ms`.
+pub fn days_after(from_ms: u64, days: u32) -> u64 {
+    from_ms.saturating_add(u64::from(days).saturating_mul(DAY_MS))
+}
+
+/// `hours` after `from_ms`.
+pub fn hours_after(from_ms: u64, hours: u32) -> u64 {
+    from_ms.saturating_add(u64::from(hours).saturating_mul(HOUR_MS))
+}
+
+crate::model::coded!(
+    /// What a deadline is for.
+    DeadlineKind, "deadline kind", {
+        /// Decide whether to accept a petition.
+        PetitionAccept = "petition_accept", "受理期限", "acceptance decision";
+        /// Handle an accepted petition.
+        PetitionHandle = "petition_handle", "办理期限", "handling";
+        /// The petitioner's window to ask for re-examination (informational: it is theirs to
+        /// use, so it never goes overdue).
+        ReexamRequestWindow = "reexam_request_window", "复查申请期限", "re-examination window";
+        /// Answer a re-examination.
+        ReexamAnswer = "reexam_answer", "复查答复期限", "re-examination answer";
+        /// The window to apply for judicial confirmation of an agreement.
+        JudicialConfirmation = "judicial_confirmation", "司法确认申请期限", "judicial confirmation";
+        /// A court's decision on a protection order.
+        ProtectionOrder = "protection_order", "保护令裁定期限", "protection order decision";
+    }
+);
+
+/// One deadline of a record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deadline {
+    /// What it is for.
+    pub kind: DeadlineKind,
+    /// When it falls due (milliseconds since the epoch).
+    pub due_ms: u64,
+    /// When it was met, if it was.
+    pub met_ms: Option<u64>,
+}
+
+impl Deadline {
+    /// Whether the deadline has passed unmet at `now_ms`. A window that is the parties' to
+    /// use (re-examination) is never overdue.
+    pub fn is_overdue(&self, now_ms: u64) -> bool {
+        self.kind != DeadlineKind::ReexamRequestWindow
+            && self.met_ms.is_none()
+            && now_ms > self.due_ms
+    }
+
+    /// Whether it was met late.
+    pub fn was_late(&self) -> bool {
+        self.met_ms.is_some_and(|met| met > self.due_ms)
+    }
+
+    /// Milliseconds left until it falls due (negative when past), or `None` once met.
+    pub fn remaining_ms(&self, now_ms: u64) -> Option<i128> {
+        match self.met_ms {
+            Some(_) => None,
+            None => Some(i128::from(self.due_ms) - i128::from(now_ms)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statutory_defaults() {
+        let d = Deadlines::default();
+        assert_eq!(d.petition_accept_days, 15);
+        assert_eq!(d.petition_handle_days, 60);
+        assert_eq!(d.petition_extension_days_max, 30);
+        assert_eq!(d.petition_reexam_request_days, 30);
+        assert_eq!(d.petition_reexam_answer_days, 30);
+        assert_eq!(d.judicial_confirmation_days, 30);
+        assert_eq!(d.protection_order_hours, 72);
+        assert_eq!(d.protection_order_urgent_hours, 24);
+    }
+
+    #[test]
+    fn a_window_that_belongs_to_the_parties_is_never_overdue() {
+        let window = Deadline {
+            kind: DeadlineKind::ReexamRequestWindow,
+            due_ms: 10,
+            met_ms: None,
+        };
+        assert!(!window.is_overdue(1_000));
+        let handle = Deadline {
+            kind: DeadlineKind::PetitionHandle,
+            ..window
+        };
+        assert!(handle.is_overdue(1_000));
+        assert!(!handle.is_overdue(10));
+    }
+}

@@ -1,0 +1,20 @@
+//! guihe's sans-IO core.
+//!
+//! Everything the node and the simulator share lives here: the mediation domain as
+//! Automerge documents (`record`, `event`, `fold`, `view`), typed ids and division codes,
+//! and the hybrid logical clock. This crate never does IO: no clock, no randomness, no
+//! threads, no sockets, no files. Time and randomness come from the caller, so the
+//! simulator can drive the same code deterministically.
+
+pub mod deadline;
+pub mod division;
+pub mod event;
+pub mod fold;
+pub mod hlc;
+pub mod id;
+mod mapping;
+pub mod model;
+pub mod record;
+pub mod view;
+pub mod workflow;
+pub mod workload;

@@ -1,0 +1,296 @@
+//! The vocabulary of the mediation domain: kinds of record, categories, risk levels,
+//! petition channels and parties. Each coded value has a stable English code (stored in
+//! documents and on the wire) and a Chinese and an English label for people.
+
+use autosurgeon::{Hydrate, Reconcile};
+use serde::{Deserialize, Serialize};
+
+use crate::id::IdError;
+
+/// Why a coded value did not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{value:?} is not a known {kind}; known codes: {known}")]
+pub struct CodeParseError {
+    /// What kind of value was expected.
+    pub kind: &'static str,
+    /// The text as given (shortened).
+    pub value: String,
+    /// The codes that are accepted.
+    pub known: String,
+}
+
+/// Declares an enum of coded values with its code, Chinese and English labels.
+macro_rules! coded {
+    ($(#[$doc:meta])* $name:ident, $what:literal, { $($(#[$vdoc:meta])* $variant:ident = $code:literal, $zh:literal, $en:literal;)+ }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum $name {
+            $($(#[$vdoc])* $variant,)+
+        }
+
+        impl $name {
+            /// Every value, in display order.
+            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
+
+            /// The stable code stored in documents.
+            pub fn code(self) -> &'static str {
+                match self { $($name::$variant => $code,)+ }
+            }
+
+            /// The Chinese label shown first in the interface.
+            pub fn label_zh(self) -> &'static str {
+                match self { $($name::$variant => $zh,)+ }
+            }
+
+            /// The English label shown alongside.
+            pub fn label_en(self) -> &'static str {
+                match self { $($name::$variant => $en,)+ }
+            }
+        }
+
+        impl ::std::str::FromStr for $name {
+            type Err = $crate::model::CodeParseError;
+            fn from_str(s: &str) -> Result<Self, $crate::model::CodeParseError> {
+                match s {
+                    $($code => Ok($name::$variant),)+
+                    _ => Err($crate::model::CodeParseError {
+                        kind: $what,
+                        value: s.chars().take(40).collect(),
+                        known: [$($code),+].join(", "),
+                    }),
+                }
+            }
+        }
+
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(self.code())
+            }
+        }
+
+        impl ::serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.code())
+            }
+        }
+
+        impl<'de> ::serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <::std::borrow::Cow<'de, str> as ::serde::Deserialize>::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+
+        crate::mapping::string_mapped!($name);
+    };
+}
+pub(crate) use coded;
+
+coded!(
+    /// The two kinds of record.
+    Kind, "record kind", {
+        /// A dispute case (矛盾纠纷).
+        Case = "case", "矛盾纠纷", "dispute case";
+        /// A petition (信访事项).
+        Petition = "petition", "信访事项", "petition";
+    }
+);
+
+coded!(
+    /// Dispute categories of the people's mediation statistics.
+    Category, "dispute category", {
+        /// 婚姻家庭.
+        MarriageFamily = "marriage_family", "婚姻家庭", "marriage and family";
+        /// 邻里.
+        Neighbour = "neighbour", "邻里", "neighbours";
+        /// 房屋宅基地.
+        HousingHomestead = "housing_homestead", "房屋宅基地", "housing and homestead";
+        /// 山林土地.
+        ForestLand = "forest_land", "山林土地", "forest and land";
+        /// 合同.
+        Contract = "contract", "合同", "contract";
+        /// 生产经营.
+        ProductionBusiness = "production_business", "生产经营", "production and business";
+        /// 损害赔偿.
+        DamageCompensation = "damage_compensation", "损害赔偿", "damage compensation";
+        /// 劳动争议.
+        Labour = "labour", "劳动争议", "labour and wages";
+        /// 征地拆迁.
+        LandRequisition = "land_requisition", "征地拆迁", "land requisition and demolition";
+        /// 环境污染.
+        Pollution = "pollution", "环境污染", "pollution";
+        /// 医疗纠纷.
+        Medical = "medical", "医疗纠纷", "medical";
+        /// 道路交通.
+        Traffic = "traffic", "道路交通", "traffic";
+        /// 其他.
+        Other = "other", "其他", "other";
+    }
+);
+
+coded!(
+    /// Risk level of a dispute. A major risk goes to the township at once.
+    Risk, "risk level", {
+        /// 一般.
+        General = "general", "一般", "general";
+        /// 较大.
+        Significant = "significant", "较大", "significant";
+        /// 重大.
+        Major = "major", "重大", "major";
+    }
+);
+
+coded!(
+    /// How a petition arrived.
+    Channel, "petition channel", {
+        /// 来信.
+        Letter = "letter", "来信", "letter";
+        /// 来访.
+        Visit = "visit", "来访", "visit";
+        /// 电话.
+        Phone = "phone", "电话", "phone";
+        /// 网上信访.
+        Online = "online", "网上", "online";
+    }
+);
+
+coded!(
+    /// A party's role in the record.
+    PartyRole, "party role", {
+        /// 申请人 (the party that brought the dispute).
+        Applicant = "applicant", "申请人", "applicant";
+        /// 被申请人.
+        Respondent = "respondent", "被申请人", "respondent";
+        /// 信访人.
+        Petitioner = "petitioner", "信访人", "petitioner";
+        /// 其他当事人 or a third party.
+        Other = "other", "其他", "other";
+    }
+);
+
+/// Upper bounds on text that people type, so that one record cannot grow without limit.
+pub mod limits {
+    /// Longest party name, in characters.
+    pub const NAME_CHARS_MAX: usize = 64;
+    /// Longest note, reason, terms or place, in characters.
+    pub const NOTE_CHARS_MAX: usize = 4_000;
+    /// Longest summary, in characters.
+    pub const SUMMARY_CHARS_MAX: usize = 20_000;
+    /// Most parties in one record.
+    pub const PARTIES_MAX: usize = 64;
+    /// Most villages one record may belong to.
+    pub const JURISDICTIONS_MAX: usize = 16;
+    /// Most events in one record. A case has a few dozen; the bound keeps the fold cheap.
+    pub const EVENTS_MAX: usize = 4_096;
+    /// Most events one event may name as seen before it.
+    pub const AFTER_MAX: usize = 64;
+}
+
+/// A party (当事人) to a case or a petition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Reconcile, Hydrate)]
+pub struct Party {
+    /// The party's name as recorded.
+    pub name: String,
+    /// The party's role.
+    pub role: PartyRole,
+    /// Whether the party is a minor. A record with a minor is restricted.
+    pub minor: bool,
+    /// A phone number or address, if the party gave one.
+    pub contact: Option<String>,
+}
+
+/// Why a typed field was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FieldError {
+    /// A required text is empty.
+    #[error("{field} must not be empty")]
+    Empty {
+        /// The field.
+        field: &'static str,
+    },
+    /// A text is longer than its bound.
+    #[error("{field} is {len} characters long; at most {max} are allowed")]
+    TooLong {
+        /// The field.
+        field: &'static str,
+        /// Its length in characters.
+        len: usize,
+        /// The bound.
+        max: usize,
+    },
+    /// A number is outside its range.
+    #[error("{field} must be between {min} and {max}, got {value}")]
+    Range {
+        /// The field.
+        field: &'static str,
+        /// The value given.
+        value: i64,
+        /// Smallest allowed.
+        min: i64,
+        /// Largest allowed.
+        max: i64,
+    },
+    /// A code that does not parse.
+    #[error(transparent)]
+    Code(#[from] CodeParseError),
+    /// An id that does not parse.
+    #[error(transparent)]
+    Id(#[from] IdError),
+}
+
+/// Checks a text against its bound; `required` texts must also be non-empty.
+pub fn check_text(
+    field: &'static str,
+    text: &str,
+    max: usize,
+    required: bool,
+) -> Result<(), FieldError> {
+    if required && text.trim().is_empty() {
+        return Err(FieldError::Empty { field });
+    }
+    let len = text.chars().count();
+    if len > max {
+        return Err(FieldError::TooLong { field, len, max });
+    }
+    Ok(())
+}
+
+impl Party {
+    /// Checks the party's fields against their bounds.
+    pub fn check(&self) -> Result<(), FieldError> {
+        check_text("party name", &self.name, limits::NAME_CHARS_MAX, true)?;
+        if let Some(contact) = &self.contact {
+            check_text("party contact", contact, limits::NAME_CHARS_MAX * 2, false)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip_and_unknown_codes_are_typed_errors() {
+        for c in Category::ALL {
+            assert_eq!(c.code().parse::<Category>().unwrap(), *c);
+        }
+        let err = "feud".parse::<Category>().unwrap_err();
+        assert_eq!(err.kind, "dispute category");
+        assert!(err.known.contains("neighbour"));
+        assert_eq!(Risk::Major.label_zh(), "重大");
+    }
+
+    #[test]
+    fn text_bounds_are_checked() {
+        assert!(check_text("note", "", 10, false).is_ok());
+        assert_eq!(
+            check_text("name", "  ", 10, true),
+            Err(FieldError::Empty { field: "name" })
+        );
+        assert!(matches!(
+            check_text("name", "调解调解调解", 5, true),
+            Err(FieldError::TooLong { len: 6, .. })
+        ));
+    }
+}

@@ -1,0 +1,688 @@
+//! A record (a dispute case or a petition) as one Automerge document.
+//!
+//! Layout of the document root:
+//!
+//! | key | value |
+//! |---|---|
+//! | `schema` | schema version, an unsigned integer |
+//! | `kind` | `"case"` or `"petition"` |
+//! | `id` | the record id |
+//! | `jurisdictions` | list of village codes; written once at creation |
+//! | `created_ms` | when the matter was received |
+//! | `category`, `risk`, `restricted`, `channel` | the values at intake; amendments are events |
+//! | `parties` | map from party id to party; entries are added, never overwritten |
+//! | `summary` | Automerge Text, edited concurrently character by character |
+//! | `events` | the append-only event list |
+//!
+//! Only the summary text merges by content. Every other change a person makes is an event,
+//! so nothing in a person's record is decided by last-writer-wins. Each command is one
+//! Automerge change, stamped with the caller's `now`.
+//!
+//! The mapping uses autosurgeon, except for the event list: events are hydrated one by one
+//! so that one unreadable entry written by a faulty node is counted (and flags the record
+//! for review) instead of making the whole record unreadable.
+
+use std::collections::BTreeMap;
+
+use automerge::transaction::{CommitOptions, Transactable};
+use automerge::{ActorId, Automerge, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, Value};
+use autosurgeon::{Hydrate, Reconcile};
+use rand_core::RngCore;
+
+use crate::deadline::Deadlines;
+use crate::division::VillageCode;
+use crate::event::{Amend, Body, Change, Event, Note, PartyFix};
+use crate::fold::{Fold, Folder, Refusal, Start};
+use crate::hlc;
+use crate::id::{CaseId, EventId, NodeId, PartyId, PetitionId, RecordId, StaffId};
+use crate::model::{
+    Category, Channel, FieldError, Kind, Party, Risk, check_text,
+    limits::{EVENTS_MAX, JURISDICTIONS_MAX, NOTE_CHARS_MAX, PARTIES_MAX, SUMMARY_CHARS_MAX},
+};
+use crate::view::View;
+
+/// The schema version this code writes and reads.
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// How far in the future an event's business time may lie, against the caller's `now`:
+/// a few minutes of clock difference between the office PC and a phone.
+pub const FUTURE_TOLERANCE_MS: u64 = 10 * 60 * 1_000;
+
+/// Why a document could not be read as a record.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DocError {
+    /// The bytes are not an Automerge document.
+    #[error("not a readable Automerge document: {0}")]
+    Bytes(String),
+    /// The document was written by a newer (or unknown) schema.
+    #[error(
+        "record schema version {found} is not supported (this build reads version {supported})"
+    )]
+    Schema {
+        /// The version found.
+        found: u64,
+        /// The version this build reads.
+        supported: u64,
+    },
+    /// A field is missing or of the wrong type.
+    #[error("the document is not a guihe record: {0}")]
+    Shape(String),
+    /// More events than any record may hold.
+    #[error("the record holds {0} events, more than the bound of {EVENTS_MAX}")]
+    TooManyEvents(usize),
+    /// Two different records were to be merged.
+    #[error("cannot merge record {theirs} into record {ours}")]
+    Mismatch {
+        /// This record.
+        ours: RecordId,
+        /// The other record.
+        theirs: RecordId,
+    },
+    /// Automerge refused an operation.
+    #[error("automerge: {0}")]
+    Automerge(String),
+}
+
+impl From<automerge::AutomergeError> for DocError {
+    fn from(e: automerge::AutomergeError) -> Self {
+        DocError::Automerge(e.to_string())
+    }
+}
+
+impl From<autosurgeon::HydrateError> for DocError {
+    fn from(e: autosurgeon::HydrateError) -> Self {
+        DocError::Shape(e.to_string())
+    }
+}
+
+/// Why a command was not carried out. Nothing is written when a command fails.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    /// A field of the command is out of bounds.
+    #[error(transparent)]
+    Field(#[from] FieldError),
+    /// The workflow rules refuse the event.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// The event's time lies in the future.
+    #[error("the event time {at_ms} is later than now ({now_ms})")]
+    InFuture {
+        /// The time given.
+        at_ms: u64,
+        /// The caller's now.
+        now_ms: u64,
+    },
+    /// The event's time lies before the record was received.
+    #[error("the event time {at_ms} is before the record was received ({received_ms})")]
+    BeforeReceived {
+        /// The time given.
+        at_ms: u64,
+        /// When the record was received.
+        received_ms: u64,
+    },
+    /// A record needs at least one village.
+    #[error("a record belongs to at least one village")]
+    NoJurisdiction,
+    /// Too many villages.
+    #[error("a record belongs to at most {JURISDICTIONS_MAX} villages")]
+    TooManyJurisdictions,
+    /// The same village twice.
+    #[error("village {0} is listed twice")]
+    DuplicateJurisdiction(VillageCode),
+    /// Too many parties.
+    #[error("a record has at most {PARTIES_MAX} parties")]
+    TooManyParties,
+    /// The record is full.
+    #[error("the record already holds {EVENTS_MAX} events")]
+    TooManyEvents,
+    /// A petition needs the channel it arrived by; a case has none.
+    #[error("a petition needs a channel (letter, visit, phone, online) and a case has none")]
+    Channel,
+    /// The document could not be read or written.
+    #[error(transparent)]
+    Document(#[from] DocError),
+}
+
+/// Who records an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Author {
+    /// The node.
+    pub node: NodeId,
+    /// The staff member at the node.
+    pub staff: StaffId,
+}
+
+/// What a command needs from its caller: time, the node's clock, randomness, the author and
+/// the rules. The protocol reads no clock and no OS randomness of its own.
+#[allow(missing_debug_implementations)]
+pub struct Ctx<'a> {
+    /// The caller's current time, in milliseconds since the epoch.
+    pub now_ms: u64,
+    /// The node's hybrid logical clock.
+    pub clock: &'a mut hlc::Clock,
+    /// Randomness for ids.
+    pub rng: &'a mut dyn RngCore,
+    /// The Automerge actor of this node's store incarnation (see [`actor_id`]).
+    pub actor: &'a ActorId,
+    /// Who records.
+    pub author: &'a Author,
+    /// Deadline rules.
+    pub rules: &'a Deadlines,
+}
+
+/// The Automerge actor id of a node: its 32-byte public key followed by an 8-byte
+/// incarnation number that changes whenever the node's store is rebuilt, so a node restored
+/// from its peers never reuses one of its own sequence numbers.
+pub fn actor_id(node: NodeId, incarnation: u64) -> ActorId {
+    let mut bytes = Vec::with_capacity(40);
+    bytes.extend_from_slice(node.as_bytes());
+    bytes.extend_from_slice(&incarnation.to_be_bytes());
+    ActorId::from(bytes)
+}
+
+/// A new record, as taken in.
+#[derive(Debug, Clone)]
+pub struct NewRecord {
+    /// Case or petition.
+    pub kind: Kind,
+    /// The villages it belongs to (one or more).
+    pub jurisdictions: Vec<VillageCode>,
+    /// When it was received; `None` means now.
+    pub received_ms: Option<u64>,
+    /// Category.
+    pub category: Category,
+    /// Risk level.
+    pub risk: Risk,
+    /// How a petition arrived (petitions only).
+    pub channel: Option<Channel>,
+    /// Restricted by hand (a minor among the parties restricts it regardless).
+    pub restricted: bool,
+    /// The parties.
+    pub parties: Vec<Party>,
+    /// The summary.
+    pub summary: String,
+    /// A note on the intake.
+    pub note: String,
+}
+
+/// Something a person does to an existing record.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// Record an event.
+    Event {
+        /// When it happened; `None` means now.
+        at_ms: Option<u64>,
+        /// What happened.
+        body: Body,
+    },
+    /// Add a party.
+    AddParty {
+        /// The party.
+        party: Party,
+        /// Why the party is added now.
+        reason: String,
+    },
+    /// Replace the summary text (merged with concurrent edits character by character).
+    EditSummary {
+        /// The new text.
+        text: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, Reconcile, Hydrate)]
+struct Header {
+    schema: u64,
+    kind: Kind,
+    id: RecordId,
+    jurisdictions: Vec<VillageCode>,
+    created_ms: u64,
+    category: Category,
+    risk: Risk,
+    restricted: bool,
+    channel: Option<Channel>,
+    parties: BTreeMap<String, Party>,
+    summary: autosurgeon::Text,
+}
+
+/// One record and its Automerge document.
+#[derive(Debug, Clone)]
+pub struct Record {
+    doc: Automerge,
+    kind: Kind,
+    id: RecordId,
+    jurisdictions: Vec<VillageCode>,
+    received_ms: u64,
+}
+
+/// The events of a record as read from the document.
+#[derive(Debug, Clone)]
+pub struct Events {
+    /// Readable events, in list order.
+    pub events: Vec<Event>,
+    /// Entries that could not be read.
+    pub malformed: u32,
+}
+
+impl Record {
+    /// Takes in a new record: one Automerge change holding the header and the intake event.
+    pub fn create(ctx: &mut Ctx<'_>, new: NewRecord) -> Result<(Record, EventId), CommandError> {
+        if new.jurisdictions.is_empty() {
+            return Err(CommandError::NoJurisdiction);
+        }
+        if new.jurisdictions.len() > JURISDICTIONS_MAX {
+            return Err(CommandError::TooManyJurisdictions);
+        }
+        let mut villages = new.jurisdictions.clone();
+        villages.sort();
+        if let Some(pair) = villages.windows(2).find(|w| w.first() == w.get(1))
+            && let Some(&dup) = pair.first()
+        {
+            return Err(CommandError::DuplicateJurisdiction(dup));
+        }
+        if new.parties.len() > PARTIES_MAX {
+            return Err(CommandError::TooManyParties);
+        }
+        for p in &new.parties {
+            p.check()?;
+        }
+        check_text("summary", &new.summary, SUMMARY_CHARS_MAX, true)?;
+        check_text("note", &new.note, NOTE_CHARS_MAX, false)?;
+        if (new.kind == Kind::Petition) != new.channel.is_some() {
+            return Err(CommandError::Channel);
+        }
+        let received_ms = new.received_ms.unwrap_or(ctx.now_ms);
+        if received_ms > ctx.now_ms.saturating_add(FUTURE_TOLERANCE_MS) {
+            return Err(CommandError::InFuture {
+                at_ms: received_ms,
+                now_ms: ctx.now_ms,
+            });
+        }
+
+        let id = match new.kind {
+            Kind::Case => RecordId::Case(CaseId::random(ctx.rng)),
+            Kind::Petition => RecordId::Petition(PetitionId::random(ctx.rng)),
+        };
+        let parties: BTreeMap<String, Party> = new
+            .parties
+            .into_iter()
+            .map(|p| (PartyId::random(ctx.rng).to_string(), p))
+            .collect();
+        let header = Header {
+            schema: SCHEMA_VERSION,
+            kind: new.kind,
+            id,
+            jurisdictions: new.jurisdictions.clone(),
+            created_ms: received_ms,
+            category: new.category,
+            risk: new.risk,
+            restricted: new.restricted,
+            channel: new.channel,
+            parties,
+            summary: autosurgeon::Text::with_value(&new.summary),
+        };
+        let event = Event {
+            id: EventId::random(ctx.rng),
+            hlc: ctx.clock.tick(ctx.now_ms),
+            at_ms: received_ms,
+            node: ctx.author.node,
+            staff: ctx.author.staff.clone(),
+            after: Vec::new(),
+            body: Body::Intake(Note { note: new.note }),
+        };
+        let mut doc = Automerge::new().with_actor(ctx.actor.clone());
+        let event_id = event.id;
+        doc.transact_with(
+            |_| commit_options(ctx.now_ms, "intake"),
+            |tx| -> Result<(), DocError> {
+                autosurgeon::reconcile(tx, &header)
+                    .map_err(|e| DocError::Automerge(e.to_string()))?;
+                let events = tx.put_object(ROOT, "events", ObjType::List)?;
+                autosurgeon::reconcile_insert(tx, events, 0, &event)
+                    .map_err(|e| DocError::Automerge(e.to_string()))?;
+                Ok(())
+            },
+        )
+        .map_err(|failure| failure.error)?;
+        Ok((
+            Record {
+                doc,
+                kind: new.kind,
+                id,
+                jurisdictions: new.jurisdictions,
+                received_ms,
+            },
+            event_id,
+        ))
+    }
+
+    /// Reads a record from saved bytes.
+    pub fn load(bytes: &[u8]) -> Result<Record, DocError> {
+        let doc = Automerge::load(bytes).map_err(|e| DocError::Bytes(e.to_string()))?;
+        Record::from_doc(doc)
+    }
+
+    /// Wraps an Automerge document, checking that it is a record this build can read.
+    pub fn from_doc(doc: Automerge) -> Result<Record, DocError> {
+        match doc.get(ROOT, "schema")? {
+            Some((Value::Scalar(s), _)) => match s.as_u64() {
+                Some(SCHEMA_VERSION) => {}
+                Some(found) => {
+                    return Err(DocError::Schema {
+                        found,
+                        supported: SCHEMA_VERSION,
+                    });
+                }
+                None => return Err(DocError::Shape("schema is not a number".into())),
+            },
+            _ => return Err(DocError::Shape("no schema version".into())),
+        }
+        let header: Header = autosurgeon::hydrate(&doc)?;
+        if header.jurisdictions.is_empty() {
+            return Err(DocError::Shape("no jurisdiction".into()));
+        }
+        let kind_matches = matches!(
+            (header.kind, header.id),
+            (Kind::Case, RecordId::Case(_)) | (Kind::Petition, RecordId::Petition(_))
+        );
+        if !kind_matches {
+            return Err(DocError::Shape("kind and id disagree".into()));
+        }
+        let record = Record {
+            doc,
+            kind: header.kind,
+            id: header.id,
+            jurisdictions: header.jurisdictions,
+            received_ms: header.created_ms,
+        };
+        let (_, len) = record.events_obj()?;
+        if len > EVENTS_MAX {
+            return Err(DocError::TooManyEvents(len));
+        }
+        Ok(record)
+    }
+
+    /// The whole document, compacted.
+    pub fn save(&self) -> Vec<u8> {
+        self.doc.save()
+    }
+
+    /// The Automerge document.
+    pub fn doc(&self) -> &Automerge {
+        &self.doc
+    }
+
+    /// The record id.
+    pub fn id(&self) -> RecordId {
+        self.id
+    }
+
+    /// Case or petition.
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// The villages the record belongs to.
+    pub fn jurisdictions(&self) -> &[VillageCode] {
+        &self.jurisdictions
+    }
+
+    /// The heads of the document's change graph.
+    pub fn heads(&self) -> Vec<ChangeHash> {
+        self.doc.get_heads()
+    }
+
+    /// Merges another replica of the same record into this one.
+    pub fn merge(&mut self, other: &Record) -> Result<(), DocError> {
+        if other.id != self.id {
+            return Err(DocError::Mismatch {
+                ours: self.id,
+                theirs: other.id,
+            });
+        }
+        let mut theirs = other.doc.clone();
+        self.doc.merge(&mut theirs)?;
+        let (_, len) = self.events_obj()?;
+        if len > EVENTS_MAX {
+            return Err(DocError::TooManyEvents(len));
+        }
+        Ok(())
+    }
+
+    /// A copy of this record that writes as another actor (another node, or a test replica).
+    pub fn fork(&self, actor: ActorId) -> Record {
+        let mut copy = self.clone();
+        copy.doc = self.doc.fork().with_actor(actor);
+        copy
+    }
+
+    fn events_obj(&self) -> Result<(ObjId, usize), DocError> {
+        match self.doc.get(ROOT, "events")? {
+            Some((Value::Object(ObjType::List), obj)) => {
+                let len = self.doc.length(&obj);
+                Ok((obj, len))
+            }
+            _ => Err(DocError::Shape("no event list".into())),
+        }
+    }
+
+    fn header(&self) -> Result<Header, DocError> {
+        Ok(autosurgeon::hydrate(&self.doc)?)
+    }
+
+    /// The summary text.
+    pub fn summary(&self) -> Result<String, DocError> {
+        let text: autosurgeon::Text = autosurgeon::hydrate_prop(&self.doc, ROOT, "summary")?;
+        Ok(text.as_str().to_string())
+    }
+
+    /// The parties in the record's party map (before corrections; see the fold).
+    pub fn parties(&self) -> Result<BTreeMap<PartyId, Party>, DocError> {
+        parse_parties(self.header()?.parties)
+    }
+
+    /// The events, in list order; unreadable entries are counted.
+    pub fn events(&self) -> Result<Events, DocError> {
+        let (obj, len) = self.events_obj()?;
+        let mut out = Events {
+            events: Vec::with_capacity(len),
+            malformed: 0,
+        };
+        for i in 0..len.min(EVENTS_MAX) {
+            match autosurgeon::hydrate_prop::<_, Event, _, _>(&self.doc, &obj, i) {
+                Ok(e) => out.events.push(e),
+                Err(_) => out.malformed += 1,
+            }
+        }
+        Ok(out)
+    }
+
+    fn folder<'r>(&self, rules: &'r Deadlines) -> Result<(Folder<'r>, Vec<Event>), DocError> {
+        let header = self.header()?;
+        let start = Start {
+            kind: self.kind,
+            received_ms: header.created_ms,
+            category: header.category,
+            risk: header.risk,
+            restricted: header.restricted,
+            parties: parse_parties(header.parties)?,
+        };
+        let Events {
+            mut events,
+            malformed: _,
+        } = self.events()?;
+        events.sort_by(|a, b| (a.hlc, a.id).cmp(&(b.hlc, b.id)));
+        events.dedup_by_key(|e| e.id);
+        let mut folder = Folder::new(start, rules);
+        for e in &events {
+            folder.push(e);
+        }
+        Ok((folder, events))
+    }
+
+    /// Folds the events into status, deadlines and review flags.
+    pub fn fold(&self, rules: &Deadlines) -> Result<Fold, DocError> {
+        let malformed = self.events()?.malformed;
+        let (folder, _) = self.folder(rules)?;
+        let mut fold = folder.finish();
+        fold.malformed = malformed;
+        Ok(fold)
+    }
+
+    /// The read model for lists and dashboards.
+    pub fn view(&self, rules: &Deadlines) -> Result<View, DocError> {
+        let fold = self.fold(rules)?;
+        let header = self.header()?;
+        Ok(View::build(
+            self.id,
+            &self.jurisdictions,
+            header.channel,
+            header.summary.as_str().to_string(),
+            fold,
+        ))
+    }
+
+    /// Carries out a command as one Automerge change. On any error nothing is written.
+    pub fn apply(&mut self, ctx: &mut Ctx<'_>, command: Command) -> Result<EventId, CommandError> {
+        let (folder, events) = self.folder(ctx.rules)?;
+        let (events_obj, len) = self.events_obj()?;
+        if len >= EVENTS_MAX {
+            return Err(CommandError::TooManyEvents);
+        }
+        let (at_ms, body, new_party, new_summary) = match command {
+            Command::Event { at_ms, body } => (at_ms, body, None, None),
+            Command::AddParty { party, reason } => {
+                party.check()?;
+                if self.parties()?.len() >= PARTIES_MAX {
+                    return Err(CommandError::TooManyParties);
+                }
+                let id = PartyId::random(ctx.rng);
+                let body = Body::Amend(Amend {
+                    target: None,
+                    change: Change::PartyAdded(id),
+                    reason,
+                });
+                (None, body, Some((id, party)), None)
+            }
+            Command::EditSummary { text, reason } => {
+                check_text("summary", &text, SUMMARY_CHARS_MAX, true)?;
+                let body = Body::Amend(Amend {
+                    target: None,
+                    change: Change::Summary(Note {
+                        note: String::new(),
+                    }),
+                    reason,
+                });
+                (None, body, None, Some(text))
+            }
+        };
+        let at_ms = at_ms.unwrap_or(ctx.now_ms);
+        if at_ms > ctx.now_ms.saturating_add(FUTURE_TOLERANCE_MS) {
+            return Err(CommandError::InFuture {
+                at_ms,
+                now_ms: ctx.now_ms,
+            });
+        }
+        if at_ms < self.received_ms {
+            return Err(CommandError::BeforeReceived {
+                at_ms,
+                received_ms: self.received_ms,
+            });
+        }
+        body.check()?;
+        let mut folder = folder;
+        if let Some((id, party)) = &new_party {
+            folder.note_party(*id, party.clone());
+        }
+        folder.check(&body, at_ms)?;
+
+        // The events no other event names as seen: what this author has seen last.
+        let mut heads: BTreeMap<EventId, ()> = events.iter().map(|e| (e.id, ())).collect();
+        for e in &events {
+            for seen in &e.after {
+                heads.remove(seen);
+            }
+        }
+        for e in &events {
+            ctx.clock.observe(e.hlc);
+        }
+        let event = Event {
+            id: EventId::random(ctx.rng),
+            hlc: ctx.clock.tick(ctx.now_ms),
+            at_ms,
+            node: ctx.author.node,
+            staff: ctx.author.staff.clone(),
+            after: heads.into_keys().collect(),
+            body,
+        };
+        let event_id = event.id;
+        let message = event.body.event_type().label_zh();
+        self.doc.set_actor(ctx.actor.clone());
+        self.doc
+            .transact_with(
+                |_| commit_options(ctx.now_ms, message),
+                |tx| -> Result<(), DocError> {
+                    let reconcile_err =
+                        |e: autosurgeon::ReconcileError| DocError::Automerge(e.to_string());
+                    if let Some((id, party)) = &new_party {
+                        let parties = match tx.get(ROOT, "parties")? {
+                            Some((Value::Object(ObjType::Map), obj)) => obj,
+                            _ => return Err(DocError::Shape("no party map".into())),
+                        };
+                        autosurgeon::reconcile_prop(tx, parties, id.to_string().as_str(), party)
+                            .map_err(reconcile_err)?;
+                    }
+                    if let Some(text) = &new_summary {
+                        let mut summary: autosurgeon::Text =
+                            autosurgeon::hydrate_prop(tx, ROOT, "summary")?;
+                        summary.update(text);
+                        autosurgeon::reconcile_prop(tx, ROOT, "summary", &summary)
+                            .map_err(reconcile_err)?;
+                    }
+                    autosurgeon::reconcile_insert(tx, events_obj.clone(), len, &event)
+                        .map_err(reconcile_err)?;
+                    Ok(())
+                },
+            )
+            .map_err(|failure| failure.error)?;
+        Ok(event_id)
+    }
+
+    /// Applies a party correction. A convenience over [`Command::Event`] with an `Amend`.
+    pub fn fix_party(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        id: PartyId,
+        party: Party,
+        reason: String,
+    ) -> Result<EventId, CommandError> {
+        self.apply(
+            ctx,
+            Command::Event {
+                at_ms: None,
+                body: Body::Amend(Amend {
+                    target: None,
+                    change: Change::Party(PartyFix { id, party }),
+                    reason,
+                }),
+            },
+        )
+    }
+}
+
+fn commit_options(now_ms: u64, message: &str) -> CommitOptions {
+    CommitOptions::default()
+        .with_time(i64::try_from(now_ms).unwrap_or(i64::MAX))
+        .with_message(message.to_string())
+}
+
+fn parse_parties(raw: BTreeMap<String, Party>) -> Result<BTreeMap<PartyId, Party>, DocError> {
+    raw.into_iter()
+        .map(|(k, v)| {
+            k.parse::<PartyId>()
+                .map(|id| (id, v))
+                .map_err(|e| DocError::Shape(format!("party key: {e}")))
+        })
+        .collect()
+}

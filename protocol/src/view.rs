@@ -1,0 +1,235 @@
+//! Read models materialised from a record, for lists and dashboards.
+//!
+//! A view is a pure function of the record's events and header, so every replica that holds
+//! the same changes builds the same view. Nothing in it depends on the reader's clock:
+//! whether a deadline is overdue is asked with `now_ms` at read time.
+
+use serde::{Deserialize, Serialize};
+
+use crate::deadline::Deadline;
+use crate::division::VillageCode;
+use crate::event::Refer;
+use crate::fold::{AgreementState, Conflict, CourtState, Fold, Skipped};
+use crate::id::{CaseId, PartyId, PetitionId, RecordId, StaffId};
+use crate::model::{Category, Channel, Kind, PartyRole, Risk};
+use crate::workflow::Status;
+
+/// A party as shown in lists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartyView {
+    /// The party id.
+    pub id: PartyId,
+    /// The name.
+    pub name: String,
+    /// The role.
+    pub role: PartyRole,
+    /// A minor.
+    pub minor: bool,
+}
+
+/// What every record's view has.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Common {
+    /// The villages it belongs to.
+    pub jurisdictions: Vec<VillageCode>,
+    /// When it was received.
+    pub received_ms: u64,
+    /// Category.
+    pub category: Category,
+    /// Risk level.
+    pub risk: Risk,
+    /// Restricted: a minor is among the parties, or it was restricted by hand. Later
+    /// layers show such records only to their handlers and leave them out of exports and
+    /// dashboards by name.
+    pub restricted: bool,
+    /// Status.
+    pub status: Status,
+    /// Unsettled contradictions or entries that could not be applied.
+    pub needs_review: bool,
+    /// The staff member in charge.
+    pub handler: Option<StaffId>,
+    /// The parties.
+    pub parties: Vec<PartyView>,
+    /// The summary.
+    pub summary: String,
+    /// Follow-up visits.
+    pub follow_ups: u32,
+    /// The latest satisfaction rating.
+    pub satisfaction: Option<u8>,
+    /// The latest referral.
+    pub referral: Option<Refer>,
+    /// When it was last resolved or replied to.
+    pub resolved_ms: Option<u64>,
+    /// When it was closed.
+    pub closed_ms: Option<u64>,
+    /// The latest business time of any event.
+    pub last_at_ms: u64,
+    /// Events applied.
+    pub events: u32,
+    /// Contradictions awaiting review.
+    pub conflicts: Vec<Conflict>,
+    /// Entries kept but not applied, awaiting review.
+    pub skipped: Vec<Skipped>,
+    /// Unreadable entries.
+    pub malformed: u32,
+    /// Deadlines.
+    pub deadlines: Vec<Deadline>,
+    /// A protection order, if one was requested.
+    pub protection: Option<CourtState>,
+}
+
+impl Common {
+    /// The deadlines that are overdue at `now_ms`.
+    pub fn overdue(&self, now_ms: u64) -> impl Iterator<Item = &Deadline> {
+        self.deadlines.iter().filter(move |d| d.is_overdue(now_ms))
+    }
+
+    /// Whether any deadline is overdue at `now_ms`.
+    pub fn is_overdue(&self, now_ms: u64) -> bool {
+        self.overdue(now_ms).next().is_some()
+    }
+
+    /// A major-risk matter that is still open and was not passed to the township: the
+    /// method says such a matter goes up at once.
+    pub fn major_risk_unreported(&self) -> bool {
+        self.risk == Risk::Major && self.status.is_open() && self.referral.is_none()
+    }
+}
+
+/// A dispute case for lists and dashboards.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaseView {
+    /// The case id.
+    pub id: CaseId,
+    /// Shared fields.
+    #[serde(flatten)]
+    pub common: Common,
+    /// Mediation sessions held.
+    pub sessions: u32,
+    /// The agreement.
+    pub agreement: Option<AgreementState>,
+    /// Judicial confirmation.
+    pub judicial: Option<CourtState>,
+}
+
+/// A petition for lists and dashboards.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PetitionView {
+    /// The petition id.
+    pub id: PetitionId,
+    /// Shared fields.
+    #[serde(flatten)]
+    pub common: Common,
+    /// How it arrived.
+    pub channel: Channel,
+    /// When it was accepted (or its handling restarted).
+    pub accepted_ms: Option<u64>,
+    /// Days the handling period was extended by.
+    pub extension_days: Option<u32>,
+    /// When it was replied to.
+    pub reply_ms: Option<u64>,
+    /// When re-examination was requested.
+    pub reexam_requested_ms: Option<u64>,
+    /// When re-examination was answered.
+    pub reexam_answered_ms: Option<u64>,
+}
+
+/// Either view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum View {
+    /// A case.
+    Case(CaseView),
+    /// A petition.
+    Petition(PetitionView),
+}
+
+impl View {
+    pub(crate) fn build(
+        id: RecordId,
+        jurisdictions: &[VillageCode],
+        channel: Option<Channel>,
+        summary: String,
+        fold: Fold,
+    ) -> View {
+        let restricted = fold.restricted_flag || fold.parties.values().any(|p| p.minor);
+        let needs_review = fold.needs_review();
+        let common = Common {
+            jurisdictions: jurisdictions.to_vec(),
+            received_ms: fold.received_ms,
+            category: fold.category,
+            risk: fold.risk,
+            restricted,
+            status: fold.status,
+            needs_review,
+            handler: fold.handler,
+            parties: fold
+                .parties
+                .iter()
+                .map(|(id, p)| PartyView {
+                    id: *id,
+                    name: p.name.clone(),
+                    role: p.role,
+                    minor: p.minor,
+                })
+                .collect(),
+            summary,
+            follow_ups: fold.follow_ups,
+            satisfaction: fold.satisfaction,
+            referral: fold.referral,
+            resolved_ms: fold.resolved_ms,
+            closed_ms: fold.closed_ms,
+            last_at_ms: fold.last_at_ms,
+            events: fold.applied,
+            conflicts: fold.conflicts,
+            skipped: fold.skipped,
+            malformed: fold.malformed,
+            deadlines: fold.deadlines,
+            protection: fold.protection,
+        };
+        match id {
+            RecordId::Case(id) => View::Case(CaseView {
+                id,
+                common,
+                sessions: fold.sessions,
+                agreement: fold.agreement,
+                judicial: fold.judicial,
+            }),
+            RecordId::Petition(id) => View::Petition(PetitionView {
+                id,
+                common,
+                // A petition always has a channel: creation refuses one without.
+                channel: channel.unwrap_or(Channel::Visit),
+                accepted_ms: fold.accepted_ms,
+                extension_days: fold.extension_days,
+                reply_ms: fold.reply_ms,
+                reexam_requested_ms: fold.reexam_requested_ms,
+                reexam_answered_ms: fold.reexam_answered_ms,
+            }),
+        }
+    }
+
+    /// The fields both kinds share.
+    pub fn common(&self) -> &Common {
+        match self {
+            View::Case(c) => &c.common,
+            View::Petition(p) => &p.common,
+        }
+    }
+
+    /// The record id.
+    pub fn id(&self) -> RecordId {
+        match self {
+            View::Case(c) => RecordId::Case(c.id),
+            View::Petition(p) => RecordId::Petition(p.id),
+        }
+    }
+
+    /// The record kind.
+    pub fn kind(&self) -> Kind {
+        match self {
+            View::Case(_) => Kind::Case,
+            View::Petition(_) => Kind::Petition,
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! The status of a record and the table of which event may follow which status.
+//!
+//! Cases: 登记 → 受理 → 调解中 → 调解成功 | 调解不成 | 移交 → 回访 → 结案; 重新办理 reopens.
+//! Petitions: 登记 → 受理 | 不予受理; 受理 → 办理中 → 已答复 → (复查中 → 已复查) → 回访 → 结案.
+//! This table only looks at the status. Rules that need more of the record (a judicial
+//! request needs an agreement, a petition is extended once) live in the fold.
+
+use crate::event::EventType;
+use crate::model::{Kind, coded};
+
+coded!(
+    /// Where a record stands.
+    Status, "status", {
+        /// 登记: taken in, not yet accepted.
+        Registered = "registered", "登记", "registered";
+        /// 受理.
+        Accepted = "accepted", "受理", "accepted";
+        /// 不予受理 (petitions).
+        NotAccepted = "not_accepted", "不予受理", "not accepted";
+        /// 调解中 (cases).
+        Mediating = "mediating", "调解中", "mediating";
+        /// 办理中 (petitions).
+        Handling = "handling", "办理中", "in hand";
+        /// 调解成功 (cases).
+        Resolved = "resolved", "调解成功", "resolved";
+        /// 调解不成 (cases).
+        Failed = "failed", "调解不成", "failed";
+        /// 移交: referred upward, to a court or to another organisation.
+        Referred = "referred", "移交", "referred";
+        /// 已答复 (petitions).
+        Replied = "replied", "已答复", "replied";
+        /// 复查中 (petitions).
+        Reexamining = "reexamining", "复查中", "under re-examination";
+        /// 已复查 (petitions).
+        Reexamined = "reexamined", "已复查", "re-examined";
+        /// 已回访.
+        FollowedUp = "followed_up", "已回访", "followed up";
+        /// 结案.
+        Closed = "closed", "结案", "closed";
+        /// 重新办理.
+        Reopened = "reopened", "重新办理", "reopened";
+    }
+);
+
+/// What an allowed event does to the status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// The status stays.
+    Stay,
+    /// The status becomes this one.
+    To(Status),
+}
+
+impl Status {
+    /// Whether the matter is still being worked on (not settled, closed or passed on).
+    pub fn is_open(self) -> bool {
+        matches!(
+            self,
+            Status::Registered
+                | Status::Accepted
+                | Status::Mediating
+                | Status::Handling
+                | Status::Reopened
+                | Status::Reexamining
+        )
+    }
+
+    /// Whether a record of `kind` can have this status.
+    pub fn applies_to(self, kind: Kind) -> bool {
+        match kind {
+            Kind::Case => !matches!(
+                self,
+                Status::NotAccepted
+                    | Status::Handling
+                    | Status::Replied
+                    | Status::Reexamining
+                    | Status::Reexamined
+            ),
+            Kind::Petition => {
+                !matches!(self, Status::Mediating | Status::Resolved | Status::Failed)
+            }
+        }
+    }
+
+    /// Whether the record counts as resolved locally in the county's statistics.
+    pub fn counts_as_resolved(self) -> bool {
+        matches!(
+            self,
+            Status::Resolved
+                | Status::Replied
+                | Status::Reexamined
+                | Status::FollowedUp
+                | Status::Closed
+        )
+    }
+}
+
+/// The status-table rule: may an event of type `ty` follow `status` in a record of `kind`,
+/// and what does it do? `None` means the event is not allowed there.
+///
+/// `Amend` and `Review` are allowed everywhere; their effect is the fold's business.
+pub fn transition(kind: Kind, status: Status, ty: EventType) -> Option<Next> {
+    use EventType as E;
+    use Status as S;
+    let to = |s| Some(Next::To(s));
+    let stay = Some(Next::Stay);
+    match ty {
+        E::Amend | E::Review => return stay,
+        E::Intake => return None,
+        E::ProtectionRequest | E::ProtectionResult if status == S::Closed => return None,
+        _ => {}
+    }
+    match kind {
+        Kind::Case => match (ty, status) {
+            (E::Accept, S::Registered) => to(S::Accepted),
+            (E::Assign, S::Registered | S::Accepted | S::Mediating | S::Referred | S::Reopened) => {
+                stay
+            }
+            (E::Session, S::Accepted | S::Mediating | S::Reopened) => to(S::Mediating),
+            (E::Agreement, S::Mediating) => to(S::Resolved),
+            (E::Resolve, S::Accepted | S::Mediating | S::Reopened) => to(S::Resolved),
+            (E::Fail, S::Mediating) => to(S::Failed),
+            (E::JudicialRequest | E::JudicialResult, S::Resolved | S::FollowedUp | S::Closed) => {
+                stay
+            }
+            (E::ProtectionRequest | E::ProtectionResult, _) => stay,
+            (E::Refer, S::Registered | S::Accepted | S::Mediating | S::Failed | S::Reopened) => {
+                to(S::Referred)
+            }
+            (E::FollowUp, S::Resolved | S::Failed | S::Referred | S::FollowedUp) => {
+                to(S::FollowedUp)
+            }
+            (
+                E::Satisfaction,
+                S::Resolved | S::Failed | S::Referred | S::FollowedUp | S::Closed,
+            ) => stay,
+            (E::Close, S::Resolved | S::Failed | S::Referred | S::FollowedUp) => to(S::Closed),
+            (E::Reopen, S::Resolved | S::Failed | S::Referred | S::FollowedUp | S::Closed) => {
+                to(S::Reopened)
+            }
+            _ => None,
+        },
+        Kind::Petition => match (ty, status) {
+            (E::Accept, S::Registered) => to(S::Accepted),
+            (E::NotAccept, S::Registered) => to(S::NotAccepted),
+            (E::Assign, S::Registered | S::Reexamining) => stay,
+            (E::Assign, S::Accepted | S::Handling | S::Reopened) => to(S::Handling),
+            (E::Extend, S::Accepted | S::Handling | S::Reopened) => stay,
+            (E::Reply, S::Accepted | S::Handling | S::Reopened) => to(S::Replied),
+            (E::Refer, S::Registered | S::Accepted | S::Handling | S::Reopened) => to(S::Referred),
+            (E::ReexamRequest, S::Replied | S::FollowedUp) => to(S::Reexamining),
+            (E::ReexamAnswer, S::Reexamining) => to(S::Reexamined),
+            (
+                E::FollowUp,
+                S::Replied | S::Reexamined | S::Referred | S::FollowedUp | S::NotAccepted,
+            ) => to(S::FollowedUp),
+            (
+                E::Satisfaction,
+                S::Replied | S::Reexamined | S::Referred | S::FollowedUp | S::Closed,
+            ) => stay,
+            (
+                E::Close,
+                S::Replied | S::Reexamined | S::Referred | S::FollowedUp | S::NotAccepted,
+            ) => to(S::Closed),
+            (
+                E::Reopen,
+                S::Replied
+                | S::Reexamined
+                | S::Referred
+                | S::FollowedUp
+                | S::NotAccepted
+                | S::Closed,
+            ) => to(S::Reopened),
+            _ => None,
+        },
+    }
+}
+
+/// Events whose outcome excludes the others': two of these recorded concurrently with
+/// different results contradict each other and put the record up for review.
+pub fn is_decisive(ty: EventType) -> bool {
+    matches!(
+        ty,
+        EventType::Accept
+            | EventType::NotAccept
+            | EventType::Agreement
+            | EventType::Resolve
+            | EventType::Fail
+            | EventType::Refer
+            | EventType::Reply
+            | EventType::Close
+            | EventType::Reopen
+    )
+}
+
+/// The event types a person may record next on a record of `kind` in `status`, in the
+/// order a form lists them. Context rules of the fold may still refuse one.
+pub fn allowed(kind: Kind, status: Status) -> Vec<EventType> {
+    ALL_EVENT_TYPES
+        .iter()
+        .copied()
+        .filter(|ty| transition(kind, status, *ty).is_some())
+        .collect()
+}
+
+/// Every event type, in timeline order.
+pub const ALL_EVENT_TYPES: &[EventType] = &[
+    EventType::Intake,
+    EventType::Accept,
+    EventType::NotAccept,
+    EventType::Assign,
+    EventType::Session,
+    EventType::Agreement,
+    EventType::JudicialRequest,
+    EventType::JudicialResult,
+    EventType::ProtectionRequest,
+    EventType::ProtectionResult,
+    EventType::Refer,
+    EventType::Resolve,
+    EventType::Fail,
+    EventType::Extend,
+    EventType::Reply,
+    EventType::ReexamRequest,
+    EventType::ReexamAnswer,
+    EventType::FollowUp,
+    EventType::Satisfaction,
+    EventType::Close,
+    EventType::Reopen,
+    EventType::Amend,
+    EventType::Review,
+];

@@ -1,0 +1,253 @@
+//! Realistic, seeded work for tests and the simulator: new records and the next thing a
+//! village worker might record on one. All choices come from the caller's randomness, so a
+//! seed replays the same work.
+
+use rand_core::RngCore;
+
+use crate::division::VillageCode;
+use crate::event::EventType;
+use crate::event::{
+    Agreement, AgreementForm, Amend, Assign, Body, Change, Court, Extend, Note, Outcome,
+    ProtectionRequest, Refer, ReferLevel, Review, Satisfaction, Session,
+};
+use crate::fold::Fold;
+use crate::id::StaffId;
+use crate::model::{Category, Channel, Kind, Party, PartyRole, Risk};
+use crate::record::{Command, NewRecord};
+use crate::workflow::{ALL_EVENT_TYPES, Status, transition};
+
+const SURNAMES: &[&str] = &["谭", "冉", "马", "陈", "秦", "向", "黄", "刘", "王", "李"];
+const GIVEN: &[&str] = &[
+    "德明", "小红", "光荣", "春梅", "大勇", "金凤", "国富", "玉兰",
+];
+const SUMMARIES: &[&str] = &[
+    "两户因宅基地界线发生争执，要求村调解委员会调解。",
+    "邻里因排水沟堵塞引发纠纷，双方多次争吵。",
+    "承包山林边界不清，双方对林木归属有异议。",
+    "务工人员被拖欠工资，要求包工头支付。",
+    "夫妻因赡养老人问题产生矛盾，请求调解。",
+    "道路交通事故赔偿金额双方未达成一致。",
+];
+const PLACES: &[&str] = &["村贵和工作室", "村委会会议室", "当事人家中", "田间现场"];
+const STAFF: &[&str] = &["tan.dm", "ran.xh", "ma.gr", "chen.cm"];
+
+fn pick<'a, T>(rng: &mut dyn RngCore, items: &'a [T]) -> Option<&'a T> {
+    if items.is_empty() {
+        return None;
+    }
+    let i = (rng.next_u32() as usize) % items.len();
+    items.get(i)
+}
+
+fn text(rng: &mut dyn RngCore, items: &[&str]) -> String {
+    pick(rng, items).copied().unwrap_or("").to_string()
+}
+
+fn person(rng: &mut dyn RngCore) -> String {
+    format!("{}{}", text(rng, SURNAMES), text(rng, GIVEN))
+}
+
+fn chance(rng: &mut dyn RngCore, percent: u32) -> bool {
+    rng.next_u32() % 100 < percent
+}
+
+/// A new record of `kind` belonging to `villages`.
+pub fn new_record(rng: &mut dyn RngCore, kind: Kind, villages: &[VillageCode]) -> NewRecord {
+    let category = pick(rng, Category::ALL).copied().unwrap_or(Category::Other);
+    let risk = match rng.next_u32() % 100 {
+        0..=84 => Risk::General,
+        85..=97 => Risk::Significant,
+        _ => Risk::Major,
+    };
+    let mut parties = vec![Party {
+        name: person(rng),
+        role: if kind == Kind::Case {
+            PartyRole::Applicant
+        } else {
+            PartyRole::Petitioner
+        },
+        minor: false,
+        contact: None,
+    }];
+    if kind == Kind::Case {
+        parties.push(Party {
+            name: person(rng),
+            role: PartyRole::Respondent,
+            minor: chance(rng, 3),
+            contact: None,
+        });
+    }
+    NewRecord {
+        kind,
+        jurisdictions: villages.to_vec(),
+        received_ms: None,
+        category,
+        risk,
+        channel: (kind == Kind::Petition)
+            .then(|| pick(rng, Channel::ALL).copied().unwrap_or(Channel::Visit)),
+        restricted: false,
+        parties,
+        summary: text(rng, SUMMARIES),
+        note: String::new(),
+    }
+}
+
+/// The event types that the rules allow next on a record in the state `fold`.
+pub fn candidates(fold: &Fold) -> Vec<EventType> {
+    let pending =
+        |c: &Option<crate::fold::CourtState>| c.as_ref().is_some_and(|c| c.decided.is_none());
+    ALL_EVENT_TYPES
+        .iter()
+        .copied()
+        .filter(|ty| transition(fold.kind, fold.status, *ty).is_some())
+        .filter(|ty| match ty {
+            EventType::JudicialRequest => fold.agreement.is_some() && !pending(&fold.judicial),
+            EventType::JudicialResult => pending(&fold.judicial),
+            EventType::ProtectionRequest => !pending(&fold.protection),
+            EventType::ProtectionResult => pending(&fold.protection),
+            EventType::Extend => fold.extension_days.is_none(),
+            EventType::ReexamRequest => fold.reexam_requested_ms.is_none(),
+            EventType::Review => fold.needs_review(),
+            _ => true,
+        })
+        .collect()
+}
+
+/// A command a worker might record next on a record in the state `fold`, or `None` when
+/// nothing is left to do.
+pub fn next_command(rng: &mut dyn RngCore, fold: &Fold) -> Option<Command> {
+    if chance(rng, 5) {
+        return Some(Command::EditSummary {
+            text: format!("{}（补充：{}）", text(rng, SUMMARIES), person(rng)),
+            reason: "补充情况".into(),
+        });
+    }
+    let types = candidates(fold);
+    // Amend is always allowed; prefer progress so cases move through their life.
+    let progress: Vec<EventType> = types
+        .iter()
+        .copied()
+        .filter(|t| *t != EventType::Amend)
+        .collect();
+    let ty = if progress.is_empty() || chance(rng, 5) {
+        EventType::Amend
+    } else {
+        *pick(rng, &progress)?
+    };
+    let note = |rng: &mut dyn RngCore| Note {
+        note: text(rng, SUMMARIES),
+    };
+    let staff = |rng: &mut dyn RngCore| -> StaffId {
+        text(rng, STAFF)
+            .parse()
+            .unwrap_or_else(|_| StaffId::default_worker())
+    };
+    let body = match ty {
+        EventType::Intake => return None,
+        EventType::Accept => Body::Accept(note(rng)),
+        EventType::NotAccept => Body::NotAccept(Note {
+            note: "不属于信访事项受理范围".into(),
+        }),
+        EventType::Assign => Body::Assign(Assign {
+            to: staff(rng),
+            note: String::new(),
+        }),
+        EventType::Session => Body::Session(Session {
+            place: text(rng, PLACES),
+            note: "双方陈述意见，调解员释法说理。".into(),
+        }),
+        EventType::Agreement => Body::Agreement(Agreement {
+            form: if chance(rng, 80) {
+                AgreementForm::Written
+            } else {
+                AgreementForm::Oral
+            },
+            terms: "双方同意按协议履行，互不追究。".into(),
+            seek_confirmation: chance(rng, 30),
+        }),
+        EventType::JudicialRequest => Body::JudicialRequest(Court {
+            court: "石柱土家族自治县人民法院".into(),
+            note: String::new(),
+        }),
+        EventType::JudicialResult | EventType::ProtectionResult => {
+            let outcome = Outcome {
+                granted: chance(rng, 90),
+                note: "裁定书已送达".into(),
+            };
+            if ty == EventType::JudicialResult {
+                Body::JudicialResult(outcome)
+            } else {
+                Body::ProtectionResult(outcome)
+            }
+        }
+        EventType::ProtectionRequest => Body::ProtectionRequest(ProtectionRequest {
+            court: "石柱土家族自治县人民法院".into(),
+            urgent: chance(rng, 30),
+            note: String::new(),
+        }),
+        EventType::Refer => Body::Refer(Refer {
+            level: if chance(rng, 80) {
+                ReferLevel::Township
+            } else {
+                ReferLevel::Court
+            },
+            to: "乡镇综治中心".into(),
+            reason: "村级调解未果，上报乡镇".into(),
+        }),
+        EventType::Resolve => Body::Resolve(note(rng)),
+        EventType::Fail => Body::Fail(Note {
+            note: "双方分歧较大".into(),
+        }),
+        EventType::Extend => Body::Extend(Extend {
+            days: 1 + rng.next_u32() % 30,
+            reason: "情况复杂，需进一步调查".into(),
+        }),
+        EventType::Reply => Body::Reply(Note {
+            note: "已书面答复信访人".into(),
+        }),
+        EventType::ReexamRequest => Body::ReexamRequest(note(rng)),
+        EventType::ReexamAnswer => Body::ReexamAnswer(Note {
+            note: "维持原处理意见".into(),
+        }),
+        EventType::FollowUp => Body::FollowUp(Note {
+            note: "回访当事人，协议履行良好".into(),
+        }),
+        EventType::Satisfaction => Body::Satisfaction(Satisfaction {
+            rating: 1 + (rng.next_u32() % 5) as u8,
+            note: String::new(),
+        }),
+        EventType::Close => Body::Close(note(rng)),
+        EventType::Reopen => Body::Reopen(Note {
+            note: "当事人反悔，重新调解".into(),
+        }),
+        EventType::Amend => Body::Amend(Amend {
+            target: None,
+            change: if chance(rng, 50) {
+                Change::Risk(pick(rng, Risk::ALL).copied().unwrap_or(Risk::General))
+            } else {
+                Change::Category(pick(rng, Category::ALL).copied().unwrap_or(Category::Other))
+            },
+            reason: "登记有误，予以更正".into(),
+        }),
+        EventType::Review => Body::Review(Review {
+            outcome: pick(rng, &review_outcomes(fold.kind)).copied(),
+            note: "经乡镇审核，确认处理结果".into(),
+        }),
+    };
+    Some(Command::Event { at_ms: None, body })
+}
+
+fn review_outcomes(kind: Kind) -> Vec<Status> {
+    Status::ALL
+        .iter()
+        .copied()
+        .filter(|s| s.applies_to(kind))
+        .collect()
+}
+
+impl StaffId {
+    /// The account the workload falls back to.
+    fn default_worker() -> StaffId {
+        StaffId::from_str_unchecked("worker")
+    }
+}
