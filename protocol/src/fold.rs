@@ -24,7 +24,7 @@ use crate::deadline::{Deadline, DeadlineKind, Deadlines, days_after, hours_after
 use crate::event::{AgreementForm, Body, Change, Event, EventType, Refer};
 use crate::id::{EventId, PartyId, StaffId};
 use crate::model::{Category, Kind, Party, Risk};
-use crate::workflow::{Next, Status, is_decisive, transition};
+use crate::workflow::{Next, Status, decisive_outcome, transition};
 
 /// Why a command was refused by the workflow rules. Nothing is written when this happens.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
@@ -148,6 +148,18 @@ pub struct CourtState {
     pub decided: Option<(u64, bool)>,
 }
 
+impl CourtState {
+    /// Whether the court has yet to decide.
+    pub fn is_pending(&self) -> bool {
+        self.decided.is_none()
+    }
+}
+
+/// Whether a court request is waiting for its decision.
+pub fn pending(request: &Option<CourtState>) -> bool {
+    request.as_ref().is_some_and(CourtState::is_pending)
+}
+
 /// The folded state of a record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fold {
@@ -265,6 +277,13 @@ pub struct Folder<'a> {
     skipped: Vec<(bool, Skipped, usize)>,
 }
 
+/// Puts events in fold order, `(hlc, id)`, and drops repeated ids (only a faulty writer
+/// repeats one; the first in order is kept).
+pub fn order(events: &mut Vec<Event>) {
+    events.sort_by_key(|e| (e.hlc, e.id));
+    events.dedup_by_key(|e| e.id);
+}
+
 fn bit(set: &[u64], i: usize) -> bool {
     set.get(i / 64).is_some_and(|w| w & (1u64 << (i % 64)) != 0)
 }
@@ -321,17 +340,6 @@ impl<'a> Folder<'a> {
         }
     }
 
-    /// Folds a whole event list (in any order) and finishes.
-    pub fn fold_all(mut self, mut events: Vec<Event>, malformed: u32) -> Fold {
-        events.sort_by(|a, b| (a.hlc, a.id).cmp(&(b.hlc, b.id)));
-        events.dedup_by_key(|e| e.id);
-        for event in &events {
-            self.push(event);
-        }
-        self.state.malformed = malformed;
-        self.finish()
-    }
-
     /// The current status, for command validation.
     pub fn status(&self) -> Status {
         self.state.status
@@ -359,24 +367,18 @@ impl<'a> Folder<'a> {
                 if s.agreement.is_none() {
                     return Err(Refusal::NoAgreement);
                 }
-                if s.judicial.as_ref().is_some_and(|j| j.decided.is_none()) {
+                if pending(&s.judicial) {
                     return Err(Refusal::JudicialPending);
                 }
             }
-            Body::JudicialResult(_) => {
-                if !s.judicial.as_ref().is_some_and(|j| j.decided.is_none()) {
-                    return Err(Refusal::NoJudicialRequest);
-                }
+            Body::JudicialResult(_) if !pending(&s.judicial) => {
+                return Err(Refusal::NoJudicialRequest);
             }
-            Body::ProtectionRequest(_) => {
-                if s.protection.as_ref().is_some_and(|p| p.decided.is_none()) {
-                    return Err(Refusal::ProtectionPending);
-                }
+            Body::ProtectionRequest(_) if pending(&s.protection) => {
+                return Err(Refusal::ProtectionPending);
             }
-            Body::ProtectionResult(_) => {
-                if !s.protection.as_ref().is_some_and(|p| p.decided.is_none()) {
-                    return Err(Refusal::NoProtectionRequest);
-                }
+            Body::ProtectionResult(_) if !pending(&s.protection) => {
+                return Err(Refusal::NoProtectionRequest);
             }
             Body::Extend(e) => {
                 if s.extension_days.is_some() {
@@ -468,6 +470,21 @@ impl<'a> Folder<'a> {
         }
         match self.check(&event.body, event.at_ms) {
             Err(refusal) => {
+                // A decisive event refused because a concurrent decisive event sorts before
+                // it is a contradiction when their outcomes differ, and a harmless repeat
+                // (two offices closing the same case) when they agree.
+                if let Some(outcome) = decisive_outcome(event.body.event_type()) {
+                    let concurrent: Vec<(usize, EventId, Status)> = self
+                        .decisive
+                        .iter()
+                        .copied()
+                        .filter(|(p, ..)| !self.is_ancestor(pos, *p))
+                        .collect();
+                    if !concurrent.is_empty() {
+                        self.record_outcome_conflicts(pos, event.id, outcome, &concurrent);
+                        return;
+                    }
+                }
                 self.skipped.push((
                     false,
                     Skipped {
@@ -478,9 +495,32 @@ impl<'a> Folder<'a> {
                 ));
             }
             Ok(next) => {
-                self.detect_conflicts(pos, event, next);
+                self.detect_conflicts(pos, event);
                 self.apply(event, next);
                 self.state.applied += 1;
+            }
+        }
+    }
+
+    fn record_outcome_conflicts(
+        &mut self,
+        pos: usize,
+        id: EventId,
+        outcome: Status,
+        concurrent: &[(usize, EventId, Status)],
+    ) {
+        for &(p, earlier, earlier_outcome) in concurrent {
+            if earlier_outcome != outcome {
+                self.conflicts.push((
+                    false,
+                    Conflict {
+                        first: earlier,
+                        second: id,
+                        about: ConflictAbout::Outcome,
+                    },
+                    p,
+                    pos,
+                ));
             }
         }
     }
@@ -489,26 +529,16 @@ impl<'a> Folder<'a> {
         self.ancestors.get(of).is_some_and(|a| bit(a, candidate))
     }
 
-    fn detect_conflicts(&mut self, pos: usize, event: &Event, next: Option<Status>) {
-        let ty = event.body.event_type();
-        if is_decisive(ty)
-            && let Some(to) = next
-        {
-            for &(p, id, earlier_to) in &self.decisive {
-                if earlier_to != to && !self.is_ancestor(pos, p) {
-                    self.conflicts.push((
-                        false,
-                        Conflict {
-                            first: id,
-                            second: event.id,
-                            about: ConflictAbout::Outcome,
-                        },
-                        p,
-                        pos,
-                    ));
-                }
-            }
-            self.decisive.push((pos, event.id, to));
+    fn detect_conflicts(&mut self, pos: usize, event: &Event) {
+        if let Some(outcome) = decisive_outcome(event.body.event_type()) {
+            let concurrent: Vec<(usize, EventId, Status)> = self
+                .decisive
+                .iter()
+                .copied()
+                .filter(|(p, ..)| !self.is_ancestor(pos, *p))
+                .collect();
+            self.record_outcome_conflicts(pos, event.id, outcome, &concurrent);
+            self.decisive.push((pos, event.id, outcome));
         }
         if let Body::Amend(a) = &event.body {
             let (field, value) = match &a.change {

@@ -245,6 +245,14 @@ impl StaffId {
     }
 }
 
+impl StaffId {
+    /// For constants known to be valid; checked in debug builds.
+    pub(crate) fn from_str_unchecked(s: &str) -> StaffId {
+        debug_assert!(s.parse::<StaffId>().is_ok());
+        StaffId(s.to_string())
+    }
+}
+
 impl FromStr for StaffId {
     type Err = IdError;
     fn from_str(s: &str) -> Result<Self, IdError> {
@@ -324,13 +332,5 @@ mod tests {
         assert!(matches!("Zhang".parse::<StaffId>(), Err(IdError::Staff(_))));
         assert!(matches!(".x".parse::<StaffId>(), Err(IdError::Staff(_))));
         assert!("zhang.wei-2".parse::<StaffId>().is_ok());
-    }
-}
-
-impl StaffId {
-    /// For constants known to be valid; checked in debug builds.
-    pub(crate) fn from_str_unchecked(s: &str) -> StaffId {
-        debug_assert!(s.parse::<StaffId>().is_ok());
-        StaffId(s.to_string())
     }
 }

@@ -6,6 +6,15 @@
 //! threads, no sockets, no files. Time and randomness come from the caller, so the
 //! simulator can drive the same code deterministically.
 
+// Shipped code never panics on input: no unwrap, expect, panic or unchecked indexing.
+// Tests, benches and integration tests are separate crates and may.
+#![warn(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 pub mod deadline;
 pub mod division;
 pub mod event;

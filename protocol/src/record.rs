@@ -512,8 +512,7 @@ impl Record {
             mut events,
             malformed: _,
         } = self.events()?;
-        events.sort_by(|a, b| (a.hlc, a.id).cmp(&(b.hlc, b.id)));
-        events.dedup_by_key(|e| e.id);
+        crate::fold::order(&mut events);
         let mut folder = Folder::new(start, rules);
         for e in &events {
             folder.push(e);

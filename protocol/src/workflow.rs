@@ -2,6 +2,8 @@
 //!
 //! Cases: 登记 → 受理 → 调解中 → 调解成功 | 调解不成 | 移交 → 回访 → 结案; 重新办理 reopens.
 //! Petitions: 登记 → 受理 | 不予受理; 受理 → 办理中 → 已答复 → (复查中 → 已复查) → 回访 → 结案.
+//! Protection orders (一书一令) belong to dispute cases, the family disputes a police-station
+//! mediation handles; petitions do not carry them.
 //! This table only looks at the status. Rules that need more of the record (a judicial
 //! request needs an agreement, a petition is extended once) live in the fold.
 
@@ -176,21 +178,21 @@ pub fn transition(kind: Kind, status: Status, ty: EventType) -> Option<Next> {
     }
 }
 
-/// Events whose outcome excludes the others': two of these recorded concurrently with
-/// different results contradict each other and put the record up for review.
-pub fn is_decisive(ty: EventType) -> bool {
-    matches!(
-        ty,
-        EventType::Accept
-            | EventType::NotAccept
-            | EventType::Agreement
-            | EventType::Resolve
-            | EventType::Fail
-            | EventType::Refer
-            | EventType::Reply
-            | EventType::Close
-            | EventType::Reopen
-    )
+/// The outcome of a decisive event: events whose outcome excludes the others'. Two of these
+/// recorded concurrently with different outcomes contradict each other and put the record
+/// up for review. Other events return `None`.
+pub fn decisive_outcome(ty: EventType) -> Option<Status> {
+    match ty {
+        EventType::Accept => Some(Status::Accepted),
+        EventType::NotAccept => Some(Status::NotAccepted),
+        EventType::Agreement | EventType::Resolve => Some(Status::Resolved),
+        EventType::Fail => Some(Status::Failed),
+        EventType::Refer => Some(Status::Referred),
+        EventType::Reply => Some(Status::Replied),
+        EventType::Close => Some(Status::Closed),
+        EventType::Reopen => Some(Status::Reopened),
+        _ => None,
+    }
 }
 
 /// The event types a person may record next on a record of `kind` in `status`, in the

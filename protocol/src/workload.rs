@@ -10,7 +10,7 @@ use crate::event::{
     Agreement, AgreementForm, Amend, Assign, Body, Change, Court, Extend, Note, Outcome,
     ProtectionRequest, Refer, ReferLevel, Review, Satisfaction, Session,
 };
-use crate::fold::Fold;
+use crate::fold::{Fold, pending};
 use crate::id::StaffId;
 use crate::model::{Category, Channel, Kind, Party, PartyRole, Risk};
 use crate::record::{Command, NewRecord};
@@ -94,8 +94,6 @@ pub fn new_record(rng: &mut dyn RngCore, kind: Kind, villages: &[VillageCode]) -
 
 /// The event types that the rules allow next on a record in the state `fold`.
 pub fn candidates(fold: &Fold) -> Vec<EventType> {
-    let pending =
-        |c: &Option<crate::fold::CourtState>| c.as_ref().is_some_and(|c| c.decided.is_none());
     ALL_EVENT_TYPES
         .iter()
         .copied()
@@ -140,7 +138,7 @@ pub fn next_command(rng: &mut dyn RngCore, fold: &Fold) -> Option<Command> {
     let staff = |rng: &mut dyn RngCore| -> StaffId {
         text(rng, STAFF)
             .parse()
-            .unwrap_or_else(|_| StaffId::default_worker())
+            .unwrap_or_else(|_| StaffId::from_str_unchecked("worker"))
     };
     let body = match ty {
         EventType::Intake => return None,
@@ -243,11 +241,4 @@ fn review_outcomes(kind: Kind) -> Vec<Status> {
         .copied()
         .filter(|s| s.applies_to(kind))
         .collect()
-}
-
-impl StaffId {
-    /// The account the workload falls back to.
-    fn default_worker() -> StaffId {
-        StaffId::from_str_unchecked("worker")
-    }
 }
