@@ -633,11 +633,14 @@ impl Record {
                             .map_err(reconcile_err)?;
                     }
                     if let Some(text) = &new_summary {
-                        let mut summary: autosurgeon::Text =
-                            autosurgeon::hydrate_prop(tx, ROOT, "summary")?;
-                        summary.update(text);
-                        autosurgeon::reconcile_prop(tx, ROOT, "summary", &summary)
-                            .map_err(reconcile_err)?;
+                        // Automerge diffs the text itself, in its own index units.
+                        // (autosurgeon's `Text::update` counts bytes while automerge counts
+                        // code points, which breaks on Chinese text.)
+                        let summary = match tx.get(ROOT, "summary")? {
+                            Some((Value::Object(ObjType::Text), obj)) => obj,
+                            _ => return Err(DocError::Shape("no summary text".into())),
+                        };
+                        tx.update_text(&summary, text)?;
                     }
                     autosurgeon::reconcile_insert(tx, events_obj.clone(), len, &event)
                         .map_err(reconcile_err)?;

@@ -1415,3 +1415,34 @@ fn two_offices_closing_the_same_case_concurrently_need_no_review() {
     assert!(!va.common().needs_review, "{:?}", va.common());
     assert!(contains_event(&a, first) && contains_event(&a, second));
 }
+
+#[test]
+fn summary_edits_in_chinese_apply_and_merge_concurrently() {
+    let (mut o1, mut o2, mut a, mut b) = two_offices();
+    let start = a.summary().unwrap();
+    for text in [
+        "两户因宅基地界线发生争执，要求村调解委员会调解。",
+        "邻里纠纷",
+    ] {
+        a.apply(
+            &mut o1.ctx(),
+            Command::EditSummary {
+                text: text.into(),
+                reason: "补充".into(),
+            },
+        )
+        .unwrap();
+        assert_eq!(a.summary().unwrap(), text);
+    }
+    b.apply(
+        &mut o2.ctx(),
+        Command::EditSummary {
+            text: format!("{start}（乡镇补充）"),
+            reason: "补充".into(),
+        },
+    )
+    .unwrap();
+    merge_both_ways(&mut a, &mut b);
+    assert_eq!(a.summary().unwrap(), b.summary().unwrap());
+    assert!(a.summary().unwrap().contains("乡镇补充"));
+}
