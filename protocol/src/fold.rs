@@ -474,12 +474,7 @@ impl<'a> Folder<'a> {
                 // it is a contradiction when their outcomes differ, and a harmless repeat
                 // (two offices closing the same case) when they agree.
                 if let Some(outcome) = decisive_outcome(event.body.event_type()) {
-                    let concurrent: Vec<(usize, EventId, Status)> = self
-                        .decisive
-                        .iter()
-                        .copied()
-                        .filter(|(p, ..)| !self.is_ancestor(pos, *p))
-                        .collect();
+                    let concurrent = self.concurrent_decisive(pos);
                     if !concurrent.is_empty() {
                         self.record_outcome_conflicts(pos, event.id, outcome, &concurrent);
                         return;
@@ -511,18 +506,37 @@ impl<'a> Folder<'a> {
     ) {
         for &(p, earlier, earlier_outcome) in concurrent {
             if earlier_outcome != outcome {
-                self.conflicts.push((
-                    false,
-                    Conflict {
-                        first: earlier,
-                        second: id,
-                        about: ConflictAbout::Outcome,
-                    },
-                    p,
-                    pos,
-                ));
+                self.conflict((p, earlier), (pos, id), ConflictAbout::Outcome);
             }
         }
+    }
+
+    /// The decisive events applied so far that the event at `pos` had not seen.
+    fn concurrent_decisive(&self, pos: usize) -> Vec<(usize, EventId, Status)> {
+        self.decisive
+            .iter()
+            .copied()
+            .filter(|(p, ..)| !self.is_ancestor(pos, *p))
+            .collect()
+    }
+
+    /// Notes an unsettled conflict between two events, given as (position, id).
+    fn conflict(
+        &mut self,
+        first: (usize, EventId),
+        second: (usize, EventId),
+        about: ConflictAbout,
+    ) {
+        self.conflicts.push((
+            false,
+            Conflict {
+                first: first.1,
+                second: second.1,
+                about,
+            },
+            first.0,
+            second.0,
+        ));
     }
 
     fn is_ancestor(&self, of: usize, candidate: usize) -> bool {
@@ -531,12 +545,7 @@ impl<'a> Folder<'a> {
 
     fn detect_conflicts(&mut self, pos: usize, event: &Event) {
         if let Some(outcome) = decisive_outcome(event.body.event_type()) {
-            let concurrent: Vec<(usize, EventId, Status)> = self
-                .decisive
-                .iter()
-                .copied()
-                .filter(|(p, ..)| !self.is_ancestor(pos, *p))
-                .collect();
+            let concurrent = self.concurrent_decisive(pos);
             self.record_outcome_conflicts(pos, event.id, outcome, &concurrent);
             self.decisive.push((pos, event.id, outcome));
         }
@@ -548,23 +557,16 @@ impl<'a> Folder<'a> {
                 Change::Party(fix) => (Field::Party(fix.id), format!("{:?}", fix.party)),
                 Change::PartyAdded(_) | Change::Summary(_) | Change::Note(_) => return,
             };
-            let earlier = self.amended.entry(field).or_default();
-            for (p, id, v) in earlier.iter() {
-                let concurrent = !self.ancestors.get(pos).is_some_and(|anc| bit(anc, *p));
-                if *v != value && concurrent {
-                    self.conflicts.push((
-                        false,
-                        Conflict {
-                            first: *id,
-                            second: event.id,
-                            about: ConflictAbout::Field,
-                        },
-                        *p,
-                        pos,
-                    ));
+            let earlier = self.amended.get(&field).cloned().unwrap_or_default();
+            for (p, id, v) in &earlier {
+                if *v != value && !self.is_ancestor(pos, *p) {
+                    self.conflict((*p, *id), (pos, event.id), ConflictAbout::Field);
                 }
             }
-            earlier.push((pos, event.id, value));
+            self.amended
+                .entry(field)
+                .or_default()
+                .push((pos, event.id, value));
         }
     }
 
