@@ -412,21 +412,20 @@ pub(crate) fn run(out: &Path) -> Result<(), DemoError> {
         .values()
         .map(|r| r.view(&rules))
         .collect::<Result<_, _>>()?;
+    let open = views.iter().filter(|v| v.common().status.is_open()).count();
     let resolved = views
         .iter()
         .filter(|v| v.common().status.counts_as_resolved())
         .count();
-    let settled_or_open = views.len();
+    let concluded = views.len() - open;
     let overdue = views
         .iter()
         .filter(|v| v.common().is_overdue(now_real))
         .count();
     println!(
-        "县级汇总 county: {} records, {} resolved or replied ({:.1}%), {} with an overdue deadline, {} need review",
+        "县级汇总 county: {} records · {open} 办理中 in hand · {resolved} of {concluded} concluded settled locally ({:.1}%) · {overdue} overdue · {} need review",
         views.len(),
-        resolved,
-        100.0 * resolved as f64 / settled_or_open.max(1) as f64,
-        overdue,
+        100.0 * resolved as f64 / concluded.max(1) as f64,
         views.iter().filter(|v| v.common().needs_review).count()
     );
 

@@ -130,7 +130,7 @@ pub fn next_command(rng: &mut dyn RngCore, fold: &Fold) -> Option<Command> {
     let ty = if progress.is_empty() || chance(rng, 5) {
         EventType::Amend
     } else {
-        *pick(rng, &progress)?
+        pick_weighted(rng, &progress)?
     };
     let note = |rng: &mut dyn RngCore| Note {
         note: text(rng, SUMMARIES),
@@ -233,6 +233,41 @@ pub fn next_command(rng: &mut dyn RngCore, fold: &Fold) -> Option<Command> {
         }),
     };
     Some(Command::Event { at_ms: None, body })
+}
+
+/// How often a worker records each type when it is allowed. Most disputes are settled in
+/// the village (the county reports 99.42%), so mediation and settlement dominate, while
+/// referral, failure and reopening are rare.
+fn weight(ty: EventType) -> u32 {
+    match ty {
+        EventType::Accept | EventType::Review => 50,
+        EventType::Session | EventType::Reply | EventType::FollowUp => 30,
+        EventType::Agreement | EventType::Close => 25,
+        EventType::Satisfaction => 20,
+        EventType::Resolve | EventType::Assign | EventType::JudicialRequest => 10,
+        EventType::JudicialResult | EventType::ProtectionResult | EventType::ReexamAnswer => 10,
+        EventType::Extend | EventType::ReexamRequest => 4,
+        EventType::Refer | EventType::Fail | EventType::NotAccept => 3,
+        EventType::ProtectionRequest | EventType::Reopen => 2,
+        EventType::Amend => 1,
+        EventType::Intake => 0,
+    }
+}
+
+fn pick_weighted(rng: &mut dyn RngCore, types: &[EventType]) -> Option<EventType> {
+    let total: u32 = types.iter().map(|t| weight(*t)).sum();
+    if total == 0 {
+        return None;
+    }
+    let mut roll = rng.next_u32() % total;
+    for ty in types {
+        let w = weight(*ty);
+        if roll < w {
+            return Some(*ty);
+        }
+        roll -= w;
+    }
+    None
 }
 
 fn review_outcomes(kind: Kind) -> Vec<Status> {
