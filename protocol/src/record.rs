@@ -256,6 +256,14 @@ pub struct Record {
     received_ms: u64,
 }
 
+/// A record's header and events, read once and folded.
+struct Folded<'r> {
+    folder: Folder<'r>,
+    events: Vec<Event>,
+    header: Header,
+    malformed: u32,
+}
+
 /// The events of a record as read from the document.
 #[derive(Debug, Clone)]
 pub struct Events {
@@ -498,7 +506,10 @@ impl Record {
         Ok(out)
     }
 
-    fn folder<'r>(&self, rules: &'r Deadlines) -> Result<(Folder<'r>, Vec<Event>), DocError> {
+    /// Reads the header and the events once and folds them. Returns the folder (for
+    /// command validation), the events in fold order, the header and the number of
+    /// unreadable entries.
+    fn folder<'r>(&self, rules: &'r Deadlines) -> Result<Folded<'r>, DocError> {
         let header = self.header()?;
         let start = Start {
             kind: self.kind,
@@ -506,33 +517,43 @@ impl Record {
             category: header.category,
             risk: header.risk,
             restricted: header.restricted,
-            parties: parse_parties(header.parties)?,
+            parties: parse_parties(header.parties.clone())?,
         };
         let Events {
             mut events,
-            malformed: _,
+            malformed,
         } = self.events()?;
         crate::fold::order(&mut events);
         let mut folder = Folder::new(start, rules);
         for e in &events {
             folder.push(e);
         }
-        Ok((folder, events))
+        Ok(Folded {
+            folder,
+            events,
+            header,
+            malformed,
+        })
     }
 
     /// Folds the events into status, deadlines and review flags.
     pub fn fold(&self, rules: &Deadlines) -> Result<Fold, DocError> {
-        let malformed = self.events()?.malformed;
-        let (folder, _) = self.folder(rules)?;
-        let mut fold = folder.finish();
-        fold.malformed = malformed;
+        let folded = self.folder(rules)?;
+        let mut fold = folded.folder.finish();
+        fold.malformed = folded.malformed;
         Ok(fold)
     }
 
     /// The read model for lists and dashboards.
     pub fn view(&self, rules: &Deadlines) -> Result<View, DocError> {
-        let fold = self.fold(rules)?;
-        let header = self.header()?;
+        let Folded {
+            folder,
+            header,
+            malformed,
+            ..
+        } = self.folder(rules)?;
+        let mut fold = folder.finish();
+        fold.malformed = malformed;
         Ok(View::build(
             self.id,
             &self.jurisdictions,
@@ -544,7 +565,12 @@ impl Record {
 
     /// Carries out a command as one Automerge change. On any error nothing is written.
     pub fn apply(&mut self, ctx: &mut Ctx<'_>, command: Command) -> Result<EventId, CommandError> {
-        let (folder, events) = self.folder(ctx.rules)?;
+        let Folded {
+            mut folder,
+            events,
+            header,
+            ..
+        } = self.folder(ctx.rules)?;
         let (events_obj, len) = self.events_obj()?;
         if len >= EVENTS_MAX {
             return Err(CommandError::TooManyEvents);
@@ -553,7 +579,7 @@ impl Record {
             Command::Event { at_ms, body } => (at_ms, body, None, None),
             Command::AddParty { party, reason } => {
                 party.check()?;
-                if self.parties()?.len() >= PARTIES_MAX {
+                if header.parties.len() >= PARTIES_MAX {
                     return Err(CommandError::TooManyParties);
                 }
                 let id = PartyId::random(ctx.rng);
@@ -590,7 +616,6 @@ impl Record {
             });
         }
         body.check()?;
-        let mut folder = folder;
         if let Some((id, party)) = &new_party {
             folder.note_party(*id, party.clone());
         }
