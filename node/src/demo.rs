@@ -11,16 +11,12 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use automerge::ActorId;
 use guihe_protocol::deadline::Deadlines;
 use guihe_protocol::division::{Division, TownshipCode, VillageCode};
 use guihe_protocol::event::{Body, Note, Refer, ReferLevel, Review, Session};
-use guihe_protocol::hlc::Clock;
 use guihe_protocol::id::{NodeId, RecordId};
 use guihe_protocol::model::Kind;
-use guihe_protocol::record::{
-    Author, Command, CommandError, Ctx, DocError, NewRecord, Record, actor_id,
-};
+use guihe_protocol::record::{Command, CommandError, DocError, NewRecord, Record, Writer};
 use guihe_protocol::view::View;
 use guihe_protocol::workflow::Status;
 use guihe_protocol::workload;
@@ -59,10 +55,8 @@ const DAY_MS: u64 = 86_400_000;
 struct Office {
     name: String,
     division: Division,
-    clock: Clock,
+    writer: Writer,
     rng: StdRng,
-    actor: ActorId,
-    author: Author,
     records: BTreeMap<RecordId, Record>,
 }
 
@@ -79,15 +73,14 @@ impl Office {
         Ok(Office {
             name: name.to_string(),
             division,
-            clock: Clock::new(),
-            rng: StdRng::from_rng(seed),
-            actor: actor_id(node, 1),
-            author: Author {
+            writer: Writer::new(
                 node,
-                staff: staff
+                1,
+                staff
                     .parse()
                     .map_err(|e| DemoError::Layout(format!("{e}")))?,
-            },
+            ),
+            rng: StdRng::from_rng(seed),
             records: BTreeMap::new(),
         })
     }
@@ -98,14 +91,7 @@ impl Office {
         rules: &Deadlines,
         new: NewRecord,
     ) -> Result<RecordId, DemoError> {
-        let mut ctx = Ctx {
-            now_ms,
-            clock: &mut self.clock,
-            rng: &mut self.rng,
-            actor: &self.actor,
-            author: &self.author,
-            rules,
-        };
+        let mut ctx = self.writer.ctx(now_ms, &mut self.rng, rules);
         let (record, _) = Record::create(&mut ctx, new)?;
         let id = record.id();
         self.records.insert(id, record);
@@ -125,14 +111,7 @@ impl Office {
                 self.name
             )));
         };
-        let mut ctx = Ctx {
-            now_ms,
-            clock: &mut self.clock,
-            rng: &mut self.rng,
-            actor: &self.actor,
-            author: &self.author,
-            rules,
-        };
+        let mut ctx = self.writer.ctx(now_ms, &mut self.rng, rules);
         record.apply(&mut ctx, command)?;
         Ok(())
     }
@@ -145,6 +124,11 @@ impl Office {
         body: Body,
     ) -> Result<(), DemoError> {
         self.apply(id, now_ms, rules, Command::Event { at_ms: None, body })
+    }
+
+    /// This office's view of a record, if it holds the record.
+    fn view(&self, id: RecordId, rules: &Deadlines) -> Result<Option<View>, DemoError> {
+        Ok(self.records.get(&id).map(|r| r.view(rules)).transpose()?)
     }
 
     /// Whether this office may hold a record of these villages.
@@ -172,7 +156,8 @@ impl Office {
                     }
                 }
                 None => {
-                    self.records.insert(*id, theirs.fork(self.actor.clone()));
+                    self.records
+                        .insert(*id, theirs.fork(self.writer.actor.clone()));
                     changed += 1;
                 }
             }
@@ -338,10 +323,7 @@ pub(crate) fn run(out: &Path) -> Result<(), DemoError> {
     )?;
     sync_round(&mut offices, &mut townships, &mut county)?;
     let flagged = county
-        .records
-        .get(&cross_id)
-        .map(|r| r.view(&rules))
-        .transpose()?
+        .view(cross_id, &rules)?
         .is_some_and(|v| v.common().needs_review);
     println!(
         "断网期间的冲突 contradiction while the link was down: the village resolved {cross} while the township referred it → 待审核 needs review at the county: {flagged}",
@@ -361,10 +343,7 @@ pub(crate) fn run(out: &Path) -> Result<(), DemoError> {
     )?;
     sync_round(&mut offices, &mut townships, &mut county)?;
     let settled = county
-        .records
-        .get(&cross_id)
-        .map(|r| r.view(&rules))
-        .transpose()?
+        .view(cross_id, &rules)?
         .is_some_and(|v| !v.common().needs_review && v.common().status == Status::Resolved);
     println!(
         "乡镇审核后 after the township's review: settled as 调解成功 resolved everywhere: {settled}\n"

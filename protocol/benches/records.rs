@@ -11,10 +11,9 @@ use std::time::{Duration, Instant};
 use automerge::Automerge;
 use guihe_protocol::deadline::Deadlines;
 use guihe_protocol::division::VillageCode;
-use guihe_protocol::hlc::Clock;
 use guihe_protocol::id::NodeId;
 use guihe_protocol::model::Kind;
-use guihe_protocol::record::{Author, Ctx, Record, actor_id};
+use guihe_protocol::record::{Record, Writer};
 use guihe_protocol::workload;
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
@@ -39,14 +38,12 @@ fn main() {
         .unwrap_or(10_000);
 
     let rules = Deadlines::default();
-    let mut clock = Clock::new();
     let mut rng = ChaCha8Rng::seed_from_u64(7);
-    let node = NodeId::from_bytes([7; 32]);
-    let actor = actor_id(node, 1);
-    let author = Author {
-        node,
-        staff: "bench".parse().expect("valid staff id"),
-    };
+    let mut writer = Writer::new(
+        NodeId::from_bytes([7; 32]),
+        1,
+        "bench".parse().expect("valid staff id"),
+    );
     let village: VillageCode = "500240101201".parse().expect("valid village");
     let mut now_ms: u64 = 1_772_323_200_000;
     let mut figures = Vec::new();
@@ -62,14 +59,7 @@ fn main() {
             Kind::Case
         };
         let new = workload::new_record(&mut rng, kind, &[village]);
-        let mut ctx = Ctx {
-            now_ms,
-            clock: &mut clock,
-            rng: &mut rng,
-            actor: &actor,
-            author: &author,
-            rules: &rules,
-        };
+        let mut ctx = writer.ctx(now_ms, &mut rng, &rules);
         let (mut record, _) = Record::create(&mut ctx, new).expect("create");
         for _ in 0..EVENTS_PER_CASE - 1 {
             now_ms += 3_600_000;
@@ -77,14 +67,7 @@ fn main() {
             let Some(cmd) = workload::next_command(&mut rng, &fold) else {
                 break;
             };
-            let mut ctx = Ctx {
-                now_ms,
-                clock: &mut clock,
-                rng: &mut rng,
-                actor: &actor,
-                author: &author,
-                rules: &rules,
-            };
+            let mut ctx = writer.ctx(now_ms, &mut rng, &rules);
             if record.apply(&mut ctx, cmd).is_ok() {
                 events_written += 1;
             }

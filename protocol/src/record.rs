@@ -170,6 +170,46 @@ pub struct Ctx<'a> {
     pub rules: &'a Deadlines,
 }
 
+/// A node's writing identity: its clock, its Automerge actor and who is at the keyboard.
+/// One per node (or per simulated node); it hands out a [`Ctx`] for each command.
+#[derive(Debug, Clone)]
+pub struct Writer {
+    /// The node's hybrid logical clock, shared by all its records.
+    pub clock: hlc::Clock,
+    /// The actor of this node's store incarnation.
+    pub actor: ActorId,
+    /// Who records.
+    pub author: Author,
+}
+
+impl Writer {
+    /// A writer for `node` in store incarnation `incarnation`, recording as `staff`.
+    pub fn new(node: NodeId, incarnation: u64, staff: StaffId) -> Writer {
+        Writer {
+            clock: hlc::Clock::new(),
+            actor: actor_id(node, incarnation),
+            author: Author { node, staff },
+        }
+    }
+
+    /// The context for one command at `now_ms`.
+    pub fn ctx<'a>(
+        &'a mut self,
+        now_ms: u64,
+        rng: &'a mut dyn RngCore,
+        rules: &'a Deadlines,
+    ) -> Ctx<'a> {
+        Ctx {
+            now_ms,
+            clock: &mut self.clock,
+            rng,
+            actor: &self.actor,
+            author: &self.author,
+            rules,
+        }
+    }
+}
+
 /// The Automerge actor id of a node: its 32-byte public key followed by an 8-byte
 /// incarnation number that changes whenever the node's store is rebuilt, so a node restored
 /// from its peers never reuses one of its own sequence numbers.

@@ -5,13 +5,11 @@
 
 use std::collections::BTreeSet;
 
-use automerge::ActorId;
 use guihe_protocol::deadline::Deadlines;
 use guihe_protocol::division::VillageCode;
-use guihe_protocol::hlc::Clock;
 use guihe_protocol::id::{EventId, NodeId};
 use guihe_protocol::model::Kind;
-use guihe_protocol::record::{Author, CommandError, Ctx, DocError, Record, actor_id};
+use guihe_protocol::record::{CommandError, DocError, Record, Writer};
 use guihe_protocol::workload;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -71,9 +69,7 @@ pub struct Report {
 }
 
 struct Office {
-    clock: Clock,
-    actor: ActorId,
-    author: Author,
+    writer: Writer,
     now_ms: u64,
 }
 
@@ -93,12 +89,11 @@ pub fn run(config: &Config) -> Result<Report, SimError> {
         rng.fill_bytes(&mut key);
         let node = NodeId::from_bytes(key);
         offices.push(Office {
-            clock: Clock::new(),
-            actor: actor_id(node, 1),
-            author: Author {
+            writer: Writer::new(
                 node,
-                staff: "sim".parse().map_err(|_| SimError::Config("staff id"))?,
-            },
+                1,
+                "sim".parse().map_err(|_| SimError::Config("staff id"))?,
+            ),
             now_ms: START_MS,
         });
     }
@@ -112,11 +107,11 @@ pub fn run(config: &Config) -> Result<Report, SimError> {
     };
     let new = workload::new_record(&mut rng, kind, &[village]);
     let first = offices.first_mut().ok_or(SimError::Config("no office"))?;
-    let (record, _) =
-        Record::create(&mut ctx(first, &mut rng, &rules), new).map_err(SimError::Command)?;
+    let (record, _) = Record::create(&mut first.writer.ctx(first.now_ms, &mut rng, &rules), new)
+        .map_err(SimError::Command)?;
     let mut replicas: Vec<Record> = offices
         .iter()
-        .map(|o| record.fork(o.actor.clone()))
+        .map(|o| record.fork(o.writer.actor.clone()))
         .collect();
     let mut written: BTreeSet<EventId> = BTreeSet::new();
     let (mut refused, mut merges) = (0, 0);
@@ -144,7 +139,10 @@ pub fn run(config: &Config) -> Result<Report, SimError> {
             continue;
         };
         let before = replica.heads();
-        match replica.apply(&mut ctx(office, &mut rng, &rules), command) {
+        match replica.apply(
+            &mut office.writer.ctx(office.now_ms, &mut rng, &rules),
+            command,
+        ) {
             Ok(id) => {
                 written.insert(id);
             }
@@ -192,17 +190,6 @@ pub fn run(config: &Config) -> Result<Report, SimError> {
         heads: heads.iter().map(|h| h.to_string()).collect(),
         status: view.common().status.code().to_string(),
     })
-}
-
-fn ctx<'a>(office: &'a mut Office, rng: &'a mut ChaCha8Rng, rules: &'a Deadlines) -> Ctx<'a> {
-    Ctx {
-        now_ms: office.now_ms,
-        clock: &mut office.clock,
-        rng,
-        actor: &office.actor,
-        author: &office.author,
-        rules,
-    }
 }
 
 #[cfg(test)]

@@ -3,14 +3,12 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use automerge::ActorId;
 use guihe_protocol::deadline::Deadlines;
 use guihe_protocol::division::VillageCode;
 use guihe_protocol::event::Body;
-use guihe_protocol::hlc::Clock;
 use guihe_protocol::id::{EventId, NodeId};
 use guihe_protocol::model::{Category, Channel, Kind, Party, PartyRole, Risk};
-use guihe_protocol::record::{Author, Command, CommandError, Ctx, NewRecord, Record, actor_id};
+use guihe_protocol::record::{Command, CommandError, Ctx, NewRecord, Record, Writer};
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
 
@@ -23,12 +21,10 @@ pub fn village(s: &str) -> VillageCode {
     s.parse().unwrap()
 }
 
-/// One office: a node with its clock, actor, author and randomness.
+/// One office: a node's writer, its randomness, its rules and its idea of now.
 pub struct Office {
-    pub clock: Clock,
+    pub writer: Writer,
     pub rng: ChaCha8Rng,
-    pub actor: ActorId,
-    pub author: Author,
     pub rules: Deadlines,
     pub now_ms: u64,
 }
@@ -37,27 +33,15 @@ impl Office {
     pub fn new(seed: u8, staff: &str) -> Office {
         let node = NodeId::from_bytes([seed; 32]);
         Office {
-            clock: Clock::new(),
+            writer: Writer::new(node, 1, staff.parse().unwrap()),
             rng: ChaCha8Rng::seed_from_u64(u64::from(seed)),
-            actor: actor_id(node, 1),
-            author: Author {
-                node,
-                staff: staff.parse().unwrap(),
-            },
             rules: Deadlines::default(),
             now_ms: T0,
         }
     }
 
     pub fn ctx(&mut self) -> Ctx<'_> {
-        Ctx {
-            now_ms: self.now_ms,
-            clock: &mut self.clock,
-            rng: &mut self.rng,
-            actor: &self.actor,
-            author: &self.author,
-            rules: &self.rules,
-        }
+        self.writer.ctx(self.now_ms, &mut self.rng, &self.rules)
     }
 
     pub fn create(&mut self, new: NewRecord) -> Record {
@@ -80,7 +64,7 @@ impl Office {
 
     /// This office's own replica of a record received from elsewhere.
     pub fn replica(&self, r: &Record) -> Record {
-        r.fork(self.actor.clone())
+        r.fork(self.writer.actor.clone())
     }
 }
 
