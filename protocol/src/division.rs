@@ -25,7 +25,10 @@ pub enum CodeError {
 }
 
 /// The level of a division, from the widest to the narrowest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum Level {
     /// A county (区县), for example 500240 石柱土家族自治县.
     County,
@@ -228,6 +231,19 @@ impl fmt::Display for Division {
             Division::Township(t) => t.fmt(f),
             Division::Village(v) => v.fmt(f),
         }
+    }
+}
+
+impl serde::Serialize for Division {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Division {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
     }
 }
 

@@ -15,15 +15,22 @@
     clippy::indexing_slicing
 )]
 
+pub mod cert;
 pub mod deadline;
 pub mod division;
 pub mod event;
 pub mod fold;
 pub mod hlc;
 pub mod id;
+pub mod ingest;
 mod mapping;
 pub mod model;
 pub mod record;
+pub mod replica;
+pub mod signed;
+pub mod store;
+pub mod sync;
 pub mod view;
+pub mod wire;
 pub mod workflow;
 pub mod workload;

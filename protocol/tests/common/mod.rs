@@ -3,6 +3,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod mesh;
+
 use guihe_protocol::deadline::Deadlines;
 use guihe_protocol::division::VillageCode;
 use guihe_protocol::event::Body;

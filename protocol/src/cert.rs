@@ -1,0 +1,394 @@
+//! Identity and authority: the county root key, node certificates, the revocation list and
+//! the rules for who may read and write a record.
+//!
+//! The county signs one certificate per node: its Ed25519 public key, its role, the
+//! division it serves, a validity window and a serial. A node reads the records that touch
+//! any village of its division and writes only records all of whose villages lie in its
+//! division (an observer writes nothing). A root-signed, versioned revocation list travels
+//! with every handshake; the newer list wins.
+//!
+//! Signed bytes are the postcard encoding of the body, prefixed by a domain tag, so a
+//! signature over one kind of thing can never be replayed as another.
+
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use serde::{Deserialize, Serialize};
+
+use crate::division::{Division, Level, VillageCode};
+use crate::id::NodeId;
+
+/// Why a certificate, a revocation list or a signature was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum CertError {
+    /// The bytes are not a certificate or a list.
+    #[error("malformed: {0}")]
+    Malformed(String),
+    /// The signature does not verify against the county root.
+    #[error("not signed by this county's root key")]
+    UnknownRoot,
+    /// A signature that does not verify.
+    #[error("bad signature")]
+    BadSignature,
+    /// The certificate is not valid at this time.
+    #[error("certificate {serial} is valid from {not_before_ms} to {not_after_ms}, not at {at_ms}")]
+    Expired {
+        /// Serial.
+        serial: u64,
+        /// Start of validity.
+        not_before_ms: u64,
+        /// End of validity.
+        not_after_ms: u64,
+        /// The time checked.
+        at_ms: u64,
+    },
+    /// The certificate was revoked.
+    #[error("certificate {serial} of {node} was revoked")]
+    Revoked {
+        /// Serial.
+        serial: u64,
+        /// The node.
+        node: NodeId,
+    },
+    /// The role and the division's level do not match.
+    #[error("a {role:?} certificate cannot serve a {level:?} division")]
+    RoleLevel {
+        /// The role.
+        role: Role,
+        /// The division's level.
+        level: Level,
+    },
+}
+
+/// What a node is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// A village office: reads and writes its village.
+    Village,
+    /// A township aggregator: its villages.
+    Township,
+    /// The county: everything.
+    County,
+    /// Read-only, for dashboards, over any division.
+    Observer,
+}
+
+/// The signed part of a certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertBody {
+    /// Serial number, unique per root.
+    pub serial: u64,
+    /// The node's public key.
+    pub node: NodeId,
+    /// The node's role.
+    pub role: Role,
+    /// The division it serves.
+    pub division: Division,
+    /// Valid from (ms since the epoch).
+    pub not_before_ms: u64,
+    /// Valid until (ms since the epoch).
+    pub not_after_ms: u64,
+}
+
+/// A node certificate: a body signed by the county root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Certificate {
+    /// What is certified.
+    pub body: CertBody,
+    /// The root's signature over the tagged body.
+    pub signature: Vec<u8>,
+}
+
+/// One revoked certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revoked {
+    /// The certificate's serial.
+    pub serial: u64,
+    /// The node.
+    pub node: NodeId,
+    /// From when its signatures are refused. Changes stamped earlier stay valid, so what
+    /// an office recorded before its PC was stolen is not lost.
+    pub from_ms: u64,
+}
+
+/// The signed part of a revocation list.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RevocationBody {
+    /// Increases with every new list.
+    pub version: u64,
+    /// The revoked certificates.
+    pub revoked: Vec<Revoked>,
+}
+
+/// A county-signed revocation list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevocationList {
+    /// The list.
+    pub body: RevocationBody,
+    /// The root's signature over the tagged body.
+    pub signature: Vec<u8>,
+}
+
+const CERT_TAG: &[u8] = b"guihe-cert-v1";
+const REVOCATION_TAG: &[u8] = b"guihe-revocations-v1";
+
+fn tagged<T: Serialize>(tag: &[u8], body: &T) -> Result<Vec<u8>, CertError> {
+    let mut out = tag.to_vec();
+    let body = postcard::to_allocvec(body).map_err(|e| CertError::Malformed(e.to_string()))?;
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+fn signature(bytes: &[u8]) -> Result<Signature, CertError> {
+    let array: [u8; 64] = bytes.try_into().map_err(|_| CertError::BadSignature)?;
+    Ok(Signature::from_bytes(&array))
+}
+
+/// Verifies `sig` by `key` over `message`, strictly (no malleable signatures).
+pub fn verify(key: &NodeId, message: &[u8], sig: &[u8]) -> Result<(), CertError> {
+    let key = VerifyingKey::from_bytes(key.as_bytes()).map_err(|_| CertError::BadSignature)?;
+    key.verify_strict(message, &signature(sig)?)
+        .map_err(|_| CertError::BadSignature)
+}
+
+/// A signing key: the county root's, or a node's.
+#[derive(Clone)]
+pub struct Keypair(SigningKey);
+
+impl std::fmt::Debug for Keypair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Keypair({})", self.public())
+    }
+}
+
+impl Keypair {
+    /// A key from 32 secret bytes (from the caller's randomness or a key file).
+    pub fn from_secret(secret: [u8; 32]) -> Keypair {
+        Keypair(SigningKey::from_bytes(&secret))
+    }
+
+    /// A fresh key from the caller's randomness.
+    pub fn generate(rng: &mut dyn rand_core::RngCore) -> Keypair {
+        let mut secret = [0u8; 32];
+        rng.fill_bytes(&mut secret);
+        Keypair::from_secret(secret)
+    }
+
+    /// The secret bytes, for the key file.
+    pub fn secret(&self) -> [u8; 32] {
+        self.0.to_bytes()
+    }
+
+    /// The public key as a node id.
+    pub fn public(&self) -> NodeId {
+        NodeId::from_bytes(self.0.verifying_key().to_bytes())
+    }
+
+    /// Signs `message`.
+    pub fn sign(&self, message: &[u8]) -> Vec<u8> {
+        self.0.sign(message).to_bytes().to_vec()
+    }
+}
+
+/// The county root: issues certificates and revocation lists.
+#[derive(Debug, Clone)]
+pub struct Root {
+    key: Keypair,
+}
+
+impl Root {
+    /// The root with this key.
+    pub fn new(key: Keypair) -> Root {
+        Root { key }
+    }
+
+    /// The root's public key, which every node is configured with.
+    pub fn public(&self) -> NodeId {
+        self.key.public()
+    }
+
+    /// Issues a certificate. The role must fit the division's level.
+    pub fn issue(&self, body: CertBody) -> Result<Certificate, CertError> {
+        check_role(body.role, body.division)?;
+        let signature = self.key.sign(&tagged(CERT_TAG, &body)?);
+        Ok(Certificate { body, signature })
+    }
+
+    /// Signs a revocation list.
+    pub fn revocations(&self, body: RevocationBody) -> Result<RevocationList, CertError> {
+        let signature = self.key.sign(&tagged(REVOCATION_TAG, &body)?);
+        Ok(RevocationList { body, signature })
+    }
+}
+
+fn check_role(role: Role, division: Division) -> Result<(), CertError> {
+    let ok = match role {
+        Role::Village => division.level() == Level::Village,
+        Role::Township => division.level() == Level::Township,
+        Role::County => division.level() == Level::County,
+        Role::Observer => true,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(CertError::RoleLevel {
+            role,
+            level: division.level(),
+        })
+    }
+}
+
+impl Certificate {
+    /// Checks the root's signature and the role's fit. Validity in time and revocation
+    /// are checked separately, because they depend on when.
+    pub fn verify(&self, root: &NodeId) -> Result<(), CertError> {
+        check_role(self.body.role, self.body.division)?;
+        verify(root, &tagged(CERT_TAG, &self.body)?, &self.signature)
+            .map_err(|_| CertError::UnknownRoot)
+    }
+
+    /// Checks that the certificate is valid at `at_ms` and not revoked by then.
+    pub fn valid_at(&self, at_ms: u64, revocations: &RevocationBody) -> Result<(), CertError> {
+        let b = &self.body;
+        if at_ms < b.not_before_ms || at_ms > b.not_after_ms {
+            return Err(CertError::Expired {
+                serial: b.serial,
+                not_before_ms: b.not_before_ms,
+                not_after_ms: b.not_after_ms,
+                at_ms,
+            });
+        }
+        if revocations
+            .revoked
+            .iter()
+            .any(|r| r.serial == b.serial && r.node == b.node && at_ms >= r.from_ms)
+        {
+            return Err(CertError::Revoked {
+                serial: b.serial,
+                node: b.node,
+            });
+        }
+        Ok(())
+    }
+
+    /// The node certified.
+    pub fn node(&self) -> NodeId {
+        self.body.node
+    }
+
+    /// Whether the holder may read a record of these villages: it covers any of them.
+    pub fn may_read(&self, villages: &[VillageCode]) -> bool {
+        villages.iter().any(|v| self.body.division.covers(*v))
+    }
+
+    /// Whether the holder may write a record of these villages: it is not an observer and
+    /// covers every one of them.
+    pub fn may_write(&self, villages: &[VillageCode]) -> bool {
+        self.body.role != Role::Observer
+            && !villages.is_empty()
+            && villages.iter().all(|v| self.body.division.covers(*v))
+    }
+}
+
+impl RevocationList {
+    /// Checks the root's signature.
+    pub fn verify(&self, root: &NodeId) -> Result<(), CertError> {
+        verify(root, &tagged(REVOCATION_TAG, &self.body)?, &self.signature)
+            .map_err(|_| CertError::UnknownRoot)
+    }
+}
+
+/// Where a verifier finds certificates already checked against the county root.
+pub trait CertLookup {
+    /// The certificates known for a node (a renewed node has several).
+    fn certificates(&self, node: &NodeId) -> Vec<Certificate>;
+}
+
+/// A node's own identity: its key and its certificate.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// The node's key.
+    pub key: Keypair,
+    /// Its certificate.
+    pub cert: Certificate,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn root() -> Root {
+        Root::new(Keypair::from_secret([1; 32]))
+    }
+
+    fn body(role: Role, division: &str) -> CertBody {
+        CertBody {
+            serial: 7,
+            node: Keypair::from_secret([2; 32]).public(),
+            role,
+            division: division.parse().unwrap(),
+            not_before_ms: 100,
+            not_after_ms: 200,
+        }
+    }
+
+    #[test]
+    fn a_certificate_verifies_against_its_root_only() {
+        let cert = root().issue(body(Role::Village, "500240101201")).unwrap();
+        cert.verify(&root().public()).unwrap();
+        let other = Root::new(Keypair::from_secret([9; 32]));
+        assert_eq!(cert.verify(&other.public()), Err(CertError::UnknownRoot));
+        let mut altered = cert.clone();
+        altered.body.role = Role::County;
+        altered.body.division = "500240000000".parse().unwrap();
+        assert_eq!(
+            altered.verify(&root().public()),
+            Err(CertError::UnknownRoot)
+        );
+    }
+
+    #[test]
+    fn a_role_must_fit_its_division() {
+        assert!(matches!(
+            root().issue(body(Role::Village, "500240101000")),
+            Err(CertError::RoleLevel { .. })
+        ));
+        assert!(root().issue(body(Role::Observer, "500240101000")).is_ok());
+    }
+
+    #[test]
+    fn validity_window_and_revocation() {
+        let cert = root().issue(body(Role::Village, "500240101201")).unwrap();
+        let none = RevocationBody::default();
+        assert!(cert.valid_at(150, &none).is_ok());
+        assert!(matches!(
+            cert.valid_at(201, &none),
+            Err(CertError::Expired { .. })
+        ));
+        let revoked = RevocationBody {
+            version: 1,
+            revoked: vec![Revoked {
+                serial: 7,
+                node: cert.node(),
+                from_ms: 160,
+            }],
+        };
+        assert!(cert.valid_at(150, &revoked).is_ok(), "before revocation");
+        assert!(matches!(
+            cert.valid_at(170, &revoked),
+            Err(CertError::Revoked { .. })
+        ));
+    }
+
+    #[test]
+    fn read_and_write_rules() {
+        let v1: VillageCode = "500240101201".parse().unwrap();
+        let v2: VillageCode = "500240101202".parse().unwrap();
+        let village = root().issue(body(Role::Village, "500240101201")).unwrap();
+        let township = root().issue(body(Role::Township, "500240101000")).unwrap();
+        let observer = root().issue(body(Role::Observer, "500240000000")).unwrap();
+        assert!(village.may_read(&[v1, v2]) && !village.may_write(&[v1, v2]));
+        assert!(village.may_write(&[v1]) && !village.may_read(&[v2]));
+        assert!(township.may_write(&[v1, v2]));
+        assert!(observer.may_read(&[v1]) && !observer.may_write(&[v1]));
+    }
+}

@@ -1,0 +1,97 @@
+//! A node's protocol state: its identity, its store and its writer. The node and the
+//! simulator both keep one per node; local commands go through it so that every change is
+//! signed and stored before it is acknowledged.
+
+use automerge::ChangeHash;
+
+use crate::cert::Identity;
+use crate::deadline::Deadlines;
+use crate::id::{EventId, RecordId};
+use crate::ingest::commit_local;
+use crate::record::{Command, CommandError, DocError, NewRecord, Record, Writer};
+use crate::store::{Store, StoredChange};
+
+/// Why a local command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicaError<E: std::error::Error> {
+    /// The command was refused or its document unreadable; nothing was written.
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    /// The store holds no such record.
+    #[error("no record {0}")]
+    Unknown(RecordId),
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(E),
+}
+
+impl<E: std::error::Error> From<DocError> for ReplicaError<E> {
+    fn from(e: DocError) -> Self {
+        ReplicaError::Command(CommandError::Document(e))
+    }
+}
+
+/// One node's identity, store and writer.
+#[derive(Debug)]
+pub struct Replica<S: Store> {
+    /// The node's key and certificate.
+    pub identity: Identity,
+    /// Its store.
+    pub store: S,
+    /// Its writing identity (clock, actor, staff).
+    pub writer: Writer,
+}
+
+impl<S: Store> Replica<S> {
+    /// A replica writing as `staff` with the actor of store incarnation `incarnation`.
+    pub fn new(identity: Identity, store: S, staff: crate::id::StaffId, incarnation: u64) -> Self {
+        let writer = Writer::new(identity.key.public(), incarnation, staff);
+        Replica {
+            identity,
+            store,
+            writer,
+        }
+    }
+
+    /// A record as currently stored.
+    pub fn record(&self, id: RecordId) -> Result<Record, ReplicaError<S::Error>> {
+        let doc = self
+            .store
+            .doc(id)
+            .map_err(ReplicaError::Store)?
+            .ok_or(ReplicaError::Unknown(id))?;
+        Ok(Record::from_doc(doc)?)
+    }
+
+    /// Takes in a new record; returns its id and the signed, stored changes to push.
+    pub fn create(
+        &mut self,
+        now_ms: u64,
+        rng: &mut dyn rand_core::RngCore,
+        rules: &Deadlines,
+        new: NewRecord,
+    ) -> Result<(RecordId, Vec<StoredChange>), ReplicaError<S::Error>> {
+        let (record, _) = Record::create(&mut self.writer.ctx(now_ms, rng, rules), new)?;
+        let changes = commit_local(&mut self.store, &self.identity.key, &record, &[])
+            .map_err(ReplicaError::Store)?;
+        Ok((record.id(), changes))
+    }
+
+    /// Carries out a command on a stored record; returns the event id and the signed,
+    /// stored changes to push.
+    pub fn apply(
+        &mut self,
+        id: RecordId,
+        now_ms: u64,
+        rng: &mut dyn rand_core::RngCore,
+        rules: &Deadlines,
+        command: Command,
+    ) -> Result<(EventId, Vec<StoredChange>), ReplicaError<S::Error>> {
+        let mut record = self.record(id)?;
+        let before: Vec<ChangeHash> = record.heads();
+        let event = record.apply(&mut self.writer.ctx(now_ms, rng, rules), command)?;
+        let changes = commit_local(&mut self.store, &self.identity.key, &record, &before)
+            .map_err(ReplicaError::Store)?;
+        Ok((event, changes))
+    }
+}

@@ -1,0 +1,593 @@
+//! A sync session: one per connection between two nodes.
+//!
+//! 1. Both sides send `Hello` (protocol version, certificate, revocation list version) and
+//!    verify the other's certificate against the county root and the newest revocation
+//!    list; the side with the newer list passes it on.
+//! 2. The scope is the set of records both may read. Nothing outside it is sent or even
+//!    announced: the reconciliation only ever covers keys inside it.
+//! 3. The initiator (the side that dialled) runs negentropy range-based set reconciliation
+//!    over the change keys `(time, hash)` in scope. It learns which changes it has that the
+//!    peer lacks (it sends them) and which the peer has that it lacks (it asks with `Want`).
+//! 4. Changes travel in batches bounded in bytes, in causal order per record, with the
+//!    certificates of their signers. The receiver verifies the whole batch, stores it
+//!    durably, applies what it can and acknowledges; one bad change refuses the batch and
+//!    ends the session, and nothing of it is stored. At most `in_flight_max` batches are
+//!    unacknowledged at a time.
+//! 5. While connected, new changes (made here or received from another peer) are pushed
+//!    with [`Session::offer`].
+//!
+//! A session can break at any point. Nothing depends on it finishing: the next session
+//! reconciles again, so a broken session costs at most its unacknowledged batches.
+//!
+//! # Driving contract
+//!
+//! The session does no IO. After creating it and after every call to [`Session::handle`]
+//! or [`Session::offer`], drain [`Session::poll_transmit`] (messages to send, in order) and
+//! [`Session::poll_event`] until both return `None`. An error from `handle` ends the
+//! session: drop it and close the connection.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use automerge::ChangeHash;
+use negentropy::{Id, Negentropy, NegentropyStorageVector};
+
+use crate::cert::{CertError, Certificate, Identity, RevocationBody};
+use crate::division::VillageCode;
+use crate::id::NodeId;
+use crate::ingest::ingest;
+use crate::signed::{VerifyError, verify_change};
+use crate::store::{Store, StoreCerts, StoredChange};
+use crate::wire::{MESSAGE_BYTES_MAX, Message, PROTOCOL_VERSION, WireError};
+
+/// The bounds of a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Largest negentropy frame, in bytes (0 for no limit, else at least 4,096).
+    pub frame_bytes_max: u64,
+    /// Largest batch of changes, in bytes of change data.
+    pub batch_bytes_max: usize,
+    /// Batches sent and not yet acknowledged.
+    pub in_flight_max: usize,
+    /// Hashes in one `Want`.
+    pub want_max: usize,
+    /// Changes waiting to be sent on this session; offers beyond are dropped (the next
+    /// reconciliation finds them).
+    pub queue_max: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            frame_bytes_max: 64 * 1024,
+            batch_bytes_max: 256 * 1024,
+            in_flight_max: 4,
+            want_max: 8 * 1024,
+            queue_max: 1_000_000,
+        }
+    }
+}
+
+/// What a session reports to its driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The peer's certificate verified; the scope is set.
+    Peer(Certificate),
+    /// A newer revocation list was received, verified and stored.
+    Revocations(u64),
+    /// Changes new to this store were received, stored and applied as far as possible.
+    Received(Vec<StoredChange>),
+    /// The initiator finished reconciling: everything either side lacked is asked for or
+    /// queued.
+    Reconciled,
+}
+
+/// Why a session ended.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    /// A message could not be decoded.
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    /// The peer speaks another protocol version.
+    #[error("peer speaks protocol version {0}, this node {PROTOCOL_VERSION}")]
+    Version(u16),
+    /// A message came before `Hello`, or a second `Hello`.
+    #[error("unexpected {0} message")]
+    Unexpected(&'static str),
+    /// The peer's certificate or revocation list was refused.
+    #[error("peer certificate: {0}")]
+    Certificate(#[from] CertError),
+    /// A received change was refused; nothing of its batch was stored.
+    #[error("refused change: {0}")]
+    Change(#[from] VerifyError),
+    /// The peer sent or asked for something outside the scope.
+    #[error("out of scope: {0}")]
+    Scope(String),
+    /// The reconciliation failed.
+    #[error("reconciliation: {0}")]
+    Reconcile(String),
+    /// A bound was exceeded.
+    #[error("bound exceeded: {0}")]
+    Bound(&'static str),
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(String),
+}
+
+fn store_err<E: std::error::Error>(e: E) -> SessionError {
+    SessionError::Store(e.to_string())
+}
+
+/// Bytes and messages a session moved.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Bytes sent.
+    pub bytes_out: u64,
+    /// Bytes received.
+    pub bytes_in: u64,
+    /// Messages sent.
+    pub messages_out: u64,
+    /// Messages received.
+    pub messages_in: u64,
+    /// Changes sent.
+    pub changes_out: u64,
+    /// Changes received (new or not).
+    pub changes_in: u64,
+}
+
+/// One sync session. See the module documentation for the protocol and the driving
+/// contract.
+pub struct Session {
+    config: Config,
+    root: NodeId,
+    me: Identity,
+    initiator: bool,
+    peer: Option<Certificate>,
+    negentropy: Option<Negentropy<'static, NegentropyStorageVector>>,
+    outbox: VecDeque<Message>,
+    events: VecDeque<Event>,
+    queue: VecDeque<ChangeHash>,
+    /// Changes queued or sent in this session, or received from this peer: never sent
+    /// (again).
+    known: BTreeSet<ChangeHash>,
+    certs_sent: BTreeSet<NodeId>,
+    next_batch: u64,
+    in_flight: BTreeSet<u64>,
+    reconciled: bool,
+    stats: Stats,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("me", &self.me.cert.node())
+            .field("peer", &self.peer.as_ref().map(Certificate::node))
+            .field("initiator", &self.initiator)
+            .field("queue", &self.queue.len())
+            .field("in_flight", &self.in_flight.len())
+            .field("reconciled", &self.reconciled)
+            .finish()
+    }
+}
+
+impl Session {
+    /// A new session; `initiator` is the side that dialled. Queues `Hello`.
+    pub fn new<S: Store>(
+        config: Config,
+        root: NodeId,
+        me: Identity,
+        initiator: bool,
+        store: &S,
+    ) -> Result<Session, SessionError> {
+        let revocations = store
+            .revocations()
+            .map_err(store_err)?
+            .map_or(0, |l| l.body.version);
+        let mut session = Session {
+            config,
+            root,
+            me,
+            initiator,
+            peer: None,
+            negentropy: None,
+            outbox: VecDeque::new(),
+            events: VecDeque::new(),
+            queue: VecDeque::new(),
+            known: BTreeSet::new(),
+            certs_sent: BTreeSet::new(),
+            next_batch: 0,
+            in_flight: BTreeSet::new(),
+            reconciled: false,
+            stats: Stats::default(),
+        };
+        session.outbox.push_back(Message::Hello {
+            version: PROTOCOL_VERSION,
+            cert: session.me.cert.clone(),
+            revocations,
+        });
+        Ok(session)
+    }
+
+    /// The peer's certificate, once verified.
+    pub fn peer(&self) -> Option<&Certificate> {
+        self.peer.as_ref()
+    }
+
+    /// Whether the initial reconciliation finished (initiator side).
+    pub fn is_reconciled(&self) -> bool {
+        self.reconciled
+    }
+
+    /// Whether nothing is queued, unsent or unacknowledged.
+    pub fn is_idle(&self) -> bool {
+        self.outbox.is_empty() && self.queue.is_empty() && self.in_flight.is_empty()
+    }
+
+    /// Bytes and messages so far.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// The next message to send, encoded.
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        while let Some(message) = self.outbox.pop_front() {
+            // Messages are built within the bounds, so encoding cannot fail; a message that
+            // somehow did is dropped rather than sent half.
+            if let Ok(bytes) = message.encode() {
+                self.stats.bytes_out += bytes.len() as u64;
+                self.stats.messages_out += 1;
+                return Some(bytes);
+            }
+        }
+        None
+    }
+
+    /// The next event for the driver.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Handles one received message.
+    pub fn handle<S: Store>(
+        &mut self,
+        bytes: &[u8],
+        store: &mut S,
+        now_ms: u64,
+    ) -> Result<(), SessionError> {
+        self.stats.bytes_in += bytes.len() as u64;
+        self.stats.messages_in += 1;
+        let message = Message::decode(bytes)?;
+        match message {
+            Message::Hello {
+                version,
+                cert,
+                revocations,
+            } => self.on_hello(version, cert, revocations, store, now_ms)?,
+            Message::Revocations(list) => {
+                self.require_peer("revocations")?;
+                list.verify(&self.root)?;
+                let ours = store.revocations().map_err(store_err)?;
+                if ours
+                    .as_ref()
+                    .is_none_or(|o| o.body.version < list.body.version)
+                {
+                    store.put_revocations(&list).map_err(store_err)?;
+                    self.events.push_back(Event::Revocations(list.body.version));
+                    if let Some(peer) = &self.peer {
+                        peer.valid_at(now_ms, &list.body)?;
+                    }
+                }
+            }
+            Message::Reconcile(frame) => self.on_reconcile(&frame, store)?,
+            Message::Want(hashes) => {
+                let peer = self.require_peer("want")?.clone();
+                if hashes.len() > self.config.want_max {
+                    return Err(SessionError::Bound("hashes in one want"));
+                }
+                let mut wanted = Vec::with_capacity(hashes.len());
+                for h in hashes {
+                    let hash = ChangeHash(h);
+                    let Some(c) = store.change(&hash).map_err(store_err)? else {
+                        continue;
+                    };
+                    if !self.in_scope(&peer, &c.signed.jurisdictions) {
+                        return Err(SessionError::Scope(format!("asked for {hash}")));
+                    }
+                    wanted.push(hash);
+                }
+                self.enqueue(wanted, store)?;
+            }
+            Message::Changes {
+                batch,
+                certs,
+                changes,
+            } => self.on_changes(batch, certs, changes, store)?,
+            Message::Ack { batch } => {
+                if !self.in_flight.remove(&batch) {
+                    return Err(SessionError::Unexpected("ack"));
+                }
+            }
+        }
+        self.pump(store)
+    }
+
+    /// Offers changes new to this node (made here or received from another peer) for live
+    /// push. Those the peer may not read, or that this session already carried, are left
+    /// out.
+    pub fn offer<S: Store>(
+        &mut self,
+        changes: &[StoredChange],
+        store: &S,
+    ) -> Result<(), SessionError> {
+        let Some(peer) = self.peer.clone() else {
+            // Before the handshake the reconciliation will find them.
+            return Ok(());
+        };
+        let hashes: Vec<ChangeHash> = changes
+            .iter()
+            .filter(|c| self.in_scope(&peer, &c.signed.jurisdictions))
+            .map(|c| c.hash)
+            .collect();
+        self.enqueue(hashes, store)?;
+        self.pump(store)
+    }
+
+    fn require_peer(&self, what: &'static str) -> Result<&Certificate, SessionError> {
+        self.peer.as_ref().ok_or(SessionError::Unexpected(what))
+    }
+
+    fn in_scope(&self, peer: &Certificate, villages: &[VillageCode]) -> bool {
+        self.me.cert.may_read(villages) && peer.may_read(villages)
+    }
+
+    fn on_hello<S: Store>(
+        &mut self,
+        version: u16,
+        cert: Certificate,
+        their_revocations: u64,
+        store: &mut S,
+        now_ms: u64,
+    ) -> Result<(), SessionError> {
+        if self.peer.is_some() {
+            return Err(SessionError::Unexpected("second hello"));
+        }
+        if version != PROTOCOL_VERSION {
+            return Err(SessionError::Version(version));
+        }
+        cert.verify(&self.root)?;
+        let ours = store.revocations().map_err(store_err)?;
+        let body = ours.as_ref().map(|l| l.body.clone()).unwrap_or_default();
+        cert.valid_at(now_ms, &body)?;
+        store.put_certificate(&cert).map_err(store_err)?;
+        if let Some(list) = ours
+            && list.body.version > their_revocations
+        {
+            self.outbox.push_back(Message::Revocations(list));
+        }
+        self.peer = Some(cert.clone());
+        self.events.push_back(Event::Peer(cert));
+        if self.initiator {
+            let mut negentropy = self.negentropy_over_scope(store)?;
+            let first = negentropy
+                .initiate()
+                .map_err(|e| SessionError::Reconcile(e.to_string()))?;
+            self.negentropy = Some(negentropy);
+            self.outbox.push_back(Message::Reconcile(first));
+        }
+        Ok(())
+    }
+
+    fn negentropy_over_scope<S: Store>(
+        &self,
+        store: &S,
+    ) -> Result<Negentropy<'static, NegentropyStorageVector>, SessionError> {
+        let peer = self.require_peer("reconcile")?.clone();
+        let me = self.me.cert.clone();
+        let keys = store
+            .keys(me.body.division, &|v| me.may_read(v) && peer.may_read(v))
+            .map_err(store_err)?;
+        let mut storage = NegentropyStorageVector::with_capacity(keys.len());
+        let reconcile_err = |e: negentropy::Error| SessionError::Reconcile(e.to_string());
+        for (time, hash) in keys {
+            storage
+                .insert(time, Id::from_byte_array(hash.0))
+                .map_err(reconcile_err)?;
+        }
+        storage.seal().map_err(reconcile_err)?;
+        Negentropy::owned(storage, self.config.frame_bytes_max).map_err(reconcile_err)
+    }
+
+    fn on_reconcile<S: Store>(&mut self, frame: &[u8], store: &mut S) -> Result<(), SessionError> {
+        self.require_peer("reconcile")?;
+        let reconcile_err = |e: negentropy::Error| SessionError::Reconcile(e.to_string());
+        if self.initiator {
+            let Some(negentropy) = self.negentropy.as_mut() else {
+                return Err(SessionError::Unexpected("reconcile"));
+            };
+            let mut have = Vec::new();
+            let mut need = Vec::new();
+            let next = negentropy
+                .reconcile_with_ids(frame, &mut have, &mut need)
+                .map_err(reconcile_err)?;
+            for chunk in need.chunks(self.config.want_max.max(1)) {
+                self.outbox.push_back(Message::Want(
+                    chunk.iter().map(|id| *id.as_bytes()).collect(),
+                ));
+            }
+            let have: Vec<ChangeHash> = have.iter().map(|id| ChangeHash(*id.as_bytes())).collect();
+            self.enqueue(have, store)?;
+            match next {
+                Some(next) => self.outbox.push_back(Message::Reconcile(next)),
+                None => {
+                    self.reconciled = true;
+                    self.negentropy = None;
+                    self.events.push_back(Event::Reconciled);
+                }
+            }
+        } else {
+            if self.negentropy.is_none() {
+                self.negentropy = Some(self.negentropy_over_scope(store)?);
+            }
+            let Some(negentropy) = self.negentropy.as_mut() else {
+                return Err(SessionError::Unexpected("reconcile"));
+            };
+            let reply = negentropy.reconcile(frame).map_err(reconcile_err)?;
+            self.outbox.push_back(Message::Reconcile(reply));
+        }
+        Ok(())
+    }
+
+    fn on_changes<S: Store>(
+        &mut self,
+        batch: u64,
+        certs: Vec<Certificate>,
+        changes: Vec<crate::signed::SignedChange>,
+        store: &mut S,
+    ) -> Result<(), SessionError> {
+        let peer = self.require_peer("changes")?.clone();
+        for cert in &certs {
+            cert.verify(&self.root)?;
+        }
+        for cert in &certs {
+            store.put_certificate(cert).map_err(store_err)?;
+        }
+        let revocations: RevocationBody = store
+            .revocations()
+            .map_err(store_err)?
+            .map(|l| l.body)
+            .unwrap_or_default();
+        let mut verified = Vec::with_capacity(changes.len());
+        for signed in changes {
+            if !self.in_scope(&peer, &signed.jurisdictions) {
+                return Err(SessionError::Scope(format!(
+                    "sent a change of {}",
+                    signed.record
+                )));
+            }
+            let v = verify_change(signed, &StoreCerts(&*store), &revocations)?;
+            verified.push(v);
+        }
+        self.stats.changes_in += verified.len() as u64;
+        for v in &verified {
+            self.known.insert(v.hash);
+        }
+        let new = ingest(store, verified).map_err(store_err)?;
+        if !new.is_empty() {
+            self.events.push_back(Event::Received(new));
+        }
+        self.outbox.push_back(Message::Ack { batch });
+        Ok(())
+    }
+
+    /// Queues changes to send, in causal order, skipping those already carried.
+    fn enqueue<S: Store>(
+        &mut self,
+        hashes: Vec<ChangeHash>,
+        store: &S,
+    ) -> Result<(), SessionError> {
+        let fresh: Vec<ChangeHash> = hashes
+            .into_iter()
+            .filter(|h| !self.known.contains(h))
+            .collect();
+        if self.queue.len() + fresh.len() > self.config.queue_max {
+            // Dropped offers are found by the next reconciliation.
+            return Ok(());
+        }
+        for hash in causal_order(fresh, store)? {
+            if self.known.insert(hash) {
+                self.queue.push_back(hash);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends batches while fewer than `in_flight_max` are unacknowledged.
+    fn pump<S: Store>(&mut self, store: &S) -> Result<(), SessionError> {
+        while self.in_flight.len() < self.config.in_flight_max && !self.queue.is_empty() {
+            let mut changes = Vec::new();
+            let mut certs = Vec::new();
+            let mut bytes = 0usize;
+            while let Some(&hash) = self.queue.front() {
+                let Some(stored) = store.change(&hash).map_err(store_err)? else {
+                    self.queue.pop_front();
+                    continue;
+                };
+                let size = stored.signed.bytes.len() + stored.signed.signature.len() + 64;
+                if !changes.is_empty() && bytes + size > self.config.batch_bytes_max {
+                    break;
+                }
+                if size > MESSAGE_BYTES_MAX / 2 {
+                    // Larger than any record allows; it cannot travel and is skipped.
+                    self.queue.pop_front();
+                    continue;
+                }
+                self.queue.pop_front();
+                bytes += size;
+                let signer = stored.signed.signer;
+                if self.certs_sent.insert(signer) {
+                    certs.extend(store.certificates_of(&signer).map_err(store_err)?);
+                }
+                changes.push(stored.signed);
+            }
+            if changes.is_empty() {
+                break;
+            }
+            self.stats.changes_out += changes.len() as u64;
+            let batch = self.next_batch;
+            self.next_batch += 1;
+            self.in_flight.insert(batch);
+            self.outbox.push_back(Message::Changes {
+                batch,
+                certs,
+                changes,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Orders changes so every change comes after those of its dependencies that are in the
+/// set; otherwise by (time, hash).
+fn causal_order<S: Store>(
+    hashes: Vec<ChangeHash>,
+    store: &S,
+) -> Result<Vec<ChangeHash>, SessionError> {
+    let mut deps: BTreeMap<ChangeHash, (u64, Vec<ChangeHash>)> = BTreeMap::new();
+    for h in &hashes {
+        if let Some(c) = store.change(h).map_err(store_err)? {
+            deps.insert(*h, (c.time_ms, c.deps));
+        }
+    }
+    let mut roots: Vec<(u64, ChangeHash)> = deps.iter().map(|(h, (t, _))| (*t, *h)).collect();
+    roots.sort();
+    let mut out = Vec::with_capacity(deps.len());
+    let mut done: BTreeSet<ChangeHash> = BTreeSet::new();
+    let mut entered: BTreeSet<ChangeHash> = BTreeSet::new();
+    // Iterative depth-first walk: a long chain of changes must not overflow the stack.
+    for (_, root) in roots {
+        let mut stack = vec![(root, false)];
+        while let Some((h, expanded)) = stack.pop() {
+            if done.contains(&h) {
+                continue;
+            }
+            if expanded {
+                done.insert(h);
+                out.push(h);
+                continue;
+            }
+            if !entered.insert(h) {
+                // Already on the walk: only a dependency cycle gets here, and hashes make
+                // cycles impossible; leaving it keeps the walk finite regardless.
+                continue;
+            }
+            stack.push((h, true));
+            if let Some((_, ds)) = deps.get(&h) {
+                for d in ds {
+                    if deps.contains_key(d) && !done.contains(d) {
+                        stack.push((*d, false));
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,150 @@
+//! The sync protocol's messages and their encoding.
+//!
+//! A message on the wire is one version byte followed by the postcard encoding of a
+//! [`Message`]. The transport frames messages (the node with a length prefix on a libp2p
+//! stream, the simulator as whole values); this module sees whole messages and refuses any
+//! longer than [`MESSAGE_BYTES_MAX`] before decoding. Decoding never trusts a length from
+//! the wire beyond the bytes actually present: postcard reads lengths as varints and
+//! checks them against the remaining input.
+
+use serde::{Deserialize, Serialize};
+
+use crate::cert::{Certificate, RevocationList};
+use crate::signed::SignedChange;
+
+/// The encoding's version, the first byte of every message.
+pub const WIRE_VERSION: u8 = 1;
+
+/// The sync protocol's version, exchanged in `Hello`.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// The longest message accepted or sent, in bytes.
+pub const MESSAGE_BYTES_MAX: usize = 1 << 20;
+
+/// One message of a sync session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    /// The first message each side sends.
+    Hello {
+        /// The sender's protocol version.
+        version: u16,
+        /// The sender's certificate.
+        cert: Certificate,
+        /// The version of the newest revocation list the sender holds.
+        revocations: u64,
+    },
+    /// A newer revocation list than the peer said it holds.
+    Revocations(RevocationList),
+    /// A negentropy reconciliation frame over the change keys in scope.
+    Reconcile(Vec<u8>),
+    /// Changes the sender lacks and asks for (by hash).
+    Want(Vec<[u8; 32]>),
+    /// A batch of changes, with the certificates of their signers the receiver may lack.
+    Changes {
+        /// The batch's number, echoed by `Ack`.
+        batch: u64,
+        /// Certificates of the batch's signers.
+        certs: Vec<Certificate>,
+        /// The changes, in causal order per record.
+        changes: Vec<SignedChange>,
+    },
+    /// The batch was verified and stored durably.
+    Ack {
+        /// The batch acknowledged.
+        batch: u64,
+    },
+}
+
+/// Why a message could not be encoded or decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    /// Longer than the bound.
+    #[error("message of {len} bytes is longer than the bound of {MESSAGE_BYTES_MAX}")]
+    TooLong {
+        /// Its length.
+        len: usize,
+    },
+    /// Empty.
+    #[error("empty message")]
+    Empty,
+    /// An encoding version this build does not speak.
+    #[error("unknown wire version {0}")]
+    Version(u8),
+    /// Not a message.
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    /// Bytes left over after the message.
+    #[error("{0} bytes after the end of the message")]
+    Trailing(usize),
+}
+
+impl Message {
+    /// Encodes the message, refusing one longer than the bound.
+    pub fn encode(&self) -> Result<Vec<u8>, WireError> {
+        let mut out = vec![WIRE_VERSION];
+        let body = postcard::to_allocvec(self).map_err(|e| WireError::Malformed(e.to_string()))?;
+        out.extend_from_slice(&body);
+        if out.len() > MESSAGE_BYTES_MAX {
+            return Err(WireError::TooLong { len: out.len() });
+        }
+        Ok(out)
+    }
+
+    /// Decodes a message, checking the bound first.
+    pub fn decode(bytes: &[u8]) -> Result<Message, WireError> {
+        if bytes.len() > MESSAGE_BYTES_MAX {
+            return Err(WireError::TooLong { len: bytes.len() });
+        }
+        let (&version, body) = bytes.split_first().ok_or(WireError::Empty)?;
+        if version != WIRE_VERSION {
+            return Err(WireError::Version(version));
+        }
+        let (message, rest) =
+            postcard::take_from_bytes(body).map_err(|e| WireError::Malformed(e.to_string()))?;
+        if !rest.is_empty() {
+            return Err(WireError::Trailing(rest.len()));
+        }
+        Ok(message)
+    }
+
+    /// The size of the message's encoding (0 if it cannot be encoded).
+    pub fn encoded_len(&self) -> usize {
+        postcard::experimental::serialized_size(self).map_or(0, |n| n + 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip() {
+        let m = Message::Want(vec![[7; 32], [9; 32]]);
+        let bytes = m.encode().unwrap();
+        assert_eq!(bytes.len(), m.encoded_len());
+        assert_eq!(Message::decode(&bytes).unwrap(), m);
+    }
+
+    #[test]
+    fn bad_messages_are_typed_errors() {
+        assert_eq!(Message::decode(&[]), Err(WireError::Empty));
+        assert_eq!(Message::decode(&[9, 0]), Err(WireError::Version(9)));
+        assert!(matches!(
+            Message::decode(&[1, 200]),
+            Err(WireError::Malformed(_))
+        ));
+        let mut bytes = Message::Ack { batch: 3 }.encode().unwrap();
+        bytes.push(0);
+        assert_eq!(Message::decode(&bytes), Err(WireError::Trailing(1)));
+        let long = vec![1u8; MESSAGE_BYTES_MAX + 1];
+        assert!(matches!(
+            Message::decode(&long),
+            Err(WireError::TooLong { .. })
+        ));
+        // A length prefix claiming far more than is there.
+        assert!(matches!(
+            Message::decode(&[1, 3, 0xff, 0xff, 0xff, 0xff, 0x0f]),
+            Err(WireError::Malformed(_))
+        ));
+    }
+}

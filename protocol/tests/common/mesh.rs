@@ -1,0 +1,193 @@
+//! A county of in-memory replicas and a driver that runs sync sessions between them.
+
+use guihe_protocol::cert::{CertBody, Identity, Keypair, Role, Root};
+use guihe_protocol::deadline::Deadlines;
+use guihe_protocol::event::{Body, Note};
+use guihe_protocol::id::RecordId;
+use guihe_protocol::model::Kind;
+use guihe_protocol::record::Command;
+use guihe_protocol::replica::Replica;
+use guihe_protocol::store::{MemStore, Store, StoredChange};
+use guihe_protocol::sync::{Config, Event, Session, SessionError, Stats};
+use guihe_protocol::workload;
+use rand_chacha::ChaCha8Rng;
+use rand_core::SeedableRng;
+
+use super::T0;
+
+pub type Node = Replica<MemStore>;
+
+pub struct County {
+    pub root: Root,
+    pub rng: ChaCha8Rng,
+    pub serial: u64,
+    pub rules: Deadlines,
+    pub now_ms: u64,
+}
+
+impl County {
+    pub fn new(seed: u64) -> County {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        County {
+            root: Root::new(Keypair::generate(&mut rng)),
+            rng,
+            serial: 0,
+            rules: Deadlines::default(),
+            now_ms: T0,
+        }
+    }
+
+    pub fn identity(&mut self, role: Role, division: &str) -> Identity {
+        let key = Keypair::generate(&mut self.rng);
+        self.serial += 1;
+        let cert = self
+            .root
+            .issue(CertBody {
+                serial: self.serial,
+                node: key.public(),
+                role,
+                division: division.parse().unwrap(),
+                not_before_ms: T0 - 1_000,
+                not_after_ms: T0 + 365 * 86_400_000,
+            })
+            .unwrap();
+        Identity { key, cert }
+    }
+
+    pub fn node(&mut self, role: Role, division: &str) -> Node {
+        let identity = self.identity(role, division);
+        Replica::new(identity, MemStore::new(), "worker".parse().unwrap(), 1)
+    }
+
+    /// A new case at `node` for these villages, with `events` more commands.
+    pub fn case(&mut self, node: &mut Node, villages: &[&str], events: usize) -> RecordId {
+        self.now_ms += 60_000;
+        let villages: Vec<_> = villages.iter().map(|v| v.parse().unwrap()).collect();
+        let new = workload::new_record(&mut self.rng, Kind::Case, &villages);
+        let (id, _) = node
+            .create(self.now_ms, &mut self.rng, &self.rules, new)
+            .unwrap();
+        for _ in 0..events {
+            self.work(node, id);
+        }
+        id
+    }
+
+    /// One more command on a record at `node`; returns the new changes.
+    pub fn work(&mut self, node: &mut Node, id: RecordId) -> Vec<StoredChange> {
+        self.now_ms += 60_000;
+        let fold = node.record(id).unwrap().fold(&self.rules).unwrap();
+        let command = workload::next_command(&mut self.rng, &fold).unwrap_or(Command::Event {
+            at_ms: None,
+            body: Body::Amend(guihe_protocol::event::Amend {
+                target: None,
+                change: guihe_protocol::event::Change::Note(Note::default()),
+                reason: "补充说明".into(),
+            }),
+        });
+        node.apply(id, self.now_ms, &mut self.rng, &self.rules, command)
+            .unwrap()
+            .1
+    }
+}
+
+/// What one session between two nodes did.
+#[derive(Debug, Default)]
+pub struct Run {
+    pub a: Stats,
+    pub b: Stats,
+    /// Flights: batches of messages going one way, counted when anything moved.
+    pub flights: u32,
+    pub delivered: usize,
+}
+
+impl Run {
+    pub fn bytes(&self) -> u64 {
+        self.a.bytes_out + self.b.bytes_out
+    }
+    /// Round trips, rounding up.
+    pub fn round_trips(&self) -> u32 {
+        self.flights.div_ceil(2)
+    }
+}
+
+/// Bound on flights in one run, so a protocol bug cannot loop a test forever.
+const FLIGHTS_MAX: u32 = 10_000;
+
+/// Runs a session between `a` (dialler) and `b` until both are quiet, or until
+/// `deliver_max` messages were delivered (the link then drops: whatever is in flight is
+/// lost).
+pub fn sync_limited(
+    county: &County,
+    a: &mut Node,
+    b: &mut Node,
+    deliver_max: usize,
+) -> Result<Run, SessionError> {
+    let root = county.root.public();
+    let now = county.now_ms;
+    let mut sa = Session::new(Config::default(), root, a.identity.clone(), true, &a.store)?;
+    let mut sb = Session::new(Config::default(), root, b.identity.clone(), false, &b.store)?;
+    let mut run = Run::default();
+    let mut to_b: Vec<Vec<u8>> = Vec::new();
+    let mut to_a: Vec<Vec<u8>> = Vec::new();
+    while let Some(m) = sa.poll_transmit() {
+        to_b.push(m);
+    }
+    while let Some(m) = sb.poll_transmit() {
+        to_a.push(m);
+    }
+    // Hello goes both ways at once: one flight.
+    while run.flights < FLIGHTS_MAX {
+        if to_b.is_empty() && to_a.is_empty() {
+            break;
+        }
+        run.flights += 1;
+        for m in std::mem::take(&mut to_b) {
+            if run.delivered >= deliver_max {
+                return Ok(finish(run, &sa, &sb));
+            }
+            run.delivered += 1;
+            sb.handle(&m, &mut b.store, now)?;
+            while sb.poll_event().is_some() {}
+        }
+        for m in std::mem::take(&mut to_a) {
+            if run.delivered >= deliver_max {
+                return Ok(finish(run, &sa, &sb));
+            }
+            run.delivered += 1;
+            sa.handle(&m, &mut a.store, now)?;
+            while sa.poll_event().is_some() {}
+        }
+        while let Some(m) = sa.poll_transmit() {
+            to_b.push(m);
+        }
+        while let Some(m) = sb.poll_transmit() {
+            to_a.push(m);
+        }
+    }
+    assert!(run.flights < FLIGHTS_MAX, "session did not settle");
+    Ok(finish(run, &sa, &sb))
+}
+
+fn finish(mut run: Run, sa: &Session, sb: &Session) -> Run {
+    run.a = sa.stats();
+    run.b = sb.stats();
+    run
+}
+
+pub fn sync(county: &County, a: &mut Node, b: &mut Node) -> Result<Run, SessionError> {
+    sync_limited(county, a, b, usize::MAX)
+}
+
+/// Whether `b` holds `id` with the same heads as `a`.
+pub fn same(a: &Node, b: &Node, id: RecordId) -> bool {
+    match (a.store.doc(id).unwrap(), b.store.doc(id).unwrap()) {
+        (Some(x), Some(y)) => x.get_heads() == y.get_heads(),
+        _ => false,
+    }
+}
+
+/// Drains events into a list, for tests that look at them.
+pub fn events(session: &mut Session) -> Vec<Event> {
+    std::iter::from_fn(|| session.poll_event()).collect()
+}

@@ -1,0 +1,76 @@
+//! Arbitrary bytes fed to the decoder and to a live session give typed errors, never a
+//! panic, and change nothing in the store.
+
+mod common;
+
+use common::mesh::*;
+use guihe_protocol::cert::Role;
+use guihe_protocol::store::Store;
+use guihe_protocol::sync::{Config, Session};
+use guihe_protocol::wire::Message;
+use proptest::prelude::*;
+
+fn snapshot(
+    n: &Node,
+) -> (
+    usize,
+    Vec<guihe_protocol::id::RecordId>,
+    Vec<Vec<automerge::ChangeHash>>,
+) {
+    let records = n.store.records().unwrap();
+    let heads = records
+        .iter()
+        .map(|r| n.store.doc(*r).unwrap().unwrap().get_heads())
+        .collect();
+    (n.store.change_count(), records, heads)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_decoder_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..4096)) {
+        let _ = Message::decode(&bytes);
+        let mut versioned = vec![1u8];
+        versioned.extend_from_slice(&bytes);
+        let _ = Message::decode(&versioned);
+    }
+
+    #[test]
+    fn a_live_session_fed_garbage_errs_and_changes_nothing(
+        garbage in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..512), 1..6),
+        after_hello in any::<bool>(),
+        tag in 0u8..8,
+    ) {
+        let mut county = County::new(21);
+        let mut township = county.node(Role::Township, "500240101000");
+        let village = county.node(Role::Village, "500240101201");
+        county.case(&mut township, &["500240101201"], 2);
+        let before = snapshot(&township);
+        let mut session = Session::new(
+            Config::default(),
+            county.root.public(),
+            township.identity.clone(),
+            false,
+            &township.store,
+        )
+        .unwrap();
+        if after_hello {
+            let hello = Message::Hello {
+                version: guihe_protocol::wire::PROTOCOL_VERSION,
+                cert: village.identity.cert.clone(),
+                revocations: 0,
+            };
+            session.handle(&hello.encode().unwrap(), &mut township.store, county.now_ms).unwrap();
+        }
+        for g in garbage {
+            // Half the time, make it look like a message of a real variant.
+            let mut bytes = vec![1u8, tag];
+            bytes.extend_from_slice(&g);
+            if session.handle(&bytes, &mut township.store, county.now_ms).is_err() {
+                break;
+            }
+        }
+        prop_assert_eq!(snapshot(&township), before);
+    }
+}

@@ -1,0 +1,372 @@
+//! Sync sessions between in-memory replicas: pairs, a township relaying to the county,
+//! scope, authority, revocation, forgery and sessions cut at every message.
+
+mod common;
+
+use common::mesh::*;
+use guihe_protocol::cert::{CertError, RevocationBody, Revoked, Role};
+use guihe_protocol::ingest::commit_local;
+use guihe_protocol::record::{Command, Record};
+use guihe_protocol::signed::VerifyError;
+use guihe_protocol::store::Store;
+use guihe_protocol::sync::{Config, Session, SessionError};
+use guihe_protocol::wire::Message;
+use rand_core::SeedableRng;
+
+const V1: &str = "500240101201";
+const V2: &str = "500240101202";
+const V3: &str = "500240102201";
+const T1: &str = "500240101000";
+const COUNTY: &str = "500240000000";
+
+#[test]
+fn disjoint_and_overlapping_histories_converge() {
+    let mut county = County::new(1);
+    let mut village = county.node(Role::Village, V1);
+    let mut township = county.node(Role::Township, T1);
+    let a = county.case(&mut village, &[V1], 3);
+    let b = county.case(&mut township, &[V1], 2);
+    sync(&county, &mut village, &mut township).unwrap();
+    assert!(same(&village, &township, a) && same(&village, &township, b));
+
+    // Both now work on both records, apart, and meet again.
+    county.work(&mut village, b);
+    county.work(&mut township, a);
+    county.work(&mut township, b);
+    let c = county.case(&mut village, &[V1], 1);
+    let run = sync(&county, &mut township, &mut village).unwrap();
+    for id in [a, b, c] {
+        assert!(same(&village, &township, id), "{id} differs");
+    }
+    assert!(run.round_trips() <= 4, "{run:?}");
+    // Views agree too.
+    let va = village.record(b).unwrap().view(&county.rules).unwrap();
+    let vb = township.record(b).unwrap().view(&county.rules).unwrap();
+    assert_eq!(va, vb);
+}
+
+#[test]
+fn township_relays_a_village_to_the_county_which_verifies_the_village_signatures() {
+    let mut county = County::new(2);
+    let mut village = county.node(Role::Village, V1);
+    let mut township = county.node(Role::Township, T1);
+    let mut top = county.node(Role::County, COUNTY);
+    let id = county.case(&mut village, &[V1], 4);
+    sync(&county, &mut village, &mut township).unwrap();
+    sync(&county, &mut township, &mut top).unwrap();
+    assert!(same(&village, &top, id));
+    // Every change at the county is the village's, signed by the village, and the county
+    // learnt the village's certificate from the township.
+    let doc = top.store.doc(id).unwrap().unwrap();
+    for change in doc.get_changes(&[]) {
+        let stored = top.store.change(&change.hash()).unwrap().unwrap();
+        assert_eq!(stored.signed.signer, village.identity.key.public());
+    }
+    assert_eq!(
+        top.store
+            .certificates_of(&village.identity.key.public())
+            .unwrap(),
+        vec![village.identity.cert.clone()]
+    );
+}
+
+#[test]
+fn village_never_receives_or_hears_of_another_villages_records() {
+    let mut county = County::new(3);
+    let mut v1 = county.node(Role::Village, V1);
+    let mut v3 = county.node(Role::Village, V3);
+    let mut top = county.node(Role::County, COUNTY);
+    let own = county.case(&mut v1, &[V1], 2);
+    let other = county.case(&mut v3, &[V3], 2);
+    sync(&county, &mut v3, &mut top).unwrap();
+    // The county holds the other village's record; a session with v1 must not carry it,
+    // nor announce its keys: the reconciliation runs over v1's scope only.
+    let run = sync(&county, &mut v1, &mut top).unwrap();
+    assert!(same(&v1, &top, own));
+    assert!(v1.store.doc(other).unwrap().is_none());
+    assert_eq!(v1.store.records().unwrap(), vec![own]);
+    assert_eq!(
+        run.b.changes_out, 0,
+        "the county sent v1 nothing: v1 already had all of its own"
+    );
+
+    // Directly between two villages, nothing at all is in scope.
+    let run = sync(&county, &mut v1, &mut v3).unwrap();
+    assert_eq!(run.a.changes_out + run.b.changes_out, 0);
+    assert!(v3.store.doc(own).unwrap().is_none());
+}
+
+#[test]
+fn a_cross_village_case_reaches_both_villages() {
+    let mut county = County::new(4);
+    let mut township = county.node(Role::Township, T1);
+    let mut v1 = county.node(Role::Village, V1);
+    let mut v2 = county.node(Role::Village, V2);
+    let id = county.case(&mut township, &[V1, V2], 3);
+    sync(&county, &mut v1, &mut township).unwrap();
+    sync(&county, &mut v2, &mut township).unwrap();
+    assert!(same(&v1, &township, id) && same(&v2, &township, id));
+}
+
+#[test]
+fn a_village_may_not_write_a_record_that_reaches_beyond_it() {
+    let mut county = County::new(5);
+    let mut township = county.node(Role::Township, T1);
+    let mut v1 = county.node(Role::Village, V1);
+    let id = county.case(&mut township, &[V1, V2], 1);
+    sync(&county, &mut v1, &mut township).unwrap();
+    // v1 can read the cross-village case, but a change it makes to it is refused upstream.
+    county.work(&mut v1, id);
+    let err = sync(&county, &mut v1, &mut township).unwrap_err();
+    assert!(
+        matches!(err, SessionError::Change(VerifyError::NotAuthorised { .. })),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_observer_cannot_write() {
+    let mut county = County::new(6);
+    let mut observer = county.node(Role::Observer, T1);
+    let mut township = county.node(Role::Township, T1);
+    county.case(&mut observer, &[V1], 0);
+    let err = sync(&county, &mut observer, &mut township).unwrap_err();
+    assert!(
+        matches!(err, SessionError::Change(VerifyError::NotAuthorised { .. })),
+        "{err}"
+    );
+    assert!(township.store.records().unwrap().is_empty());
+}
+
+#[test]
+fn a_node_of_another_root_gets_nothing() {
+    let mut county = County::new(7);
+    let mut township = county.node(Role::Township, T1);
+    county.case(&mut township, &[V1], 2);
+    let mut elsewhere = County::new(99);
+    let mut stranger = elsewhere.node(Role::County, COUNTY);
+    let err = sync(&county, &mut stranger, &mut township).unwrap_err();
+    assert_eq!(err, SessionError::Certificate(CertError::UnknownRoot));
+    assert!(stranger.store.records().unwrap().is_empty());
+}
+
+#[test]
+fn a_revoked_node_is_refused_at_hello_and_its_later_changes_everywhere() {
+    let mut county = County::new(8);
+    let mut village = county.node(Role::Village, V1);
+    let mut township = county.node(Role::Township, T1);
+    let mut top = county.node(Role::County, COUNTY);
+    let id = county.case(&mut village, &[V1], 1);
+    sync(&county, &mut village, &mut township).unwrap();
+
+    // The village PC is stolen. The county revokes it from now on; the list reaches the
+    // township at their next contact.
+    let revoked_from = county.now_ms + 1;
+    let list = county
+        .root
+        .revocations(RevocationBody {
+            version: 1,
+            revoked: vec![Revoked {
+                serial: village.identity.cert.body.serial,
+                node: village.identity.key.public(),
+                from_ms: revoked_from,
+            }],
+        })
+        .unwrap();
+    top.store.put_revocations(&list).unwrap();
+    sync(&county, &mut township, &mut top).unwrap();
+    assert_eq!(township.store.revocations().unwrap(), Some(list.clone()));
+
+    // Later changes of the thief's copy: refused at hello by the township...
+    county.now_ms = revoked_from + 60_000;
+    let later = county.work(&mut village, id);
+    let err = sync(&county, &mut village, &mut township).unwrap_err();
+    assert!(
+        matches!(err, SessionError::Certificate(CertError::Revoked { .. })),
+        "{err}"
+    );
+    // ...and refused by anyone a copy of them reaches, even carried by an honest node.
+    let mut carrier = county.node(Role::Township, T1);
+    carrier.store = village.store.clone();
+    carrier.store.put_revocations(&list).unwrap();
+    let err = sync(&county, &mut carrier, &mut top).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SessionError::Change(VerifyError::Certificate {
+                error: CertError::Revoked { .. },
+                ..
+            })
+        ),
+        "{err}"
+    );
+    assert!(!top.store.has_change(&later[0].hash).unwrap());
+    // What the village recorded before the theft stays valid.
+    assert!(same(&township, &top, id));
+}
+
+#[test]
+fn a_forged_or_altered_change_is_refused_and_nothing_of_its_batch_is_stored() {
+    let mut county = County::new(9);
+    let mut village = county.node(Role::Village, V1);
+    let mut township = county.node(Role::Township, T1);
+    let id = county.case(&mut village, &[V1], 3);
+    let root = county.root.public();
+
+    // Build the batch the village would send, then alter one change's bytes and re-frame.
+    let mut record = village.record(id).unwrap();
+    let before = record.heads();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+    record
+        .apply(
+            &mut village
+                .writer
+                .ctx(county.now_ms + 1, &mut rng, &county.rules),
+            Command::EditSummary {
+                text: "篡改后的摘要".into(),
+                reason: "伪造".into(),
+            },
+        )
+        .unwrap();
+    let mut honest = guihe_protocol::store::MemStore::new();
+    let forged = commit_local(&mut honest, &village.identity.key, &record, &before).unwrap();
+    let mut all: Vec<_> = village
+        .store
+        .doc(id)
+        .unwrap()
+        .unwrap()
+        .get_changes(&[])
+        .iter()
+        .map(|c| village.store.change(&c.hash()).unwrap().unwrap().signed)
+        .collect();
+    let mut altered = forged[0].signed.clone();
+    let last = altered.bytes.len() - 1;
+    altered.bytes[last] ^= 0x01;
+    all.push(altered);
+
+    let mut sb = Session::new(
+        Config::default(),
+        root,
+        township.identity.clone(),
+        false,
+        &township.store,
+    )
+    .unwrap();
+    let hello = Message::Hello {
+        version: guihe_protocol::wire::PROTOCOL_VERSION,
+        cert: village.identity.cert.clone(),
+        revocations: 0,
+    };
+    sb.handle(&hello.encode().unwrap(), &mut township.store, county.now_ms)
+        .unwrap();
+    let batch = Message::Changes {
+        batch: 0,
+        certs: vec![village.identity.cert.clone()],
+        changes: all,
+    };
+    let err = sb
+        .handle(&batch.encode().unwrap(), &mut township.store, county.now_ms)
+        .unwrap_err();
+    assert!(matches!(err, SessionError::Change(_)), "{err}");
+    assert!(
+        township.store.records().unwrap().is_empty(),
+        "nothing of the batch was stored"
+    );
+    assert_eq!(township.store.change_count(), 0);
+
+    // A change signed by someone else's key, claiming to be the village's, is refused too.
+    let mut impostor = forged[0].signed.clone();
+    impostor.signature = township.identity.key.sign(b"anything");
+    let mut sb = Session::new(
+        Config::default(),
+        root,
+        township.identity.clone(),
+        false,
+        &township.store,
+    )
+    .unwrap();
+    sb.handle(&hello.encode().unwrap(), &mut township.store, county.now_ms)
+        .unwrap();
+    let batch = Message::Changes {
+        batch: 0,
+        certs: vec![],
+        changes: vec![impostor],
+    };
+    assert!(
+        sb.handle(&batch.encode().unwrap(), &mut township.store, county.now_ms)
+            .is_err()
+    );
+    assert_eq!(township.store.change_count(), 0);
+}
+
+#[test]
+fn a_session_cut_at_every_message_resumes_and_converges() {
+    let mut base = County::new(10);
+    let mut village = base.node(Role::Village, V1);
+    let mut township = base.node(Role::Township, T1);
+    let ids: Vec<_> = (0..3).map(|_| base.case(&mut village, &[V1], 4)).collect();
+    let t = base.case(&mut township, &[V1], 3);
+    // How many messages does an uncut session deliver?
+    let total = {
+        let (mut a, mut b) = (clone(&village), clone(&township));
+        sync(&base, &mut a, &mut b).unwrap().delivered
+    };
+    assert!(total > 4);
+    for cut in 0..=total {
+        let (mut a, mut b) = (clone(&village), clone(&township));
+        sync_limited(&base, &mut a, &mut b, cut).unwrap();
+        sync(&base, &mut a, &mut b).unwrap();
+        for id in ids.iter().chain([&t]) {
+            assert!(same(&a, &b, *id), "cut after {cut} messages: {id} differs");
+        }
+    }
+}
+
+#[test]
+fn changes_that_arrive_before_their_dependencies_wait_and_apply_later() {
+    let mut county = County::new(12);
+    let mut village = county.node(Role::Village, V1);
+    let mut township = county.node(Role::Township, T1);
+    let id = county.case(&mut village, &[V1], 3);
+    let doc = village.store.doc(id).unwrap().unwrap();
+    let mut changes: Vec<_> = doc
+        .get_changes(&[])
+        .iter()
+        .map(|c| village.store.change(&c.hash()).unwrap().unwrap())
+        .collect();
+    changes.reverse();
+    let verified: Vec<_> = changes
+        .into_iter()
+        .map(|c| {
+            township
+                .store
+                .put_certificate(&village.identity.cert)
+                .unwrap();
+            guihe_protocol::signed::verify_change(
+                c.signed,
+                &guihe_protocol::store::StoreCerts(&township.store),
+                &Default::default(),
+            )
+            .unwrap()
+        })
+        .collect();
+    // Deliver the newest first, one at a time: each waits until the first arrives.
+    let n = verified.len();
+    for (i, v) in verified.into_iter().enumerate() {
+        guihe_protocol::ingest::ingest(&mut township.store, vec![v]).unwrap();
+        if i + 1 < n {
+            assert_eq!(township.store.pending(id).unwrap().len(), i + 1);
+        }
+    }
+    assert!(township.store.pending(id).unwrap().is_empty());
+    assert!(same(&village, &township, id));
+    assert!(Record::from_doc(township.store.doc(id).unwrap().unwrap()).is_ok());
+}
+
+fn clone(n: &Node) -> Node {
+    guihe_protocol::replica::Replica {
+        identity: n.identity.clone(),
+        store: n.store.clone(),
+        writer: n.writer.clone(),
+    }
+}
