@@ -104,16 +104,26 @@ macro_rules! division_code {
             }
         }
 
+        // Text for people (JSON), a number on the wire and in signed bodies.
         impl serde::Serialize for $name {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.collect_str(self)
+                if s.is_human_readable() {
+                    s.collect_str(self)
+                } else {
+                    s.serialize_u64(self.0)
+                }
             }
         }
 
         impl<'de> serde::Deserialize<'de> for $name {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-                s.parse().map_err(serde::de::Error::custom)
+                if d.is_human_readable() {
+                    let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                    s.parse().map_err(serde::de::Error::custom)
+                } else {
+                    let n = <u64 as serde::Deserialize>::deserialize(d)?;
+                    Self::from_u64(n).map_err(serde::de::Error::custom)
+                }
             }
         }
 
@@ -234,16 +244,36 @@ impl fmt::Display for Division {
     }
 }
 
+impl Division {
+    /// The code as its 12-digit number.
+    pub fn as_u64(self) -> u64 {
+        match self {
+            Division::County(c) => c.0,
+            Division::Township(t) => t.0,
+            Division::Village(v) => v.0,
+        }
+    }
+}
+
 impl serde::Serialize for Division {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        if s.is_human_readable() {
+            s.collect_str(self)
+        } else {
+            s.serialize_u64(self.as_u64())
+        }
     }
 }
 
 impl<'de> serde::Deserialize<'de> for Division {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
+        if d.is_human_readable() {
+            let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+            s.parse().map_err(serde::de::Error::custom)
+        } else {
+            let n = <u64 as serde::Deserialize>::deserialize(d)?;
+            format!("{n:012}").parse().map_err(serde::de::Error::custom)
+        }
     }
 }
 

@@ -134,16 +134,25 @@ macro_rules! random_id {
             }
         }
 
+        // Text for people (JSON), raw bytes on the wire and in signed bodies.
         impl serde::Serialize for $name {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.collect_str(self)
+                if s.is_human_readable() {
+                    s.collect_str(self)
+                } else {
+                    self.0.serialize(s)
+                }
             }
         }
 
         impl<'de> serde::Deserialize<'de> for $name {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-                s.parse().map_err(serde::de::Error::custom)
+                if d.is_human_readable() {
+                    let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                    s.parse().map_err(serde::de::Error::custom)
+                } else {
+                    <[u8; $len]>::deserialize(d).map(Self)
+                }
             }
         }
 
@@ -218,14 +227,29 @@ impl FromStr for RecordId {
 
 impl serde::Serialize for RecordId {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        if s.is_human_readable() {
+            return s.collect_str(self);
+        }
+        match self {
+            RecordId::Case(c) => (0u8, c.0).serialize(s),
+            RecordId::Petition(p) => (1u8, p.0).serialize(s),
+        }
     }
 }
 
 impl<'de> serde::Deserialize<'de> for RecordId {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
+        if d.is_human_readable() {
+            let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+            return s.parse().map_err(serde::de::Error::custom);
+        }
+        match <(u8, [u8; 16])>::deserialize(d)? {
+            (0, bytes) => Ok(RecordId::Case(CaseId(bytes))),
+            (1, bytes) => Ok(RecordId::Petition(PetitionId(bytes))),
+            (tag, _) => Err(serde::de::Error::custom(format!(
+                "unknown record kind {tag}"
+            ))),
+        }
     }
 }
 

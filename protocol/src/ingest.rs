@@ -28,6 +28,7 @@ pub fn ingest<S: Store>(
                 hash: v.hash,
                 time_ms: v.time_ms,
                 deps: v.deps,
+                signer: v.signer,
                 signed: v.signed,
             });
         }
@@ -125,6 +126,7 @@ pub fn commit_local<S: Store>(
             hash: change.hash(),
             time_ms: u64::try_from(change.timestamp()).unwrap_or(0),
             deps: change.deps().to_vec(),
+            signer: key.public(),
             signed,
         });
     }

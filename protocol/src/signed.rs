@@ -25,10 +25,9 @@ pub struct SignedChange {
     pub record: RecordId,
     /// The villages of that record.
     pub jurisdictions: Vec<VillageCode>,
-    /// The Automerge change.
+    /// The Automerge change. Its actor id starts with the signer's public key, so the
+    /// signer does not travel separately.
     pub bytes: Vec<u8>,
-    /// The node that made and signed it.
-    pub signer: NodeId,
     /// Ed25519 over the tagged (record, villages, change hash).
     pub signature: Vec<u8>,
 }
@@ -39,9 +38,9 @@ pub enum VerifyError {
     /// The bytes are not an Automerge change.
     #[error("not an Automerge change: {0}")]
     Malformed(String),
-    /// The change's actor is not the signer's.
-    #[error("the change's actor does not belong to signer {0}")]
-    ActorMismatch(NodeId),
+    /// The change's actor does not start with a public key.
+    #[error("the change's actor does not name a node")]
+    Actor,
     /// The signature does not verify.
     #[error("bad signature from {0}")]
     BadSignature(NodeId),
@@ -76,6 +75,8 @@ pub struct Verified {
     pub signed: SignedChange,
     /// Its hash.
     pub hash: ChangeHash,
+    /// The node that made and signed it.
+    pub signer: NodeId,
     /// The hashes it depends on.
     pub deps: Vec<ChangeHash>,
     /// The time it was made (ms since the epoch, as its author's clock said).
@@ -94,6 +95,13 @@ fn message(record: RecordId, jurisdictions: &[VillageCode], hash: &ChangeHash) -
     out
 }
 
+/// The node whose key starts the change's actor id.
+pub fn signer_of(change: &Change) -> Option<NodeId> {
+    let actor = change.actor_id().to_bytes();
+    let key: [u8; 32] = actor.get(..32)?.try_into().ok()?;
+    Some(NodeId::from_bytes(key))
+}
+
 /// Signs a change made by this node.
 pub fn sign(key: &Keypair, record: &Record, change: &Change) -> SignedChange {
     let jurisdictions = record.jurisdictions().to_vec();
@@ -102,7 +110,6 @@ pub fn sign(key: &Keypair, record: &Record, change: &Change) -> SignedChange {
         signature: key.sign(&message(record.id(), &jurisdictions, &change.hash())),
         jurisdictions,
         bytes: change.raw_bytes().to_vec(),
-        signer: key.public(),
     }
 }
 
@@ -126,10 +133,7 @@ pub fn verify_change(
 ) -> Result<Verified, VerifyError> {
     let change = Change::from_bytes(signed.bytes.clone())
         .map_err(|e| VerifyError::Malformed(e.to_string()))?;
-    let signer = signed.signer;
-    if change.actor_id().to_bytes().get(..32) != Some(signer.as_bytes().as_slice()) {
-        return Err(VerifyError::ActorMismatch(signer));
-    }
+    let signer = signer_of(&change).ok_or(VerifyError::Actor)?;
     let hash = change.hash();
     verify(
         &signer,
@@ -186,6 +190,7 @@ pub fn verify_change(
     Ok(Verified {
         signed,
         hash,
+        signer,
         deps,
         time_ms,
     })

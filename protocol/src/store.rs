@@ -25,6 +25,8 @@ pub struct StoredChange {
     pub time_ms: u64,
     /// The hashes it depends on.
     pub deps: Vec<ChangeHash>,
+    /// The node that made and signed it.
+    pub signer: NodeId,
     /// The change and its signature, as they travel.
     pub signed: SignedChange,
 }

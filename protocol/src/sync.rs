@@ -522,7 +522,7 @@ impl Session {
                 }
                 self.queue.pop_front();
                 bytes += size;
-                let signer = stored.signed.signer;
+                let signer = stored.signer;
                 if self.certs_sent.insert(signer) {
                     certs.extend(store.certificates_of(&signer).map_err(store_err)?);
                 }

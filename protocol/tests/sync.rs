@@ -60,7 +60,7 @@ fn township_relays_a_village_to_the_county_which_verifies_the_village_signatures
     let doc = top.store.doc(id).unwrap().unwrap();
     for change in doc.get_changes(&[]) {
         let stored = top.store.change(&change.hash()).unwrap().unwrap();
-        assert_eq!(stored.signed.signer, village.identity.key.public());
+        assert_eq!(stored.signer, village.identity.key.public());
     }
     assert_eq!(
         top.store
