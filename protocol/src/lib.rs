@@ -2,7 +2,8 @@
 //!
 //! Everything the node and the simulator share lives here: the mediation domain as
 //! Automerge documents (`record`, `event`, `fold`, `view`), typed ids and division codes,
-//! and the hybrid logical clock. This crate never does IO: no clock, no randomness, no
+//! the hybrid logical clock, identity and authority (`cert`, `signed`), storage (`store`,
+//! `ingest`, `replica`) and the sync protocol (`wire`, `sync`). This crate never does IO: no clock, no randomness, no
 //! threads, no sockets, no files. Time and randomness come from the caller, so the
 //! simulator can drive the same code deterministically.
 
