@@ -75,6 +75,12 @@ pub trait Store {
     fn revocations(&self) -> Result<Option<RevocationList>, Self::Error>;
     /// Keeps a newer revocation list already verified against the county root.
     fn put_revocations(&mut self, list: &RevocationList) -> Result<(), Self::Error>;
+
+    /// The time below which this node and `peer` held the same changes at their last
+    /// complete session, if there was one.
+    fn watermark(&self, peer: &NodeId) -> Result<Option<u64>, Self::Error>;
+    /// Records the watermark after a complete session with `peer`.
+    fn put_watermark(&mut self, peer: &NodeId, time_ms: u64) -> Result<(), Self::Error>;
 }
 
 /// A store in memory. Everything put is "durable" for as long as the value lives; the
@@ -87,6 +93,7 @@ pub struct MemStore {
     pending: BTreeMap<RecordId, BTreeSet<ChangeHash>>,
     certs: BTreeMap<NodeId, Vec<Certificate>>,
     revocations: Option<RevocationList>,
+    watermarks: BTreeMap<NodeId, u64>,
 }
 
 /// The in-memory store cannot fail.
@@ -203,6 +210,15 @@ impl Store for MemStore {
 
     fn put_revocations(&mut self, list: &RevocationList) -> Result<(), Infallible> {
         self.revocations = Some(list.clone());
+        Ok(())
+    }
+
+    fn watermark(&self, peer: &NodeId) -> Result<Option<u64>, Infallible> {
+        Ok(self.watermarks.get(peer).copied())
+    }
+
+    fn put_watermark(&mut self, peer: &NodeId, time_ms: u64) -> Result<(), Infallible> {
+        self.watermarks.insert(*peer, time_ms);
         Ok(())
     }
 }

@@ -153,6 +153,13 @@ pub struct Session {
     next_batch: u64,
     in_flight: BTreeSet<u64>,
     reconciled: bool,
+    /// The initiator's watermark for this peer, when the tail alone is reconciled.
+    tail_from: Option<u64>,
+    /// The latest key time in scope when the session started (initiator).
+    scope_max_ms: u64,
+    /// Changes asked for with `Want` and not yet received.
+    wants: BTreeSet<ChangeHash>,
+    watermark_saved: bool,
     stats: Stats,
 }
 
@@ -197,6 +204,10 @@ impl Session {
             next_batch: 0,
             in_flight: BTreeSet::new(),
             reconciled: false,
+            tail_from: None,
+            scope_max_ms: 0,
+            wants: BTreeSet::new(),
+            watermark_saved: false,
             stats: Stats::default(),
         };
         session.outbox.push_back(Message::Hello {
@@ -278,6 +289,42 @@ impl Session {
                 }
             }
             Message::Reconcile(frame) => self.on_reconcile(&frame, store)?,
+            Message::Tail {
+                below_ms,
+                count,
+                fingerprint,
+                frame,
+            } => {
+                self.require_peer("tail")?;
+                if self.initiator || self.negentropy.is_some() {
+                    return Err(SessionError::Unexpected("tail"));
+                }
+                let keys = self.scope_keys(store)?;
+                if summary(&keys, below_ms) == (count, fingerprint) {
+                    self.tail_from = Some(below_ms);
+                    let mut negentropy = negentropy_over(&keys, Some(below_ms), &self.config)?;
+                    let reply = negentropy
+                        .reconcile(&frame)
+                        .map_err(|e| SessionError::Reconcile(e.to_string()))?;
+                    self.negentropy = Some(negentropy);
+                    self.outbox.push_back(Message::Reconcile(reply));
+                } else {
+                    self.outbox.push_back(Message::FullReconcile);
+                }
+            }
+            Message::FullReconcile => {
+                if !self.initiator || self.tail_from.is_none() || self.reconciled {
+                    return Err(SessionError::Unexpected("full reconcile"));
+                }
+                self.tail_from = None;
+                let keys = self.scope_keys(store)?;
+                let mut negentropy = negentropy_over(&keys, None, &self.config)?;
+                let first = negentropy
+                    .initiate()
+                    .map_err(|e| SessionError::Reconcile(e.to_string()))?;
+                self.negentropy = Some(negentropy);
+                self.outbox.push_back(Message::Reconcile(first));
+            }
             Message::Want(hashes) => {
                 let peer = self.require_peer("want")?.clone();
                 if hashes.len() > self.config.want_max {
@@ -307,7 +354,26 @@ impl Session {
                 }
             }
         }
-        self.pump(store)
+        self.pump(store)?;
+        self.save_watermark(store)
+    }
+
+    /// After a complete session (reconciled, everything asked for received, everything
+    /// sent acknowledged) the initiator remembers up to when both sides held the same keys.
+    fn save_watermark<S: Store>(&mut self, store: &mut S) -> Result<(), SessionError> {
+        if self.initiator
+            && self.reconciled
+            && !self.watermark_saved
+            && self.wants.is_empty()
+            && self.is_idle()
+            && let Some(peer) = &self.peer
+        {
+            store
+                .put_watermark(&peer.node(), self.scope_max_ms)
+                .map_err(store_err)?;
+            self.watermark_saved = true;
+        }
+        Ok(())
     }
 
     /// Offers changes new to this node (made here or received from another peer) for live
@@ -366,34 +432,39 @@ impl Session {
         self.peer = Some(cert.clone());
         self.events.push_back(Event::Peer(cert));
         if self.initiator {
-            let mut negentropy = self.negentropy_over_scope(store)?;
-            let first = negentropy
+            let keys = self.scope_keys(store)?;
+            self.scope_max_ms = keys.last().map_or(0, |k| k.0);
+            let watermark = store
+                .watermark(&self.require_peer("hello")?.node())
+                .map_err(store_err)?;
+            let mut negentropy = negentropy_over(&keys, watermark, &self.config)?;
+            let frame = negentropy
                 .initiate()
                 .map_err(|e| SessionError::Reconcile(e.to_string()))?;
             self.negentropy = Some(negentropy);
-            self.outbox.push_back(Message::Reconcile(first));
+            match watermark {
+                Some(below_ms) => {
+                    self.tail_from = Some(below_ms);
+                    let (count, fingerprint) = summary(&keys, below_ms);
+                    self.outbox.push_back(Message::Tail {
+                        below_ms,
+                        count,
+                        fingerprint,
+                        frame,
+                    });
+                }
+                None => self.outbox.push_back(Message::Reconcile(frame)),
+            }
         }
         Ok(())
     }
 
-    fn negentropy_over_scope<S: Store>(
-        &self,
-        store: &S,
-    ) -> Result<Negentropy<'static, NegentropyStorageVector>, SessionError> {
+    fn scope_keys<S: Store>(&self, store: &S) -> Result<Vec<crate::store::Key>, SessionError> {
         let peer = self.require_peer("reconcile")?.clone();
         let me = self.me.cert.clone();
-        let keys = store
+        store
             .keys(me.body.division, &|v| me.may_read(v) && peer.may_read(v))
-            .map_err(store_err)?;
-        let mut storage = NegentropyStorageVector::with_capacity(keys.len());
-        let reconcile_err = |e: negentropy::Error| SessionError::Reconcile(e.to_string());
-        for (time, hash) in keys {
-            storage
-                .insert(time, Id::from_byte_array(hash.0))
-                .map_err(reconcile_err)?;
-        }
-        storage.seal().map_err(reconcile_err)?;
-        Negentropy::owned(storage, self.config.frame_bytes_max).map_err(reconcile_err)
+            .map_err(store_err)
     }
 
     fn on_reconcile<S: Store>(&mut self, frame: &[u8], store: &mut S) -> Result<(), SessionError> {
@@ -408,6 +479,8 @@ impl Session {
             let next = negentropy
                 .reconcile_with_ids(frame, &mut have, &mut need)
                 .map_err(reconcile_err)?;
+            self.wants
+                .extend(need.iter().map(|id| ChangeHash(*id.as_bytes())));
             for chunk in need.chunks(self.config.want_max.max(1)) {
                 self.outbox.push_back(Message::Want(
                     chunk.iter().map(|id| *id.as_bytes()).collect(),
@@ -425,7 +498,8 @@ impl Session {
             }
         } else {
             if self.negentropy.is_none() {
-                self.negentropy = Some(self.negentropy_over_scope(store)?);
+                let keys = self.scope_keys(store)?;
+                self.negentropy = Some(negentropy_over(&keys, None, &self.config)?);
             }
             let Some(negentropy) = self.negentropy.as_mut() else {
                 return Err(SessionError::Unexpected("reconcile"));
@@ -469,6 +543,7 @@ impl Session {
         self.stats.changes_in += verified.len() as u64;
         for v in &verified {
             self.known.insert(v.hash);
+            self.wants.remove(&v.hash);
         }
         let new = ingest(store, verified).map_err(store_err)?;
         if !new.is_empty() {
@@ -543,6 +618,37 @@ impl Session {
         }
         Ok(())
     }
+}
+
+/// A negentropy instance over `keys`, or over those at or above `from_ms`.
+fn negentropy_over(
+    keys: &[crate::store::Key],
+    from_ms: Option<u64>,
+    config: &Config,
+) -> Result<Negentropy<'static, NegentropyStorageVector>, SessionError> {
+    let reconcile_err = |e: negentropy::Error| SessionError::Reconcile(e.to_string());
+    let from = from_ms.unwrap_or(0);
+    let mut storage = NegentropyStorageVector::with_capacity(keys.len());
+    for (time, hash) in keys.iter().filter(|k| k.0 >= from) {
+        storage
+            .insert(*time, Id::from_byte_array(hash.0))
+            .map_err(reconcile_err)?;
+    }
+    storage.seal().map_err(reconcile_err)?;
+    Negentropy::owned(storage, config.frame_bytes_max).map_err(reconcile_err)
+}
+
+/// The count and a fingerprint of the keys below `below_ms` (keys come sorted).
+fn summary(keys: &[crate::store::Key], below_ms: u64) -> (u64, [u8; 32]) {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    let mut count = 0u64;
+    for (time, hash) in keys.iter().take_while(|k| k.0 < below_ms) {
+        hasher.update(time.to_be_bytes());
+        hasher.update(hash.0);
+        count += 1;
+    }
+    (count, hasher.finalize().into())
 }
 
 /// Orders changes so every change comes after those of its dependencies that are in the

@@ -35,8 +35,25 @@ pub enum Message {
     },
     /// A newer revocation list than the peer said it holds.
     Revocations(RevocationList),
-    /// A negentropy reconciliation frame over the change keys in scope.
+    /// A negentropy reconciliation frame over the change keys in scope (or, after `Tail`
+    /// was accepted, over the keys at or above its watermark).
     Reconcile(Vec<u8>),
+    /// The initiator's opening when it met this peer before: a summary of its keys below
+    /// the watermark of their last complete session, and the first negentropy frame over
+    /// the keys at or above it. If the responder's summary matches, only the tail is
+    /// reconciled; otherwise it answers `FullReconcile`.
+    Tail {
+        /// The watermark (ms).
+        below_ms: u64,
+        /// How many keys lie below it.
+        count: u64,
+        /// A fingerprint of those keys.
+        fingerprint: [u8; 32],
+        /// The first negentropy frame over the keys at or above the watermark.
+        frame: Vec<u8>,
+    },
+    /// The summaries below the watermark differ: reconcile everything.
+    FullReconcile,
     /// Changes the sender lacks and asks for (by hash).
     Want(Vec<[u8; 32]>),
     /// A batch of changes, with the certificates of their signers the receiver may lack.

@@ -370,3 +370,51 @@ fn clone(n: &Node) -> Node {
         writer: n.writer.clone(),
     }
 }
+
+#[test]
+fn a_second_contact_reconciles_only_the_tail_since_the_watermark() {
+    let mut county = County::new(13);
+    let mut village = county.node(Role::Village, V1);
+    let mut township = county.node(Role::Township, T1);
+    let ids: Vec<_> = (0..50)
+        .map(|_| county.case(&mut village, &[V1], 1))
+        .collect();
+    let first = sync(&county, &mut village, &mut township).unwrap();
+    assert!(
+        village
+            .store
+            .watermark(&township.identity.key.public())
+            .unwrap()
+            .is_some()
+    );
+    let id = ids[7];
+    county.work(&mut village, id);
+    let second = sync(&county, &mut village, &mut township).unwrap();
+    assert!(same(&village, &township, id));
+    assert!(second.bytes() < first.bytes(), "{second:?} vs {first:?}");
+}
+
+#[test]
+fn a_change_that_arrives_below_the_watermark_is_still_found() {
+    let mut county = County::new(14);
+    let mut village = county.node(Role::Village, V1);
+    let mut township = county.node(Role::Township, T1);
+    let mut top = county.node(Role::County, COUNTY);
+    let id = county.case(&mut village, &[V1], 2);
+    // A change made at the county with an old time, which the village has not seen.
+    sync(&county, &mut township, &mut top).unwrap();
+    sync(&county, &mut village, &mut top).unwrap();
+    let early = county.now_ms;
+    county.now_ms += 3_600_000;
+    county.work(&mut village, id);
+    sync(&county, &mut village, &mut township).unwrap();
+    let saved = county.now_ms;
+    county.now_ms = early;
+    county.work(&mut top, id);
+    county.now_ms = saved;
+    // The township gets the county's change now; the village's watermark with the
+    // township lies after that change's time, so only the full fallback can find it.
+    sync(&county, &mut township, &mut top).unwrap();
+    sync(&county, &mut village, &mut township).unwrap();
+    assert!(same(&village, &township, id) && same(&township, &top, id));
+}
