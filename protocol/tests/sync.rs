@@ -418,3 +418,37 @@ fn a_change_that_arrives_below_the_watermark_is_still_found() {
     sync(&county, &mut village, &mut township).unwrap();
     assert!(same(&village, &township, id) && same(&township, &top, id));
 }
+
+#[test]
+fn new_changes_are_pushed_live_while_connected() {
+    let mut county = County::new(15);
+    let mut village = county.node(Role::Village, V1);
+    let mut township = county.node(Role::Township, T1);
+    let id = county.case(&mut village, &[V1], 1);
+    let mut link = Link::open(&county, &village, &township);
+    link.settle(&county, &mut village, &mut township);
+    assert!(link.a.is_reconciled());
+    assert!(same(&village, &township, id));
+
+    // A new record and a new event at the village go up on the open session, in one flight
+    // each way (the batch and its acknowledgement), without reconciling again.
+    let fresh = county.case(&mut village, &[V1], 0);
+    let mut changes = county.work(&mut village, id);
+    changes.extend(
+        village
+            .store
+            .doc(fresh)
+            .unwrap()
+            .unwrap()
+            .get_changes(&[])
+            .iter()
+            .map(|c| village.store.change(&c.hash()).unwrap().unwrap()),
+    );
+    link.a.offer(&changes, &village.store).unwrap();
+    let flights = link.settle(&county, &mut village, &mut township);
+    assert_eq!(flights, 2);
+    assert!(same(&village, &township, id) && same(&village, &township, fresh));
+    // Offering the same changes again sends nothing.
+    link.a.offer(&changes, &village.store).unwrap();
+    assert!(link.a.poll_transmit().is_none());
+}

@@ -191,3 +191,39 @@ pub fn same(a: &Node, b: &Node, id: RecordId) -> bool {
 pub fn events(session: &mut Session) -> Vec<Event> {
     std::iter::from_fn(|| session.poll_event()).collect()
 }
+
+/// A live connection between two nodes: sessions that stay open.
+pub struct Link {
+    pub a: Session,
+    pub b: Session,
+}
+
+impl Link {
+    pub fn open(county: &County, a: &Node, b: &Node) -> Link {
+        let root = county.root.public();
+        Link {
+            a: Session::new(Config::default(), root, a.identity.clone(), true, &a.store).unwrap(),
+            b: Session::new(Config::default(), root, b.identity.clone(), false, &b.store).unwrap(),
+        }
+    }
+
+    /// Delivers messages both ways until the link is quiet; returns the flights used.
+    pub fn settle(&mut self, county: &County, a: &mut Node, b: &mut Node) -> u32 {
+        let mut flights = 0;
+        while flights < FLIGHTS_MAX {
+            let to_b: Vec<_> = std::iter::from_fn(|| self.a.poll_transmit()).collect();
+            let to_a: Vec<_> = std::iter::from_fn(|| self.b.poll_transmit()).collect();
+            if to_a.is_empty() && to_b.is_empty() {
+                return flights;
+            }
+            flights += 1;
+            for m in to_b {
+                self.b.handle(&m, &mut b.store, county.now_ms).unwrap();
+            }
+            for m in to_a {
+                self.a.handle(&m, &mut a.store, county.now_ms).unwrap();
+            }
+        }
+        panic!("link did not settle");
+    }
+}
