@@ -1,0 +1,363 @@
+//! After a run: the checks that must hold, and the figures that describe the run.
+//!
+//! Checks:
+//! - every replica of every record at a node that may read it has identical heads and an
+//!   identical view (convergence);
+//! - every change written reached every node that may read its record (delivery ratio 1);
+//! - no node holds a record it may not read;
+//! - no forged change was accepted anywhere;
+//! - the heal phase went quiet within the scenario's bound.
+
+#![allow(clippy::indexing_slicing)]
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+
+use automerge::ChangeHash;
+use guihe_protocol::store::Store;
+use serde::Serialize;
+
+use crate::run::{LinkKind, NodeKind, START_MS, Sim};
+
+/// Percentiles of a distribution, in milliseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Percentiles {
+    /// Samples.
+    pub count: usize,
+    /// Median.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// Largest.
+    pub max: u64,
+}
+
+impl Percentiles {
+    fn of(mut v: Vec<u64>) -> Percentiles {
+        v.sort_unstable();
+        let at = |q: f64| {
+            v.get(((v.len() as f64 - 1.0) * q).round() as usize)
+                .copied()
+                .unwrap_or(0)
+        };
+        Percentiles {
+            count: v.len(),
+            p50: at(0.5),
+            p90: at(0.9),
+            p99: at(0.99),
+            max: v.last().copied().unwrap_or(0),
+        }
+    }
+}
+
+/// Bytes and messages on one class of link.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Traffic {
+    /// Bytes on the wire.
+    pub bytes: u64,
+    /// Messages.
+    pub messages: u64,
+}
+
+/// The outcome of a run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// Scenario.
+    pub scenario: String,
+    /// Seed.
+    pub seed: u64,
+    /// Days of the faulty phase.
+    pub days: f64,
+    /// Nodes (honest and forgers).
+    pub nodes: usize,
+    /// Records written.
+    pub records: usize,
+    /// Changes written.
+    pub changes: usize,
+    /// Bytes of those changes.
+    pub change_bytes: u64,
+    /// Deliveries that reached their reader / deliveries due.
+    pub delivery_ratio: f64,
+    /// Time from a change's writing to its arrival at each reader.
+    pub latency_ms: Percentiles,
+    /// Latency divided by the foremost-journey bound, per delivery in the faulty phase
+    /// (×100, so 100 means as fast as any protocol could have been).
+    pub stretch_percent: Percentiles,
+    /// Traffic per link class.
+    pub traffic: BTreeMap<String, Traffic>,
+    /// Messages per change written.
+    pub messages_per_change: f64,
+    /// Wire bytes per byte of change written.
+    pub wire_per_change_byte: f64,
+    /// Sessions ended by an error (forgers, revoked or broken peers).
+    pub session_errors: u64,
+    /// Time from heal to the last delivery.
+    pub heal_ms: u64,
+    /// Events processed.
+    pub events: u64,
+    /// Convergence over time: (hours since start, share of the deliveries due by then that
+    /// had arrived), for the plot.
+    pub convergence: Vec<(f64, f64)>,
+    /// Distribution of delivery latency in the faulty phase: (hours, fraction ≤).
+    pub latency_cdf: Vec<(f64, f64)>,
+    /// The same for the foremost-journey bound over the sampled changes.
+    pub bound_cdf: Vec<(f64, f64)>,
+    /// Check failures; empty when the run passed.
+    pub failures: Vec<String>,
+}
+
+impl Report {
+    /// Whether every check passed.
+    pub fn passed(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+/// Checks a finished run and computes its figures.
+pub fn check(sim: &Sim) -> Report {
+    let mut failures = Vec::new();
+    let mut readers_of = BTreeMap::new();
+    for &record in sim.records.keys() {
+        readers_of.insert(record, sim.readers(&sim.villages_of_record(record)));
+    }
+
+    // Convergence and authorisation.
+    for (&record, readers) in &readers_of {
+        let mut reference: Option<(Vec<ChangeHash>, Option<guihe_protocol::view::View>)> = None;
+        for &n in readers {
+            let doc = sim.nodes[n].replica.store.doc(record).ok().flatten();
+            let Some(doc) = doc else {
+                failures.push(format!("{} lacks {record}", sim.nodes[n].name));
+                continue;
+            };
+            let heads = doc.get_heads();
+            let view = guihe_protocol::record::Record::from_doc(doc)
+                .ok()
+                .and_then(|r| r.view(&sim.rules).ok());
+            match &reference {
+                None => reference = Some((heads, view)),
+                Some((h, v)) => {
+                    if *h != heads {
+                        failures.push(format!(
+                            "{} has other heads for {record}",
+                            sim.nodes[n].name
+                        ));
+                    } else if *v != view {
+                        failures.push(format!(
+                            "{} has another view of {record}",
+                            sim.nodes[n].name
+                        ));
+                    }
+                }
+            }
+        }
+        for (n, node) in sim.nodes.iter().enumerate() {
+            if node.kind != NodeKind::Forger
+                && !readers.contains(&n)
+                && node.replica.store.doc(record).ok().flatten().is_some()
+            {
+                failures.push(format!(
+                    "{} holds {record}, which it may not read",
+                    node.name
+                ));
+            }
+        }
+    }
+
+    // Delivery and latency.
+    let mut due = 0u64;
+    let mut delivered = 0u64;
+    let mut latencies = Vec::new();
+    let mut stretches = Vec::new();
+    let mut sampled_actual = Vec::new();
+    let mut sampled_bound = Vec::new();
+    let mut arrivals = Vec::new();
+    let mut due_times = Vec::new();
+    let bound_sample = 400usize;
+    for (i, (hash, w)) in sim.written.iter().enumerate() {
+        let readers = &readers_of[&w.record];
+        let bound = (i < bound_sample).then(|| foremost(sim, w.origin, w.time, readers));
+        for &n in readers {
+            due += 1;
+            let holds = sim.nodes[n].replica.store.has_change(hash).unwrap_or(false);
+            if holds {
+                delivered += 1;
+            } else {
+                continue;
+            }
+            if n == w.origin {
+                continue;
+            }
+            due_times.push(w.time);
+            if let Some(&t) = sim.arrived.get(&(*hash, n)) {
+                latencies.push(t.saturating_sub(w.time));
+                arrivals.push(t);
+                if let Some(bound) = &bound
+                    && t < sim.heal_at
+                    && let Some(&b) = bound.get(&n)
+                {
+                    let ideal = b.saturating_sub(w.time).max(1);
+                    stretches.push(t.saturating_sub(w.time) * 100 / ideal);
+                    sampled_actual.push(t.saturating_sub(w.time));
+                    sampled_bound.push(ideal);
+                }
+            }
+        }
+    }
+    let delivery_ratio = if due == 0 {
+        1.0
+    } else {
+        delivered as f64 / due as f64
+    };
+    if delivered != due {
+        failures.push(format!(
+            "delivery ratio {delivery_ratio:.6}: {} of {due} deliveries missing",
+            due - delivered
+        ));
+    }
+
+    // Forgeries.
+    for (n, node) in sim.nodes.iter().enumerate() {
+        if node.kind == NodeKind::Forger {
+            continue;
+        }
+        for hash in &sim.forged {
+            if node.replica.store.has_change(hash).unwrap_or(false) {
+                failures.push(format!(
+                    "{} accepted forged change {hash} (node {n})",
+                    node.name
+                ));
+            }
+        }
+    }
+
+    let heal_ms = sim.last_delivery.saturating_sub(sim.heal_at);
+    let bound_ms = (sim.scenario.heal_bound_hours * 3_600_000.0) as u64;
+    if sim.last_delivery > sim.heal_at + bound_ms {
+        failures.push(format!(
+            "not quiet within {} hours of healing",
+            sim.scenario.heal_bound_hours
+        ));
+    }
+
+    let mut traffic: BTreeMap<String, Traffic> = BTreeMap::new();
+    for l in &sim.links {
+        let key = match l.kind {
+            LinkKind::Village => "village_township",
+            LinkKind::Township => "township_county",
+        };
+        let t = traffic.entry(key.to_string()).or_default();
+        t.bytes += l.bytes;
+        t.messages += l.messages;
+    }
+    let wire: u64 = traffic.values().map(|t| t.bytes).sum();
+    let messages: u64 = traffic.values().map(|t| t.messages).sum();
+    let change_bytes: u64 = sim.written.values().map(|w| w.bytes as u64).sum();
+    let changes = sim.written.len();
+
+    // Convergence over time: of the deliveries due by then (changes written to a remote
+    // reader), the share that had arrived.
+    arrivals.sort_unstable();
+    due_times.sort_unstable();
+    let end = sim.last_delivery.max(sim.heal_at);
+    let steps = 120u64;
+    let convergence = (0..=steps)
+        .map(|i| {
+            let t = START_MS + (end - START_MS) * i / steps;
+            let due = due_times.partition_point(|&d| d <= t);
+            let done = arrivals.partition_point(|&a| a <= t);
+            let share = if due == 0 {
+                1.0
+            } else {
+                (done as f64 / due as f64).min(1.0)
+            };
+            ((t - START_MS) as f64 / 3_600_000.0, share)
+        })
+        .collect();
+
+    Report {
+        scenario: sim.scenario.name.clone(),
+        seed: sim.config.seed,
+        days: sim.config.days,
+        nodes: sim.nodes.len(),
+        records: sim.records.len(),
+        changes,
+        change_bytes,
+        delivery_ratio,
+        latency_ms: Percentiles::of(latencies),
+        stretch_percent: Percentiles::of(stretches),
+        traffic,
+        messages_per_change: messages as f64 / changes.max(1) as f64,
+        wire_per_change_byte: wire as f64 / change_bytes.max(1) as f64,
+        session_errors: sim.session_errors,
+        heal_ms,
+        events: sim.events,
+        convergence,
+        latency_cdf: cdf(sampled_actual),
+        bound_cdf: cdf(sampled_bound),
+        failures,
+    }
+}
+
+/// Up to 100 points of a distribution's CDF, in hours.
+fn cdf(mut v: Vec<u64>) -> Vec<(f64, f64)> {
+    v.sort_unstable();
+    let n = v.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    let points = n.min(100);
+    (1..=points)
+        .map(|i| {
+            let idx = (n * i / points).saturating_sub(1);
+            (v[idx] as f64 / 3_600_000.0, (idx + 1) as f64 / n as f64)
+        })
+        .collect()
+}
+
+/// The foremost journey: the earliest time any protocol could have brought a change
+/// written at `origin` at `start` to each reader, moving only between nodes that may read
+/// it, over links while they were up (latency counted, bandwidth not).
+fn foremost(sim: &Sim, origin: usize, start: u64, readers: &[usize]) -> BTreeMap<usize, u64> {
+    let allowed: BTreeSet<usize> = readers.iter().copied().collect();
+    let mut best: BTreeMap<usize, u64> = BTreeMap::new();
+    let mut heap = BinaryHeap::new();
+    best.insert(origin, start);
+    heap.push(Reverse((start, origin)));
+    while let Some(Reverse((t, u))) = heap.pop() {
+        if best.get(&u).is_some_and(|&b| b < t) {
+            continue;
+        }
+        for &l in &sim.nodes[u].links {
+            let link = &sim.links[l];
+            let v = if link.a == u { link.b } else { link.a };
+            if !allowed.contains(&v) {
+                continue;
+            }
+            let latency = match link.kind {
+                LinkKind::Village => sim.scenario.links.village.latency_ms,
+                LinkKind::Township => sim.scenario.links.township.latency_ms,
+            };
+            let open_now = link.up_since.map(|s| (s, u64::MAX));
+            let arrival = link
+                .intervals
+                .iter()
+                .copied()
+                .chain(open_now)
+                .filter_map(|(s, e)| {
+                    let go = t.max(s);
+                    (go + latency <= e).then_some(go + latency)
+                })
+                .min();
+            if let Some(a) = arrival
+                && best.get(&v).is_none_or(|&b| a < b)
+            {
+                best.insert(v, a);
+                heap.push(Reverse((a, v)));
+            }
+        }
+    }
+    best
+}

@@ -1,0 +1,904 @@
+//! One simulated run: a county of real protocol replicas over links that come and go,
+//! driven by a discrete-event loop on virtual time.
+//!
+//! Phase one runs the workload with faults: links flap, nodes crash and restart, scheduled
+//! partitions cut townships off, forgers try to inject changes. Phase two heals every
+//! link, stops new work and requires convergence within the scenario's bound. Then the
+//! checks run (see [`crate::check`]).
+//!
+//! Everything comes from the seed, through one ChaCha stream, and all maps are ordered, so
+//! a seed replays byte for byte.
+
+// Node and link indices are the simulator's own, made in `Sim::new` and never taken from
+// input, so indexing by them cannot go out of bounds.
+#![allow(clippy::indexing_slicing)]
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use automerge::ChangeHash;
+use guihe_protocol::cert::{CertBody, Identity, Keypair, Role, Root};
+use guihe_protocol::deadline::Deadlines;
+use guihe_protocol::division::{CountyCode, Division, TownshipCode, VillageCode};
+use guihe_protocol::id::RecordId;
+use guihe_protocol::model::Kind;
+use guihe_protocol::record::Record;
+use guihe_protocol::replica::Replica;
+use guihe_protocol::store::{MemStore, Store, StoredChange};
+use guihe_protocol::sync::{Config as SessionConfig, Event as SessionEvent, Session};
+use guihe_protocol::wire::Message;
+use guihe_protocol::workload;
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore, SeedableRng};
+
+use crate::scenario::{LinkClass, Scenario};
+
+/// Virtual start: 2026-01-01 00:00 UTC, in ms.
+pub const START_MS: u64 = 1_767_225_600_000;
+const HOUR_MS: f64 = 3_600_000.0;
+const DAY_MS: f64 = 86_400_000.0;
+/// Bound on events processed in one run, so a bug cannot loop forever.
+pub const EVENTS_MAX: u64 = 50_000_000;
+
+/// A deliberately broken variant, to prove the checks catch a faulty protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sabotage {
+    /// Every batch of changes that carries a petition's change is silently dropped.
+    DropPetitionBatches,
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The seed.
+    pub seed: u64,
+    /// Days of the faulty phase.
+    pub days: f64,
+    /// A deliberate fault in the protocol, for testing the checks.
+    pub sabotage: Option<Sabotage>,
+}
+
+/// What a node is in the simulation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum NodeKind {
+    /// The county node.
+    County,
+    /// A township aggregator (index into the scenario's townships).
+    Township(usize),
+    /// A village office.
+    Village(usize),
+    /// A forger: a foreign root, or a real certificate writing another village's records.
+    Forger,
+}
+
+pub(crate) struct SimNode {
+    pub(crate) name: String,
+    pub(crate) kind: NodeKind,
+    pub(crate) replica: Replica<MemStore>,
+    pub(crate) running: bool,
+    pub(crate) links: Vec<usize>,
+}
+
+/// Which class a link belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkKind {
+    /// Village (or forger) to township.
+    Village,
+    /// Township to county.
+    Township,
+}
+
+pub(crate) struct Link {
+    /// The dialler (the lower tier).
+    pub(crate) a: usize,
+    pub(crate) b: usize,
+    pub(crate) kind: LinkKind,
+    pub(crate) up: bool,
+    /// Increases whenever the connection drops; deliveries of an older epoch are lost.
+    pub(crate) epoch: u64,
+    /// When each direction is free to send again: [a→b, b→a].
+    pub(crate) busy_until: [u64; 2],
+    pub(crate) sessions: Option<(Session, Session)>,
+    /// Up intervals (start, end), for the foremost-journey bound.
+    pub(crate) up_since: Option<u64>,
+    pub(crate) intervals: Vec<(u64, u64)>,
+    pub(crate) bytes: u64,
+    pub(crate) messages: u64,
+}
+
+#[derive(Debug, Clone)]
+enum Ev {
+    Toggle(usize),
+    Deliver {
+        link: usize,
+        epoch: u64,
+        to_b: bool,
+        bytes: Vec<u8>,
+    },
+    NewRecord,
+    Work {
+        record: RecordId,
+        origin: usize,
+        done: u32,
+    },
+    Crash(usize),
+    Restart(usize),
+    Partition {
+        township: usize,
+        on: bool,
+    },
+    Heal,
+}
+
+/// A change written during the run.
+#[derive(Debug, Clone)]
+pub(crate) struct Written {
+    pub(crate) time: u64,
+    pub(crate) origin: usize,
+    pub(crate) record: RecordId,
+    pub(crate) bytes: usize,
+}
+
+/// The state of a run.
+pub struct Sim {
+    pub(crate) scenario: Scenario,
+    pub(crate) config: Config,
+    rng: ChaCha8Rng,
+    pub(crate) now: u64,
+    queue: BTreeMap<(u64, u64), Ev>,
+    seq: u64,
+    pub(crate) nodes: Vec<SimNode>,
+    pub(crate) links: Vec<Link>,
+    pub(crate) root: Root,
+    pub(crate) rules: Deadlines,
+    pub(crate) healing: bool,
+    pub(crate) heal_at: u64,
+    pub(crate) last_delivery: u64,
+    partitioned: BTreeSet<usize>,
+    pub(crate) written: BTreeMap<ChangeHash, Written>,
+    pub(crate) arrived: BTreeMap<(ChangeHash, usize), u64>,
+    pub(crate) forged: BTreeSet<ChangeHash>,
+    pub(crate) records: BTreeMap<RecordId, usize>,
+    pub(crate) session_errors: u64,
+    pub(crate) events: u64,
+    crash_rate_per_ms: f64,
+    down_scale: f64,
+}
+
+impl std::fmt::Debug for Sim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sim")
+            .field("scenario", &self.scenario.name)
+            .field("seed", &self.config.seed)
+            .field("now", &self.now)
+            .field("nodes", &self.nodes.len())
+            .field("records", &self.records.len())
+            .finish()
+    }
+}
+
+fn exp(rng: &mut ChaCha8Rng, mean: f64) -> u64 {
+    let u = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+    let x = -mean * (1.0 - u).ln();
+    if x.is_finite() && x > 0.0 {
+        x as u64
+    } else {
+        0
+    }
+}
+
+fn chance(rng: &mut ChaCha8Rng, p: f64) -> bool {
+    ((rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64) < p
+}
+
+fn pick(rng: &mut ChaCha8Rng, n: usize) -> usize {
+    if n == 0 {
+        0
+    } else {
+        (rng.next_u64() % n as u64) as usize
+    }
+}
+
+/// Why a run could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// A code of the scenario's layout is invalid.
+    #[error("layout: {0}")]
+    Layout(String),
+}
+
+impl Sim {
+    /// Builds the county of the scenario with the run's seed.
+    pub fn new(scenario: Scenario, config: Config) -> Result<Sim, SetupError> {
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+        let root = Root::new(Keypair::generate(&mut rng));
+        let layout = |e: guihe_protocol::division::CodeError| SetupError::Layout(e.to_string());
+        let county =
+            CountyCode::from_u64(u64::from(scenario.county) * 1_000_000).map_err(layout)?;
+        let not_after = START_MS + ((config.days + 3650.0) * DAY_MS) as u64;
+        let mut serial = 0u64;
+        let mut identity = |rng: &mut ChaCha8Rng, root: &Root, role: Role, division: Division| {
+            serial += 1;
+            let key = Keypair::generate(rng);
+            let cert = root.issue(CertBody {
+                serial,
+                node: key.public(),
+                role,
+                division,
+                not_before_ms: START_MS - 1,
+                not_after_ms: not_after,
+            });
+            cert.map(|cert| Identity { key, cert })
+                .map_err(|e| SetupError::Layout(e.to_string()))
+        };
+        let staff: guihe_protocol::id::StaffId = "sim"
+            .parse()
+            .map_err(|e: guihe_protocol::id::IdError| SetupError::Layout(e.to_string()))?;
+        let node = |identity: Identity, name: String, kind: NodeKind| SimNode {
+            name,
+            kind,
+            replica: Replica::new(identity, MemStore::new(), staff.clone(), 1),
+            running: true,
+            links: Vec::new(),
+        };
+        let mut nodes = vec![node(
+            identity(&mut rng, &root, Role::County, Division::County(county))?,
+            "county".into(),
+            NodeKind::County,
+        )];
+        let mut links: Vec<Link> = Vec::new();
+        let mut villages = Vec::new();
+        for (ti, t) in scenario.townships.iter().enumerate() {
+            let tcode = TownshipCode::from_u64(county.as_u64() + (ti as u64 + 1) * 1_000)
+                .map_err(layout)?;
+            let tnode = nodes.len();
+            nodes.push(node(
+                identity(&mut rng, &root, Role::Township, Division::Township(tcode))?,
+                t.name.clone(),
+                NodeKind::Township(ti),
+            ));
+            links.push(Link::new(tnode, 0, LinkKind::Township));
+            for vi in 0..t.villages {
+                let vcode = tcode.village(200 + vi).map_err(layout)?;
+                let vnode = nodes.len();
+                villages.push(vcode);
+                nodes.push(node(
+                    identity(&mut rng, &root, Role::Village, Division::Village(vcode))?,
+                    format!("{}-{}", t.name, vi + 1),
+                    NodeKind::Village(ti),
+                ));
+                links.push(Link::new(vnode, tnode, LinkKind::Village));
+            }
+        }
+        // Swarm testing: the seed may turn faults down, off or up.
+        let (mut crash_scale, mut down_scale, mut forgers) = (1.0, 1.0, scenario.faults.forgers);
+        if scenario.faults.swarm {
+            crash_scale = [0.0, 1.0, 3.0][pick(&mut rng, 3)];
+            down_scale = [0.5, 1.0, 2.0][pick(&mut rng, 3)];
+            if chance(&mut rng, 0.3) {
+                forgers = 0;
+            }
+        }
+        for f in 0..forgers {
+            let ti = pick(&mut rng, scenario.townships.len());
+            let tnode = nodes
+                .iter()
+                .position(|n| n.kind == NodeKind::Township(ti))
+                .unwrap_or(0);
+            let tcode = TownshipCode::from_u64(county.as_u64() + (ti as u64 + 1) * 1_000)
+                .map_err(layout)?;
+            // Even forgers carry a foreign root's certificate; odd ones a real village
+            // certificate that they use to write a neighbouring village's records.
+            let identity = if f % 2 == 0 {
+                let foreign = Root::new(Keypair::generate(&mut rng));
+                identity(
+                    &mut rng,
+                    &foreign,
+                    Role::Township,
+                    Division::Township(tcode),
+                )?
+            } else {
+                identity(
+                    &mut rng,
+                    &root,
+                    Role::Village,
+                    Division::Village(tcode.village(900).map_err(layout)?),
+                )?
+            };
+            let fnode = nodes.len();
+            nodes.push(node(identity, format!("forger-{f}"), NodeKind::Forger));
+            links.push(Link::new(fnode, tnode, LinkKind::Village));
+        }
+        for (i, l) in links.iter().enumerate() {
+            if let Some(n) = nodes.get_mut(l.a) {
+                n.links.push(i);
+            }
+            if let Some(n) = nodes.get_mut(l.b) {
+                n.links.push(i);
+            }
+        }
+        let crash_rate_per_ms =
+            scenario.faults.crashes_per_node_per_year * crash_scale / (365.0 * DAY_MS);
+        let _ = villages;
+        let mut sim = Sim {
+            scenario,
+            config,
+            rng,
+            now: START_MS,
+            queue: BTreeMap::new(),
+            seq: 0,
+            nodes,
+            links,
+            root,
+            rules: Deadlines::default(),
+            healing: false,
+            heal_at: 0,
+            last_delivery: START_MS,
+            partitioned: BTreeSet::new(),
+            written: BTreeMap::new(),
+            arrived: BTreeMap::new(),
+            forged: BTreeSet::new(),
+            records: BTreeMap::new(),
+            session_errors: 0,
+            events: 0,
+            crash_rate_per_ms,
+            down_scale,
+        };
+        sim.plant_forgeries();
+        Ok(sim)
+    }
+
+    fn at(&mut self, time: u64, ev: Ev) {
+        self.seq += 1;
+        self.queue.insert((time, self.seq), ev);
+    }
+
+    fn class(&self, kind: LinkKind) -> LinkClass {
+        match kind {
+            LinkKind::Village => self.scenario.links.village.clone(),
+            LinkKind::Township => self.scenario.links.township.clone(),
+        }
+    }
+
+    /// Runs both phases; returns when the heal phase is quiet or its bound has passed.
+    pub fn run(&mut self) {
+        let days = self.config.days;
+        self.heal_at = START_MS + (days * DAY_MS) as u64;
+        // Links start down and come up after a first random wait.
+        for l in 0..self.links.len() {
+            let class = self.class(self.links[l].kind);
+            let t = START_MS
+                + exp(
+                    &mut self.rng,
+                    class.down_mean_hours * HOUR_MS * self.down_scale,
+                );
+            self.at(t, Ev::Toggle(l));
+        }
+        let first = self.next_record_gap();
+        self.at(START_MS + first, Ev::NewRecord);
+        if self.crash_rate_per_ms > 0.0 {
+            for n in 0..self.nodes.len() {
+                let t = START_MS + exp(&mut self.rng, 1.0 / self.crash_rate_per_ms);
+                self.at(t, Ev::Crash(n));
+            }
+        }
+        for p in self.scenario.faults.partitions.clone() {
+            if self.scenario.faults.swarm && chance(&mut self.rng, 0.5) {
+                continue;
+            }
+            let from = START_MS + (p.from_day * DAY_MS) as u64;
+            self.at(
+                from,
+                Ev::Partition {
+                    township: p.township,
+                    on: true,
+                },
+            );
+            self.at(
+                from + (p.days * DAY_MS) as u64,
+                Ev::Partition {
+                    township: p.township,
+                    on: false,
+                },
+            );
+        }
+        self.at(self.heal_at, Ev::Heal);
+        let bound = self.heal_at + (self.scenario.heal_bound_hours * HOUR_MS) as u64;
+        while let Some(((time, _), ev)) = self.queue.pop_first() {
+            if time > bound || self.events >= EVENTS_MAX {
+                break;
+            }
+            self.now = time;
+            self.events += 1;
+            self.step(ev);
+        }
+    }
+
+    fn next_record_gap(&mut self) -> u64 {
+        let per_ms = self.scenario.workload.records_per_year / (365.0 * DAY_MS);
+        exp(&mut self.rng, 1.0 / per_ms.max(1e-12))
+    }
+
+    fn step(&mut self, ev: Ev) {
+        match ev {
+            Ev::Toggle(l) => {
+                if self.healing {
+                    return;
+                }
+                let link = &mut self.links[l];
+                link.up = !link.up;
+                let up = link.up;
+                let class = self.class(self.links[l].kind);
+                let mean = if up {
+                    class.up_mean_hours
+                } else {
+                    class.down_mean_hours * self.down_scale
+                };
+                let next = self.now + exp(&mut self.rng, mean * HOUR_MS).max(1);
+                self.at(next, Ev::Toggle(l));
+                self.refresh(l);
+            }
+            Ev::Deliver {
+                link,
+                epoch,
+                to_b,
+                bytes,
+            } => self.deliver(link, epoch, to_b, &bytes),
+            Ev::NewRecord => {
+                if self.healing {
+                    return;
+                }
+                self.new_record();
+                let gap = self.next_record_gap();
+                self.at(self.now + gap.max(1), Ev::NewRecord);
+            }
+            Ev::Work {
+                record,
+                origin,
+                done,
+            } => {
+                if !self.healing {
+                    self.work(record, origin, done);
+                }
+            }
+            Ev::Crash(n) => {
+                if self.healing {
+                    return;
+                }
+                if self.nodes[n].running {
+                    self.nodes[n].running = false;
+                    self.refresh_node(n);
+                    let t = exp(
+                        &mut self.rng,
+                        self.scenario.faults.restart_mean_hours * HOUR_MS,
+                    )
+                    .max(1);
+                    self.at(self.now + t, Ev::Restart(n));
+                }
+            }
+            Ev::Restart(n) => {
+                self.nodes[n].running = true;
+                self.refresh_node(n);
+                if !self.healing && self.crash_rate_per_ms > 0.0 {
+                    let t = exp(&mut self.rng, 1.0 / self.crash_rate_per_ms).max(1);
+                    self.at(self.now + t, Ev::Crash(n));
+                }
+            }
+            Ev::Partition { township, on } => {
+                if self.healing {
+                    return;
+                }
+                if on {
+                    self.partitioned.insert(township);
+                } else {
+                    self.partitioned.remove(&township);
+                }
+                if let Some(t) = self
+                    .nodes
+                    .iter()
+                    .position(|n| n.kind == NodeKind::Township(township))
+                {
+                    self.refresh_node(t);
+                }
+            }
+            Ev::Heal => {
+                self.healing = true;
+                self.partitioned.clear();
+                for n in &mut self.nodes {
+                    n.running = true;
+                }
+                for l in 0..self.links.len() {
+                    self.links[l].up = true;
+                    self.refresh(l);
+                }
+            }
+        }
+    }
+
+    fn usable(&self, l: usize) -> bool {
+        let link = &self.links[l];
+        let cut = |n: usize| matches!(self.nodes[n].kind, NodeKind::Township(t) if self.partitioned.contains(&t));
+        link.up
+            && self.nodes[link.a].running
+            && self.nodes[link.b].running
+            && !cut(link.a)
+            && !cut(link.b)
+    }
+
+    fn refresh_node(&mut self, n: usize) {
+        for l in self.nodes[n].links.clone() {
+            self.refresh(l);
+        }
+    }
+
+    /// Opens or closes the link's connection to match whether it is usable now.
+    fn refresh(&mut self, l: usize) {
+        let usable = self.usable(l);
+        let now = self.now;
+        let open = self.links[l].sessions.is_some();
+        if usable && !open {
+            self.links[l].up_since = Some(now);
+            let (a, b) = (self.links[l].a, self.links[l].b);
+            let root = self.root.public();
+            let sa = Session::new(
+                SessionConfig::default(),
+                root,
+                self.nodes[a].replica.identity.clone(),
+                true,
+                &self.nodes[a].replica.store,
+            );
+            let sb = Session::new(
+                SessionConfig::default(),
+                root,
+                self.nodes[b].replica.identity.clone(),
+                false,
+                &self.nodes[b].replica.store,
+            );
+            if let (Ok(sa), Ok(sb)) = (sa, sb) {
+                self.links[l].sessions = Some((sa, sb));
+                self.pump(l);
+            }
+        } else if !usable && open {
+            self.close(l);
+        }
+    }
+
+    fn close(&mut self, l: usize) {
+        let link = &mut self.links[l];
+        link.sessions = None;
+        link.epoch += 1;
+        if let Some(since) = link.up_since.take() {
+            link.intervals.push((since, self.now));
+        }
+    }
+
+    /// Sends whatever both sessions of a link have to send, and handles their events.
+    fn pump(&mut self, l: usize) {
+        let Some((mut sa, mut sb)) = self.links[l].sessions.take() else {
+            return;
+        };
+        let mut out = Vec::new();
+        while let Some(m) = sa.poll_transmit() {
+            out.push((true, m));
+        }
+        while let Some(m) = sb.poll_transmit() {
+            out.push((false, m));
+        }
+        let ea: Vec<SessionEvent> = std::iter::from_fn(|| sa.poll_event()).collect();
+        let eb: Vec<SessionEvent> = std::iter::from_fn(|| sb.poll_event()).collect();
+        self.links[l].sessions = Some((sa, sb));
+        let class = self.class(self.links[l].kind);
+        for (to_b, bytes) in out {
+            let link = &mut self.links[l];
+            let dir = usize::from(!to_b);
+            let start = link.busy_until[dir].max(self.now);
+            let send_ms = (bytes.len() as u64 * 1_000).div_ceil(class.bandwidth_bytes_per_s);
+            link.busy_until[dir] = start + send_ms;
+            link.bytes += bytes.len() as u64;
+            link.messages += 1;
+            let arrive = start + send_ms + class.latency_ms;
+            let epoch = link.epoch;
+            self.at(
+                arrive,
+                Ev::Deliver {
+                    link: l,
+                    epoch,
+                    to_b,
+                    bytes,
+                },
+            );
+        }
+        let (a, b) = (self.links[l].a, self.links[l].b);
+        self.session_events(a, l, ea);
+        self.session_events(b, l, eb);
+    }
+
+    fn session_events(&mut self, node: usize, from_link: usize, events: Vec<SessionEvent>) {
+        for e in events {
+            if let SessionEvent::Received(changes) = e {
+                for c in &changes {
+                    self.arrived.entry((c.hash, node)).or_insert(self.now);
+                }
+                self.relay(node, from_link, &changes);
+            }
+        }
+    }
+
+    /// Offers changes new at `node` to its other open sessions.
+    fn relay(&mut self, node: usize, except: usize, changes: &[StoredChange]) {
+        for l in self.nodes[node].links.clone() {
+            if l == except {
+                continue;
+            }
+            self.offer(l, node, changes);
+        }
+    }
+
+    fn offer(&mut self, l: usize, node: usize, changes: &[StoredChange]) {
+        let Some((mut sa, mut sb)) = self.links[l].sessions.take() else {
+            return;
+        };
+        let store = &self.nodes[node].replica.store;
+        let result = if self.links[l].a == node {
+            sa.offer(changes, store)
+        } else {
+            sb.offer(changes, store)
+        };
+        self.links[l].sessions = Some((sa, sb));
+        if result.is_err() {
+            self.session_errors += 1;
+            self.close(l);
+            return;
+        }
+        self.pump(l);
+    }
+
+    fn deliver(&mut self, l: usize, epoch: u64, to_b: bool, bytes: &[u8]) {
+        if self.links[l].epoch != epoch {
+            return;
+        }
+        if self.config.sabotage == Some(Sabotage::DropPetitionBatches)
+            && let Ok(Message::Changes { changes, .. }) = Message::decode(bytes)
+            && changes
+                .iter()
+                .any(|c| matches!(c.record, RecordId::Petition(_)))
+        {
+            return;
+        }
+        self.last_delivery = self.last_delivery.max(self.now);
+        let Some((mut sa, mut sb)) = self.links[l].sessions.take() else {
+            return;
+        };
+        let node = if to_b {
+            self.links[l].b
+        } else {
+            self.links[l].a
+        };
+        let now = self.now;
+        let store = &mut self.nodes[node].replica.store;
+        let result = if to_b {
+            sb.handle(bytes, store, now)
+        } else {
+            sa.handle(bytes, store, now)
+        };
+        self.links[l].sessions = Some((sa, sb));
+        if result.is_err() {
+            self.session_errors += 1;
+            self.close(l);
+            return;
+        }
+        self.pump(l);
+    }
+
+    fn villages_of(&self, township: usize) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|&n| self.nodes[n].kind == NodeKind::Village(township))
+            .collect()
+    }
+
+    fn village_code(&self, node: usize) -> Option<VillageCode> {
+        match self.nodes[node].replica.identity.cert.body.division {
+            Division::Village(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    fn new_record(&mut self) {
+        let w = self.scenario.workload.clone();
+        let townships = self.scenario.townships.len();
+        let ti = pick(&mut self.rng, townships);
+        let villages = self.villages_of(ti);
+        let kind = if chance(&mut self.rng, w.petition_share) {
+            Kind::Petition
+        } else {
+            Kind::Case
+        };
+        let cross = villages.len() >= 2
+            && kind == Kind::Case
+            && chance(&mut self.rng, w.cross_village_share);
+        let (origin, codes) = if cross {
+            let t = self
+                .nodes
+                .iter()
+                .position(|n| n.kind == NodeKind::Township(ti))
+                .unwrap_or(0);
+            let i = pick(&mut self.rng, villages.len());
+            let j = (i + 1 + pick(&mut self.rng, villages.len() - 1)) % villages.len();
+            let codes: Vec<_> = [villages[i], villages[j]]
+                .iter()
+                .filter_map(|&v| self.village_code(v))
+                .collect();
+            (t, codes)
+        } else {
+            let v = villages[pick(&mut self.rng, villages.len())];
+            (v, self.village_code(v).into_iter().collect())
+        };
+        if !self.nodes[origin].running || codes.is_empty() {
+            return;
+        }
+        let new = workload::new_record(&mut self.rng, kind, &codes);
+        let now = self.now;
+        let node = &mut self.nodes[origin];
+        let Ok((id, changes)) = node.replica.create(now, &mut self.rng, &self.rules, new) else {
+            return;
+        };
+        self.records.insert(id, origin);
+        self.wrote(origin, id, &changes);
+        let gap = exp(&mut self.rng, w.work_mean_days * DAY_MS).max(1);
+        self.at(
+            now + gap,
+            Ev::Work {
+                record: id,
+                origin,
+                done: 0,
+            },
+        );
+    }
+
+    fn work(&mut self, record: RecordId, origin: usize, done: u32) {
+        let w = self.scenario.workload.clone();
+        if done >= w.commands_per_record_max {
+            return;
+        }
+        // Township staff sometimes work on a village's record on their own replica.
+        let mut actor = origin;
+        if let NodeKind::Village(ti) = self.nodes[origin].kind
+            && chance(&mut self.rng, w.township_share)
+            && let Some(t) = self
+                .nodes
+                .iter()
+                .position(|n| n.kind == NodeKind::Township(ti))
+            && self.nodes[t]
+                .replica
+                .store
+                .doc(record)
+                .ok()
+                .flatten()
+                .is_some()
+        {
+            actor = t;
+        }
+        let gap = exp(&mut self.rng, w.work_mean_days * DAY_MS).max(1);
+        if !self.nodes[actor].running {
+            self.at(
+                self.now + gap,
+                Ev::Work {
+                    record,
+                    origin,
+                    done,
+                },
+            );
+            return;
+        }
+        let Ok(current) = self.nodes[actor].replica.record(record) else {
+            return;
+        };
+        let Ok(fold) = current.fold(&self.rules) else {
+            return;
+        };
+        let Some(command) = workload::next_command(&mut self.rng, &fold) else {
+            return;
+        };
+        let now = self.now;
+        let node = &mut self.nodes[actor];
+        if let Ok((_, changes)) =
+            node.replica
+                .apply(record, now, &mut self.rng, &self.rules, command)
+        {
+            self.wrote(actor, record, &changes);
+        }
+        self.at(
+            now + gap,
+            Ev::Work {
+                record,
+                origin,
+                done: done + 1,
+            },
+        );
+    }
+
+    fn wrote(&mut self, node: usize, record: RecordId, changes: &[StoredChange]) {
+        for c in changes {
+            self.written.insert(
+                c.hash,
+                Written {
+                    time: self.now,
+                    origin: node,
+                    record,
+                    bytes: c.signed.bytes.len(),
+                },
+            );
+            self.arrived.insert((c.hash, node), self.now);
+        }
+        self.relay(node, usize::MAX, changes);
+    }
+
+    /// Forgers hold records they may not write: a foreign root's node writes in the
+    /// county's village; a real village certificate writes its neighbour's.
+    fn plant_forgeries(&mut self) {
+        for n in 0..self.nodes.len() {
+            if self.nodes[n].kind != NodeKind::Forger {
+                continue;
+            }
+            let Some(&l) = self.nodes[n].links.first() else {
+                continue;
+            };
+            let t = self.links[l].b;
+            let NodeKind::Township(ti) = self.nodes[t].kind else {
+                continue;
+            };
+            let Some(&victim) = self.villages_of(ti).first() else {
+                continue;
+            };
+            let Some(code) = self.village_code(victim) else {
+                continue;
+            };
+            let new = workload::new_record(&mut self.rng, Kind::Case, &[code]);
+            let node = &mut self.nodes[n];
+            if let Ok((_, changes)) = node
+                .replica
+                .create(START_MS, &mut self.rng, &self.rules, new)
+            {
+                self.forged.extend(changes.iter().map(|c| c.hash));
+            }
+        }
+    }
+
+    /// The honest nodes whose certificate may read a record of these villages.
+    pub(crate) fn readers(&self, villages: &[VillageCode]) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|&n| {
+                self.nodes[n].kind != NodeKind::Forger
+                    && self.nodes[n].replica.identity.cert.may_read(villages)
+            })
+            .collect()
+    }
+
+    /// A record's villages, read from the replica that wrote it.
+    pub(crate) fn villages_of_record(&self, record: RecordId) -> Vec<VillageCode> {
+        self.records
+            .get(&record)
+            .and_then(|&n| self.nodes[n].replica.store.doc(record).ok().flatten())
+            .and_then(|doc| Record::from_doc(doc).ok())
+            .map(|r| r.jurisdictions().to_vec())
+            .unwrap_or_default()
+    }
+}
+
+impl Link {
+    fn new(a: usize, b: usize, kind: LinkKind) -> Link {
+        Link {
+            a,
+            b,
+            kind,
+            up: false,
+            epoch: 0,
+            busy_until: [0, 0],
+            sessions: None,
+            up_since: None,
+            intervals: Vec::new(),
+            bytes: 0,
+            messages: 0,
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! Simulated runs: checks pass on healthy runs, a seed replays byte for byte, forgers get
+//! nothing in, and a deliberately broken protocol is caught. The long sweeps (200 seeds of
+//! `small`, 30 days of `shizhu`) run in release from tests/run.
+
+use guihe_sim::run::{Config, Sabotage};
+use guihe_sim::run_and_check;
+use guihe_sim::scenario::{Scenario, ScenarioError};
+
+fn small() -> Scenario {
+    Scenario::named("small").unwrap()
+}
+
+fn config(seed: u64, days: f64) -> Config {
+    Config {
+        seed,
+        days,
+        sabotage: None,
+    }
+}
+
+#[test]
+fn a_small_county_with_faults_converges_on_several_seeds() {
+    let s = small();
+    for seed in [11, 12, 13] {
+        let r = run_and_check(&s, config(seed, 6.0)).unwrap();
+        assert!(r.passed(), "seed {seed}: {:?}", r.failures);
+        assert!(r.changes > 0 && r.delivery_ratio == 1.0);
+    }
+}
+
+#[test]
+fn the_same_seed_gives_the_same_report_byte_for_byte() {
+    let s = small();
+    let a = serde_json::to_string(&run_and_check(&s, config(5, 5.0)).unwrap()).unwrap();
+    let b = serde_json::to_string(&run_and_check(&s, config(5, 5.0)).unwrap()).unwrap();
+    assert_eq!(a, b);
+    let c = serde_json::to_string(&run_and_check(&s, config(6, 5.0)).unwrap()).unwrap();
+    assert_ne!(a, c, "another seed gives another run");
+}
+
+#[test]
+fn forgers_get_nothing_in() {
+    let mut s = small();
+    s.faults.swarm = false;
+    s.faults.forgers = 2;
+    let r = run_and_check(&s, config(21, 5.0)).unwrap();
+    assert!(r.passed(), "{:?}", r.failures);
+    assert!(r.session_errors > 0, "the forgers' sessions were refused");
+}
+
+#[test]
+fn a_protocol_that_drops_batches_is_caught() {
+    let mut s = small();
+    s.workload.petition_share = 0.5;
+    let mut sabotaged = config(8, 6.0);
+    sabotaged.sabotage = Some(Sabotage::DropPetitionBatches);
+    let r = run_and_check(&s, sabotaged).unwrap();
+    assert!(
+        !r.passed(),
+        "the checks missed a protocol that drops batches"
+    );
+    assert!(r.delivery_ratio < 1.0);
+    assert!(
+        r.failures
+            .iter()
+            .any(|f| f.contains("lacks") || f.contains("delivery ratio"))
+    );
+    // The same seed without the sabotage passes.
+    assert!(run_and_check(&s, config(8, 6.0)).unwrap().passed());
+}
+
+#[test]
+fn scenario_files_ship_and_parse() {
+    for name in ["small", "shizhu", "province"] {
+        let s = Scenario::named(name).unwrap();
+        assert_eq!(s.name, name);
+    }
+    let shizhu = Scenario::named("shizhu").unwrap();
+    assert_eq!(shizhu.townships.len(), 33);
+    assert_eq!(shizhu.villages(), 242);
+    assert!(shizhu.description.contains("synthetic"));
+    assert!(Scenario::named("province").unwrap().villages() >= 3_000);
+}
+
+#[test]
+fn a_bad_scenario_is_a_typed_error() {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/small.toml"),
+    )
+    .unwrap();
+    let broken = text.replace("petition_share = 0.15", "petition_share = 1.5");
+    assert!(matches!(
+        Scenario::parse(&broken, "broken"),
+        Err(ScenarioError::Invalid { .. })
+    ));
+    assert!(matches!(
+        Scenario::parse("name = 3", "garbage"),
+        Err(ScenarioError::Invalid { .. })
+    ));
+    assert!(matches!(
+        Scenario::load(std::path::Path::new("/nonexistent/x.toml")),
+        Err(ScenarioError::Read { .. })
+    ));
+}
