@@ -140,19 +140,31 @@ fn bytes(report: &Report, path: &Path) -> PlotResult {
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(60)
-        .build_cartesian_2d(0..bars.len(), 0.0..top * 1.1)?;
+        .build_cartesian_2d(
+            (0..bars.len().saturating_sub(1)).into_segmented(),
+            0.0..top * 1.1,
+        )?;
     chart
         .configure_mesh()
         .disable_x_mesh()
-        .x_label_formatter(&|i| labels.get(*i).cloned().unwrap_or_default())
+        .x_label_formatter(&|v| match v {
+            SegmentValue::Exact(i) | SegmentValue::CenterOf(i) => {
+                labels.get(*i).cloned().unwrap_or_default()
+            }
+            SegmentValue::Last => String::new(),
+        })
         .y_desc("KiB")
         .draw()?;
-    chart.draw_series(bars.iter().enumerate().map(|(i, (_, b))| {
-        Rectangle::new(
-            [(i, 0.0), (i + 1, *b as f64 / 1024.0)],
-            BLUE.mix(0.6).filled(),
-        )
-    }))?;
+    chart.draw_series(
+        Histogram::vertical(&chart)
+            .style(BLUE.mix(0.6).filled())
+            .margin(40)
+            .data(
+                bars.iter()
+                    .enumerate()
+                    .map(|(i, (_, b))| (i, *b as f64 / 1024.0)),
+            ),
+    )?;
     root.present()?;
     Ok(())
 }
