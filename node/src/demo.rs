@@ -26,7 +26,7 @@ use rand::rngs::StdRng;
 
 /// Why the demo stopped.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum DemoError {
+pub enum DemoError {
     /// A code in the demo's own county layout did not parse.
     #[error("demo county layout: {0}")]
     Layout(String),
@@ -174,7 +174,8 @@ where
         .map_err(|e: T::Err| DemoError::Layout(format!("{s}: {e}")))
 }
 
-pub(crate) fn run(out: &Path) -> Result<(), DemoError> {
+/// Runs the demo, writing the offices' records under `out`.
+pub fn run(out: &Path) -> Result<(), DemoError> {
     let rules = Deadlines::default();
     let mut seed = StdRng::from_os_rng();
     // Codes and village names are synthetic; the townships are two of Shizhu's real ones.

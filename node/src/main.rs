@@ -11,7 +11,7 @@
     clippy::indexing_slicing
 )]
 
-mod demo;
+use guihe_node::demo;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

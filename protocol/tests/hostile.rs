@@ -74,3 +74,8 @@ proptest! {
         prop_assert_eq!(snapshot(&township), before);
     }
 }
+
+#[test]
+fn mem_store_keeps_the_store_contract() {
+    guihe_protocol::store::conformance::check(guihe_protocol::store::MemStore::new, None).unwrap();
+}

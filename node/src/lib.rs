@@ -1,0 +1,13 @@
+//! The guihe node: the program each mediation office runs. The library holds its parts
+//! (the sled store, the demo, and in time the network and the HTTP server); `main.rs` is the
+//! command line.
+
+#![warn(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+pub mod demo;
+pub mod store;

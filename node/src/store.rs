@@ -1,0 +1,449 @@
+//! The node's store: protocol's `Store` over sled.
+//!
+//! Trees:
+//! - `changes`: change hash → stored change;
+//! - `index`: village code (8 bytes) ‖ time (8 bytes) ‖ hash → empty, the reconciliation
+//!   index per village;
+//! - `docs`: record id → saved Automerge document;
+//! - `pending`: record id → hashes waiting for their dependencies;
+//! - `certs`: node key → its certificates;
+//! - `meta`: the revocation list and the per-peer watermarks.
+//!
+//! Every value starts with a CRC-32 of the rest, checked on every read: a torn or
+//! bit-flipped record is reported as `StoreError::Corrupt` and never served. Every write
+//! is flushed before it returns, so what the store acknowledges survives a crash.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use automerge::{Automerge, ChangeHash};
+use guihe_protocol::cert::{Certificate, RevocationList};
+use guihe_protocol::division::{Division, VillageCode};
+use guihe_protocol::id::{NodeId, RecordId};
+use guihe_protocol::signed::SignedChange;
+use guihe_protocol::store::{Key, Store, StoredChange};
+use serde::{Deserialize, Serialize};
+use sled::Transactional;
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// sled failed (IO, a full disk).
+    #[error("storage: {0}")]
+    Sled(#[from] sled::Error),
+    /// A value failed its checksum or did not decode.
+    #[error("corrupt {tree} record {key}: {reason}")]
+    Corrupt {
+        /// The tree.
+        tree: &'static str,
+        /// The key, in hex.
+        key: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A value could not be encoded.
+    #[error("encoding: {0}")]
+    Encode(String),
+}
+
+/// Store settings.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// sled's page cache, in bytes. sled's default (1 GiB) is far too much for a village
+    /// PC.
+    pub cache_bytes: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            cache_bytes: 32 * 1024 * 1024,
+        }
+    }
+}
+
+/// The sled store.
+#[derive(Debug, Clone)]
+pub struct SledStore {
+    db: sled::Db,
+    changes: sled::Tree,
+    index: sled::Tree,
+    docs: sled::Tree,
+    pending: sled::Tree,
+    certs: sled::Tree,
+    meta: sled::Tree,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ChangeValue {
+    time_ms: u64,
+    deps: Vec<[u8; 32]>,
+    signer: NodeId,
+    signed: SignedChange,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn seal(body: &[u8]) -> Vec<u8> {
+    let mut out = crc32fast::hash(body).to_be_bytes().to_vec();
+    out.extend_from_slice(body);
+    out
+}
+
+fn open<'a>(tree: &'static str, key: &[u8], value: &'a [u8]) -> Result<&'a [u8], StoreError> {
+    let corrupt = |reason: &str| StoreError::Corrupt {
+        tree,
+        key: hex(key),
+        reason: reason.to_string(),
+    };
+    let (crc, body) = value
+        .split_at_checked(4)
+        .ok_or_else(|| corrupt("shorter than its checksum"))?;
+    let expected = u32::from_be_bytes(crc.try_into().map_err(|_| corrupt("checksum"))?);
+    if crc32fast::hash(body) != expected {
+        return Err(corrupt("checksum mismatch"));
+    }
+    Ok(body)
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    postcard::to_allocvec(value)
+        .map(|b| seal(&b))
+        .map_err(|e| StoreError::Encode(e.to_string()))
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(
+    tree: &'static str,
+    key: &[u8],
+    value: &[u8],
+) -> Result<T, StoreError> {
+    postcard::from_bytes(open(tree, key, value)?).map_err(|e| StoreError::Corrupt {
+        tree,
+        key: hex(key),
+        reason: e.to_string(),
+    })
+}
+
+fn record_key(record: RecordId) -> Result<Vec<u8>, StoreError> {
+    postcard::to_allocvec(&record).map_err(|e| StoreError::Encode(e.to_string()))
+}
+
+impl SledStore {
+    /// Opens (or creates) the store in `dir`.
+    pub fn open(dir: &Path, options: &Options) -> Result<SledStore, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(options.cache_bytes)
+            .open()?;
+        Ok(SledStore {
+            changes: db.open_tree("changes")?,
+            index: db.open_tree("index")?,
+            docs: db.open_tree("docs")?,
+            pending: db.open_tree("pending")?,
+            certs: db.open_tree("certs")?,
+            meta: db.open_tree("meta")?,
+            db,
+        })
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Number of changes held.
+    pub fn change_count(&self) -> usize {
+        self.changes.len()
+    }
+
+    /// Checks every value's checksum; returns the corrupt ones found.
+    pub fn verify(&self) -> Vec<StoreError> {
+        let mut bad = Vec::new();
+        for (name, tree) in [
+            ("changes", &self.changes),
+            ("docs", &self.docs),
+            ("pending", &self.pending),
+            ("certs", &self.certs),
+            ("meta", &self.meta),
+        ] {
+            for item in tree.iter() {
+                match item {
+                    Ok((k, v)) => {
+                        if let Err(e) = open(name, &k, &v) {
+                            bad.push(e);
+                        }
+                    }
+                    Err(e) => bad.push(e.into()),
+                }
+            }
+        }
+        bad
+    }
+
+    /// The size of the store on disk, in bytes.
+    pub fn size_on_disk(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
+}
+
+impl Store for SledStore {
+    type Error = StoreError;
+
+    fn change(&self, hash: &ChangeHash) -> Result<Option<StoredChange>, StoreError> {
+        let Some(v) = self.changes.get(hash.0)? else {
+            return Ok(None);
+        };
+        let c: ChangeValue = decode("changes", &hash.0, &v)?;
+        Ok(Some(StoredChange {
+            hash: *hash,
+            time_ms: c.time_ms,
+            deps: c.deps.into_iter().map(ChangeHash).collect(),
+            signer: c.signer,
+            signed: c.signed,
+        }))
+    }
+
+    fn has_change(&self, hash: &ChangeHash) -> Result<bool, StoreError> {
+        Ok(self.changes.contains_key(hash.0)?)
+    }
+
+    fn put_changes(&mut self, changes: &[StoredChange]) -> Result<(), StoreError> {
+        let mut change_batch = sled::Batch::default();
+        let mut index_batch = sled::Batch::default();
+        for c in changes {
+            let value = encode(&ChangeValue {
+                time_ms: c.time_ms,
+                deps: c.deps.iter().map(|d| d.0).collect(),
+                signer: c.signer,
+                signed: c.signed.clone(),
+            })?;
+            change_batch.insert(&c.hash.0, value);
+            for v in &c.signed.jurisdictions {
+                index_batch.insert(index_key(*v, c.time_ms, &c.hash), &[] as &[u8]);
+            }
+        }
+        // The changes first: an index entry must never point at a change that is not
+        // there. A crash between the two leaves changes that the index does not list yet;
+        // they are found again when a peer offers them and `put_changes` runs once more.
+        self.changes.apply_batch(change_batch)?;
+        self.index.apply_batch(index_batch)?;
+        self.flush()
+    }
+
+    fn keys(
+        &self,
+        division: Division,
+        also: &dyn Fn(&[VillageCode]) -> bool,
+    ) -> Result<Vec<Key>, StoreError> {
+        let (from, to) = match division {
+            Division::Village(v) => (v.as_u64(), v.as_u64()),
+            Division::Township(t) => (t.as_u64(), t.as_u64() + 999),
+            Division::County(c) => (c.as_u64(), c.as_u64() + 999_999),
+        };
+        let mut out = BTreeSet::new();
+        let start = from.to_be_bytes();
+        let end = (to + 1).to_be_bytes();
+        for item in self.index.range(start.as_slice()..end.as_slice()) {
+            let (k, _) = item?;
+            let Some((time, hash)) = parse_index_key(&k) else {
+                return Err(StoreError::Corrupt {
+                    tree: "index",
+                    key: hex(&k),
+                    reason: "malformed key".into(),
+                });
+            };
+            if out.contains(&(time, hash)) {
+                continue;
+            }
+            if let Some(c) = self.change(&hash)?
+                && also(&c.signed.jurisdictions)
+            {
+                out.insert((time, hash));
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+
+    fn doc(&self, record: RecordId) -> Result<Option<Automerge>, StoreError> {
+        let key = record_key(record)?;
+        let Some(v) = self.docs.get(&key)? else {
+            return Ok(None);
+        };
+        let body = open("docs", &key, &v)?;
+        Automerge::load(body)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt {
+                tree: "docs",
+                key: hex(&key),
+                reason: e.to_string(),
+            })
+    }
+
+    fn put_doc(
+        &mut self,
+        record: RecordId,
+        doc: &Automerge,
+        pending: &BTreeSet<ChangeHash>,
+    ) -> Result<(), StoreError> {
+        let key = record_key(record)?;
+        let pending_value: Vec<[u8; 32]> = pending.iter().map(|h| h.0).collect();
+        let doc_value = seal(&doc.save());
+        let pending_value = encode(&pending_value)?;
+        (&self.docs, &self.pending)
+            .transaction(|(docs, pend)| {
+                docs.insert(key.as_slice(), doc_value.as_slice())?;
+                if pending.is_empty() {
+                    pend.remove(key.as_slice())?;
+                } else {
+                    pend.insert(key.as_slice(), pending_value.as_slice())?;
+                }
+                Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| match e {
+                sled::transaction::TransactionError::Storage(e) => StoreError::Sled(e),
+                sled::transaction::TransactionError::Abort(()) => {
+                    StoreError::Encode("aborted".into())
+                }
+            })?;
+        self.flush()
+    }
+
+    fn pending(&self, record: RecordId) -> Result<BTreeSet<ChangeHash>, StoreError> {
+        let key = record_key(record)?;
+        let Some(v) = self.pending.get(&key)? else {
+            return Ok(BTreeSet::new());
+        };
+        let hashes: Vec<[u8; 32]> = decode("pending", &key, &v)?;
+        Ok(hashes.into_iter().map(ChangeHash).collect())
+    }
+
+    fn records(&self) -> Result<Vec<RecordId>, StoreError> {
+        let mut out = BTreeSet::new();
+        for tree in [&self.docs, &self.pending] {
+            for k in tree.iter().keys() {
+                let k = k?;
+                let id: RecordId = postcard::from_bytes(&k).map_err(|e| StoreError::Corrupt {
+                    tree: "docs",
+                    key: hex(&k),
+                    reason: e.to_string(),
+                })?;
+                out.insert(id);
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+
+    fn certificates_of(&self, node: &NodeId) -> Result<Vec<Certificate>, StoreError> {
+        match self.certs.get(node.as_bytes())? {
+            Some(v) => decode("certs", node.as_bytes(), &v),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    fn put_certificate(&mut self, cert: &Certificate) -> Result<(), StoreError> {
+        let mut list = self.certificates_of(&cert.node())?;
+        if list.contains(cert) {
+            return Ok(());
+        }
+        list.push(cert.clone());
+        self.certs.insert(cert.node().as_bytes(), encode(&list)?)?;
+        self.flush()
+    }
+
+    fn revocations(&self) -> Result<Option<RevocationList>, StoreError> {
+        match self.meta.get(b"revocations")? {
+            Some(v) => decode("meta", b"revocations", &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn put_revocations(&mut self, list: &RevocationList) -> Result<(), StoreError> {
+        self.meta.insert(b"revocations", encode(list)?)?;
+        self.flush()
+    }
+
+    fn watermark(&self, peer: &NodeId) -> Result<Option<u64>, StoreError> {
+        let key = watermark_key(peer);
+        match self.meta.get(&key)? {
+            Some(v) => decode("meta", &key, &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn put_watermark(&mut self, peer: &NodeId, time_ms: u64) -> Result<(), StoreError> {
+        self.meta.insert(watermark_key(peer), encode(&time_ms)?)?;
+        self.flush()
+    }
+}
+
+fn watermark_key(peer: &NodeId) -> Vec<u8> {
+    let mut k = b"wm/".to_vec();
+    k.extend_from_slice(peer.as_bytes());
+    k
+}
+
+fn index_key(village: VillageCode, time: u64, hash: &ChangeHash) -> Vec<u8> {
+    let mut k = Vec::with_capacity(48);
+    k.extend_from_slice(&village.as_u64().to_be_bytes());
+    k.extend_from_slice(&time.to_be_bytes());
+    k.extend_from_slice(&hash.0);
+    k
+}
+
+fn parse_index_key(k: &[u8]) -> Option<(u64, ChangeHash)> {
+    let time = u64::from_be_bytes(k.get(8..16)?.try_into().ok()?);
+    let hash: [u8; 32] = k.get(16..48)?.try_into().ok()?;
+    Some((time, ChangeHash(hash)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sled_store_keeps_the_store_contract_across_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store");
+        let p1 = path.clone();
+        let p2 = path.clone();
+        let mut reopen = move |s: SledStore| {
+            drop(s);
+            SledStore::open(&p2, &Options::default()).unwrap()
+        };
+        guihe_protocol::store::conformance::check(
+            move || SledStore::open(&p1, &Options::default()).unwrap(),
+            Some(&mut reopen),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_corrupt_record_is_reported_and_never_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path(), &Options::default()).unwrap();
+        let hash = ChangeHash([7; 32]);
+        // A value whose checksum does not match, as a torn write or a flipped bit leaves.
+        let mut value = seal(b"not a change");
+        if let Some(b) = value.last_mut() {
+            *b ^= 0x40;
+        }
+        store.changes.insert(hash.0, value).unwrap();
+        assert!(matches!(
+            store.change(&hash),
+            Err(StoreError::Corrupt {
+                tree: "changes",
+                ..
+            })
+        ));
+        let found = store.verify();
+        assert_eq!(found.len(), 1, "{found:?}");
+        // A value too short to hold its checksum.
+        store.meta.insert(b"revocations", &[1u8][..]).unwrap();
+        assert!(matches!(
+            store.revocations(),
+            Err(StoreError::Corrupt { .. })
+        ));
+    }
+}
