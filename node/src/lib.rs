@@ -9,5 +9,10 @@
     clippy::indexing_slicing
 )]
 
+pub mod bundle;
+pub mod cli;
+pub mod config;
 pub mod demo;
+pub mod keys;
+pub mod local;
 pub mod store;

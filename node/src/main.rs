@@ -1,8 +1,8 @@
 //! `guihe`: the program each mediation office runs.
 //!
-//! This build has one command, `demo`, which runs the domain model of guihe-protocol for a
-//! small county in one process. The daemon (sled store, libp2p mesh, web UI) comes with the
-//! node issue; the demo says so rather than pretend.
+//! Commands that work on a node's data folder (`init`, `case`, `petition`, `status`,
+//! `bundle`), that the county uses to set nodes up (`county init`, `enroll`), and `demo`.
+//! The network daemon (`run`) comes with the node's libp2p layer.
 
 #![warn(
     clippy::unwrap_used,
@@ -11,12 +11,15 @@
     clippy::indexing_slicing
 )]
 
-use guihe_node::demo;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use guihe_node::cli::{self, EventArgs, NewArgs};
+use guihe_node::local::{self, Local};
+use guihe_node::{bundle, demo};
+use guihe_protocol::cert::Role;
+use guihe_protocol::model::Kind;
 
 /// 贵和 guihe: records of dispute mediation and petitions, kept by every office and merged
 /// across the county.
@@ -30,16 +33,436 @@ struct Cli {
     command: Command,
 }
 
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum RoleArg {
+    Village,
+    Township,
+    County,
+    Observer,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// 演示: build a small county (1 county, 2 townships, 4 villages), record realistic
-    /// cases, merge the offices' records and show the result.
+    /// 县级: the county's root key.
+    County {
+        #[command(subcommand)]
+        command: CountyCommand,
+    },
+    /// 签发证书: issues a node certificate with the county root key.
+    Enroll {
+        /// The county root key file.
+        #[arg(long)]
+        county_key: PathBuf,
+        /// The node's public key (printed by `guihe init`).
+        #[arg(long)]
+        node: String,
+        /// The node's role.
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// The 12-digit code of the division it serves.
+        #[arg(long)]
+        division: String,
+        /// Days the certificate is valid.
+        #[arg(long, default_value_t = 730)]
+        days: u32,
+        /// Serial number (default: the time of issue).
+        #[arg(long)]
+        serial: Option<u64>,
+        /// Where to write the certificate.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// 初始化节点: creates a node's data folder and key, and installs its certificate.
+    Init {
+        /// The data folder.
+        #[arg(long)]
+        data: PathBuf,
+        /// The county root's public key (from `guihe county init`).
+        #[arg(long)]
+        county_root: Option<String>,
+        /// The node's certificate (from `guihe enroll`).
+        #[arg(long)]
+        cert: Option<PathBuf>,
+    },
+    /// 纠纷: dispute cases on this node.
+    Case {
+        #[command(subcommand)]
+        command: RecordCommand,
+    },
+    /// 信访: petitions on this node.
+    Petition {
+        #[command(subcommand)]
+        command: RecordCommand,
+    },
+    /// 状态: this node's identity, records and store.
+    Status {
+        /// The data folder.
+        #[arg(long)]
+        data: PathBuf,
+    },
+    /// U盘同步: signed change bundles for carrying records by hand.
+    Bundle {
+        #[command(subcommand)]
+        command: BundleCommand,
+    },
+    /// 演示: a small county (1 county, 2 townships, 4 villages) run in one process.
     Demo {
-        /// Where to write the records and their views (default: a `guihe-demo` folder in
-        /// the system's temporary directory).
+        /// Where to write the records and their views.
         #[arg(long)]
         out: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum CountyCommand {
+    /// Makes the county root key (keep it offline).
+    Init {
+        /// Folder for county.key and county.pub.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BundleCommand {
+    /// Writes this node's changes to a file.
+    Export {
+        /// The data folder.
+        #[arg(long)]
+        data: PathBuf,
+        /// The bundle file.
+        #[arg(long)]
+        out: PathBuf,
+        /// Only records this division may read (for example the village the stick goes
+        /// to).
+        #[arg(long = "for")]
+        target: Option<String>,
+    },
+    /// Verifies a bundle and imports what this node may read.
+    Import {
+        /// The data folder.
+        #[arg(long)]
+        data: PathBuf,
+        /// The bundle file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+struct Data {
+    /// The data folder.
+    #[arg(long)]
+    data: PathBuf,
+    /// The staff member recording (default: the configuration's).
+    #[arg(long)]
+    staff: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum RecordCommand {
+    /// 登记: takes in a new record.
+    New {
+        #[command(flatten)]
+        data: Data,
+        /// Village code(s) it belongs to.
+        #[arg(long = "village", required = true)]
+        villages: Vec<String>,
+        /// Category code (neighbour, housing_homestead, forest_land, …).
+        #[arg(long, default_value = "other")]
+        category: String,
+        /// Risk: general, significant or major.
+        #[arg(long, default_value = "general")]
+        risk: String,
+        /// How a petition arrived: letter, visit, phone, online.
+        #[arg(long)]
+        channel: Option<String>,
+        /// Summary of the matter.
+        #[arg(long)]
+        summary: String,
+        /// A party, as name[:role[:minor]]; repeat for each.
+        #[arg(long = "party")]
+        parties: Vec<String>,
+        /// Restrict the record to its handlers.
+        #[arg(long)]
+        restricted: bool,
+    },
+    /// Lists the records this node holds.
+    List {
+        /// The data folder.
+        #[arg(long)]
+        data: PathBuf,
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Shows one record with its deadlines and timeline.
+    Show {
+        /// The data folder.
+        #[arg(long)]
+        data: PathBuf,
+        /// The record id.
+        id: String,
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Records an event: accept, session, agreement, resolve, fail, refer, follow-up,
+    /// satisfaction, close, reopen, assign, judicial-request, judicial-result,
+    /// protection-request, protection-result, extend, reply, reexam-request,
+    /// reexam-answer, not-accept, review.
+    Event {
+        #[command(flatten)]
+        data: Data,
+        /// The record id.
+        id: String,
+        /// The event type.
+        #[arg(long = "type")]
+        kind: String,
+        /// A note (most events).
+        #[arg(long)]
+        note: Option<String>,
+        /// Where a session was held.
+        #[arg(long)]
+        place: Option<String>,
+        /// Agreement terms.
+        #[arg(long)]
+        terms: Option<String>,
+        /// Agreement form: written or oral.
+        #[arg(long)]
+        form: Option<String>,
+        /// The parties will seek judicial confirmation.
+        #[arg(long)]
+        seek_confirmation: bool,
+        /// A court.
+        #[arg(long)]
+        court: Option<String>,
+        /// Urgent protection order.
+        #[arg(long)]
+        urgent: bool,
+        /// The court granted (results).
+        #[arg(long)]
+        granted: bool,
+        /// Referral level: township, county, court, organisation.
+        #[arg(long)]
+        level: Option<String>,
+        /// Referred to / assigned to.
+        #[arg(long)]
+        to: Option<String>,
+        /// A reason.
+        #[arg(long)]
+        reason: Option<String>,
+        /// Extension days.
+        #[arg(long)]
+        days: Option<u32>,
+        /// Satisfaction rating, 1 to 5.
+        #[arg(long)]
+        rating: Option<u8>,
+        /// Review outcome status.
+        #[arg(long)]
+        outcome: Option<String>,
+    },
+}
+
+fn run(command: Command) -> Result<String, String> {
+    let s = |e: &dyn std::fmt::Display| e.to_string();
+    match command {
+        Command::County {
+            command: CountyCommand::Init { out },
+        } => cli::county_init(&out),
+        Command::Enroll {
+            county_key,
+            node,
+            role,
+            division,
+            days,
+            serial,
+            out,
+        } => {
+            let role = match role {
+                RoleArg::Village => Role::Village,
+                RoleArg::Township => Role::Township,
+                RoleArg::County => Role::County,
+                RoleArg::Observer => Role::Observer,
+            };
+            cli::enroll(&county_key, &node, role, &division, days, serial, &out)
+        }
+        Command::Init {
+            data,
+            county_root,
+            cert,
+        } => {
+            let mut out = Vec::new();
+            if let Some(root) = county_root {
+                let node = local::init(&data, &root).map_err(|e| s(&e))?;
+                out.push(format!(
+                    "节点已初始化 node initialised in {}\n节点公钥 node public key (enrol it with `guihe enroll --node`): {}",
+                    data.display(),
+                    guihe_node::keys::public_hex(&node)
+                ));
+            }
+            if let Some(cert) = cert {
+                local::install_cert(&data, &cert).map_err(|e| s(&e))?;
+                out.push("证书已安装 certificate installed".into());
+            }
+            if out.is_empty() {
+                return Err("give --county-root to create the node, --cert to install its certificate, or both".into());
+            }
+            Ok(out.join("\n"))
+        }
+        Command::Case { command } => record(Kind::Case, command),
+        Command::Petition { command } => record(Kind::Petition, command),
+        Command::Status { data } => cli::status(&Local::open(&data).map_err(|e| s(&e))?),
+        Command::Bundle {
+            command: BundleCommand::Export { data, out, target },
+        } => {
+            let local = Local::open(&data).map_err(|e| s(&e))?;
+            let target = target.map(|t| t.parse()).transpose().map_err(|e| s(&e))?;
+            let n = bundle::export(&local, target, &out).map_err(|e| s(&e))?;
+            Ok(format!("已导出 exported {n} changes to {}", out.display()))
+        }
+        Command::Bundle {
+            command: BundleCommand::Import { data, file },
+        } => {
+            let mut local = Local::open(&data).map_err(|e| s(&e))?;
+            let r = bundle::import(&mut local, &file).map_err(|e| s(&e))?;
+            Ok(format!(
+                "已导入 imported: {} changes in the bundle, {} new, {} not for this node",
+                r.changes, r.new, r.skipped
+            ))
+        }
+        Command::Demo { out } => {
+            let out = out.unwrap_or_else(|| std::env::temp_dir().join("guihe-demo"));
+            demo::run(&out).map_err(|e| s(&e))?;
+            Ok(String::new())
+        }
+    }
+}
+
+fn open(data: &Data) -> Result<Local, String> {
+    let mut local = Local::open(&data.data).map_err(|e| e.to_string())?;
+    if let Some(staff) = &data.staff {
+        local.as_staff(staff).map_err(|e| e.to_string())?;
+    }
+    Ok(local)
+}
+
+fn record(kind: Kind, command: RecordCommand) -> Result<String, String> {
+    match command {
+        RecordCommand::New {
+            data,
+            villages,
+            category,
+            risk,
+            channel,
+            summary,
+            parties,
+            restricted,
+        } => {
+            let mut local = open(&data)?;
+            let id = cli::new_record(
+                &mut local,
+                NewArgs {
+                    kind,
+                    villages,
+                    category,
+                    risk,
+                    channel,
+                    summary,
+                    parties,
+                    restricted,
+                },
+            )?;
+            Ok(id.to_string())
+        }
+        RecordCommand::List { data, json } => {
+            cli::list(&Local::open(&data).map_err(|e| e.to_string())?, kind, json)
+        }
+        RecordCommand::Show { data, id, json } => {
+            cli::show(&Local::open(&data).map_err(|e| e.to_string())?, &id, json)
+        }
+        RecordCommand::Event {
+            data,
+            id,
+            kind: ty,
+            note,
+            place,
+            terms,
+            form,
+            seek_confirmation,
+            court,
+            urgent,
+            granted,
+            level,
+            to,
+            reason,
+            days,
+            rating,
+            outcome,
+        } => {
+            use serde_json::Value;
+            let text = |v: Option<String>| v.map(Value::String);
+            let mut fields: Vec<(&'static str, Value)> = Vec::new();
+            let t = ty.replace('-', "_");
+            // Fields every payload of this type has, with empty defaults where the form
+            // allows them to be left blank.
+            let note_default = matches!(
+                t.as_str(),
+                "accept"
+                    | "resolve"
+                    | "follow_up"
+                    | "close"
+                    | "reexam_request"
+                    | "assign"
+                    | "session"
+                    | "judicial_request"
+                    | "judicial_result"
+                    | "protection_request"
+                    | "protection_result"
+                    | "satisfaction"
+            );
+            if let Some(n) =
+                text(note.clone()).or_else(|| note_default.then(|| Value::String(String::new())))
+            {
+                fields.push(("note", n));
+            }
+            if t == "session" {
+                fields.push(("place", Value::String(place.unwrap_or_default())));
+            }
+            for (k, v) in [
+                ("terms", text(terms)),
+                ("form", text(form)),
+                ("court", text(court)),
+                ("level", text(level)),
+                ("to", text(to)),
+                ("reason", text(reason)),
+                ("outcome", text(outcome)),
+            ] {
+                if let Some(v) = v {
+                    fields.push((k, v));
+                }
+            }
+            if t == "agreement" {
+                fields.push(("seek_confirmation", Value::Bool(seek_confirmation)));
+            }
+            if t == "protection_request" {
+                fields.push(("urgent", Value::Bool(urgent)));
+            }
+            if t == "judicial_result" || t == "protection_result" {
+                fields.push(("granted", Value::Bool(granted)));
+            }
+            if t == "review" && !fields.iter().any(|(k, _)| *k == "outcome") {
+                fields.push(("outcome", Value::Null));
+            }
+            if let Some(d) = days {
+                fields.push(("days", Value::from(d)));
+            }
+            if let Some(r) = rating {
+                fields.push(("rating", Value::from(r)));
+            }
+            let mut local = open(&data)?;
+            cli::event(&mut local, &id, EventArgs { kind: ty, fields })
+        }
+    }
 }
 
 fn init_logging(json: bool) {
@@ -58,14 +481,13 @@ fn init_logging(json: bool) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_json);
-    let result = match cli.command {
-        Command::Demo { out } => {
-            let out = out.unwrap_or_else(|| std::env::temp_dir().join("guihe-demo"));
-            demo::run(&out)
+    match run(cli.command) {
+        Ok(out) => {
+            if !out.is_empty() {
+                println!("{out}");
+            }
+            ExitCode::SUCCESS
         }
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("guihe: {e}");
             ExitCode::FAILURE

@@ -1,0 +1,138 @@
+//! The node's configuration file, `guihe.toml` in its data folder.
+
+use std::path::{Path, PathBuf};
+
+use guihe_protocol::deadline::Deadlines;
+use serde::{Deserialize, Serialize};
+
+/// Why the configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not a valid configuration; the message names the line and the field.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, where.
+        message: String,
+    },
+}
+
+/// The configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The county root's public key (hex), which every certificate must be signed by.
+    pub county_root: String,
+    /// The staff account commands are recorded as when none is given.
+    #[serde(default = "default_staff")]
+    pub staff: String,
+    /// Addresses to listen on (libp2p multiaddrs).
+    #[serde(default = "default_listen")]
+    pub listen: Vec<String>,
+    /// Peers to dial: the township for a village, the county for a township.
+    #[serde(default)]
+    pub bootstrap: Vec<String>,
+    /// Where the web pages and API listen (localhost by default).
+    #[serde(default = "default_http")]
+    pub http: String,
+    /// sled's page cache, in MiB.
+    #[serde(default = "default_cache")]
+    pub cache_mib: u64,
+    /// Statutory periods, if the county's differ from the defaults.
+    #[serde(default)]
+    pub deadlines: Deadlines,
+}
+
+fn default_staff() -> String {
+    "mediator".into()
+}
+fn default_listen() -> Vec<String> {
+    vec![
+        "/ip4/0.0.0.0/tcp/4710".into(),
+        "/ip4/0.0.0.0/udp/4710/quic-v1".into(),
+    ]
+}
+fn default_http() -> String {
+    "127.0.0.1:8710".into()
+}
+fn default_cache() -> u64 {
+    32
+}
+
+impl Config {
+    /// A configuration with the defaults for a county root.
+    pub fn new(county_root: String) -> Config {
+        Config {
+            county_root,
+            staff: default_staff(),
+            listen: default_listen(),
+            bootstrap: Vec::new(),
+            http: default_http(),
+            cache_mib: default_cache(),
+            deadlines: Deadlines::default(),
+        }
+    }
+
+    /// The file's place in a data folder.
+    pub fn path(data: &Path) -> PathBuf {
+        data.join("guihe.toml")
+    }
+
+    /// Reads the configuration of a data folder.
+    pub fn load(data: &Path) -> Result<Config, ConfigError> {
+        let path = Config::path(data);
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        Config::parse(&text, &path)
+    }
+
+    /// Parses configuration text.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Writes the configuration into a data folder.
+    pub fn save(&self, data: &Path) -> Result<(), ConfigError> {
+        let path = Config::path(data);
+        let text = toml::to_string_pretty(self).map_err(|e| ConfigError::Invalid {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        std::fs::write(&path, text).map_err(|source| ConfigError::Io { path, source })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wrong_field_is_named_in_the_error() {
+        let err = Config::parse(
+            "county_root = \"ab\"\ncache_mb = 3\n",
+            Path::new("guihe.toml"),
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("cache_mb"), "{text}");
+        let err = Config::parse("county_root = 5\n", Path::new("guihe.toml")).unwrap_err();
+        assert!(err.to_string().contains("county_root"), "{err}");
+        let ok = Config::parse("county_root = \"ab\"\n", Path::new("guihe.toml")).unwrap();
+        assert_eq!(ok.cache_mib, 32);
+        assert_eq!(ok.deadlines, Deadlines::default());
+    }
+}

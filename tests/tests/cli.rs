@@ -1,0 +1,313 @@
+//! The operator's and the village worker's command line, run as real `guihe` processes:
+//! setting up a county, enrolling nodes, recording cases, and carrying records by USB
+//! bundle.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+struct Dir(PathBuf);
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn guihe(args: &[&str]) -> Result<String, String> {
+    let out = Command::new(guihe_tests::guihe_bin().unwrap())
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if out.status.success() {
+        Ok(stdout)
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+fn ok(args: &[&str]) -> String {
+    guihe(args).unwrap_or_else(|e| panic!("guihe {args:?} failed: {e}"))
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// Sets up a node of `role` for `division` under `dir/name`.
+fn node(dir: &Path, name: &str, role: &str, division: &str) -> PathBuf {
+    let root = std::fs::read_to_string(dir.join("county/county.pub")).unwrap();
+    let data = dir.join(name);
+    let out = ok(&["init", "--data", p(&data), "--county-root", root.trim()]);
+    let key = out.split_whitespace().last().unwrap().to_string();
+    let cert = dir.join(format!("{name}.cert"));
+    ok(&[
+        "enroll",
+        "--county-key",
+        p(&dir.join("county/county.key")),
+        "--node",
+        &key,
+        "--role",
+        role,
+        "--division",
+        division,
+        "--out",
+        p(&cert),
+    ]);
+    ok(&["init", "--data", p(&data), "--cert", p(&cert)]);
+    data
+}
+
+fn county(tag: &str) -> Dir {
+    let dir = std::env::temp_dir().join(format!("guihe-cli-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    ok(&["county", "init", "--out", p(&dir.join("county"))]);
+    Dir(dir)
+}
+
+#[test]
+fn a_village_records_a_case_through_its_life_on_the_command_line() {
+    let d = county("life");
+    let v = node(&d.0, "v1", "village", "500240001201");
+    let id = ok(&[
+        "case",
+        "new",
+        "--data",
+        p(&v),
+        "--village",
+        "500240001201",
+        "--category",
+        "neighbour",
+        "--summary",
+        "邻里排水沟纠纷",
+        "--party",
+        "谭德明",
+        "--party",
+        "冉光荣:respondent",
+    ]);
+    assert!(id.starts_with("case-"), "{id}");
+    for args in [
+        vec!["--type", "accept"],
+        vec![
+            "--type",
+            "session",
+            "--place",
+            "村委会",
+            "--note",
+            "双方陈述意见",
+        ],
+        vec![
+            "--type",
+            "agreement",
+            "--terms",
+            "共同疏通水沟",
+            "--form",
+            "written",
+            "--seek-confirmation",
+        ],
+        vec!["--type", "follow-up", "--note", "履行良好"],
+        vec!["--type", "satisfaction", "--rating", "5"],
+        vec!["--type", "close"],
+    ] {
+        let mut all = vec!["case", "event", "--data", p(&v), id.as_str()];
+        all.extend(args);
+        ok(&all);
+    }
+    let list = ok(&["case", "list", "--data", p(&v)]);
+    assert!(list.contains("结案") && list.contains(&id), "{list}");
+    let show: serde_json::Value =
+        serde_json::from_str(&ok(&["case", "show", "--data", p(&v), &id, "--json"])).unwrap();
+    assert_eq!(show["status"], "closed");
+    assert_eq!(show["satisfaction"], 5);
+    // Bad input: a typed message, and nothing written.
+    let err = guihe(&[
+        "case",
+        "event",
+        "--data",
+        p(&v),
+        &id,
+        "--type",
+        "session",
+        "--note",
+        "x",
+    ])
+    .unwrap_err();
+    assert!(err.contains("not allowed"), "{err}");
+    let err = guihe(&[
+        "case",
+        "new",
+        "--data",
+        p(&v),
+        "--village",
+        "500240001202",
+        "--summary",
+        "x",
+    ])
+    .unwrap_err();
+    assert!(err.contains("may not write"), "{err}");
+    let err = guihe(&[
+        "case",
+        "new",
+        "--data",
+        p(&v),
+        "--village",
+        "500240001201",
+        "--category",
+        "feud",
+        "--summary",
+        "x",
+    ])
+    .unwrap_err();
+    assert!(err.contains("dispute category"), "{err}");
+    let after: serde_json::Value =
+        serde_json::from_str(&ok(&["case", "show", "--data", p(&v), &id, "--json"])).unwrap();
+    assert_eq!(after, show);
+    assert!(ok(&["status", "--data", p(&v)]).contains("checksums: ok"));
+}
+
+#[test]
+fn a_bundle_carried_from_a_village_to_the_county_converges() {
+    let d = county("bundle");
+    let v = node(&d.0, "v1", "village", "500240001201");
+    let other = node(&d.0, "v2", "village", "500240002201");
+    let c = node(&d.0, "c", "county", "500240000000");
+    let id = ok(&[
+        "case",
+        "new",
+        "--data",
+        p(&v),
+        "--village",
+        "500240001201",
+        "--summary",
+        "山林边界纠纷",
+        "--party",
+        "马春梅",
+    ]);
+    ok(&["case", "event", "--data", p(&v), &id, "--type", "accept"]);
+    let pet = ok(&[
+        "petition",
+        "new",
+        "--data",
+        p(&v),
+        "--village",
+        "500240001201",
+        "--channel",
+        "visit",
+        "--summary",
+        "征地补偿",
+        "--party",
+        "秦大勇",
+    ]);
+    ok(&[
+        "case",
+        "new",
+        "--data",
+        p(&other),
+        "--village",
+        "500240002201",
+        "--summary",
+        "另一村的纠纷",
+    ]);
+
+    let stick = d.0.join("stick.bundle");
+    ok(&["bundle", "export", "--data", p(&v), "--out", p(&stick)]);
+    let out = ok(&["bundle", "import", "--data", p(&c), p(&stick)]);
+    assert!(out.contains("3 new") || out.contains("new"), "{out}");
+    for (kind, rid) in [("case", &id), ("petition", &pet)] {
+        let at_v = ok(&[kind, "show", "--data", p(&v), rid, "--json"]);
+        let at_c = ok(&[kind, "show", "--data", p(&c), rid, "--json"]);
+        assert_eq!(at_v, at_c, "{rid} differs after the bundle");
+    }
+    // Importing again adds nothing.
+    assert!(ok(&["bundle", "import", "--data", p(&c), p(&stick)]).contains(" 0 new"));
+    // A county bundle taken to another village carries nothing of the first village.
+    ok(&[
+        "bundle",
+        "import",
+        "--data",
+        p(&c),
+        p(&{
+            let s = d.0.join("other.bundle");
+            ok(&["bundle", "export", "--data", p(&other), "--out", p(&s)]);
+            s
+        }),
+    ]);
+    let county_stick = d.0.join("county.bundle");
+    ok(&[
+        "bundle",
+        "export",
+        "--data",
+        p(&c),
+        "--out",
+        p(&county_stick),
+    ]);
+    let out = ok(&["bundle", "import", "--data", p(&other), p(&county_stick)]);
+    assert!(out.contains("not for this node"), "{out}");
+    assert!(guihe(&["case", "show", "--data", p(&other), &id]).is_err());
+
+    // A tampered bundle is refused whole.
+    let mut bytes = std::fs::read(&stick).unwrap();
+    let at = bytes.len() - 40;
+    bytes[at] ^= 0x5a;
+    let bad = d.0.join("bad.bundle");
+    std::fs::write(&bad, bytes).unwrap();
+    let fresh = node(&d.0, "c2", "county", "500240000000");
+    let err = guihe(&["bundle", "import", "--data", p(&fresh), p(&bad)]).unwrap_err();
+    assert!(!err.is_empty());
+    assert!(
+        ok(&["case", "list", "--data", p(&fresh)]).starts_with("0 "),
+        "nothing imported"
+    );
+}
+
+#[test]
+fn a_node_of_another_county_cannot_take_its_certificate_or_bundles() {
+    let d = county("foreign");
+    let elsewhere = county("foreign-root");
+    let v = node(&d.0, "v1", "village", "500240001201");
+    // A certificate signed by another county's root does not install.
+    let root = std::fs::read_to_string(d.0.join("county/county.pub")).unwrap();
+    let data = d.0.join("x");
+    let out = ok(&["init", "--data", p(&data), "--county-root", root.trim()]);
+    let key = out.split_whitespace().last().unwrap().to_string();
+    let cert = d.0.join("x.cert");
+    ok(&[
+        "enroll",
+        "--county-key",
+        p(&elsewhere.0.join("county/county.key")),
+        "--node",
+        &key,
+        "--role",
+        "village",
+        "--division",
+        "500240001201",
+        "--out",
+        p(&cert),
+    ]);
+    let err = guihe(&["init", "--data", p(&data), "--cert", p(&cert)]).unwrap_err();
+    assert!(err.contains("root"), "{err}");
+    // A bundle from another county's node is refused.
+    let foreign = node(&elsewhere.0, "f", "village", "500240001201");
+    ok(&[
+        "case",
+        "new",
+        "--data",
+        p(&foreign),
+        "--village",
+        "500240001201",
+        "--summary",
+        "外县记录",
+    ]);
+    let stick = d.0.join("foreign.bundle");
+    ok(&[
+        "bundle",
+        "export",
+        "--data",
+        p(&foreign),
+        "--out",
+        p(&stick),
+    ]);
+    let err = guihe(&["bundle", "import", "--data", p(&v), p(&stick)]).unwrap_err();
+    assert!(err.contains("root") || err.contains("refused"), "{err}");
+    assert!(ok(&["case", "list", "--data", p(&v)]).starts_with("0 "));
+}
