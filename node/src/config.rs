@@ -41,6 +41,9 @@ pub struct Config {
     /// Peers to dial: the township for a village, the county for a township.
     #[serde(default)]
     pub bootstrap: Vec<String>,
+    /// Find offices on the same LAN by mDNS.
+    #[serde(default = "default_true")]
+    pub mdns: bool,
     /// Where the web pages and API listen (localhost by default).
     #[serde(default = "default_http")]
     pub http: String,
@@ -52,6 +55,9 @@ pub struct Config {
     pub deadlines: Deadlines,
 }
 
+fn default_true() -> bool {
+    true
+}
 fn default_staff() -> String {
     "mediator".into()
 }
@@ -76,6 +82,7 @@ impl Config {
             staff: default_staff(),
             listen: default_listen(),
             bootstrap: Vec::new(),
+            mdns: true,
             http: default_http(),
             cache_mib: default_cache(),
             deadlines: Deadlines::default(),

@@ -15,4 +15,5 @@ pub mod config;
 pub mod demo;
 pub mod keys;
 pub mod local;
+pub mod net;
 pub mod store;

@@ -83,6 +83,15 @@ enum Command {
         /// The node's certificate (from `guihe enroll`).
         #[arg(long)]
         cert: Option<PathBuf>,
+        /// Addresses to listen on (replaces the configuration's; repeat for several).
+        #[arg(long)]
+        listen: Vec<String>,
+        /// Peers to dial, such as the township's address (repeat for several).
+        #[arg(long)]
+        bootstrap: Vec<String>,
+        /// Do not look for offices on the LAN with mDNS.
+        #[arg(long)]
+        no_mdns: bool,
     },
     /// 纠纷: dispute cases on this node.
     Case {
@@ -93,6 +102,15 @@ enum Command {
     Petition {
         #[command(subcommand)]
         command: RecordCommand,
+    },
+    /// 运行: runs the node, syncing with its peers until Ctrl-C.
+    Run {
+        /// The data folder.
+        #[arg(long)]
+        data: PathBuf,
+        /// Stop after this many seconds (for tests and the demo).
+        #[arg(long)]
+        for_seconds: Option<u64>,
     },
     /// 状态: this node's identity, records and store.
     Status {
@@ -290,6 +308,9 @@ fn run(command: Command) -> Result<String, String> {
             data,
             county_root,
             cert,
+            listen,
+            bootstrap,
+            no_mdns,
         } => {
             let mut out = Vec::new();
             if let Some(root) = county_root {
@@ -304,6 +325,20 @@ fn run(command: Command) -> Result<String, String> {
                 local::install_cert(&data, &cert).map_err(|e| s(&e))?;
                 out.push("证书已安装 certificate installed".into());
             }
+            if !listen.is_empty() || !bootstrap.is_empty() || no_mdns {
+                let mut config = guihe_node::config::Config::load(&data).map_err(|e| s(&e))?;
+                if !listen.is_empty() {
+                    config.listen = listen;
+                }
+                if !bootstrap.is_empty() {
+                    config.bootstrap = bootstrap;
+                }
+                if no_mdns {
+                    config.mdns = false;
+                }
+                config.save(&data).map_err(|e| s(&e))?;
+                out.push("配置已更新 configuration updated".into());
+            }
             if out.is_empty() {
                 return Err("give --county-root to create the node, --cert to install its certificate, or both".into());
             }
@@ -311,6 +346,17 @@ fn run(command: Command) -> Result<String, String> {
         }
         Command::Case { command } => record(Kind::Case, command),
         Command::Petition { command } => record(Kind::Petition, command),
+        Command::Run { data, for_seconds } => {
+            let local = Local::open(&data).map_err(|e| s(&e))?;
+            let runtime = tokio::runtime::Runtime::new().map_err(|e| s(&e))?;
+            runtime
+                .block_on(guihe_node::net::run(
+                    local,
+                    for_seconds.map(std::time::Duration::from_secs),
+                ))
+                .map_err(|e| s(&e))?;
+            Ok(String::new())
+        }
         Command::Status { data } => cli::status(&Local::open(&data).map_err(|e| s(&e))?),
         Command::Bundle {
             command: BundleCommand::Export { data, out, target },

@@ -1,0 +1,216 @@
+//! Real `guihe run` processes syncing over libp2p on loopback.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> PathBuf {
+    guihe_tests::guihe_bin().unwrap()
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = Command::new(bin()).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "guihe {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+struct Nodes {
+    dir: PathBuf,
+    children: Vec<Child>,
+}
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn node(
+    dir: &Path,
+    name: &str,
+    role: &str,
+    division: &str,
+    port: u16,
+    bootstrap: Option<u16>,
+) -> PathBuf {
+    let root = std::fs::read_to_string(dir.join("county/county.pub")).unwrap();
+    let data = dir.join(name);
+    let out = ok(&["init", "--data", p(&data), "--county-root", root.trim()]);
+    let key = out.split_whitespace().last().unwrap().to_string();
+    let cert = dir.join(format!("{name}.cert"));
+    ok(&[
+        "enroll",
+        "--county-key",
+        p(&dir.join("county/county.key")),
+        "--node",
+        &key,
+        "--role",
+        role,
+        "--division",
+        division,
+        "--out",
+        p(&cert),
+    ]);
+    let listen = format!("/ip4/127.0.0.1/tcp/{port}");
+    let mut args = vec![
+        "init",
+        "--data",
+        p(&data),
+        "--cert",
+        p(&cert),
+        "--listen",
+        &listen,
+        "--no-mdns",
+    ];
+    let boot;
+    if let Some(b) = bootstrap {
+        boot = format!("/ip4/127.0.0.1/tcp/{b}");
+        args.extend(["--bootstrap", boot.as_str()]);
+    }
+    ok(&args);
+    data
+}
+
+fn start(data: &Path) -> Child {
+    Command::new(bin())
+        .args(["run", "--data", p(data), "--for-seconds", "120"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn records(data: &Path) -> usize {
+    std::fs::read_to_string(data.join("status.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["records"].as_u64())
+        .unwrap_or(0) as usize
+}
+
+fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[test]
+fn a_case_recorded_at_a_village_reaches_its_township_and_the_county() {
+    let dir = std::env::temp_dir().join(format!("guihe-mesh-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut nodes = Nodes {
+        dir: dir.clone(),
+        children: Vec::new(),
+    };
+    ok(&["county", "init", "--out", p(&dir.join("county"))]);
+    let base = 20_000 + (std::process::id() % 20_000) as u16;
+    let county = node(&dir, "county", "county", "500240000000", base, None);
+    let township = node(
+        &dir,
+        "township",
+        "township",
+        "500240001000",
+        base + 1,
+        Some(base),
+    );
+    let village = node(
+        &dir,
+        "village",
+        "village",
+        "500240001201",
+        base + 2,
+        Some(base + 1),
+    );
+    let other = node(
+        &dir,
+        "other",
+        "village",
+        "500240002201",
+        base + 3,
+        Some(base),
+    );
+
+    let id = ok(&[
+        "case",
+        "new",
+        "--data",
+        p(&village),
+        "--village",
+        "500240001201",
+        "--category",
+        "neighbour",
+        "--summary",
+        "邻里排水沟纠纷",
+        "--party",
+        "谭德明",
+    ]);
+    ok(&[
+        "case",
+        "event",
+        "--data",
+        p(&village),
+        &id,
+        "--type",
+        "accept",
+    ]);
+    ok(&[
+        "case",
+        "new",
+        "--data",
+        p(&other),
+        "--village",
+        "500240002201",
+        "--summary",
+        "另一乡镇的纠纷",
+    ]);
+
+    for data in [&county, &township, &village, &other] {
+        nodes.children.push(start(data));
+    }
+    wait_for(
+        "the county to hold both records",
+        Duration::from_secs(60),
+        || records(&county) == 2,
+    );
+    wait_for(
+        "the township to hold the village's record",
+        Duration::from_secs(30),
+        || records(&township) == 1,
+    );
+    // Stop them, then compare the record where the stores can be opened again.
+    for c in &mut nodes.children {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    nodes.children.clear();
+    let at_village = ok(&["case", "show", "--data", p(&village), &id, "--json"]);
+    let at_county = ok(&["case", "show", "--data", p(&county), &id, "--json"]);
+    let at_township = ok(&["case", "show", "--data", p(&township), &id, "--json"]);
+    assert_eq!(at_village, at_county);
+    assert_eq!(at_village, at_township);
+    // The other township's village never saw the first village's case.
+    assert!(ok(&["case", "list", "--data", p(&other)]).ends_with("1 件纠纷 cases"));
+    let out = Command::new(bin())
+        .args(["case", "show", "--data", p(&other), &id])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
