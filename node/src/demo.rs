@@ -1,491 +1,374 @@
-//! `guihe demo`: a small county run in one process with the real domain model.
+//! `guihe demo`: a small county of real nodes on this machine.
 //!
-//! Four village offices record cases and a petition, each with its own clock, Automerge
-//! actor and randomness. Records then travel up the way the mesh will carry them (village →
-//! township → county, and back down to every village a record belongs to), by merging
-//! Automerge documents in memory. A link outage is staged: the village resolves a case
-//! while the township refers it, and the merged record is flagged for review until the
-//! township's reviewer settles it. The views and documents are written to a folder.
+//! It makes a county root and seven nodes (the county, two townships, four villages) in one
+//! folder, each with its own key, certificate, sled store and configuration, listening on
+//! loopback. Village workers' cases and a petition are recorded with the same commands the
+//! offices use. Then seven `guihe run` processes start and sync over libp2p until the county
+//! holds everything. A link outage is staged: while the nodes are stopped, the village
+//! resolves a case that the township refers upward; after they sync again, the county sees
+//! the record flagged for review. Finally the demo prints where everything is and how to
+//! look at it.
 
-use std::collections::BTreeMap;
-use std::fs;
+// `dirs` and `ports` are built in step with the fixed `NODES` table, so indexing them by a
+// node's position cannot go out of bounds.
+#![allow(clippy::indexing_slicing)]
+
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
-use guihe_protocol::deadline::Deadlines;
-use guihe_protocol::division::{Division, TownshipCode, VillageCode};
-use guihe_protocol::event::{Body, Note, Refer, ReferLevel, Review, Session};
-use guihe_protocol::id::{NodeId, RecordId};
+use guihe_protocol::cert::{CertBody, Keypair, Role, Root};
+use guihe_protocol::division::Division;
+use guihe_protocol::event::{Body, Note, Refer, ReferLevel, Session};
+use guihe_protocol::id::RecordId;
 use guihe_protocol::model::Kind;
-use guihe_protocol::record::{Command, CommandError, DocError, NewRecord, Record, Writer};
-use guihe_protocol::view::View;
-use guihe_protocol::workflow::Status;
+use guihe_protocol::record::Command as RecordCommand;
+use guihe_protocol::store::Store;
 use guihe_protocol::workload;
-use rand::RngCore;
-use rand::SeedableRng;
-use rand::rngs::StdRng;
+
+use crate::config::Config;
+use crate::keys;
+use crate::local::{self, Local, LocalError};
 
 /// Why the demo stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
-    /// A code in the demo's own county layout did not parse.
-    #[error("demo county layout: {0}")]
-    Layout(String),
-    /// A command was refused.
+    /// Setting up a node failed.
     #[error(transparent)]
-    Command(#[from] CommandError),
-    /// A document could not be read.
-    #[error(transparent)]
-    Doc(#[from] DocError),
-    /// The output folder could not be written.
-    #[error("writing {path}: {source}")]
-    Io {
-        /// The path.
-        path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
+    Local(#[from] LocalError),
+    /// A folder or process could not be made.
+    #[error("{0}")]
+    Io(String),
+    /// The nodes did not converge in time.
+    #[error("the nodes did not sync within {0} seconds; see the logs in {1}")]
+    Timeout(u64, String),
+}
+
+struct NodeSpec {
+    name: &'static str,
+    label: &'static str,
+    role: Role,
+    division: &'static str,
+    bootstrap: Option<usize>,
+}
+
+const NODES: &[NodeSpec] = &[
+    NodeSpec {
+        name: "county",
+        label: "石柱县综治中心 county",
+        role: Role::County,
+        division: "500240000000",
+        bootstrap: None,
     },
-    /// A view could not be encoded.
-    #[error("encoding a view: {0}")]
-    Json(#[from] serde_json::Error),
+    NodeSpec {
+        name: "nanbin",
+        label: "南宾街道 township",
+        role: Role::Township,
+        division: "500240001000",
+        bootstrap: Some(0),
+    },
+    NodeSpec {
+        name: "xituo",
+        label: "西沱镇 township",
+        role: Role::Township,
+        division: "500240004000",
+        bootstrap: Some(0),
+    },
+    NodeSpec {
+        name: "village-1",
+        label: "示例一村 village",
+        role: Role::Village,
+        division: "500240001201",
+        bootstrap: Some(1),
+    },
+    NodeSpec {
+        name: "village-2",
+        label: "示例二村 village",
+        role: Role::Village,
+        division: "500240001202",
+        bootstrap: Some(1),
+    },
+    NodeSpec {
+        name: "village-3",
+        label: "示例三村 village",
+        role: Role::Village,
+        division: "500240004201",
+        bootstrap: Some(2),
+    },
+    NodeSpec {
+        name: "village-4",
+        label: "示例四村 village",
+        role: Role::Village,
+        division: "500240004202",
+        bootstrap: Some(2),
+    },
+];
+
+fn io(e: impl std::fmt::Display) -> DemoError {
+    DemoError::Io(e.to_string())
 }
 
-const DAY_MS: u64 = 86_400_000;
-
-/// One office: its place in the county, its clock, actor and records.
-struct Office {
-    name: String,
-    division: Division,
-    writer: Writer,
-    rng: StdRng,
-    records: BTreeMap<RecordId, Record>,
+fn free_port() -> Result<u16, DemoError> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(io)?;
+    Ok(listener.local_addr().map_err(io)?.port())
 }
 
-impl Office {
-    fn new(
-        name: &str,
-        division: Division,
-        staff: &str,
-        seed: &mut StdRng,
-    ) -> Result<Self, DemoError> {
-        let mut key = [0u8; 32];
-        seed.fill_bytes(&mut key);
-        let node = NodeId::from_bytes(key);
-        Ok(Office {
-            name: name.to_string(),
-            division,
-            writer: Writer::new(
-                node,
-                1,
-                staff
-                    .parse()
-                    .map_err(|e| DemoError::Layout(format!("{e}")))?,
-            ),
-            rng: StdRng::from_rng(seed),
-            records: BTreeMap::new(),
-        })
-    }
+struct Running(Vec<Child>);
 
-    fn create(
-        &mut self,
-        now_ms: u64,
-        rules: &Deadlines,
-        new: NewRecord,
-    ) -> Result<RecordId, DemoError> {
-        let mut ctx = self.writer.ctx(now_ms, &mut self.rng, rules);
-        let (record, _) = Record::create(&mut ctx, new)?;
-        let id = record.id();
-        self.records.insert(id, record);
-        Ok(id)
-    }
-
-    fn apply(
-        &mut self,
-        id: RecordId,
-        now_ms: u64,
-        rules: &Deadlines,
-        command: Command,
-    ) -> Result<(), DemoError> {
-        let Some(record) = self.records.get_mut(&id) else {
-            return Err(DemoError::Layout(format!(
-                "{} holds no record {id}",
-                self.name
-            )));
-        };
-        let mut ctx = self.writer.ctx(now_ms, &mut self.rng, rules);
-        record.apply(&mut ctx, command)?;
-        Ok(())
-    }
-
-    fn event(
-        &mut self,
-        id: RecordId,
-        now_ms: u64,
-        rules: &Deadlines,
-        body: Body,
-    ) -> Result<(), DemoError> {
-        self.apply(id, now_ms, rules, Command::Event { at_ms: None, body })
-    }
-
-    /// This office's view of a record, if it holds the record.
-    fn view(&self, id: RecordId, rules: &Deadlines) -> Result<Option<View>, DemoError> {
-        Ok(self.records.get(&id).map(|r| r.view(rules)).transpose()?)
-    }
-
-    /// Whether this office may hold a record of these villages.
-    fn covers(&self, record: &Record) -> bool {
-        record
-            .jurisdictions()
-            .iter()
-            .any(|v| self.division.covers(*v))
-    }
-
-    /// Receives every record `from` holds that this office may hold: what a sync session
-    /// between the two will do over the network.
-    fn pull(&mut self, from: &Office) -> Result<usize, DemoError> {
-        let mut changed = 0;
-        for (id, theirs) in &from.records {
-            if !self.covers(theirs) {
-                continue;
-            }
-            match self.records.get_mut(id) {
-                Some(ours) => {
-                    let before = ours.heads();
-                    ours.merge(theirs)?;
-                    if ours.heads() != before {
-                        changed += 1;
-                    }
-                }
-                None => {
-                    self.records
-                        .insert(*id, theirs.fork(self.writer.actor.clone()));
-                    changed += 1;
-                }
-            }
+impl Drop for Running {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
         }
-        Ok(changed)
     }
 }
 
-fn code<T: std::str::FromStr>(s: &str) -> Result<T, DemoError>
-where
-    T::Err: std::fmt::Display,
-{
-    s.parse()
-        .map_err(|e: T::Err| DemoError::Layout(format!("{s}: {e}")))
+fn start(dirs: &[PathBuf]) -> Result<Running, DemoError> {
+    let exe = std::env::current_exe().map_err(io)?;
+    let mut children = Vec::new();
+    for d in dirs {
+        let log = std::fs::File::create(d.join("run.log")).map_err(io)?;
+        let child = Command::new(&exe)
+            .args(["run", "--data"])
+            .arg(d)
+            .args(["--for-seconds", "600"])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(io)?;
+        children.push(child);
+    }
+    Ok(Running(children))
 }
 
-/// Runs the demo, writing the offices' records under `out`.
+fn changes_in_status(dir: &Path) -> usize {
+    std::fs::read_to_string(dir.join("status.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["changes"].as_u64())
+        .unwrap_or(0) as usize
+}
+
+/// Every change any node holds: what the county must end up with.
+fn all_changes(dirs: &[PathBuf]) -> Result<usize, DemoError> {
+    let mut all = BTreeSet::new();
+    for d in dirs {
+        let local = Local::open(d)?;
+        let division = local.replica.identity.cert.body.division;
+        for (_, h) in local
+            .replica
+            .store
+            .keys(division, &|_| true)
+            .map_err(|e| DemoError::Io(e.to_string()))?
+        {
+            all.insert(h);
+        }
+    }
+    Ok(all.len())
+}
+
+fn sync_all(dirs: &[PathBuf], out: &Path) -> Result<Duration, DemoError> {
+    let want = all_changes(dirs)?;
+    let started = Instant::now();
+    let running = start(dirs)?;
+    let county = dirs.first().ok_or_else(|| io("no county"))?;
+    while changes_in_status(county) < want {
+        if started.elapsed() > Duration::from_secs(90) {
+            return Err(DemoError::Timeout(90, out.display().to_string()));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Let the townships' last acknowledgements land before stopping.
+    std::thread::sleep(Duration::from_millis(500));
+    drop(running);
+    Ok(started.elapsed())
+}
+
+/// Runs the demo in `out` (made fresh).
 pub fn run(out: &Path) -> Result<(), DemoError> {
-    let rules = Deadlines::default();
-    let mut seed = StdRng::from_os_rng();
-    // Codes and village names are synthetic; the townships are two of Shizhu's real ones.
-    let t1: TownshipCode = code("500240001000")?;
-    let t2: TownshipCode = code("500240002000")?;
-    let villages: Vec<(&str, VillageCode)> = vec![
-        ("示例一村", code("500240001201")?),
-        ("示例二村", code("500240001202")?),
-        ("示例三村", code("500240002201")?),
-        ("示例四村", code("500240002202")?),
-    ];
-    let mut county = Office::new(
-        "石柱县综治中心",
-        Division::County(t1.county()),
-        "county.analyst",
-        &mut seed,
-    )?;
-    let mut townships = vec![
-        Office::new(
-            "南宾街道",
-            Division::Township(t1),
-            "nanbin.review",
-            &mut seed,
-        )?,
-        Office::new("西沱镇", Division::Township(t2), "xituo.review", &mut seed)?,
-    ];
-    let mut offices = Vec::new();
-    for (name, v) in &villages {
-        offices.push(Office::new(
-            name,
-            Division::Village(*v),
-            "mediator",
-            &mut seed,
-        )?);
+    let _ = std::fs::remove_dir_all(out);
+    std::fs::create_dir_all(out).map_err(io)?;
+    println!(
+        "贵和 guihe 演示 demo: 1 county, 2 townships, 4 villages, as real nodes on this machine"
+    );
+    println!(
+        "县 500240 石柱土家族自治县 · 乡镇 南宾街道, 西沱镇 · 村 villages: synthetic names and codes\n"
+    );
+
+    // The county root and the nodes, enrolled as an operator would.
+    let root = Root::new(Keypair::generate(&mut rand::rng()));
+    let root_hex = keys::public_hex(&root.public());
+    let mut dirs = Vec::new();
+    let mut ports = Vec::new();
+    for spec in NODES {
+        ports.push(free_port()?);
+        let dir = out.join(spec.name);
+        let node = local::init(&dir, &root_hex)?;
+        let now = local::now_ms();
+        let division: Division = spec.division.parse().map_err(io)?;
+        let cert = root
+            .issue(CertBody {
+                serial: dirs.len() as u64 + 1,
+                node,
+                role: spec.role,
+                division,
+                not_before_ms: now - 86_400_000,
+                not_after_ms: now + 365 * 86_400_000,
+            })
+            .map_err(io)?;
+        let cert_path = dir.join("enrolment.cert");
+        keys::write_cert(&cert_path, &cert).map_err(io)?;
+        local::install_cert(&dir, &cert_path)?;
+        dirs.push(dir);
+    }
+    for (i, spec) in NODES.iter().enumerate() {
+        let dir = &dirs[i];
+        let mut config = Config::load(dir).map_err(io)?;
+        config.listen = vec![format!("/ip4/127.0.0.1/tcp/{}", ports[i])];
+        config.bootstrap = spec
+            .bootstrap
+            .and_then(|b| ports.get(b))
+            .map(|p| format!("/ip4/127.0.0.1/tcp/{p}"))
+            .into_iter()
+            .collect();
+        config.mdns = false;
+        config.staff = if spec.role == Role::Village {
+            "mediator".into()
+        } else {
+            "reviewer".into()
+        };
+        config.save(dir).map_err(io)?;
     }
 
-    // A month of work, starting 30 days ago, so some deadlines have passed.
-    let now_real = now_ms();
-    let start = now_real.saturating_sub(30 * DAY_MS);
-    println!("贵和 guihe 演示 demo: 1 county, 2 townships, 4 villages");
-    println!(
-        "县 county 500240 石柱土家族自治县 · 乡镇 townships 南宾街道, 西沱镇 · 村 villages: synthetic names and codes\n"
-    );
-
-    let mut work_rng = StdRng::from_rng(&mut seed);
-    for (i, office) in offices.iter_mut().enumerate() {
-        let village = villages
-            .get(i)
-            .map(|(_, v)| *v)
-            .ok_or_else(|| DemoError::Layout("village".into()))?;
-        for n in 0..3u64 {
-            let mut t = start + n * 7 * DAY_MS + (i as u64) * 3_600_000;
-            let new = workload::new_record(&mut work_rng, Kind::Case, &[village]);
-            let id = office.create(t, &rules, new)?;
-            for _ in 0..(3 + work_rng.next_u32() % 4) {
-                t += DAY_MS;
-                let Some(record) = office.records.get(&id) else {
-                    break;
-                };
-                let fold = record.fold(&rules)?;
-                let Some(cmd) = workload::next_command(&mut work_rng, &fold) else {
-                    break;
-                };
-                // The workload only proposes what the rules allow; a refusal here would be a
-                // bug worth seeing.
-                office.apply(id, t, &rules, cmd)?;
-            }
-        }
-    }
-
-    // A petition at the first village, accepted but not yet replied to.
-    let (v1_name, v1) = villages
-        .first()
-        .copied()
-        .ok_or_else(|| DemoError::Layout("village".into()))?;
-    let first = offices
-        .first_mut()
-        .ok_or_else(|| DemoError::Layout("office".into()))?;
-    let petition = first.create(
-        start,
-        &rules,
-        workload::new_record(&mut work_rng, Kind::Petition, &[v1]),
-    )?;
-    first.event(
-        petition,
-        start + 20 * DAY_MS,
-        &rules,
-        Body::Accept(Note {
-            note: "符合受理条件".into(),
-        }),
-    )?;
-
-    // A land dispute between the first two villages belongs to both.
-    let (_, v2) = villages
-        .get(1)
-        .copied()
-        .ok_or_else(|| DemoError::Layout("village".into()))?;
-    let mut cross = workload::new_record(&mut work_rng, Kind::Case, &[v1, v2]);
-    cross.summary = "两村交界处山林权属争议，涉及两村村民。".into();
-    let cross_id = first.create(start + DAY_MS, &rules, cross)?;
-    first.event(
-        cross_id,
-        start + 2 * DAY_MS,
-        &rules,
-        Body::Accept(Note::default()),
-    )?;
-    first.event(
-        cross_id,
-        start + 3 * DAY_MS,
-        &rules,
-        Body::Session(Session {
-            place: "两村交界现场".into(),
-            note: "两村调解员共同主持，双方各执一词。".into(),
-        }),
-    )?;
-
-    // Sync: villages → townships → county → townships → villages.
-    sync_round(&mut offices, &mut townships, &mut county)?;
-
-    // A link outage: the village resolves the cross-village case while the township,
-    // not knowing, refers it to the county.
-    let t = now_real - 2 * DAY_MS;
-    let first = offices
-        .first_mut()
-        .ok_or_else(|| DemoError::Layout("office".into()))?;
-    first.event(
-        cross_id,
-        t,
-        &rules,
-        Body::Resolve(Note {
-            note: "双方当场和解".into(),
-        }),
-    )?;
-    let nanbin = townships
-        .first_mut()
-        .ok_or_else(|| DemoError::Layout("township".into()))?;
-    nanbin.event(
-        cross_id,
-        t,
-        &rules,
-        Body::Refer(Refer {
-            level: ReferLevel::County,
-            to: "县矛盾纠纷调处中心".into(),
-            reason: "涉及两村山林确权，上报县级".into(),
-        }),
-    )?;
-    sync_round(&mut offices, &mut townships, &mut county)?;
-    let flagged = county
-        .view(cross_id, &rules)?
-        .is_some_and(|v| v.common().needs_review);
-    println!(
-        "断网期间的冲突 contradiction while the link was down: the village resolved {cross} while the township referred it → 待审核 needs review at the county: {flagged}",
-        cross = cross_id_short(cross_id)
-    );
-    let nanbin = townships
-        .first_mut()
-        .ok_or_else(|| DemoError::Layout("township".into()))?;
-    nanbin.event(
-        cross_id,
-        now_real - DAY_MS,
-        &rules,
-        Body::Review(Review {
-            outcome: Some(Status::Resolved),
-            note: "经核实双方已和解，撤回上报".into(),
-        }),
-    )?;
-    sync_round(&mut offices, &mut townships, &mut county)?;
-    let settled = county
-        .view(cross_id, &rules)?
-        .is_some_and(|v| !v.common().needs_review && v.common().status == Status::Resolved);
-    println!(
-        "乡镇审核后 after the township's review: settled as 调解成功 resolved everywhere: {settled}\n"
-    );
-
-    // What each office holds, and whether every replica of every record agrees.
-    println!("{:<16} {:>8}  statuses", "office 办公室", "records");
-    let all: Vec<&Office> = offices
+    // Village workers record their cases.
+    let mut rng = rand::rng();
+    let mut contested = None;
+    for (i, spec) in NODES
         .iter()
-        .chain(townships.iter())
-        .chain(std::iter::once(&county))
-        .collect();
-    for office in &all {
-        let mut statuses: BTreeMap<&'static str, usize> = BTreeMap::new();
-        for r in office.records.values() {
-            *statuses
-                .entry(r.view(&rules)?.common().status.label_zh())
-                .or_default() += 1;
-        }
-        let list: Vec<String> = statuses.iter().map(|(s, n)| format!("{s} {n}")).collect();
-        println!(
-            "{:<16} {:>8}  {}",
-            office.name,
-            office.records.len(),
-            list.join(" · ")
-        );
-    }
-    let mut diverged = 0;
-    for (id, master) in &county.records {
-        for office in &all {
-            if let Some(r) = office.records.get(id)
-                && r.heads() != master.heads()
-            {
-                diverged += 1;
+        .enumerate()
+        .filter(|(_, s)| s.role == Role::Village)
+    {
+        let mut local = Local::open(&dirs[i])?;
+        let village = spec.division.parse().map_err(io)?;
+        for n in 0..3 {
+            let id = local.create(workload::new_record(&mut rng, Kind::Case, &[village]))?;
+            for _ in 0..(2 + n) {
+                let fold = local
+                    .replica
+                    .record(id)
+                    .map_err(LocalError::from)?
+                    .fold(&local.config.deadlines)
+                    .map_err(io)?;
+                if let Some(cmd) = workload::next_command(&mut rng, &fold) {
+                    local.apply(id, cmd)?;
+                }
             }
         }
+        if spec.name == "village-1" {
+            local.create(workload::new_record(&mut rng, Kind::Petition, &[village]))?;
+            let mut new = workload::new_record(&mut rng, Kind::Case, &[village]);
+            new.summary = "两户因山林边界争执，村调解员已介入。".into();
+            let id = local.create(new)?;
+            local.apply(
+                id,
+                RecordCommand::Event {
+                    at_ms: None,
+                    body: Body::Accept(Note::default()),
+                },
+            )?;
+            local.apply(
+                id,
+                RecordCommand::Event {
+                    at_ms: None,
+                    body: Body::Session(Session {
+                        place: "田间现场".into(),
+                        note: "双方各执一词。".into(),
+                    }),
+                },
+            )?;
+            contested = Some(id);
+        }
     }
+    let contested: RecordId = contested.ok_or_else(|| io("no contested case"))?;
+
+    let took = sync_all(&dirs, out)?;
     println!(
-        "\n副本一致 replicas identical: {}",
-        if diverged == 0 { "yes 是" } else { "NO 否" }
+        "第一次同步 first sync over libp2p: the county holds every record ({:.1} s)",
+        took.as_secs_f64()
     );
 
-    let views: Vec<View> = county
-        .records
-        .values()
-        .map(|r| r.view(&rules))
-        .collect::<Result<_, _>>()?;
-    let open = views.iter().filter(|v| v.common().status.is_open()).count();
+    // A link outage: apart, the village resolves the case while the township refers it.
+    Local::open(&dirs[3])?.apply(
+        contested,
+        RecordCommand::Event {
+            at_ms: None,
+            body: Body::Resolve(Note {
+                note: "双方当场和解".into(),
+            }),
+        },
+    )?;
+    Local::open(&dirs[1])?.apply(
+        contested,
+        RecordCommand::Event {
+            at_ms: None,
+            body: Body::Refer(Refer {
+                level: ReferLevel::County,
+                to: "县矛盾纠纷调处中心".into(),
+                reason: "涉及山林确权，上报县级".into(),
+            }),
+        },
+    )?;
+    let took = sync_all(&dirs, out)?;
+    let county = Local::open(&dirs[0])?;
+    let view = county.view(contested)?;
+    println!(
+        "断网期间的冲突 contradiction while apart: village resolved {} and the township referred it; after syncing ({:.1} s) the county shows 待审核 needs review: {}\n",
+        contested,
+        took.as_secs_f64(),
+        view.common().needs_review
+    );
+
+    println!("{:<26} {:>8}  data folder", "office 办公室", "records");
+    for (i, spec) in NODES.iter().enumerate() {
+        let local = if i == 0 {
+            None
+        } else {
+            Some(Local::open(&dirs[i])?)
+        };
+        let records = match &local {
+            Some(l) => l.replica.store.records().map(|r| r.len()).unwrap_or(0),
+            None => county.replica.store.records().map(|r| r.len()).unwrap_or(0),
+        };
+        println!("{:<26} {:>8}  {}", spec.label, records, dirs[i].display());
+    }
+    let views = county.views()?;
     let resolved = views
         .iter()
         .filter(|v| v.common().status.counts_as_resolved())
         .count();
-    let concluded = views.len() - open;
-    let overdue = views
+    let concluded = views
         .iter()
-        .filter(|v| v.common().is_overdue(now_real))
+        .filter(|v| !v.common().status.is_open())
         .count();
     println!(
-        "县级汇总 county: {} records · {open} 办理中 in hand · {resolved} of {concluded} concluded settled locally ({:.1}%) · {overdue} overdue · {} need review",
+        "\n县级汇总 county: {} records · {resolved} of {concluded} concluded settled locally · {} need review",
         views.len(),
-        100.0 * resolved as f64 / concluded.max(1) as f64,
         views.iter().filter(|v| v.common().needs_review).count()
     );
-
-    write_out(out, &all, &rules)?;
+    let county_dir = dirs[0].display();
     println!("\n查看 where to look:");
+    println!("  guihe case list --data {county_dir}");
+    println!("  guihe case show --data {county_dir} {contested}");
+    println!("  guihe status --data {county_dir}");
     println!(
-        "  {}  one folder per office: <id>.json (the view) and <id>.automerge (the document)",
-        out.display()
+        "  guihe run --data {county_dir}      (and the same for each folder, to run the county again)"
     );
+    println!("  logs of the runs: <folder>/run.log");
     println!(
-        "  {v1_name} petition deadlines: {}/{}/{}.json",
-        out.display(),
-        v1,
-        petition
+        "\nThe web pages and dashboards come with the web issue; until then the command line is the way in."
     );
-    println!("\nThis build runs the domain model in one process and merges documents in memory.");
-    println!(
-        "The mesh (libp2p), the sled store, the daemon and the web pages come with the node and web issues;"
-    );
-    println!("until then there is no server to open in a browser.");
-    if diverged != 0 {
-        return Err(DemoError::Layout(format!("{diverged} replicas diverged")));
-    }
     Ok(())
-}
-
-fn cross_id_short(id: RecordId) -> String {
-    match id {
-        RecordId::Case(c) => c.short(),
-        RecordId::Petition(p) => p.short(),
-    }
-}
-
-fn sync_round(
-    villages: &mut [Office],
-    townships: &mut [Office],
-    county: &mut Office,
-) -> Result<(), DemoError> {
-    for t in townships.iter_mut() {
-        for v in villages.iter() {
-            t.pull(v)?;
-        }
-    }
-    for t in townships.iter() {
-        county.pull(t)?;
-    }
-    for t in townships.iter_mut() {
-        t.pull(county)?;
-    }
-    for v in villages.iter_mut() {
-        for t in townships.iter() {
-            v.pull(t)?;
-        }
-    }
-    Ok(())
-}
-
-fn write_out(out: &Path, offices: &[&Office], rules: &Deadlines) -> Result<(), DemoError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| DemoError::Io { path, source }
-    };
-    for office in offices {
-        let dir = out.join(office.division.to_string());
-        fs::create_dir_all(&dir).map_err(io(&dir))?;
-        for (id, record) in &office.records {
-            let view = record.view(rules)?;
-            let json = serde_json::to_vec_pretty(&view)?;
-            let path = dir.join(format!("{id}.json"));
-            fs::write(&path, json).map_err(io(&path))?;
-            let path = dir.join(format!("{id}.automerge"));
-            fs::write(&path, record.save()).map_err(io(&path))?;
-        }
-    }
-    Ok(())
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }
