@@ -357,7 +357,19 @@ fn run(command: Command) -> Result<String, String> {
                 .map_err(|e| s(&e))?;
             Ok(String::new())
         }
-        Command::Status { data } => cli::status(&Local::open(&data).map_err(|e| s(&e))?),
+        Command::Status { data } => match Local::open(&data) {
+            Ok(local) => cli::status(&local),
+            // While `guihe run` holds the store, it reports through status.json.
+            Err(e @ guihe_node::local::LocalError::Store(_)) => {
+                match std::fs::read_to_string(data.join("status.json")) {
+                    Ok(status) => Ok(format!(
+                        "运行中 running (the daemon holds the store; its last report):\n{status}"
+                    )),
+                    Err(_) => Err(s(&e)),
+                }
+            }
+            Err(e) => Err(s(&e)),
+        },
         Command::Bundle {
             command: BundleCommand::Export { data, out, target },
         } => {
