@@ -70,7 +70,15 @@ enum CoreMsg {
     Closed {
         id: u64,
     },
+    /// The sync stream to a peer could not be opened: drop the connection so that the
+    /// redial (with backoff) starts afresh.
+    NoStream {
+        peer: PeerId,
+    },
 }
+
+/// Attempts to open the sync stream on a new connection before giving up on it.
+const OPEN_ATTEMPTS: u32 = 5;
 
 struct Open {
     peer: PeerId,
@@ -201,7 +209,11 @@ pub async fn run(mut local: Local, stop_after: Option<Duration>) -> Result<(), N
                 for (i, addr) in bootstrap.iter().enumerate() {
                     let Some((wait, at, connected)) = backoff.get_mut(i) else { continue };
                     if connected.is_none() && now >= *at {
-                        let _ = swarm.dial(addr.clone());
+                        if let Err(e) = swarm.dial(addr.clone()) {
+                            tracing::info!(%addr, %e, "dial failed");
+                        } else {
+                            tracing::debug!(%addr, "dialling");
+                        }
                         // Capped exponential backoff with jitter, so 242 villages do not
                         // redial their township in step.
                         let jitter = Duration::from_millis(u64::from(rand::random::<u16>() % 1000));
@@ -233,9 +245,19 @@ pub async fn run(mut local: Local, stop_after: Option<Duration>) -> Result<(), N
                             let mut control = control.clone();
                             let core_tx = core_tx.clone();
                             tokio::spawn(async move {
-                                if let Ok(stream) = control.open_stream(peer_id, PROTOCOL).await {
-                                    let _ = core_tx.send(CoreMsg::Stream { peer: peer_id, stream, initiator: true }).await;
+                                for attempt in 1..=OPEN_ATTEMPTS {
+                                    match control.open_stream(peer_id, PROTOCOL).await {
+                                        Ok(stream) => {
+                                            let _ = core_tx.send(CoreMsg::Stream { peer: peer_id, stream, initiator: true }).await;
+                                            return;
+                                        }
+                                        Err(e) => {
+                                            tracing::info!(peer = %peer_id, attempt, %e, "could not open the sync stream");
+                                            tokio::time::sleep(Duration::from_millis(300 * u64::from(attempt))).await;
+                                        }
+                                    }
                                 }
+                                let _ = core_tx.send(CoreMsg::NoStream { peer: peer_id }).await;
                             });
                     }
                     SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
@@ -244,6 +266,9 @@ pub async fn run(mut local: Local, stop_after: Option<Duration>) -> Result<(), N
                                 let _ = swarm.dial(addr);
                             }
                         }
+                    }
+                    SwarmEvent::OutgoingConnectionError { error, .. } => {
+                        tracing::info!(%error, "could not connect");
                     }
                     SwarmEvent::NewListenAddr { address, .. } => {
                         tracing::info!(%address, "listening");
@@ -271,7 +296,11 @@ pub async fn run(mut local: Local, stop_after: Option<Duration>) -> Result<(), N
                         let Some(open) = sessions.get_mut(&id) else { continue };
                         if let Err(e) = open.session.handle(&bytes, &mut local.replica.store, now) {
                             tracing::warn!(peer = %open.peer, %e, "session ended");
+                            let peer = open.peer;
                             sessions.remove(&id);
+                            // One session per connection: without it the connection is
+                            // useless, and closing it lets the redial start a fresh one.
+                            let _ = swarm.disconnect_peer_id(peer);
                             continue;
                         }
                         let received = flush(id, &mut sessions, &mut local).await;
@@ -286,7 +315,14 @@ pub async fn run(mut local: Local, stop_after: Option<Duration>) -> Result<(), N
                         }
                     }
                     CoreMsg::Closed { id } => {
-                        sessions.remove(&id);
+                        if let Some(open) = sessions.remove(&id)
+                            && !sessions.values().any(|o| o.peer == open.peer)
+                        {
+                            let _ = swarm.disconnect_peer_id(open.peer);
+                        }
+                    }
+                    CoreMsg::NoStream { peer } => {
+                        let _ = swarm.disconnect_peer_id(peer);
                     }
                 }
             }

@@ -84,12 +84,26 @@ fn node(
 }
 
 fn start(data: &Path) -> Child {
+    let log = std::fs::File::create(data.join("run.log")).unwrap();
     Command::new(bin())
         .args(["run", "--data", p(data), "--for-seconds", "120"])
+        .env("RUST_LOG", "info,guihe_node=debug")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .unwrap()
+}
+
+fn logs(dirs: &[&Path]) -> String {
+    dirs.iter()
+        .map(|d| {
+            format!(
+                "--- {}\n{}",
+                d.display(),
+                std::fs::read_to_string(d.join("run.log")).unwrap_or_default()
+            )
+        })
+        .collect()
 }
 
 fn records(data: &Path) -> usize {
@@ -100,7 +114,7 @@ fn records(data: &Path) -> usize {
         .unwrap_or(0) as usize
 }
 
-fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+fn wait_for(what: &str, limit: Duration, logs: impl Fn() -> String, mut f: impl FnMut() -> bool) {
     let started = Instant::now();
     while started.elapsed() < limit {
         if f() {
@@ -108,7 +122,7 @@ fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    panic!("timed out waiting for {what}");
+    panic!("timed out waiting for {what}\n{}", logs());
 }
 
 #[test]
@@ -185,14 +199,23 @@ fn a_case_recorded_at_a_village_reaches_its_township_and_the_county() {
     for data in [&county, &township, &village, &other] {
         nodes.children.push(start(data));
     }
+    let all = [
+        county.as_path(),
+        township.as_path(),
+        village.as_path(),
+        other.as_path(),
+    ];
+    let show = || logs(&all);
     wait_for(
         "the county to hold both records",
-        Duration::from_secs(60),
+        Duration::from_secs(90),
+        show,
         || records(&county) == 2,
     );
     wait_for(
         "the township to hold the village's record",
         Duration::from_secs(30),
+        show,
         || records(&township) == 1,
     );
     // Stop them, then compare the record where the stores can be opened again.
