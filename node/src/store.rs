@@ -310,6 +310,43 @@ impl Store for SledStore {
         self.flush()
     }
 
+    fn put_docs(
+        &mut self,
+        docs: &[(RecordId, Automerge, BTreeSet<ChangeHash>)],
+    ) -> Result<(), StoreError> {
+        let mut values = Vec::with_capacity(docs.len());
+        for (record, doc, pending) in docs {
+            let pending_value: Vec<[u8; 32]> = pending.iter().map(|h| h.0).collect();
+            values.push((
+                record_key(*record)?,
+                seal(&doc.save()),
+                encode(&pending_value)?,
+                pending.is_empty(),
+            ));
+        }
+        // One transaction over both trees and one flush for the whole batch: a document
+        // and its pending set never disagree after a crash.
+        (&self.docs, &self.pending)
+            .transaction(|(docs, pend)| {
+                for (key, doc, pending, empty) in &values {
+                    docs.insert(key.as_slice(), doc.as_slice())?;
+                    if *empty {
+                        pend.remove(key.as_slice())?;
+                    } else {
+                        pend.insert(key.as_slice(), pending.as_slice())?;
+                    }
+                }
+                Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| match e {
+                sled::transaction::TransactionError::Storage(e) => StoreError::Sled(e),
+                sled::transaction::TransactionError::Abort(()) => {
+                    StoreError::Encode("aborted".into())
+                }
+            })?;
+        self.flush()
+    }
+
     fn pending(&self, record: RecordId) -> Result<BTreeSet<ChangeHash>, StoreError> {
         let key = record_key(record)?;
         let Some(v) = self.pending.get(&key)? else {

@@ -10,7 +10,7 @@ use automerge::{Automerge, Change, ChangeHash, ReadDoc};
 
 use crate::cert::Keypair;
 use crate::id::RecordId;
-use crate::record::Record;
+use crate::record::{Record, jurisdictions_of};
 use crate::signed::{Verified, sign_new};
 use crate::store::{Store, StoredChange};
 
@@ -41,19 +41,22 @@ pub fn ingest<S: Store>(
     for c in &new {
         by_record.entry(c.signed.record).or_default().push(c.hash);
     }
+    let mut docs = Vec::with_capacity(by_record.len());
     for (record, hashes) in by_record {
-        apply_ready(store, record, hashes)?;
+        docs.push(apply_ready(store, record, hashes)?);
     }
+    // The changes are durable already; the documents follow in one step.
+    store.put_docs(&docs)?;
     Ok(new)
 }
 
 /// Applies the record's pending changes plus `arrived` in dependency order, as far as their
-/// dependencies allow, and stores the document and what is still pending.
+/// dependencies allow; returns the document and what is still pending, for storing.
 fn apply_ready<S: Store>(
-    store: &mut S,
+    store: &S,
     record: RecordId,
     arrived: Vec<ChangeHash>,
-) -> Result<(), S::Error> {
+) -> Result<(RecordId, Automerge, BTreeSet<ChangeHash>), S::Error> {
     let mut doc = store.doc(record)?.unwrap_or_else(Automerge::new);
     let mut pending = store.pending(record)?;
     pending.extend(arrived);
@@ -95,9 +98,7 @@ fn apply_ready<S: Store>(
             if doc.apply_changes([change]).is_ok() {
                 progress = true;
                 if villages.is_none() {
-                    villages = Record::from_doc(doc.clone())
-                        .ok()
-                        .map(|r| r.jurisdictions().to_vec());
+                    villages = jurisdictions_of(&doc);
                 }
             }
         }
@@ -105,7 +106,7 @@ fn apply_ready<S: Store>(
             break;
         }
     }
-    store.put_doc(record, &doc, &pending)
+    Ok((record, doc, pending))
 }
 
 /// Signs and stores what a local command just wrote to `record` (every change not an

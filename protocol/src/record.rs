@@ -738,6 +738,12 @@ impl Record {
     }
 }
 
+/// The villages of the record a document holds, read without hydrating anything else;
+/// `None` until the document holds its first change.
+pub fn jurisdictions_of(doc: &Automerge) -> Option<Vec<VillageCode>> {
+    autosurgeon::hydrate_prop(doc, ROOT, "jurisdictions").ok()
+}
+
 fn commit_options(now_ms: u64, message: &str) -> CommitOptions {
     CommitOptions::default()
         .with_time(i64::try_from(now_ms).unwrap_or(i64::MAX))

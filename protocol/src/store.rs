@@ -62,6 +62,17 @@ pub trait Store {
         doc: &Automerge,
         pending: &BTreeSet<ChangeHash>,
     ) -> Result<(), Self::Error>;
+    /// Stores several records' documents and pending sets at once (durable when it
+    /// returns). Stores that can make one batch durable in one step override this.
+    fn put_docs(
+        &mut self,
+        docs: &[(RecordId, Automerge, BTreeSet<ChangeHash>)],
+    ) -> Result<(), Self::Error> {
+        for (record, doc, pending) in docs {
+            self.put_doc(*record, doc, pending)?;
+        }
+        Ok(())
+    }
     /// The changes of a record still waiting for their dependencies.
     fn pending(&self, record: RecordId) -> Result<BTreeSet<ChangeHash>, Self::Error>;
     /// All records held.
