@@ -15,9 +15,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use guihe_node::config::Config;
-use guihe_node::keys;
 use guihe_node::local::{self, Local};
-use guihe_protocol::cert::{CertBody, Keypair, Role, Root};
+use guihe_protocol::cert::{Keypair, Role, Root};
 use guihe_protocol::deadline::Deadlines;
 use guihe_protocol::division::{Division, VillageCode};
 use guihe_protocol::model::Kind;
@@ -42,21 +41,15 @@ fn node(
     bootstrap: Option<u16>,
 ) -> PathBuf {
     let data = dir.to_path_buf();
-    let key = local::init(&data, &keys::public_hex(&root.public())).expect("init");
-    let now = local::now_ms();
-    let cert = root
-        .issue(CertBody {
-            serial: u64::from(port),
-            node: key,
-            role,
-            division: division.parse().expect("division"),
-            not_before_ms: now - 86_400_000,
-            not_after_ms: now + 86_400_000 * 30,
-        })
-        .expect("issue");
-    let path = data.join("node.cert.in");
-    keys::write_cert(&path, &cert).expect("cert");
-    local::install_cert(&data, &path).expect("install");
+    local::init_enrolled(
+        &data,
+        root,
+        u64::from(port),
+        role,
+        division.parse().expect("division"),
+        30,
+    )
+    .expect("enrol");
     let mut config = Config::load(&data).expect("config");
     config.listen = vec![format!("/ip4/127.0.0.1/tcp/{port}")];
     config.bootstrap = bootstrap

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use guihe_protocol::cert::{CertBody, Keypair, Role, Root};
+use guihe_protocol::cert::{Keypair, Role, Root};
 use guihe_protocol::division::Division;
 use guihe_protocol::event::{Body, Note, Refer, ReferLevel, Session};
 use guihe_protocol::id::RecordId;
@@ -28,7 +28,6 @@ use guihe_protocol::store::Store;
 use guihe_protocol::workload;
 
 use crate::config::Config;
-use crate::keys;
 use crate::local::{self, Local, LocalError};
 
 /// Why the demo stopped.
@@ -200,28 +199,13 @@ pub fn run(out: &Path) -> Result<(), DemoError> {
 
     // The county root and the nodes, enrolled as an operator would.
     let root = Root::new(Keypair::generate(&mut rand::rng()));
-    let root_hex = keys::public_hex(&root.public());
     let mut dirs = Vec::new();
     let mut ports = Vec::new();
     for spec in NODES {
         ports.push(free_port()?);
         let dir = out.join(spec.name);
-        let node = local::init(&dir, &root_hex)?;
-        let now = local::now_ms();
         let division: Division = spec.division.parse().map_err(io)?;
-        let cert = root
-            .issue(CertBody {
-                serial: dirs.len() as u64 + 1,
-                node,
-                role: spec.role,
-                division,
-                not_before_ms: now - 86_400_000,
-                not_after_ms: now + 365 * 86_400_000,
-            })
-            .map_err(io)?;
-        let cert_path = dir.join("enrolment.cert");
-        keys::write_cert(&cert_path, &cert).map_err(io)?;
-        local::install_cert(&dir, &cert_path)?;
+        local::init_enrolled(&dir, &root, dirs.len() as u64 + 1, spec.role, division, 365)?;
         dirs.push(dir);
     }
     for (i, spec) in NODES.iter().enumerate() {

@@ -126,6 +126,33 @@ pub fn install_cert(data: &Path, cert_file: &Path) -> Result<(), LocalError> {
     Ok(())
 }
 
+/// Sets up a node in one step where the county root key is at hand (the demo, tests and
+/// benchmarks): a data folder, a key, and a certificate for `role` and `division` valid
+/// for `days` from yesterday.
+pub fn init_enrolled(
+    data: &Path,
+    root: &guihe_protocol::cert::Root,
+    serial: u64,
+    role: guihe_protocol::cert::Role,
+    division: guihe_protocol::division::Division,
+    days: u64,
+) -> Result<NodeId, LocalError> {
+    let node = init(data, &keys::public_hex(&root.public()))?;
+    let now = now_ms();
+    let cert = root.issue(guihe_protocol::cert::CertBody {
+        serial,
+        node,
+        role,
+        division,
+        not_before_ms: now.saturating_sub(86_400_000),
+        not_after_ms: now.saturating_add(days.saturating_mul(86_400_000)),
+    })?;
+    let path = data.join("enrolment.cert");
+    keys::write_cert(&path, &cert)?;
+    install_cert(data, &path)?;
+    Ok(node)
+}
+
 impl Local {
     /// Opens a set-up data folder.
     pub fn open(data: &Path) -> Result<Local, LocalError> {

@@ -287,27 +287,7 @@ impl Store for SledStore {
         doc: &Automerge,
         pending: &BTreeSet<ChangeHash>,
     ) -> Result<(), StoreError> {
-        let key = record_key(record)?;
-        let pending_value: Vec<[u8; 32]> = pending.iter().map(|h| h.0).collect();
-        let doc_value = seal(&doc.save());
-        let pending_value = encode(&pending_value)?;
-        (&self.docs, &self.pending)
-            .transaction(|(docs, pend)| {
-                docs.insert(key.as_slice(), doc_value.as_slice())?;
-                if pending.is_empty() {
-                    pend.remove(key.as_slice())?;
-                } else {
-                    pend.insert(key.as_slice(), pending_value.as_slice())?;
-                }
-                Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
-            })
-            .map_err(|e| match e {
-                sled::transaction::TransactionError::Storage(e) => StoreError::Sled(e),
-                sled::transaction::TransactionError::Abort(()) => {
-                    StoreError::Encode("aborted".into())
-                }
-            })?;
-        self.flush()
+        self.put_docs(&[(record, doc.clone(), pending.clone())])
     }
 
     fn put_docs(

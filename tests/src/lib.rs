@@ -27,3 +27,71 @@ pub fn guihe_bin() -> Result<PathBuf, String> {
         ))
     }
 }
+
+/// Runs `guihe` with `args`; its standard output on success, its standard error otherwise.
+pub fn guihe(args: &[&str]) -> Result<String, String> {
+    let bin = guihe_bin()?;
+    let out = std::process::Command::new(bin)
+        .args(args)
+        .output()
+        .map_err(|e| format!("running guihe: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+/// Runs `guihe`, failing the test with its error output if it fails.
+#[allow(clippy::panic)]
+pub fn ok(args: &[&str]) -> String {
+    guihe(args).unwrap_or_else(|e| panic!("guihe {args:?} failed: {e}"))
+}
+
+/// A path as the `&str` the command line takes.
+#[allow(clippy::panic)]
+pub fn arg(path: &std::path::Path) -> &str {
+    path.to_str()
+        .unwrap_or_else(|| panic!("{} is not UTF-8", path.display()))
+}
+
+/// Sets up a node under `dir/name` as an operator would: `guihe init`, `guihe enroll`
+/// with the county key in `dir/county`, then `guihe init --cert` with `extra` options
+/// (for example `--listen` and `--bootstrap`).
+#[allow(clippy::panic)]
+pub fn enrolled_node(
+    dir: &std::path::Path,
+    name: &str,
+    role: &str,
+    division: &str,
+    extra: &[&str],
+) -> PathBuf {
+    let root = std::fs::read_to_string(dir.join("county/county.pub"))
+        .unwrap_or_else(|e| panic!("county.pub: {e}"));
+    let data = dir.join(name);
+    let out = ok(&["init", "--data", arg(&data), "--county-root", root.trim()]);
+    let key = out
+        .split_whitespace()
+        .last()
+        .unwrap_or_default()
+        .to_string();
+    let cert = dir.join(format!("{name}.cert"));
+    let county_key = dir.join("county/county.key");
+    ok(&[
+        "enroll",
+        "--county-key",
+        arg(&county_key),
+        "--node",
+        &key,
+        "--role",
+        role,
+        "--division",
+        division,
+        "--out",
+        arg(&cert),
+    ]);
+    let mut args = vec!["init", "--data", arg(&data), "--cert", arg(&cert)];
+    args.extend_from_slice(extra);
+    ok(&args);
+    data
+}

@@ -2,8 +2,8 @@
 //! setting up a county, enrolling nodes, recording cases, and carrying records by USB
 //! bundle.
 
+use guihe_tests::{arg, enrolled_node, guihe, ok};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 struct Dir(PathBuf);
 impl Drop for Dir {
@@ -12,49 +12,13 @@ impl Drop for Dir {
     }
 }
 
-fn guihe(args: &[&str]) -> Result<String, String> {
-    let out = Command::new(guihe_tests::guihe_bin().unwrap())
-        .args(args)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    if out.status.success() {
-        Ok(stdout)
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
-    }
-}
-
-fn ok(args: &[&str]) -> String {
-    guihe(args).unwrap_or_else(|e| panic!("guihe {args:?} failed: {e}"))
-}
-
 fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
+    arg(path)
 }
 
 /// Sets up a node of `role` for `division` under `dir/name`.
 fn node(dir: &Path, name: &str, role: &str, division: &str) -> PathBuf {
-    let root = std::fs::read_to_string(dir.join("county/county.pub")).unwrap();
-    let data = dir.join(name);
-    let out = ok(&["init", "--data", p(&data), "--county-root", root.trim()]);
-    let key = out.split_whitespace().last().unwrap().to_string();
-    let cert = dir.join(format!("{name}.cert"));
-    ok(&[
-        "enroll",
-        "--county-key",
-        p(&dir.join("county/county.key")),
-        "--node",
-        &key,
-        "--role",
-        role,
-        "--division",
-        division,
-        "--out",
-        p(&cert),
-    ]);
-    ok(&["init", "--data", p(&data), "--cert", p(&cert)]);
-    data
+    enrolled_node(dir, name, role, division, &[])
 }
 
 fn county(tag: &str) -> Dir {

@@ -4,22 +4,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use guihe_tests::{arg, enrolled_node, ok};
+
 fn bin() -> PathBuf {
     guihe_tests::guihe_bin().unwrap()
 }
 
-fn ok(args: &[&str]) -> String {
-    let out = Command::new(bin()).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "guihe {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
+    arg(path)
 }
 
 struct Nodes {
@@ -45,42 +37,13 @@ fn node(
     port: u16,
     bootstrap: Option<u16>,
 ) -> PathBuf {
-    let root = std::fs::read_to_string(dir.join("county/county.pub")).unwrap();
-    let data = dir.join(name);
-    let out = ok(&["init", "--data", p(&data), "--county-root", root.trim()]);
-    let key = out.split_whitespace().last().unwrap().to_string();
-    let cert = dir.join(format!("{name}.cert"));
-    ok(&[
-        "enroll",
-        "--county-key",
-        p(&dir.join("county/county.key")),
-        "--node",
-        &key,
-        "--role",
-        role,
-        "--division",
-        division,
-        "--out",
-        p(&cert),
-    ]);
     let listen = format!("/ip4/127.0.0.1/tcp/{port}");
-    let mut args = vec![
-        "init",
-        "--data",
-        p(&data),
-        "--cert",
-        p(&cert),
-        "--listen",
-        &listen,
-        "--no-mdns",
-    ];
-    let boot;
-    if let Some(b) = bootstrap {
-        boot = format!("/ip4/127.0.0.1/tcp/{b}");
-        args.extend(["--bootstrap", boot.as_str()]);
+    let boot = bootstrap.map(|b| format!("/ip4/127.0.0.1/tcp/{b}"));
+    let mut extra = vec!["--listen", listen.as_str(), "--no-mdns"];
+    if let Some(b) = &boot {
+        extra.extend(["--bootstrap", b.as_str()]);
     }
-    ok(&args);
-    data
+    enrolled_node(dir, name, role, division, &extra)
 }
 
 fn start(data: &Path) -> Child {
