@@ -57,6 +57,7 @@ fn node(
         .into_iter()
         .collect();
     config.mdns = false;
+    config.http = "127.0.0.1:0".into();
     config.save(&data).expect("save");
     data
 }

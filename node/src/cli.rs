@@ -3,15 +3,15 @@
 
 use std::path::Path;
 
-use guihe_protocol::cert::{CertBody, Role, Root};
-use guihe_protocol::division::{Division, VillageCode};
-use guihe_protocol::event::Body;
+use guihe_protocol::cert::{CertBody, RevocationBody, Revoked, Role, Root};
+use guihe_protocol::division::Division;
 use guihe_protocol::id::RecordId;
-use guihe_protocol::model::{Category, Channel, Kind, Party, PartyRole, Risk};
-use guihe_protocol::record::{Command, NewRecord};
+use guihe_protocol::model::Kind;
 use guihe_protocol::store::Store;
 use guihe_protocol::view::View;
 
+use crate::api::{Call, NewForm, PartyForm, Reply};
+use crate::client::Node;
 use crate::keys;
 use crate::local::{Local, now_ms};
 
@@ -70,14 +70,50 @@ pub fn enroll(
     ))
 }
 
+/// `guihe county revoke`: adds a certificate to the revocation list file.
+pub fn revoke(
+    county_key: &Path,
+    cert: &Path,
+    from_ms: Option<u64>,
+    list_path: &Path,
+) -> CliResult<String> {
+    let root = Root::new(keys::read_key(county_key).map_err(s)?);
+    let cert = keys::read_cert(cert).map_err(s)?;
+    cert.verify(&root.public())
+        .map_err(|e| format!("the certificate is not this county's: {e}"))?;
+    let mut body = if list_path.exists() {
+        let list = keys::read_revocations(list_path).map_err(s)?;
+        list.verify(&root.public())
+            .map_err(|e| format!("{}: not this county's list: {e}", list_path.display()))?;
+        list.body
+    } else {
+        RevocationBody::default()
+    };
+    let from_ms = from_ms.unwrap_or_else(now_ms);
+    body.revoked.retain(|r| r.serial != cert.body.serial);
+    body.revoked.push(Revoked {
+        serial: cert.body.serial,
+        node: cert.node(),
+        from_ms,
+    });
+    body.version += 1;
+    let list = root.revocations(body).map_err(s)?;
+    keys::write_revocations(list_path, &list).map_err(s)?;
+    Ok(format!(
+        "已吊销 revoked certificate {} of {} from {from_ms}; revocation list version {} written to {}\nInstall it on the county node: guihe revocations --data DIR --list {}",
+        cert.body.serial,
+        cert.body.division,
+        list.body.version,
+        list_path.display(),
+        list_path.display()
+    ))
+}
+
 /// Parses `name[:role[:minor]]`.
-pub fn parse_party(text: &str, default_role: PartyRole) -> CliResult<Party> {
+pub fn parse_party(text: &str) -> CliResult<PartyForm> {
     let mut parts = text.split(':');
     let name = parts.next().unwrap_or("").trim().to_string();
-    let role = match parts.next() {
-        Some(r) if !r.is_empty() => r.parse().map_err(s)?,
-        _ => default_role,
-    };
+    let role = parts.next().filter(|r| !r.is_empty()).map(str::to_string);
     let minor = match parts.next() {
         None | Some("") => false,
         Some("minor") => true,
@@ -87,14 +123,12 @@ pub fn parse_party(text: &str, default_role: PartyRole) -> CliResult<Party> {
             ));
         }
     };
-    let party = Party {
+    Ok(PartyForm {
         name,
         role,
         minor,
         contact: None,
-    };
-    party.check().map_err(s)?;
-    Ok(party)
+    })
 }
 
 /// The fields of `guihe case new` / `guihe petition new`.
@@ -119,56 +153,38 @@ pub struct NewArgs {
 }
 
 /// `guihe case new` and `guihe petition new`.
-pub fn new_record(local: &mut Local, args: NewArgs) -> CliResult<RecordId> {
-    let villages: Vec<VillageCode> = args
-        .villages
-        .iter()
-        .map(|v| v.parse().map_err(s))
-        .collect::<Result<_, _>>()?;
-    let default_role = if args.kind == Kind::Petition {
-        PartyRole::Petitioner
-    } else {
-        PartyRole::Applicant
-    };
-    let parties = args
-        .parties
-        .iter()
-        .map(|p| parse_party(p, default_role))
-        .collect::<Result<Vec<_>, _>>()?;
-    let channel: Option<Channel> = args
-        .channel
-        .as_deref()
-        .map(str::parse)
-        .transpose()
-        .map_err(s)?;
-    if !local.replica.identity.cert.may_write(&villages) {
-        return Err(format!(
-            "this node ({}) may not write a record of {}",
-            local.replica.identity.cert.body.division,
-            villages
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
-    let new = NewRecord {
-        kind: args.kind,
-        jurisdictions: villages,
-        received_ms: None,
-        category: args.category.parse::<Category>().map_err(s)?,
-        risk: args.risk.parse::<Risk>().map_err(s)?,
-        channel,
-        restricted: args.restricted,
-        parties,
+pub fn new_record(node: &mut Node, staff: Option<&str>, args: NewArgs) -> CliResult<RecordId> {
+    let form = NewForm {
+        villages: args.villages,
+        category: args.category,
+        risk: args.risk,
+        channel: args.channel,
         summary: args.summary,
-        note: String::new(),
+        parties: args
+            .parties
+            .iter()
+            .map(|p| parse_party(p))
+            .collect::<Result<_, _>>()?,
+        restricted: args.restricted,
+        received_ms: None,
     };
-    local.create(new).map_err(s)
+    match node
+        .call(
+            staff,
+            Call::Create {
+                kind: args.kind,
+                form,
+            },
+        )
+        .map_err(s)?
+    {
+        Reply::Created { id } => Ok(id),
+        other => Err(format!("unexpected reply {other:?}")),
+    }
 }
 
-/// The optional fields of `guihe case event`, turned into an event body through its JSON
-/// form so that a missing or wrong field gets serde's message naming it.
+/// The fields of `guihe case event` given on the command line, turned into the event's
+/// JSON form so that a missing or wrong field gets serde's message naming it.
 #[derive(Debug, Clone, Default)]
 pub struct EventArgs {
     /// The event type (`accept`, `session`, `agreement`, …).
@@ -178,22 +194,24 @@ pub struct EventArgs {
 }
 
 /// `guihe case event` and `guihe petition event`.
-pub fn event(local: &mut Local, id: &str, args: EventArgs) -> CliResult<String> {
-    let id: RecordId = id.parse().map_err(s)?;
+pub fn event(node: &mut Node, staff: Option<&str>, id: &str, args: EventArgs) -> CliResult<String> {
     let mut map = serde_json::Map::new();
-    map.insert(
-        "type".into(),
-        serde_json::Value::String(args.kind.replace('-', "_")),
-    );
+    map.insert("type".into(), serde_json::Value::String(args.kind));
     for (k, v) in args.fields {
         map.insert(k.into(), v);
     }
-    let body: Body = serde_json::from_value(serde_json::Value::Object(map))
-        .map_err(|e| format!("event fields: {e}"))?;
-    local
-        .apply(id, Command::Event { at_ms: None, body })
+    let reply = node
+        .call(
+            staff,
+            Call::Event {
+                id: id.to_string(),
+                event: serde_json::Value::Object(map),
+            },
+        )
         .map_err(s)?;
-    let view = local.view(id).map_err(s)?;
+    let Reply::Recorded { view } = reply else {
+        return Err(format!("unexpected reply {reply:?}"));
+    };
     Ok(format!(
         "已记录 recorded; status 状态: {} {}",
         view.common().status.label_zh(),
@@ -236,13 +254,13 @@ pub fn line(v: &View, now: u64) -> String {
 }
 
 /// `guihe case list` and `guihe petition list`.
-pub fn list(local: &Local, kind: Kind, json: bool) -> CliResult<String> {
-    let views: Vec<View> = local
-        .views()
+pub fn list(node: &mut Node, kind: Kind, json: bool) -> CliResult<String> {
+    let Reply::Views(views) = node
+        .call(None, Call::List { kind: Some(kind) })
         .map_err(s)?
-        .into_iter()
-        .filter(|v| v.kind() == kind)
-        .collect();
+    else {
+        return Err("unexpected reply".into());
+    };
     if json {
         return serde_json::to_string_pretty(&views).map_err(s);
     }
@@ -261,16 +279,21 @@ pub fn list(local: &Local, kind: Kind, json: bool) -> CliResult<String> {
 }
 
 /// `guihe case show`.
-pub fn show(local: &Local, id: &str, json: bool) -> CliResult<String> {
-    let id: RecordId = id.parse().map_err(s)?;
-    let view = local.view(id).map_err(s)?;
+pub fn show(node: &mut Node, id: &str, json: bool) -> CliResult<String> {
+    let Reply::Detail(detail) = node
+        .call(None, Call::Show { id: id.to_string() })
+        .map_err(s)?
+    else {
+        return Err("unexpected reply".into());
+    };
     if json {
-        return serde_json::to_string_pretty(&view).map_err(s);
+        return serde_json::to_string_pretty(&detail.view).map_err(s);
     }
+    let view = &detail.view;
     let c = view.common();
     let now = now_ms();
     let mut out = vec![
-        line(&view, now),
+        line(view, now),
         format!("摘要 summary: {}", c.summary),
         format!(
             "当事人 parties: {}",
@@ -294,11 +317,8 @@ pub fn show(local: &Local, id: &str, json: bool) -> CliResult<String> {
             d.kind.label_en()
         ));
     }
-    let record = local.replica.record(id).map_err(s)?;
-    let mut events = record.events().map_err(s)?.events;
-    guihe_protocol::fold::order(&mut events);
     out.push("时间线 timeline:".into());
-    for e in events {
+    for e in &detail.timeline {
         out.push(format!(
             "  {}  {}  {}",
             e.at_ms,
@@ -310,13 +330,51 @@ pub fn show(local: &Local, id: &str, json: bool) -> CliResult<String> {
 }
 
 /// `guihe status`.
-pub fn status(local: &Local) -> CliResult<String> {
+pub fn status(node: &Node) -> CliResult<String> {
+    match node {
+        Node::Local(local) => status_local(local),
+        Node::Remote(remote) => {
+            let r = remote.status().map_err(s)?;
+            let now = now_ms();
+            let ago = |t: Option<u64>| match t {
+                Some(t) => format!("{:.0} s ago", now.saturating_sub(t) as f64 / 1000.0),
+                None => "never 从未".into(),
+            };
+            let mut out = vec![
+                format!("运行中 running · 节点 node {}", r.node),
+                format!("角色 role {} · 辖区 division {}", r.role, r.division),
+                format!(
+                    "记录 records {} · 变更 changes {} · 待补依赖 waiting for dependencies {}",
+                    r.records, r.changes, r.pending
+                ),
+                format!("对等节点 peers {}:", r.peers.len()),
+            ];
+            for p in &r.peers {
+                out.push(format!(
+                    "  {} {} {} · last sync 上次同步 {} · changes in 收到 {}",
+                    p.division.as_deref().unwrap_or("?"),
+                    if p.connected {
+                        "connected 已连接"
+                    } else {
+                        "disconnected 未连接"
+                    },
+                    if p.reconciled {
+                        "in sync 已同步"
+                    } else {
+                        ""
+                    },
+                    ago(p.last_reconciled_ms),
+                    p.changes_in
+                ));
+            }
+            Ok(out.join("\n"))
+        }
+    }
+}
+
+fn status_local(local: &Local) -> CliResult<String> {
     let store = &local.replica.store;
     let records = store.records().map_err(s)?;
-    let pending: usize = records
-        .iter()
-        .map(|r| store.pending(*r).map(|p| p.len()).unwrap_or(0))
-        .sum();
     let cert = &local.replica.identity.cert;
     let corrupt = store.verify();
     Ok(format!(
@@ -327,7 +385,7 @@ pub fn status(local: &Local) -> CliResult<String> {
         cert.body.not_after_ms,
         records.len(),
         store.change_count(),
-        pending,
+        store.pending_count(),
         store.size_on_disk(),
         if corrupt.is_empty() {
             "ok".to_string()

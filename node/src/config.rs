@@ -50,9 +50,38 @@ pub struct Config {
     /// sled's page cache, in MiB.
     #[serde(default = "default_cache")]
     pub cache_mib: u64,
+    /// Limits that keep one peer, or many, from starving the node.
+    #[serde(default)]
+    pub limits: Limits,
     /// Statutory periods, if the county's differ from the defaults.
     #[serde(default)]
     pub deadlines: Deadlines,
+}
+
+/// The `[limits]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Connections accepted from other nodes at once. A township serves its villages
+    /// (about ten) and the county serves its townships; the default leaves room.
+    pub connections_in: u32,
+    /// Connections to one peer at once.
+    pub connections_per_peer: u32,
+    /// New connections are refused while the process uses more memory than this (MiB).
+    pub memory_mib: u64,
+    /// Seconds a connection may stay idle before it is closed. Slow links need patience.
+    pub idle_seconds: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            connections_in: 256,
+            connections_per_peer: 2,
+            memory_mib: 1024,
+            idle_seconds: 300,
+        }
+    }
 }
 
 fn default_true() -> bool {
@@ -85,6 +114,7 @@ impl Config {
             mdns: true,
             http: default_http(),
             cache_mib: default_cache(),
+            limits: Limits::default(),
             deadlines: Deadlines::default(),
         }
     }

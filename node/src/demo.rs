@@ -219,6 +219,7 @@ pub fn run(out: &Path) -> Result<(), DemoError> {
             .into_iter()
             .collect();
         config.mdns = false;
+        config.http = format!("127.0.0.1:{}", free_port()?);
         config.staff = if spec.role == Role::Village {
             "mediator".into()
         } else {
@@ -238,7 +239,7 @@ pub fn run(out: &Path) -> Result<(), DemoError> {
         let mut local = Local::open(&dirs[i])?;
         let village = spec.division.parse().map_err(io)?;
         for n in 0..3 {
-            let id = local.create(workload::new_record(&mut rng, Kind::Case, &[village]))?;
+            let (id, _) = local.create(workload::new_record(&mut rng, Kind::Case, &[village]))?;
             for _ in 0..(2 + n) {
                 let fold = local
                     .replica
@@ -255,7 +256,7 @@ pub fn run(out: &Path) -> Result<(), DemoError> {
             local.create(workload::new_record(&mut rng, Kind::Petition, &[village]))?;
             let mut new = workload::new_record(&mut rng, Kind::Case, &[village]);
             new.summary = "两户因山林边界争执，村调解员已介入。".into();
-            let id = local.create(new)?;
+            let (id, _) = local.create(new)?;
             local.apply(
                 id,
                 RecordCommand::Event {

@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use guihe_protocol::cert::{Certificate, Keypair};
+use guihe_protocol::cert::{Certificate, Keypair, RevocationList};
 use guihe_protocol::id::NodeId;
 
 /// Why a key or certificate file could not be used.
@@ -38,6 +38,7 @@ pub enum KeyError {
 
 const KEY_TAG: &str = "guihe-key-v1";
 const CERT_TAG: &str = "guihe-cert-v1";
+const REVOCATIONS_TAG: &str = "guihe-revocations-v1";
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -127,6 +128,32 @@ pub fn read_cert(path: &Path) -> Result<Certificate, KeyError> {
     postcard::from_bytes(&bytes).map_err(|e| KeyError::Format {
         path: path.to_path_buf(),
         what: "certificate",
+        reason: e.to_string(),
+    })
+}
+
+/// Writes a revocation list file.
+pub fn write_revocations(path: &Path, list: &RevocationList) -> Result<(), KeyError> {
+    let bytes = postcard::to_allocvec(list).map_err(|e| KeyError::Format {
+        path: path.to_path_buf(),
+        what: "revocation list",
+        reason: e.to_string(),
+    })?;
+    std::fs::write(path, format!("{REVOCATIONS_TAG} {}\n", hex(&bytes))).map_err(|source| {
+        KeyError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    })
+}
+
+/// Reads a revocation list file (its signature is checked by the caller, against the
+/// root).
+pub fn read_revocations(path: &Path) -> Result<RevocationList, KeyError> {
+    let bytes = tagged(path, REVOCATIONS_TAG, "revocation list")?;
+    postcard::from_bytes(&bytes).map_err(|e| KeyError::Format {
+        path: path.to_path_buf(),
+        what: "revocation list",
         reason: e.to_string(),
     })
 }

@@ -9,11 +9,15 @@
     clippy::indexing_slicing
 )]
 
+pub mod api;
 pub mod bundle;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod demo;
+pub mod http;
 pub mod keys;
 pub mod local;
+pub mod metrics;
 pub mod net;
 pub mod store;

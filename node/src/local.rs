@@ -11,7 +11,7 @@ use guihe_protocol::cert::{CertError, Identity, Keypair};
 use guihe_protocol::id::{NodeId, RecordId, StaffId};
 use guihe_protocol::record::{Command, NewRecord};
 use guihe_protocol::replica::{Replica, ReplicaError};
-use guihe_protocol::store::Store;
+use guihe_protocol::store::{Store, StoredChange};
 use guihe_protocol::view::View;
 use rand::RngCore;
 
@@ -202,21 +202,27 @@ impl Local {
         Ok(())
     }
 
-    /// Takes in a new record. The write is durable when this returns.
-    pub fn create(&mut self, new: NewRecord) -> Result<RecordId, LocalError> {
+    /// Takes in a new record. The write is durable when this returns; the changes it
+    /// made come back, for a running daemon to push.
+    pub fn create(&mut self, new: NewRecord) -> Result<(RecordId, Vec<StoredChange>), LocalError> {
         let rules = self.config.deadlines.clone();
-        let (id, _) = self
+        Ok(self
             .replica
-            .create(now_ms(), &mut rand::rng(), &rules, new)?;
-        Ok(id)
+            .create(now_ms(), &mut rand::rng(), &rules, new)?)
     }
 
-    /// Carries out a command on a record. The write is durable when this returns.
-    pub fn apply(&mut self, id: RecordId, command: Command) -> Result<(), LocalError> {
+    /// Carries out a command on a record. The write is durable when this returns; the
+    /// changes it made come back, for a running daemon to push.
+    pub fn apply(
+        &mut self,
+        id: RecordId,
+        command: Command,
+    ) -> Result<Vec<StoredChange>, LocalError> {
         let rules = self.config.deadlines.clone();
-        self.replica
+        let (_, changes) = self
+            .replica
             .apply(id, now_ms(), &mut rand::rng(), &rules, command)?;
-        Ok(())
+        Ok(changes)
     }
 
     /// The views of every record held, of one kind or all.

@@ -1,8 +1,9 @@
 //! `guihe`: the program each mediation office runs.
 //!
 //! Commands that work on a node's data folder (`init`, `case`, `petition`, `status`,
-//! `bundle`), that the county uses to set nodes up (`county init`, `enroll`), and `demo`.
-//! The network daemon (`run`) comes with the node's libp2p layer.
+//! `bundle`), that the county uses to set nodes up (`county init`, `enroll`), the daemon
+//! (`run`) and `demo`. While the daemon runs it holds the store, and `case`, `petition` and
+//! `status` go through its HTTP API instead.
 
 #![warn(
     clippy::unwrap_used,
@@ -16,6 +17,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use guihe_node::cli::{self, EventArgs, NewArgs};
+use guihe_node::client::Node;
 use guihe_node::local::{self, Local};
 use guihe_node::{bundle, demo};
 use guihe_protocol::cert::Role;
@@ -92,6 +94,19 @@ enum Command {
         /// Do not look for offices on the LAN with mDNS.
         #[arg(long)]
         no_mdns: bool,
+        /// Where the web pages and API listen, such as 127.0.0.1:8710 (port 0: any free
+        /// port; the daemon writes the one it took to api.json).
+        #[arg(long)]
+        http: Option<String>,
+    },
+    /// 安装吊销名单: installs a county revocation list on this node (running or not).
+    Revocations {
+        /// The data folder.
+        #[arg(long)]
+        data: PathBuf,
+        /// The list from `guihe county revoke`.
+        #[arg(long)]
+        list: PathBuf,
     },
     /// 纠纷: dispute cases on this node.
     Case {
@@ -138,6 +153,24 @@ enum CountyCommand {
         /// Folder for county.key and county.pub.
         #[arg(long)]
         out: PathBuf,
+    },
+    /// 吊销证书: adds a node's certificate to the county revocation list (a lost or
+    /// stolen machine). Install the list on the county node with `guihe revocations`; it
+    /// reaches every node from there.
+    Revoke {
+        /// The county root key file.
+        #[arg(long)]
+        county_key: PathBuf,
+        /// The certificate to revoke.
+        #[arg(long)]
+        cert: PathBuf,
+        /// Refuse its changes stamped from this time on (milliseconds since the epoch;
+        /// default now). What the office recorded before stays valid.
+        #[arg(long)]
+        from_ms: Option<u64>,
+        /// The revocation list file: read if it exists, then written with the addition.
+        #[arg(long)]
+        list: PathBuf,
     },
 }
 
@@ -311,6 +344,7 @@ fn run(command: Command) -> Result<String, String> {
             listen,
             bootstrap,
             no_mdns,
+            http,
         } => {
             let mut out = Vec::new();
             if let Some(root) = county_root {
@@ -325,7 +359,7 @@ fn run(command: Command) -> Result<String, String> {
                 local::install_cert(&data, &cert).map_err(|e| s(&e))?;
                 out.push("证书已安装 certificate installed".into());
             }
-            if !listen.is_empty() || !bootstrap.is_empty() || no_mdns {
+            if !listen.is_empty() || !bootstrap.is_empty() || no_mdns || http.is_some() {
                 let mut config = guihe_node::config::Config::load(&data).map_err(|e| s(&e))?;
                 if !listen.is_empty() {
                     config.listen = listen;
@@ -336,6 +370,14 @@ fn run(command: Command) -> Result<String, String> {
                 if no_mdns {
                     config.mdns = false;
                 }
+                if let Some(http) = http {
+                    http.parse::<std::net::SocketAddr>().map_err(|e| {
+                        format!(
+                            "--http {http:?}: {e} (give an address and port such as 127.0.0.1:8710)"
+                        )
+                    })?;
+                    config.http = http;
+                }
                 config.save(&data).map_err(|e| s(&e))?;
                 out.push("配置已更新 configuration updated".into());
             }
@@ -343,6 +385,27 @@ fn run(command: Command) -> Result<String, String> {
                 return Err("give --county-root to create the node, --cert to install its certificate, or both".into());
             }
             Ok(out.join("\n"))
+        }
+        Command::County {
+            command:
+                CountyCommand::Revoke {
+                    county_key,
+                    cert,
+                    from_ms,
+                    list,
+                },
+        } => cli::revoke(&county_key, &cert, from_ms, &list),
+        Command::Revocations { data, list } => {
+            let list = guihe_node::keys::read_revocations(&list).map_err(|e| s(&e))?;
+            match open(&data)?
+                .call(None, guihe_node::api::Call::Revocations { list })
+                .map_err(|e| s(&e))?
+            {
+                guihe_node::api::Reply::Installed { version } => Ok(format!(
+                    "吊销名单已安装 revocation list version {version} installed"
+                )),
+                other => Err(format!("unexpected reply {other:?}")),
+            }
         }
         Command::Case { command } => record(Kind::Case, command),
         Command::Petition { command } => record(Kind::Petition, command),
@@ -357,19 +420,7 @@ fn run(command: Command) -> Result<String, String> {
                 .map_err(|e| s(&e))?;
             Ok(String::new())
         }
-        Command::Status { data } => match Local::open(&data) {
-            Ok(local) => cli::status(&local),
-            // While `guihe run` holds the store, it reports through status.json.
-            Err(e @ guihe_node::local::LocalError::Store(_)) => {
-                match std::fs::read_to_string(data.join("status.json")) {
-                    Ok(status) => Ok(format!(
-                        "运行中 running (the daemon holds the store; its last report):\n{status}"
-                    )),
-                    Err(_) => Err(s(&e)),
-                }
-            }
-            Err(e) => Err(s(&e)),
-        },
+        Command::Status { data } => cli::status(&open(&data)?),
         Command::Bundle {
             command: BundleCommand::Export { data, out, target },
         } => {
@@ -396,12 +447,8 @@ fn run(command: Command) -> Result<String, String> {
     }
 }
 
-fn open(data: &Data) -> Result<Local, String> {
-    let mut local = Local::open(&data.data).map_err(|e| e.to_string())?;
-    if let Some(staff) = &data.staff {
-        local.as_staff(staff).map_err(|e| e.to_string())?;
-    }
-    Ok(local)
+fn open(data: &std::path::Path) -> Result<Node, String> {
+    Node::open(data).map_err(|e| e.to_string())
 }
 
 fn record(kind: Kind, command: RecordCommand) -> Result<String, String> {
@@ -416,9 +463,9 @@ fn record(kind: Kind, command: RecordCommand) -> Result<String, String> {
             parties,
             restricted,
         } => {
-            let mut local = open(&data)?;
             let id = cli::new_record(
-                &mut local,
+                &mut open(&data.data)?,
+                data.staff.as_deref(),
                 NewArgs {
                     kind,
                     villages,
@@ -432,12 +479,8 @@ fn record(kind: Kind, command: RecordCommand) -> Result<String, String> {
             )?;
             Ok(id.to_string())
         }
-        RecordCommand::List { data, json } => {
-            cli::list(&Local::open(&data).map_err(|e| e.to_string())?, kind, json)
-        }
-        RecordCommand::Show { data, id, json } => {
-            cli::show(&Local::open(&data).map_err(|e| e.to_string())?, &id, json)
-        }
+        RecordCommand::List { data, json } => cli::list(&mut open(&data)?, kind, json),
+        RecordCommand::Show { data, id, json } => cli::show(&mut open(&data)?, &id, json),
         RecordCommand::Event {
             data,
             id,
@@ -458,58 +501,33 @@ fn record(kind: Kind, command: RecordCommand) -> Result<String, String> {
             outcome,
         } => {
             use serde_json::Value;
-            let text = |v: Option<String>| v.map(Value::String);
-            let mut fields: Vec<(&'static str, Value)> = Vec::new();
             let t = ty.replace('-', "_");
-            // Fields every payload of this type has, with empty defaults where the form
-            // allows them to be left blank.
-            let note_default = matches!(
-                t.as_str(),
-                "accept"
-                    | "resolve"
-                    | "follow_up"
-                    | "close"
-                    | "reexam_request"
-                    | "assign"
-                    | "session"
-                    | "judicial_request"
-                    | "judicial_result"
-                    | "protection_request"
-                    | "protection_result"
-                    | "satisfaction"
-            );
-            if let Some(n) =
-                text(note.clone()).or_else(|| note_default.then(|| Value::String(String::new())))
-            {
-                fields.push(("note", n));
-            }
-            if t == "session" {
-                fields.push(("place", Value::String(place.unwrap_or_default())));
-            }
+            let mut fields: Vec<(&'static str, Value)> = Vec::new();
             for (k, v) in [
-                ("terms", text(terms)),
-                ("form", text(form)),
-                ("court", text(court)),
-                ("level", text(level)),
-                ("to", text(to)),
-                ("reason", text(reason)),
-                ("outcome", text(outcome)),
+                ("note", note),
+                ("place", place),
+                ("terms", terms),
+                ("form", form),
+                ("court", court),
+                ("level", level),
+                ("to", to),
+                ("reason", reason),
+                ("outcome", outcome),
             ] {
                 if let Some(v) = v {
-                    fields.push((k, v));
+                    fields.push((k, Value::String(v)));
                 }
             }
-            if t == "agreement" {
-                fields.push(("seek_confirmation", Value::Bool(seek_confirmation)));
+            if seek_confirmation {
+                fields.push(("seek_confirmation", Value::Bool(true)));
             }
-            if t == "protection_request" {
-                fields.push(("urgent", Value::Bool(urgent)));
+            if urgent {
+                fields.push(("urgent", Value::Bool(true)));
             }
+            // A court's result is granted or not; on the command line, not unless
+            // --granted is given.
             if t == "judicial_result" || t == "protection_result" {
                 fields.push(("granted", Value::Bool(granted)));
-            }
-            if t == "review" && !fields.iter().any(|(k, _)| *k == "outcome") {
-                fields.push(("outcome", Value::Null));
             }
             if let Some(d) = days {
                 fields.push(("days", Value::from(d)));
@@ -517,8 +535,12 @@ fn record(kind: Kind, command: RecordCommand) -> Result<String, String> {
             if let Some(r) = rating {
                 fields.push(("rating", Value::from(r)));
             }
-            let mut local = open(&data)?;
-            cli::event(&mut local, &id, EventArgs { kind: ty, fields })
+            cli::event(
+                &mut open(&data.data)?,
+                data.staff.as_deref(),
+                &id,
+                EventArgs { kind: t, fields },
+            )
         }
     }
 }

@@ -1,39 +1,57 @@
-//! The daemon: the node's protocol sessions over libp2p.
+//! The daemon: the node's protocol sessions over libp2p, and its HTTP API.
 //!
 //! Transports: TCP and QUIC, with Noise and Yamux; identify, ping, and mDNS for offices on
 //! one LAN. Each connection the node dialled carries one sync stream (`/guihe/sync/1`) that
 //! the dialler opens; the other side accepts it. Messages on the stream are framed with a
 //! 4-byte big-endian length, never more than the wire bound. A peer whose libp2p identity
 //! is not the key in its certificate is dropped. Bootstrap peers are redialled with capped,
-//! jittered backoff.
+//! jittered backoff. Incoming connections are capped in number, per peer, and while the
+//! process's memory is over its limit (`[limits]` in the configuration).
 //!
-//! One task owns the store and every session; stream readers and writers are tasks of
-//! their own that pass whole frames through bounded channels. While it runs, the daemon
-//! writes `status.json` in the data folder for `guihe status` and the demo.
+//! One task, the core, owns the store and every session; stream readers and writers are
+//! tasks of their own that pass whole frames through bounded channels, and the HTTP
+//! server's calls come to the core through a channel too. A write made over HTTP is durable
+//! before it is acknowledged and is pushed to every open session at once. While it runs,
+//! the daemon writes `status.json` (its last report) and `api.json` (where its API is, and
+//! the token, mode 0600) in the data folder.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use guihe_protocol::id::NodeId;
 use guihe_protocol::store::{Store, StoredChange};
-use guihe_protocol::sync::{Config as SessionConfig, Event, Session};
+use guihe_protocol::sync::{Config as SessionConfig, Event, Session, Stats};
 use guihe_protocol::wire::MESSAGE_BYTES_MAX;
+use libp2p::metrics::Recorder;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{Multiaddr, PeerId, StreamProtocol, identify, mdns, noise, ping, tcp, yamux};
-use serde::Serialize;
+use libp2p::{
+    Multiaddr, PeerId, StreamProtocol, connection_limits, identify, mdns, memory_connection_limits,
+    noise, ping, tcp, yamux,
+};
+use prometheus_client::registry::Registry;
+use rand::RngCore;
 use tokio::sync::mpsc;
 
+use crate::api::{self, PeerReport, StatusReport};
+use crate::http::{self, Endpoint, Request};
 use crate::local::{Local, now_ms};
+use crate::metrics::{self, Metrics};
 
 const PROTOCOL: StreamProtocol = StreamProtocol::new("/guihe/sync/1");
 /// Frames waiting in one stream's outgoing queue before its session is slowed.
 const STREAM_QUEUE: usize = 64;
 /// Events waiting for the core task.
 const CORE_QUEUE: usize = 1024;
-/// Idle connections close after this; slow links need patience.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// API calls waiting for the core task.
+const API_QUEUE: usize = 64;
 /// The longest wait between two dials of a bootstrap peer.
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// Attempts to open the sync stream on a new connection before giving up on it.
+const OPEN_ATTEMPTS: u32 = 5;
+/// How often `status.json` and the gauges are refreshed.
+const STATUS_EVERY_MS: u64 = 2_000;
 
 /// Why the daemon stopped.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +62,9 @@ pub enum NetError {
     /// An address in the configuration is not a multiaddr.
     #[error("address {0:?}: {1}")]
     Address(String, String),
+    /// The HTTP address could not be bound.
+    #[error("HTTP address {0}: {1}")]
+    Http(String, std::io::Error),
     /// The store failed.
     #[error("store: {0}")]
     Store(String),
@@ -51,6 +72,8 @@ pub enum NetError {
 
 #[derive(NetworkBehaviour)]
 struct Behaviour {
+    limits: connection_limits::Behaviour,
+    memory: memory_connection_limits::Behaviour,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
     mdns: libp2p::swarm::behaviour::toggle::Toggle<mdns::tokio::Behaviour>,
@@ -77,44 +100,371 @@ enum CoreMsg {
     },
 }
 
-/// Attempts to open the sync stream on a new connection before giving up on it.
-const OPEN_ATTEMPTS: u32 = 5;
-
 struct Open {
     peer: PeerId,
     session: Session,
     out: mpsc::Sender<Vec<u8>>,
+    /// The session's counters as last added to the metrics.
+    counted: Stats,
 }
 
-/// What the daemon writes to `status.json`.
-#[derive(Debug, Serialize)]
-struct Status {
-    node: String,
-    updated_ms: u64,
-    records: usize,
-    changes: usize,
-    peers: Vec<PeerStatus>,
-}
-
-#[derive(Debug, Serialize)]
-struct PeerStatus {
-    peer: String,
-    division: Option<String>,
-    reconciled: bool,
-}
-
-fn expected_peer(node: &guihe_protocol::id::NodeId) -> Option<PeerId> {
+fn expected_peer(node: &NodeId) -> Option<PeerId> {
     let key = libp2p::identity::ed25519::PublicKey::try_from_bytes(node.as_bytes()).ok()?;
     Some(libp2p::identity::PublicKey::from(key).to_peer_id())
 }
 
+/// The core task's state: the node and its sessions.
+struct Core {
+    local: Local,
+    sessions: BTreeMap<u64, Open>,
+    /// Every peer met since the daemon started.
+    known: BTreeMap<PeerId, PeerReport>,
+    metrics: Metrics,
+    next_id: u64,
+    core_tx: mpsc::Sender<CoreMsg>,
+    /// The version of the revocation list held, as last looked at.
+    revocations: u64,
+}
+
+impl Core {
+    fn known(&mut self, peer: PeerId) -> &mut PeerReport {
+        self.known.entry(peer).or_insert_with(|| PeerReport {
+            peer: peer.to_string(),
+            division: None,
+            connected: false,
+            reconciled: false,
+            last_reconciled_ms: None,
+            last_seen_ms: None,
+            changes_in: 0,
+        })
+    }
+
+    /// Starts a session on a new stream.
+    async fn open(&mut self, peer: PeerId, stream: libp2p::Stream, initiator: bool) {
+        let id = self.next_id;
+        self.next_id += 1;
+        let session = match Session::new(
+            SessionConfig::default(),
+            self.local.root,
+            self.local.replica.identity.clone(),
+            initiator,
+            &self.local.replica.store,
+        ) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(%e, "session");
+                return;
+            }
+        };
+        let (out_tx, out_rx) = mpsc::channel(STREAM_QUEUE);
+        spawn_stream(id, stream, out_rx, self.core_tx.clone());
+        self.metrics.session("opened");
+        self.sessions.insert(
+            id,
+            Open {
+                peer,
+                session,
+                out: out_tx,
+                counted: Stats::default(),
+            },
+        );
+        self.known(peer).connected = true;
+        // The peer learns nothing before the session is set up, so nothing can be received
+        // here, and a refusal only closes the stream.
+        let _ = self.flush(id).await;
+    }
+
+    /// Handles a frame from a session's stream. Returns the peers to disconnect: the
+    /// session's own when it ended, and any that a newly received revocation list revokes.
+    async fn frame(&mut self, id: u64, bytes: &[u8]) -> Vec<PeerId> {
+        let now = now_ms();
+        let Some(open) = self.sessions.get_mut(&id) else {
+            return Vec::new();
+        };
+        self.metrics.bytes_received.inc_by(bytes.len() as u64);
+        let peer = open.peer;
+        if let Err(e) = open
+            .session
+            .handle(bytes, &mut self.local.replica.store, now)
+        {
+            tracing::warn!(%peer, %e, "session ended");
+            self.metrics.session("refused");
+            self.close(id);
+            // One session per connection: without it the connection is useless, and
+            // closing it lets the redial start a fresh one.
+            return vec![peer];
+        }
+        self.known(peer).last_seen_ms = Some(now);
+        let mut disconnect = match self.flush(id).await {
+            Err(peer) => vec![peer],
+            Ok(received) => {
+                if !received.is_empty() {
+                    self.push(&received, Some(id)).await;
+                }
+                Vec::new()
+            }
+        };
+        if self.revocations_changed() {
+            disconnect.extend(self.revoked().await);
+        }
+        disconnect
+    }
+
+    /// Whether the held revocation list is newer than when last looked at.
+    fn revocations_changed(&mut self) -> bool {
+        let version = self
+            .local
+            .replica
+            .store
+            .revocations()
+            .ok()
+            .flatten()
+            .map_or(0, |l| l.body.version);
+        std::mem::replace(&mut self.revocations, version) != version
+    }
+
+    fn close(&mut self, id: u64) {
+        if let Some(open) = self.sessions.remove(&id) {
+            let still = self.sessions.values().any(|o| o.peer == open.peer);
+            let known = self.known(open.peer);
+            known.connected = still;
+            known.reconciled &= still;
+        }
+    }
+
+    /// Sends a session's pending messages and handles its events; returns the changes it
+    /// received, or the peer to disconnect when the session was dropped.
+    async fn flush(&mut self, id: u64) -> Result<Vec<StoredChange>, PeerId> {
+        let mut received = Vec::new();
+        let mut drop_it = false;
+        let Some(open) = self.sessions.get_mut(&id) else {
+            return Ok(received);
+        };
+        let peer = open.peer;
+        while let Some(m) = open.session.poll_transmit() {
+            if open.out.send(m).await.is_err() {
+                drop_it = true;
+                break;
+            }
+        }
+        let mut verified = None;
+        let mut reconciled = false;
+        while let Some(event) = open.session.poll_event() {
+            match event {
+                Event::Peer(cert) => {
+                    if expected_peer(&cert.node()) != Some(peer) {
+                        tracing::warn!(%peer, "certificate key is not the peer's libp2p key");
+                        drop_it = true;
+                    } else {
+                        tracing::info!(%peer, division = %cert.body.division, "peer verified");
+                        verified = Some(cert.body.division.to_string());
+                    }
+                }
+                Event::Received(changes) => {
+                    tracing::info!(%peer, changes = changes.len(), "received");
+                    received.extend(changes);
+                }
+                Event::Reconciled => {
+                    tracing::info!(%peer, "reconciled");
+                    reconciled = true;
+                }
+                Event::Revocations(v) => tracing::info!(version = v, "revocation list updated"),
+            }
+        }
+        let stats = open.session.stats();
+        let counted = std::mem::replace(&mut open.counted, stats);
+        self.metrics
+            .bytes_sent
+            .inc_by(stats.bytes_out.saturating_sub(counted.bytes_out));
+        self.metrics
+            .changes_sent
+            .inc_by(stats.changes_out.saturating_sub(counted.changes_out));
+        self.metrics
+            .changes_received
+            .inc_by(stats.changes_in.saturating_sub(counted.changes_in));
+        let now = now_ms();
+        let known = self.known(peer);
+        known.changes_in += stats.changes_in.saturating_sub(counted.changes_in);
+        if verified.is_some() {
+            known.division = verified;
+        }
+        if reconciled {
+            known.reconciled = true;
+            known.last_reconciled_ms = Some(now);
+            self.metrics.session("reconciled");
+        }
+        if drop_it {
+            self.close(id);
+            return Err(peer);
+        }
+        Ok(received)
+    }
+
+    /// Offers changes to every open session but `except` (the one they came from).
+    async fn push(&mut self, changes: &[StoredChange], except: Option<u64>) {
+        let ids: Vec<u64> = self.sessions.keys().copied().collect();
+        for id in ids {
+            if Some(id) == except {
+                continue;
+            }
+            let Some(open) = self.sessions.get_mut(&id) else {
+                continue;
+            };
+            if open
+                .session
+                .offer(changes, &self.local.replica.store)
+                .is_err()
+            {
+                continue;
+            }
+            let _ = self.flush(id).await;
+        }
+    }
+
+    fn report(&self) -> StatusReport {
+        let store = &self.local.replica.store;
+        let cert = &self.local.replica.identity.cert;
+        let mut peers: Vec<PeerReport> = self.known.values().cloned().collect();
+        for p in &mut peers {
+            p.reconciled = self
+                .sessions
+                .values()
+                .any(|o| o.peer.to_string() == p.peer && o.session.is_reconciled());
+        }
+        StatusReport {
+            node: crate::keys::public_hex(&cert.node()),
+            role: format!("{:?}", cert.body.role),
+            division: cert.body.division.to_string(),
+            updated_ms: now_ms(),
+            records: store.record_count(),
+            changes: store.change_count(),
+            pending: store.pending_count(),
+            peers,
+        }
+    }
+
+    /// Carries out an API request; a write is pushed to the peers. Returns the peers to
+    /// disconnect (those a new revocation list revokes).
+    async fn api(&mut self, request: Request) -> Vec<PeerId> {
+        match request {
+            Request::Status { reply } => {
+                let _ = reply.send(self.report());
+            }
+            Request::Call { staff, call, reply } => {
+                let revoking = matches!(call, api::Call::Revocations { .. });
+                match api::execute(&mut self.local, staff.as_deref(), call) {
+                    Ok((answer, _)) if revoking => {
+                        let _ = reply.send(Ok(answer));
+                        self.revocations_changed();
+                        return self.revoked().await;
+                    }
+                    Ok((answer, changes)) => {
+                        if !changes.is_empty() {
+                            self.metrics.local_writes.inc();
+                        }
+                        // Acknowledge first: the write is durable already.
+                        let _ = reply.send(Ok(answer));
+                        if !changes.is_empty() {
+                            self.push(&changes, None).await;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+        }
+        Vec::new()
+    }
+
+    /// Closes the sessions whose peer the held revocation list revokes now, and passes the
+    /// list to the others. Returns the peers to disconnect.
+    async fn revoked(&mut self) -> Vec<PeerId> {
+        let Ok(Some(list)) = self.local.replica.store.revocations() else {
+            return Vec::new();
+        };
+        let now = now_ms();
+        let ids: Vec<u64> = self
+            .sessions
+            .iter()
+            .filter(|(_, o)| {
+                o.session
+                    .peer()
+                    .is_some_and(|c| c.valid_at(now, &list.body).is_err())
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        let mut peers = Vec::new();
+        for id in ids {
+            if let Some(open) = self.sessions.get(&id) {
+                tracing::warn!(peer = %open.peer, "revoked; closing its session");
+                peers.push(open.peer);
+            }
+            self.metrics.session("refused");
+            self.close(id);
+        }
+        let ids: Vec<u64> = self.sessions.keys().copied().collect();
+        for id in ids {
+            if let Some(open) = self.sessions.get_mut(&id) {
+                open.session.offer_revocations(&list);
+            }
+            if let Err(peer) = self.flush(id).await {
+                peers.push(peer);
+            }
+        }
+        peers
+    }
+
+    /// Refreshes the gauges and `status.json`.
+    fn refresh(&self) {
+        let report = self.report();
+        metrics::set(&self.metrics.records, report.records);
+        metrics::set(&self.metrics.changes, report.changes);
+        metrics::set(&self.metrics.pending, report.pending);
+        metrics::set(&self.metrics.peers, self.sessions.len());
+        if let Ok(json) = serde_json::to_vec_pretty(&report) {
+            let _ = write_atomic(&self.local.data.join("status.json"), &json, false);
+        }
+    }
+}
+
+/// Writes a file by renaming a finished temporary one into place, so a reader never sees
+/// half of it. `private` makes it readable by the owner only.
+fn write_atomic(path: &std::path::Path, bytes: &[u8], private: bool) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    if private {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let _ = private;
+    let mut file = options.open(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+fn token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Runs the daemon until Ctrl-C (or `stop_after`, for tests and the demo).
-pub async fn run(mut local: Local, stop_after: Option<Duration>) -> Result<(), NetError> {
+pub async fn run(local: Local, stop_after: Option<Duration>) -> Result<(), NetError> {
     let setup = |e: &dyn std::fmt::Display| NetError::Setup(e.to_string());
-    let use_mdns = local.config.mdns;
+    let config = local.config.clone();
+    let mut registry = Registry::default();
+    let metrics = Metrics::default();
+    metrics.register(&mut registry);
+    let p2p_metrics = libp2p::metrics::Metrics::new(&mut registry);
     let keypair =
         libp2p::identity::Keypair::ed25519_from_bytes(local.replica.identity.key.secret())
             .map_err(|e| setup(&e))?;
+    let limits = &config.limits;
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(
@@ -126,12 +476,22 @@ pub async fn run(mut local: Local, stop_after: Option<Duration>) -> Result<(), N
         .with_quic()
         .with_behaviour(|key| {
             Ok(Behaviour {
+                limits: connection_limits::Behaviour::new(
+                    connection_limits::ConnectionLimits::default()
+                        .with_max_established_incoming(Some(limits.connections_in))
+                        .with_max_pending_incoming(Some(limits.connections_in))
+                        .with_max_established_per_peer(Some(limits.connections_per_peer)),
+                ),
+                memory: memory_connection_limits::Behaviour::with_max_bytes(
+                    usize::try_from(limits.memory_mib.saturating_mul(1024 * 1024))
+                        .unwrap_or(usize::MAX),
+                ),
                 identify: identify::Behaviour::new(identify::Config::new(
                     "/guihe/1".into(),
                     key.public(),
                 )),
                 ping: ping::Behaviour::default(),
-                mdns: if use_mdns {
+                mdns: if config.mdns {
                     Some(mdns::tokio::Behaviour::new(
                         mdns::Config::default(),
                         key.public().to_peer_id(),
@@ -144,16 +504,17 @@ pub async fn run(mut local: Local, stop_after: Option<Duration>) -> Result<(), N
             })
         })
         .map_err(|e| setup(&e))?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_TIMEOUT))
+        .with_swarm_config(|c| {
+            c.with_idle_connection_timeout(Duration::from_secs(limits.idle_seconds))
+        })
         .build();
-    for addr in &local.config.listen {
+    for addr in &config.listen {
         let ma: Multiaddr = addr.parse().map_err(|e: libp2p::multiaddr::Error| {
             NetError::Address(addr.clone(), e.to_string())
         })?;
         swarm.listen_on(ma).map_err(|e| setup(&e))?;
     }
-    let bootstrap: Vec<Multiaddr> = local
-        .config
+    let bootstrap: Vec<Multiaddr> = config
         .bootstrap
         .iter()
         .map(|a| {
@@ -161,6 +522,38 @@ pub async fn run(mut local: Local, stop_after: Option<Duration>) -> Result<(), N
                 .map_err(|e: libp2p::multiaddr::Error| NetError::Address(a.clone(), e.to_string()))
         })
         .collect::<Result<_, _>>()?;
+
+    // The HTTP API.
+    let (api_tx, mut api_rx) = mpsc::channel::<Request>(API_QUEUE);
+    let listener = tokio::net::TcpListener::bind(&config.http)
+        .await
+        .map_err(|e| NetError::Http(config.http.clone(), e))?;
+    let http_addr = listener
+        .local_addr()
+        .map_err(|e| NetError::Http(config.http.clone(), e))?;
+    let endpoint = Endpoint {
+        url: format!("http://{http_addr}"),
+        token: token(),
+    };
+    let api_file = local.data.join("api.json");
+    serde_json::to_vec_pretty(&endpoint)
+        .map_err(std::io::Error::other)
+        .and_then(|json| write_atomic(&api_file, &json, true))
+        .map_err(|e| NetError::Http(api_file.display().to_string(), e))?;
+    let app = http::router(
+        api_tx,
+        endpoint.token.clone(),
+        Arc::new(registry),
+        metrics.clone(),
+    );
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(%e, "HTTP server stopped");
+        }
+    });
+    tracing::info!(url = %endpoint.url, "API listening");
+    println!("api on {}", endpoint.url);
+
     let mut control = swarm.behaviour().stream.new_control();
     let mut incoming = control.accept(PROTOCOL).map_err(|e| setup(&e))?;
     let (core_tx, mut core_rx) = mpsc::channel::<CoreMsg>(CORE_QUEUE);
@@ -182,9 +575,16 @@ pub async fn run(mut local: Local, stop_after: Option<Duration>) -> Result<(), N
             }
         });
     }
-    let root = local.root;
-    let mut sessions: BTreeMap<u64, Open> = BTreeMap::new();
-    let mut next_id = 0u64;
+    let mut core = Core {
+        local,
+        sessions: BTreeMap::new(),
+        known: BTreeMap::new(),
+        metrics,
+        next_id: 0,
+        core_tx: core_tx.clone(),
+        revocations: 0,
+    };
+    core.revocations_changed();
     // Per bootstrap address: the next wait, when to dial next, and the connection to it.
     let mut backoff: Vec<(
         Duration,
@@ -221,12 +621,18 @@ pub async fn run(mut local: Local, stop_after: Option<Duration>) -> Result<(), N
                         *wait = (*wait * 2).min(BACKOFF_MAX);
                     }
                 }
-                if now_ms().saturating_sub(last_status) >= 1_000 {
+                if now_ms().saturating_sub(last_status) >= STATUS_EVERY_MS {
                     last_status = now_ms();
-                    write_status(&local, &sessions);
+                    core.refresh();
+                }
+            }
+            Some(request) = api_rx.recv() => {
+                for peer in core.api(request).await {
+                    let _ = swarm.disconnect_peer_id(peer);
                 }
             }
             event = swarm.select_next_some() => {
+                p2p_metrics.record(&event);
                 match event {
                     SwarmEvent::ConnectionClosed { connection_id, .. } => {
                         for b in backoff.iter_mut() {
@@ -267,8 +673,13 @@ pub async fn run(mut local: Local, stop_after: Option<Duration>) -> Result<(), N
                             }
                         }
                     }
+                    SwarmEvent::Behaviour(BehaviourEvent::Identify(e)) => p2p_metrics.record(&e),
+                    SwarmEvent::Behaviour(BehaviourEvent::Ping(e)) => p2p_metrics.record(&e),
                     SwarmEvent::OutgoingConnectionError { error, .. } => {
                         tracing::info!(%error, "could not connect");
+                    }
+                    SwarmEvent::IncomingConnectionError { error, .. } => {
+                        tracing::info!(%error, "refused an incoming connection");
                     }
                     SwarmEvent::NewListenAddr { address, .. } => {
                         tracing::info!(%address, "listening");
@@ -280,45 +691,21 @@ pub async fn run(mut local: Local, stop_after: Option<Duration>) -> Result<(), N
             Some(msg) = core_rx.recv() => {
                 match msg {
                     CoreMsg::Stream { peer, stream, initiator } => {
-                        let id = next_id;
-                        next_id += 1;
-                        let session = match Session::new(SessionConfig::default(), root, local.replica.identity.clone(), initiator, &local.replica.store) {
-                            Ok(s) => s,
-                            Err(e) => { tracing::warn!(%e, "session"); continue; }
-                        };
-                        let (out_tx, out_rx) = mpsc::channel(STREAM_QUEUE);
-                        spawn_stream(id, stream, out_rx, core_tx.clone());
-                        sessions.insert(id, Open { peer, session, out: out_tx });
-                        flush(id, &mut sessions, &mut local).await;
+                        core.open(peer, stream, initiator).await;
                     }
                     CoreMsg::Frame { id, bytes } => {
-                        let now = now_ms();
-                        let Some(open) = sessions.get_mut(&id) else { continue };
-                        if let Err(e) = open.session.handle(&bytes, &mut local.replica.store, now) {
-                            tracing::warn!(peer = %open.peer, %e, "session ended");
-                            let peer = open.peer;
-                            sessions.remove(&id);
-                            // One session per connection: without it the connection is
-                            // useless, and closing it lets the redial start a fresh one.
+                        for peer in core.frame(id, &bytes).await {
                             let _ = swarm.disconnect_peer_id(peer);
-                            continue;
-                        }
-                        let received = flush(id, &mut sessions, &mut local).await;
-                        if !received.is_empty() {
-                            for (other, open) in sessions.iter_mut() {
-                                if *other == id { continue; }
-                                if open.session.offer(&received, &local.replica.store).is_err() { continue; }
-                                while let Some(m) = open.session.poll_transmit() {
-                                    let _ = open.out.send(m).await;
-                                }
-                            }
                         }
                     }
                     CoreMsg::Closed { id } => {
-                        if let Some(open) = sessions.remove(&id)
-                            && !sessions.values().any(|o| o.peer == open.peer)
-                        {
-                            let _ = swarm.disconnect_peer_id(open.peer);
+                        if let Some(open) = core.sessions.get(&id) {
+                            let peer = open.peer;
+                            core.metrics.session("closed");
+                            core.close(id);
+                            if !core.sessions.values().any(|o| o.peer == peer) {
+                                let _ = swarm.disconnect_peer_id(peer);
+                            }
                         }
                     }
                     CoreMsg::NoStream { peer } => {
@@ -328,51 +715,10 @@ pub async fn run(mut local: Local, stop_after: Option<Duration>) -> Result<(), N
             }
         }
     }
-    write_status(&local, &sessions);
+    core.refresh();
+    let _ = std::fs::remove_file(&api_file);
     Ok(())
 }
-
-/// Sends a session's pending messages and handles its events; returns changes received.
-async fn flush(
-    id: u64,
-    sessions: &mut BTreeMap<u64, Open>,
-    local: &mut Local,
-) -> Vec<StoredChange> {
-    let mut received = Vec::new();
-    let mut drop_it = false;
-    if let Some(open) = sessions.get_mut(&id) {
-        while let Some(m) = open.session.poll_transmit() {
-            if open.out.send(m).await.is_err() {
-                drop_it = true;
-                break;
-            }
-        }
-        while let Some(event) = open.session.poll_event() {
-            match event {
-                Event::Peer(cert) => {
-                    if expected_peer(&cert.node()) != Some(open.peer) {
-                        tracing::warn!(peer = %open.peer, "certificate key is not the peer's libp2p key");
-                        drop_it = true;
-                    } else {
-                        tracing::info!(peer = %open.peer, division = %cert.body.division, "peer verified");
-                    }
-                }
-                Event::Received(changes) => {
-                    tracing::info!(peer = %open.peer, changes = changes.len(), "received");
-                    received.extend(changes);
-                }
-                Event::Reconciled => tracing::info!(peer = %open.peer, "reconciled"),
-                Event::Revocations(v) => tracing::info!(version = v, "revocation list updated"),
-            }
-        }
-    }
-    if drop_it {
-        sessions.remove(&id);
-    }
-    let _ = local;
-    received
-}
-
 fn spawn_stream(
     id: u64,
     stream: libp2p::Stream,
@@ -418,28 +764,4 @@ fn spawn_stream(
         }
         let _ = core.send(CoreMsg::Closed { id }).await;
     });
-}
-
-fn write_status(local: &Local, sessions: &BTreeMap<u64, Open>) {
-    let store = &local.replica.store;
-    let status = Status {
-        node: crate::keys::public_hex(&local.replica.identity.key.public()),
-        updated_ms: now_ms(),
-        records: store.records().map(|r| r.len()).unwrap_or(0),
-        changes: store.change_count(),
-        peers: sessions
-            .values()
-            .map(|o| PeerStatus {
-                peer: o.peer.to_string(),
-                division: o.session.peer().map(|c| c.body.division.to_string()),
-                reconciled: o.session.is_reconciled(),
-            })
-            .collect(),
-    };
-    if let Ok(json) = serde_json::to_vec_pretty(&status) {
-        let tmp = local.data.join("status.json.tmp");
-        if std::fs::write(&tmp, json).is_ok() {
-            let _ = std::fs::rename(&tmp, local.data.join("status.json"));
-        }
-    }
 }

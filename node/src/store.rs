@@ -158,6 +158,25 @@ impl SledStore {
         self.changes.len()
     }
 
+    /// Number of records whose document is held.
+    pub fn record_count(&self) -> usize {
+        self.docs.len()
+    }
+
+    /// Number of changes waiting for their dependencies. Only the few records with
+    /// waiting changes are read, so this is cheap on a county's store.
+    pub fn pending_count(&self) -> usize {
+        self.pending
+            .iter()
+            .filter_map(Result::ok)
+            .map(|(k, v)| {
+                decode::<Vec<[u8; 32]>>("pending", &k, &v)
+                    .map(|h| h.len())
+                    .unwrap_or(0)
+            })
+            .sum()
+    }
+
     /// Checks every value's checksum; returns the corrupt ones found.
     pub fn verify(&self) -> Vec<StoreError> {
         let mut bad = Vec::new();

@@ -136,6 +136,7 @@ pub enum Body {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, Reconcile, Hydrate)]
 pub struct Note {
     /// The note; may be empty.
+    #[serde(default)]
     pub note: String,
 }
 
@@ -145,6 +146,7 @@ pub struct Assign {
     /// The staff member in charge from now on.
     pub to: StaffId,
     /// Why, if anyone said.
+    #[serde(default)]
     pub note: String,
 }
 
@@ -152,8 +154,10 @@ pub struct Assign {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Reconcile, Hydrate)]
 pub struct Session {
     /// Where it was held.
+    #[serde(default)]
     pub place: String,
     /// What was said and agreed to try next.
+    #[serde(default)]
     pub note: String,
 }
 
@@ -166,6 +170,7 @@ pub struct Agreement {
     pub terms: String,
     /// Whether the parties intend to apply for judicial confirmation. If so, the 30-day
     /// window after the agreement takes effect is watched.
+    #[serde(default)]
     pub seek_confirmation: bool,
 }
 
@@ -175,6 +180,7 @@ pub struct Court {
     /// The court applied to.
     pub court: String,
     /// A note.
+    #[serde(default)]
     pub note: String,
 }
 
@@ -184,8 +190,10 @@ pub struct ProtectionRequest {
     /// The court applied to.
     pub court: String,
     /// Urgent: the court decides within 24 hours instead of 72.
+    #[serde(default)]
     pub urgent: bool,
     /// A note.
+    #[serde(default)]
     pub note: String,
 }
 
@@ -195,6 +203,7 @@ pub struct Outcome {
     /// Granted or confirmed.
     pub granted: bool,
     /// The ruling's number or a note.
+    #[serde(default)]
     pub note: String,
 }
 
@@ -225,6 +234,7 @@ pub struct Satisfaction {
     /// 1 (very dissatisfied) to 5 (very satisfied).
     pub rating: u8,
     /// What the party said.
+    #[serde(default)]
     pub note: String,
 }
 
@@ -279,8 +289,10 @@ pub struct PartyFix {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Reconcile, Hydrate)]
 pub struct Review {
     /// The status the reviewer settles on; `None` keeps the folded status.
+    #[serde(default)]
     pub outcome: Option<Status>,
     /// The reviewer's reasons.
+    #[serde(default)]
     pub note: String,
 }
 

@@ -31,7 +31,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use automerge::ChangeHash;
 use negentropy::{Id, Negentropy, NegentropyStorageVector};
 
-use crate::cert::{CertError, Certificate, Identity, RevocationBody};
+use crate::cert::{CertError, Certificate, Identity, RevocationBody, RevocationList};
 use crate::division::VillageCode;
 use crate::id::NodeId;
 use crate::ingest::ingest;
@@ -395,6 +395,15 @@ impl Session {
             .collect();
         self.enqueue(hashes, store)?;
         self.pump(store)
+    }
+
+    /// Passes a newer revocation list, installed here or received from another peer, to
+    /// the peer now rather than at its next hello. The peer keeps it only if it is newer
+    /// than its own.
+    pub fn offer_revocations(&mut self, list: &RevocationList) {
+        if self.peer.is_some() {
+            self.outbox.push_back(Message::Revocations(list.clone()));
+        }
     }
 
     fn require_peer(&self, what: &'static str) -> Result<&Certificate, SessionError> {

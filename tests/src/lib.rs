@@ -3,7 +3,7 @@
 //! The tests find the `guihe` binary that cargo built next to them; `tests/run` builds every
 //! binary of the workspace before it runs the tests.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The path of the `guihe` binary: `$GUIHE_BIN` if set, else the one in the same target
 /// folder as the running test.
@@ -94,4 +94,221 @@ pub fn enrolled_node(
     args.extend_from_slice(extra);
     ok(&args);
     data
+}
+
+/// A port that was free a moment ago.
+#[allow(clippy::panic)]
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free port: {e}"))
+}
+
+/// A small county of real nodes in a scratch folder, each node a `guihe run` process
+/// while it runs. Dropping it kills the processes and removes the folder.
+#[derive(Debug)]
+pub struct Lab {
+    /// The scratch folder; the county key is in `county/`.
+    pub dir: PathBuf,
+    nodes: Vec<LabNode>,
+}
+
+/// One node of a [`Lab`].
+#[derive(Debug)]
+struct LabNode {
+    name: String,
+    data: PathBuf,
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+#[allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+impl Lab {
+    /// A new lab with a county root key.
+    pub fn new(name: &str) -> Lab {
+        let dir = std::env::temp_dir().join(format!("guihe-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        ok(&["county", "init", "--out", arg(&dir.join("county"))]);
+        Lab {
+            dir,
+            nodes: Vec::new(),
+        }
+    }
+
+    fn find(&self, name: &str) -> &LabNode {
+        self.nodes
+            .iter()
+            .find(|n| n.name == name)
+            .unwrap_or_else(|| panic!("no node {name}"))
+    }
+
+    fn find_mut(&mut self, name: &str) -> &mut LabNode {
+        self.nodes
+            .iter_mut()
+            .find(|n| n.name == name)
+            .unwrap_or_else(|| panic!("no node {name}"))
+    }
+
+    /// Enrols a node listening on loopback that dials `bootstrap` (another node's name).
+    pub fn add(
+        &mut self,
+        name: &str,
+        role: &str,
+        division: &str,
+        bootstrap: Option<&str>,
+    ) -> PathBuf {
+        let port = free_port();
+        let listen = format!("/ip4/127.0.0.1/tcp/{port}");
+        let boot = bootstrap.map(|b| format!("/ip4/127.0.0.1/tcp/{}", self.find(b).port));
+        let mut extra = vec![
+            "--listen",
+            listen.as_str(),
+            "--no-mdns",
+            "--http",
+            "127.0.0.1:0",
+        ];
+        if let Some(b) = &boot {
+            extra.extend(["--bootstrap", b.as_str()]);
+        }
+        let data = enrolled_node(&self.dir, name, role, division, &extra);
+        self.nodes.push(LabNode {
+            name: name.into(),
+            data: data.clone(),
+            port,
+            child: None,
+        });
+        data
+    }
+
+    /// Adds a node set up elsewhere (another county's, say) that dials `bootstrap`.
+    pub fn adopt(&mut self, name: &str, data: &Path, bootstrap: &str) {
+        let port = free_port();
+        let listen = format!("/ip4/127.0.0.1/tcp/{port}");
+        let boot = format!("/ip4/127.0.0.1/tcp/{}", self.find(bootstrap).port);
+        ok(&[
+            "init",
+            "--data",
+            arg(data),
+            "--listen",
+            &listen,
+            "--bootstrap",
+            &boot,
+            "--no-mdns",
+            "--http",
+            "127.0.0.1:0",
+        ]);
+        self.nodes.push(LabNode {
+            name: name.into(),
+            data: data.to_path_buf(),
+            port,
+            child: None,
+        });
+    }
+
+    /// A node's data folder.
+    pub fn data(&self, name: &str) -> PathBuf {
+        self.find(name).data.clone()
+    }
+
+    /// Starts a node's daemon and waits until its API answers.
+    pub fn start(&mut self, name: &str) {
+        let bin = guihe_bin().unwrap();
+        let node = self.find_mut(name);
+        let _ = std::fs::remove_file(node.data.join("api.json"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(node.data.join("run.log"))
+            .unwrap();
+        let child = std::process::Command::new(bin)
+            .args(["run", "--data", arg(&node.data), "--for-seconds", "300"])
+            .env("RUST_LOG", "info,guihe_node=debug")
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        node.child = Some(child);
+        let data = node.data.clone();
+        self.wait_for(
+            &format!("{name}'s API"),
+            std::time::Duration::from_secs(30),
+            || data.join("api.json").exists(),
+        );
+    }
+
+    /// Stops a node's daemon with SIGKILL: no chance to flush or say goodbye.
+    pub fn kill(&mut self, name: &str) {
+        if let Some(mut child) = self.find_mut(name).child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Every node's log, for a failure message.
+    pub fn logs(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| {
+                format!(
+                    "--- {}\n{}\n",
+                    n.name,
+                    std::fs::read_to_string(n.data.join("run.log")).unwrap_or_default()
+                )
+            })
+            .collect()
+    }
+
+    /// Waits until `f` holds, or fails the test with every node's log.
+    pub fn wait_for(&self, what: &str, limit: std::time::Duration, mut f: impl FnMut() -> bool) {
+        let started = std::time::Instant::now();
+        while started.elapsed() < limit {
+            if f() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+        panic!("timed out waiting for {what}\n{}", self.logs());
+    }
+
+    /// Runs `guihe` against a node, running or not; the output or the error.
+    pub fn guihe(&self, name: &str, args: &[&str]) -> Result<String, String> {
+        let data = self.data(name);
+        let mut all: Vec<&str> = args.to_vec();
+        // `--data` goes after the subcommands, which are the leading words.
+        let at = all
+            .iter()
+            .position(|a| a.starts_with('-'))
+            .unwrap_or(all.len())
+            .min(2);
+        all.insert(at, arg(&data));
+        all.insert(at, "--data");
+        guihe(&all)
+    }
+
+    /// Like [`Lab::guihe`], failing the test on an error.
+    pub fn ok(&self, name: &str, args: &[&str]) -> String {
+        self.guihe(name, args)
+            .unwrap_or_else(|e| panic!("guihe {args:?} at {name} failed: {e}\n{}", self.logs()))
+    }
+
+    /// A record as JSON at a node (running or not), or None if it has none.
+    pub fn show(&self, name: &str, id: &str) -> Option<String> {
+        self.guihe(name, &["case", "show", id, "--json"]).ok()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            if let Some(mut c) = n.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
 }

@@ -39,7 +39,13 @@ fn node(
 ) -> PathBuf {
     let listen = format!("/ip4/127.0.0.1/tcp/{port}");
     let boot = bootstrap.map(|b| format!("/ip4/127.0.0.1/tcp/{b}"));
-    let mut extra = vec!["--listen", listen.as_str(), "--no-mdns"];
+    let mut extra = vec![
+        "--listen",
+        listen.as_str(),
+        "--no-mdns",
+        "--http",
+        "127.0.0.1:0",
+    ];
     if let Some(b) = &boot {
         extra.extend(["--bootstrap", b.as_str()]);
     }

@@ -1,0 +1,464 @@
+//! What a node does for the people who use it, in one place for every way in: the command
+//! line working on a stopped node's store, the command line talking to a running daemon,
+//! and the HTTP API. Each request is a [`Call`]; [`execute`] carries it out on a [`Local`]
+//! and returns a [`Reply`] or a typed [`ApiError`] that says which field was wrong.
+
+use guihe_protocol::cert::RevocationList;
+use guihe_protocol::event::{Body, Event};
+use guihe_protocol::id::RecordId;
+use guihe_protocol::model::{Category, Channel, Kind, Party, PartyRole, Risk};
+use guihe_protocol::record::{Command, CommandError, NewRecord};
+use guihe_protocol::replica::ReplicaError;
+use guihe_protocol::store::{Store, StoredChange};
+use guihe_protocol::view::View;
+use serde::{Deserialize, Serialize};
+
+use crate::local::{Local, LocalError};
+
+/// One party on an intake form.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartyForm {
+    /// The name.
+    pub name: String,
+    /// The role code (`applicant`, `respondent`, `petitioner`, …); by default the
+    /// applicant of a case or the petitioner of a petition.
+    #[serde(default)]
+    pub role: Option<String>,
+    /// A minor: the record becomes restricted.
+    #[serde(default)]
+    pub minor: bool,
+    /// A telephone number or address.
+    #[serde(default)]
+    pub contact: Option<String>,
+}
+
+/// The intake form of a case or a petition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewForm {
+    /// The village codes (12 digits) the record belongs to.
+    pub villages: Vec<String>,
+    /// The category code.
+    pub category: String,
+    /// The risk code.
+    pub risk: String,
+    /// How a petition came in (petitions only).
+    #[serde(default)]
+    pub channel: Option<String>,
+    /// What the matter is about.
+    pub summary: String,
+    /// The parties.
+    #[serde(default)]
+    pub parties: Vec<PartyForm>,
+    /// Restricted by hand (it is restricted anyway when a party is a minor).
+    #[serde(default)]
+    pub restricted: bool,
+    /// When it was received, if not now (milliseconds since the epoch).
+    #[serde(default)]
+    pub received_ms: Option<u64>,
+}
+
+/// What to ask of a node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Call {
+    /// Take in a new case or petition.
+    Create {
+        /// Case or petition.
+        kind: Kind,
+        /// The form.
+        form: NewForm,
+    },
+    /// Append an event. `event` is the event's JSON form: `{"type": "session", "place":
+    /// …}`, with an optional `at_ms` for when it happened.
+    Event {
+        /// The record.
+        id: String,
+        /// The event.
+        event: serde_json::Value,
+    },
+    /// The records of one kind, or all.
+    List {
+        /// Only this kind.
+        kind: Option<Kind>,
+    },
+    /// One record with its timeline.
+    Show {
+        /// The record.
+        id: String,
+    },
+    /// Install a newer county revocation list. Peers it revokes are refused from now on
+    /// and the list travels to every peer at its next hello.
+    Revocations {
+        /// The list, signed by the county root.
+        list: RevocationList,
+    },
+}
+
+/// One record with its events in order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Detail {
+    /// The record's view.
+    pub view: View,
+    /// Its events, in the order the fold reads them.
+    pub timeline: Vec<Event>,
+}
+
+/// What a call returns.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Reply {
+    /// A new record.
+    Created {
+        /// Its id.
+        id: RecordId,
+    },
+    /// The record after an event.
+    Recorded {
+        /// Its view.
+        view: Box<View>,
+    },
+    /// Views.
+    Views(Vec<View>),
+    /// One record.
+    Detail(Box<Detail>),
+    /// The revocation list held now.
+    Installed {
+        /// Its version.
+        version: u64,
+    },
+}
+
+/// Why a call failed. Nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A field is missing or wrong; the message names it.
+    #[error("{field}: {message}")]
+    Field {
+        /// The field.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// No such record here.
+    #[error("no record {0} on this node")]
+    Unknown(String),
+    /// This node may not do that.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The workflow refuses it (an event that does not fit the record's state).
+    #[error("{0}")]
+    Refused(String),
+    /// The node failed (its store, a corrupt record).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    fn field(field: &str, e: impl std::fmt::Display) -> ApiError {
+        ApiError::Field {
+            field: field.into(),
+            message: e.to_string(),
+        }
+    }
+
+    /// The HTTP status that goes with the error.
+    pub fn status(&self) -> u16 {
+        match self {
+            ApiError::Field { .. } => 400,
+            ApiError::Forbidden(_) => 403,
+            ApiError::Unknown(_) => 404,
+            ApiError::Refused(_) => 409,
+            ApiError::Internal(_) => 500,
+        }
+    }
+
+    /// A short code for clients.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Field { .. } => "field",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::Unknown(_) => "unknown",
+            ApiError::Refused(_) => "refused",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+}
+
+impl From<LocalError> for ApiError {
+    fn from(e: LocalError) -> ApiError {
+        match e {
+            LocalError::Replica(ReplicaError::Unknown(id)) => ApiError::Unknown(id.to_string()),
+            LocalError::Replica(ReplicaError::Command(c)) => match c {
+                CommandError::Document(d) => ApiError::Internal(d.to_string()),
+                CommandError::Refused(r) => ApiError::Refused(r.to_string()),
+                other => ApiError::Field {
+                    field: "event".into(),
+                    message: other.to_string(),
+                },
+            },
+            LocalError::Staff(m) => ApiError::Field {
+                field: "staff".into(),
+                message: m,
+            },
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// The body of an error reply.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// A short code: field, forbidden, unknown, refused, internal, unauthorised.
+    pub error: String,
+    /// What went wrong, for a person.
+    pub message: String,
+}
+
+fn parse_record_id(id: &str) -> Result<RecordId, ApiError> {
+    id.parse().map_err(|e| ApiError::field("id", e))
+}
+
+impl NewForm {
+    /// Checks the form and turns it into a record to create.
+    pub fn into_new(self, kind: Kind) -> Result<NewRecord, ApiError> {
+        let jurisdictions = self
+            .villages
+            .iter()
+            .map(|v| v.parse().map_err(|e| ApiError::field("villages", e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let default_role = if kind == Kind::Petition {
+            PartyRole::Petitioner
+        } else {
+            PartyRole::Applicant
+        };
+        let parties = self
+            .parties
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let role = match p.role.as_deref() {
+                    None | Some("") => default_role,
+                    Some(r) => r
+                        .parse()
+                        .map_err(|e| ApiError::field(&format!("parties[{i}].role"), e))?,
+                };
+                let party = Party {
+                    name: p.name.trim().to_string(),
+                    role,
+                    minor: p.minor,
+                    contact: p.contact.filter(|c| !c.trim().is_empty()),
+                };
+                party
+                    .check()
+                    .map_err(|e| ApiError::field(&format!("parties[{i}]"), e))?;
+                Ok(party)
+            })
+            .collect::<Result<Vec<_>, ApiError>>()?;
+        let channel: Option<Channel> = self
+            .channel
+            .as_deref()
+            .filter(|c| !c.is_empty())
+            .map(str::parse)
+            .transpose()
+            .map_err(|e| ApiError::field("channel", e))?;
+        Ok(NewRecord {
+            kind,
+            jurisdictions,
+            received_ms: self.received_ms,
+            category: self
+                .category
+                .parse::<Category>()
+                .map_err(|e| ApiError::field("category", e))?,
+            risk: self
+                .risk
+                .parse::<Risk>()
+                .map_err(|e| ApiError::field("risk", e))?,
+            channel,
+            restricted: self.restricted,
+            parties,
+            summary: self.summary,
+            note: String::new(),
+        })
+    }
+}
+
+/// Turns an event's JSON form into a command. Hyphens in the type are read as
+/// underscores (`follow-up` is `follow_up`).
+pub fn event_command(event: serde_json::Value) -> Result<Command, ApiError> {
+    let serde_json::Value::Object(mut map) = event else {
+        return Err(ApiError::field("event", "must be a JSON object"));
+    };
+    let at_ms = match map.remove("at_ms") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(v) => Some(
+            v.as_u64()
+                .ok_or_else(|| ApiError::field("at_ms", "must be milliseconds since the epoch"))?,
+        ),
+    };
+    if let Some(serde_json::Value::String(t)) = map.get_mut("type") {
+        *t = t.replace('-', "_");
+    }
+    let body: Body = serde_json::from_value(serde_json::Value::Object(map))
+        .map_err(|e| ApiError::field("event", e))?;
+    Ok(Command::Event { at_ms, body })
+}
+
+/// Carries out a call, recorded as `staff` if given (else the configured staff). A write
+/// is durable when this returns; its changes come back so that a running daemon can push
+/// them to its peers at once.
+pub fn execute(
+    local: &mut Local,
+    staff: Option<&str>,
+    call: Call,
+) -> Result<(Reply, Vec<StoredChange>), ApiError> {
+    let Some(staff) = staff else {
+        return run(local, call);
+    };
+    let before = local.replica.writer.author.staff.clone();
+    local.as_staff(staff)?;
+    let result = run(local, call);
+    local.replica.writer.author.staff = before;
+    result
+}
+
+fn run(local: &mut Local, call: Call) -> Result<(Reply, Vec<StoredChange>), ApiError> {
+    match call {
+        Call::Create { kind, form } => {
+            let new = form.into_new(kind)?;
+            let cert = &local.replica.identity.cert;
+            if !cert.may_write(&new.jurisdictions) {
+                return Err(ApiError::Forbidden(format!(
+                    "this node ({}) may not write a record of {}",
+                    cert.body.division,
+                    new.jurisdictions
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+            let (id, changes) = local.create(new)?;
+            Ok((Reply::Created { id }, changes))
+        }
+        Call::Event { id, event } => {
+            let id = parse_record_id(&id)?;
+            let command = event_command(event)?;
+            let view = local.view(id)?;
+            if !local
+                .replica
+                .identity
+                .cert
+                .may_write(&view.common().jurisdictions)
+            {
+                return Err(ApiError::Forbidden(format!(
+                    "this node ({}) may not write to {id}",
+                    local.replica.identity.cert.body.division
+                )));
+            }
+            let changes = local.apply(id, command)?;
+            let view = local.view(id)?;
+            Ok((
+                Reply::Recorded {
+                    view: Box::new(view),
+                },
+                changes,
+            ))
+        }
+        Call::List { kind } => {
+            let views = local
+                .views()?
+                .into_iter()
+                .filter(|v| kind.is_none_or(|k| v.kind() == k))
+                .collect();
+            Ok((Reply::Views(views), Vec::new()))
+        }
+        Call::Show { id } => {
+            let id = parse_record_id(&id)?;
+            let view = local.view(id)?;
+            let record = local.replica.record(id).map_err(LocalError::from)?;
+            let mut timeline = record
+                .events()
+                .map_err(|e| ApiError::Internal(e.to_string()))?
+                .events;
+            guihe_protocol::fold::order(&mut timeline);
+            Ok((
+                Reply::Detail(Box::new(Detail { view, timeline })),
+                Vec::new(),
+            ))
+        }
+        Call::Revocations { list } => {
+            list.verify(&local.root)
+                .map_err(|e| ApiError::field("list", e))?;
+            let store = &mut local.replica.store;
+            let held = store
+                .revocations()
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            match held {
+                Some(h) if h.body.version > list.body.version => {
+                    return Err(ApiError::Refused(format!(
+                        "this node holds revocation list version {}, newer than {}",
+                        h.body.version, list.body.version
+                    )));
+                }
+                Some(h) if h.body.version == list.body.version => {
+                    if h != list {
+                        return Err(ApiError::Refused(format!(
+                            "this node holds another revocation list of version {}",
+                            h.body.version
+                        )));
+                    }
+                }
+                _ => store
+                    .put_revocations(&list)
+                    .map_err(|e| ApiError::Internal(e.to_string()))?,
+            }
+            Ok((
+                Reply::Installed {
+                    version: list.body.version,
+                },
+                Vec::new(),
+            ))
+        }
+    }
+}
+
+/// What a running daemon reports about itself and its peers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusReport {
+    /// The node's key.
+    pub node: String,
+    /// Its role.
+    pub role: String,
+    /// Its division.
+    pub division: String,
+    /// When the report was made.
+    pub updated_ms: u64,
+    /// Records held.
+    pub records: usize,
+    /// Changes held.
+    pub changes: usize,
+    /// Changes waiting for their dependencies.
+    pub pending: usize,
+    /// Every peer met since the daemon started.
+    pub peers: Vec<PeerReport>,
+}
+
+/// One peer in a [`StatusReport`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PeerReport {
+    /// The peer's libp2p id.
+    pub peer: String,
+    /// Its division, once its certificate was verified.
+    pub division: Option<String>,
+    /// A session is open now.
+    pub connected: bool,
+    /// The open session has reconciled: both sides hold what the other had.
+    pub reconciled: bool,
+    /// When the last session with it reconciled.
+    pub last_reconciled_ms: Option<u64>,
+    /// When a message from it last arrived.
+    pub last_seen_ms: Option<u64>,
+    /// Changes received from it.
+    pub changes_in: u64,
+}

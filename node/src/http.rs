@@ -1,0 +1,334 @@
+//! The daemon's HTTP server: the JSON API under `/api/v1` and Prometheus metrics at
+//! `/metrics`, bound to localhost unless the configuration says otherwise.
+//!
+//! The API's calls go to the daemon's core task, which owns the store, so a write made
+//! over HTTP is pushed to the connected peers at once. For now the API has one credential:
+//! the token the daemon writes to `api.json` (mode 0600) in its data folder, which the
+//! command line on the same machine reads. Staff accounts come with the web app.
+//!
+//! Routes:
+//! - `GET /api/v1/cases`, `GET /api/v1/petitions`, `GET /api/v1/records`: views;
+//! - `POST /api/v1/cases`, `POST /api/v1/petitions`: intake ([`NewForm`]), 201 with the id;
+//! - `GET /api/v1/records/{id}`: one record with its timeline;
+//! - `POST /api/v1/records/{id}/events`: append an event (`{"type": "session", …}`);
+//! - `GET /api/v1/status`: the node and its peers;
+//! - `POST /api/v1/revocations`: install a newer county revocation list;
+//! - `GET /metrics`, `GET /healthz`: no token needed.
+//!
+//! The header `X-Guihe-Staff` names the staff member a write is recorded as. Errors are
+//! JSON ([`ErrorBody`]) with a 4xx or 5xx status; nothing is written when a call fails.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{MatchedPath, Path, Request as HttpRequest, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use guihe_protocol::model::Kind;
+use prometheus_client::registry::Registry;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::api::{ApiError, Call, ErrorBody, NewForm, Reply, StatusReport};
+use crate::metrics::{Metrics, Route};
+
+/// The largest request body taken.
+const BODY_BYTES_MAX: usize = 256 * 1024;
+/// How long a call may wait for the core before the client is told to retry.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// The header naming who records a write.
+pub const STAFF_HEADER: &str = "x-guihe-staff";
+
+/// A request for the core task.
+#[derive(Debug)]
+pub(crate) enum Request {
+    /// Carry out a call.
+    Call {
+        staff: Option<String>,
+        call: Call,
+        reply: oneshot::Sender<Result<Reply, ApiError>>,
+    },
+    /// Report the status.
+    Status {
+        reply: oneshot::Sender<StatusReport>,
+    },
+}
+
+/// Where a running daemon's API is, for the command line: written to `api.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Endpoint {
+    /// The base URL, `http://127.0.0.1:8710`.
+    pub url: String,
+    /// The bearer token.
+    pub token: String,
+}
+
+#[derive(Clone)]
+struct AppState {
+    core: mpsc::Sender<Request>,
+    token: Arc<str>,
+    registry: Arc<Registry>,
+    metrics: Metrics,
+}
+
+/// The API's router.
+pub(crate) fn router(
+    core: mpsc::Sender<Request>,
+    token: String,
+    registry: Arc<Registry>,
+    metrics: Metrics,
+) -> Router {
+    let state = AppState {
+        core,
+        token: token.into(),
+        registry,
+        metrics,
+    };
+    let api = Router::new()
+        .route("/cases", get(list_cases).post(create_case))
+        .route("/petitions", get(list_petitions).post(create_petition))
+        .route("/records", get(list_all))
+        .route("/records/{id}", get(show))
+        .route("/records/{id}/events", post(append))
+        .route("/status", get(status))
+        .route("/revocations", post(revocations))
+        .fallback(not_found)
+        .route_layer(middleware::from_fn_with_state(state.clone(), authorise));
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/metrics", get(serve_metrics))
+        .route("/healthz", get(|| async { "ok" }))
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_BYTES_MAX))
+        .layer(middleware::from_fn_with_state(state.clone(), count))
+        .with_state(state)
+}
+
+fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    (
+        status,
+        axum::Json(ErrorBody {
+            error: code.into(),
+            message: message.into(),
+        }),
+    )
+        .into_response()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status =
+            StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        error(status, self.code(), self.to_string())
+    }
+}
+
+/// Compares without stopping at the first difference.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn authorise(State(state): State<AppState>, request: HttpRequest, next: Next) -> Response {
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !same(given.as_bytes(), state.token.as_bytes()) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorised",
+            "a valid token is needed (Authorization: Bearer …, from api.json in the data folder)",
+        );
+    }
+    next.run(request).await
+}
+
+async fn count(State(state): State<AppState>, request: HttpRequest, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "other".into());
+    let response = next.run(request).await;
+    state
+        .metrics
+        .api_requests
+        .get_or_create(&Route {
+            route,
+            status: response.status().as_u16(),
+        })
+        .inc();
+    response
+}
+
+async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "unknown", "no such API route")
+}
+
+fn staff(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    match headers.get(STAFF_HEADER) {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .map(|s| Some(s.to_string()))
+            .map_err(|_| ApiError::Field {
+                field: "staff".into(),
+                message: "the staff header must be ASCII".into(),
+            }),
+    }
+}
+
+async fn call(state: &AppState, staff: Option<String>, call: Call) -> Result<Reply, Response> {
+    let (reply, rx) = oneshot::channel();
+    let busy = || {
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "the node is busy or stopping; try again",
+        )
+    };
+    state
+        .core
+        .send_timeout(Request::Call { staff, call, reply }, CALL_TIMEOUT)
+        .await
+        .map_err(|_| busy())?;
+    match tokio::time::timeout(CALL_TIMEOUT, rx).await {
+        Ok(Ok(result)) => result.map_err(IntoResponse::into_response),
+        _ => Err(busy()),
+    }
+}
+
+fn json<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::Field {
+        field: "body".into(),
+        message: e.to_string(),
+    })
+}
+
+fn respond(result: Result<Reply, Response>, ok: StatusCode) -> Response {
+    match result {
+        Ok(reply) => (ok, axum::Json(reply)).into_response(),
+        Err(response) => response,
+    }
+}
+
+async fn list(state: AppState, kind: Option<Kind>) -> Response {
+    respond(
+        call(&state, None, Call::List { kind }).await,
+        StatusCode::OK,
+    )
+}
+
+async fn list_cases(State(state): State<AppState>) -> Response {
+    list(state, Some(Kind::Case)).await
+}
+
+async fn list_petitions(State(state): State<AppState>) -> Response {
+    list(state, Some(Kind::Petition)).await
+}
+
+async fn list_all(State(state): State<AppState>) -> Response {
+    list(state, None).await
+}
+
+async fn create(state: AppState, headers: HeaderMap, kind: Kind, body: Bytes) -> Response {
+    let form: NewForm = match json(&body) {
+        Ok(f) => f,
+        Err(e) => return e.into_response(),
+    };
+    let staff = match staff(&headers) {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
+    respond(
+        call(&state, staff, Call::Create { kind, form }).await,
+        StatusCode::CREATED,
+    )
+}
+
+async fn create_case(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    create(state, headers, Kind::Case, body).await
+}
+
+async fn create_petition(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    create(state, headers, Kind::Petition, body).await
+}
+
+async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    respond(call(&state, None, Call::Show { id }).await, StatusCode::OK)
+}
+
+async fn append(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let event: serde_json::Value = match json(&body) {
+        Ok(e) => e,
+        Err(e) => return e.into_response(),
+    };
+    let staff = match staff(&headers) {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
+    respond(
+        call(&state, staff, Call::Event { id, event }).await,
+        StatusCode::OK,
+    )
+}
+
+async fn revocations(State(state): State<AppState>, body: Bytes) -> Response {
+    let list = match json(&body) {
+        Ok(l) => l,
+        Err(e) => return e.into_response(),
+    };
+    respond(
+        call(&state, None, Call::Revocations { list }).await,
+        StatusCode::OK,
+    )
+}
+
+async fn status(State(state): State<AppState>) -> Response {
+    let (reply, rx) = oneshot::channel();
+    if state
+        .core
+        .send_timeout(Request::Status { reply }, CALL_TIMEOUT)
+        .await
+        .is_err()
+    {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "the node is stopping",
+        );
+    }
+    match tokio::time::timeout(CALL_TIMEOUT, rx).await {
+        Ok(Ok(report)) => axum::Json(report).into_response(),
+        _ => error(StatusCode::SERVICE_UNAVAILABLE, "busy", "the node is busy"),
+    }
+}
+
+async fn serve_metrics(State(state): State<AppState>) -> Response {
+    let mut text = String::new();
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &state.registry) {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string());
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
