@@ -1,0 +1,200 @@
+//! The HTTP API of a running node, endpoint by endpoint, with bad input: each refusal is
+//! a 4xx with a JSON body that says what was wrong, and nothing is written.
+
+use serde_json::{Value, json};
+
+use guihe_tests::Lab;
+
+const TOWNSHIP: &str = "500240001000";
+const VILLAGE: &str = "500240001201";
+const OTHER_VILLAGE: &str = "500240002201";
+
+struct Api {
+    url: String,
+    token: String,
+    agent: ureq::Agent,
+}
+
+impl Api {
+    fn new(lab: &Lab, node: &str) -> Api {
+        let endpoint: Value = serde_json::from_str(
+            &std::fs::read_to_string(lab.data(node).join("api.json")).unwrap(),
+        )
+        .unwrap();
+        Api {
+            url: endpoint["url"].as_str().unwrap().to_string(),
+            token: endpoint["token"].as_str().unwrap().to_string(),
+            agent: ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .build()
+                .into(),
+        }
+    }
+
+    fn get_as(&self, path: &str, token: Option<&str>) -> (u16, String) {
+        let mut r = self.agent.get(format!("{}{path}", self.url));
+        if let Some(t) = token {
+            r = r.header("Authorization", format!("Bearer {t}"));
+        }
+        let mut response = r.call().unwrap();
+        let status = response.status().as_u16();
+        (status, response.body_mut().read_to_string().unwrap())
+    }
+
+    fn get(&self, path: &str) -> (u16, Value) {
+        let (status, text) = self.get_as(path, Some(&self.token));
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    fn post_raw(&self, path: &str, body: &[u8]) -> (u16, Value) {
+        let mut response = self
+            .agent
+            .post(format!("{}{path}", self.url))
+            .header("Authorization", format!("Bearer {}", self.token))
+            .header("Content-Type", "application/json")
+            .header("X-Guihe-Staff", "tan-mediator")
+            .send(body)
+            .unwrap();
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.post_raw(path, body.to_string().as_bytes())
+    }
+
+    fn count(&self) -> usize {
+        let (status, records) = self.get("/api/v1/records");
+        assert_eq!(status, 200);
+        records.as_array().unwrap().len()
+    }
+}
+
+fn intake() -> Value {
+    json!({
+        "villages": [VILLAGE],
+        "category": "neighbour",
+        "risk": "general",
+        "summary": "两家因排水沟堵塞发生争执",
+        "parties": [{"name": "谭德明"}, {"name": "冉秀英", "role": "respondent"}]
+    })
+}
+
+fn refused(status: u16, body: &Value, expect: u16, mentions: &str) {
+    assert_eq!(status, expect, "{body}");
+    assert!(body["error"].is_string(), "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains(mentions), "{message:?} should mention {mentions:?}");
+}
+
+#[test]
+fn every_endpoint_answers_and_bad_input_writes_nothing() {
+    let mut lab = Lab::new("api");
+    lab.add("township", "township", TOWNSHIP, None);
+    lab.add("village", "village", VILLAGE, Some("township"));
+    lab.start("village");
+    let api = Api::new(&lab, "village");
+
+    // No token, a wrong token: 401, and the health check needs none.
+    let (status, _) = api.get_as("/api/v1/cases", None);
+    assert_eq!(status, 401);
+    let (status, _) = api.get_as("/api/v1/cases", Some("0000"));
+    assert_eq!(status, 401);
+    assert_eq!(api.get_as("/healthz", None), (200, "ok".to_string()));
+    let (status, body) = api.get("/api/v1/nothing-here");
+    refused(status, &body, 404, "route");
+
+    // Intake: each wrong field is named, and nothing is written.
+    let mut bad = intake();
+    bad["category"] = json!("weather");
+    let (status, body) = api.post("/api/v1/cases", bad);
+    refused(status, &body, 400, "category");
+    let mut bad = intake();
+    bad["colour"] = json!("red");
+    let (status, body) = api.post("/api/v1/cases", bad);
+    refused(status, &body, 400, "colour");
+    let mut bad = intake();
+    bad["villages"] = json!(["12"]);
+    let (status, body) = api.post("/api/v1/cases", bad);
+    refused(status, &body, 400, "villages");
+    let mut bad = intake();
+    bad["parties"] = json!([{"name": ""}]);
+    let (status, body) = api.post("/api/v1/cases", bad);
+    refused(status, &body, 400, "parties[0]");
+    let mut bad = intake();
+    bad["villages"] = json!([OTHER_VILLAGE]);
+    let (status, body) = api.post("/api/v1/cases", bad);
+    refused(status, &body, 403, OTHER_VILLAGE);
+    let (status, body) = api.post_raw("/api/v1/cases", b"{\"villages\": [");
+    refused(status, &body, 400, "body");
+    let (status, _) = api.post_raw("/api/v1/cases", &vec![b' '; 300 * 1024]);
+    assert_eq!(status, 413);
+    assert_eq!(api.count(), 0);
+
+    // A good intake, then its page.
+    let (status, body) = api.post("/api/v1/cases", intake());
+    assert_eq!(status, 201, "{body}");
+    let id = body["id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("case-"));
+    let (status, detail) = api.get(&format!("/api/v1/records/{id}"));
+    assert_eq!(status, 200, "{detail}");
+    assert_eq!(detail["view"]["id"], json!(id));
+    assert_eq!(detail["timeline"].as_array().unwrap().len(), 1);
+    let (status, cases) = api.get("/api/v1/cases");
+    assert_eq!((status, cases.as_array().unwrap().len()), (200, 1));
+    let (status, petitions) = api.get("/api/v1/petitions");
+    assert_eq!((status, petitions.as_array().unwrap().len()), (200, 0));
+
+    // Unknown and malformed ids.
+    let (status, body) = api.get("/api/v1/records/case-00000000000000000000000000000000");
+    refused(status, &body, 404, "case-0000");
+    let (status, body) = api.get("/api/v1/records/nonsense");
+    refused(status, &body, 400, "id");
+
+    // Events: a wrong type, a missing field, one the workflow refuses, then good ones.
+    let events = format!("/api/v1/records/{id}/events");
+    let (status, body) = api.post(&events, json!({"type": "dance"}));
+    refused(status, &body, 400, "event");
+    let (status, body) = api.post(&events, json!({"type": "satisfaction"}));
+    refused(status, &body, 400, "rating");
+    let (status, body) = api.post(&events, json!({"type": "reply", "note": "答复"}));
+    refused(status, &body, 409, "");
+    let (status, body) = api.post(&events, json!({"type": "accept", "at_ms": "yesterday"}));
+    refused(status, &body, 400, "at_ms");
+    let (_, detail) = api.get(&format!("/api/v1/records/{id}"));
+    assert_eq!(detail["timeline"].as_array().unwrap().len(), 1, "a refusal wrote");
+
+    let (status, body) = api.post(&events, json!({"type": "accept"}));
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = api.post(
+        &events,
+        json!({"type": "session", "place": "村委会", "note": "双方陈述"}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = api.post(
+        &events,
+        json!({"type": "agreement", "form": "written", "terms": "共同清理水沟"}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (_, detail) = api.get(&format!("/api/v1/records/{id}"));
+    let timeline = detail["timeline"].as_array().unwrap();
+    assert_eq!(timeline.len(), 4);
+    assert_eq!(timeline[2]["staff"], json!("tan-mediator"));
+
+    // Status, revocations and metrics.
+    let (status, report) = api.get("/api/v1/status");
+    assert_eq!(status, 200);
+    assert_eq!(report["division"], json!(VILLAGE));
+    assert_eq!(report["records"], json!(1));
+    let (status, body) = api.post("/api/v1/revocations", json!({"body": {}, "signature": []}));
+    refused(status, &body, 400, "");
+    let (status, text) = api.get_as("/metrics", None);
+    assert_eq!(status, 200);
+    assert!(text.contains("guihe_local_writes_total 4"), "{text}");
+    assert!(
+        text.contains("guihe_api_requests_total{route=\"/api/v1/cases\",status=\"400\"}"),
+        "{text}"
+    );
+    assert!(text.contains("libp2p_"), "{text}");
+}
