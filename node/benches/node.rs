@@ -237,7 +237,7 @@ fn main() {
             .args(["run", "--data"])
             .arg(dir)
             .args(["--for-seconds", "300"])
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", "warn,guihe_node::net=info")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

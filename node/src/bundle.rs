@@ -13,7 +13,7 @@ use std::path::Path;
 use guihe_protocol::cert::{Certificate, RevocationList};
 use guihe_protocol::division::Division;
 use guihe_protocol::ingest::ingest;
-use guihe_protocol::signed::{SignedChange, VerifyError, verify_change};
+use guihe_protocol::signed::{SignedChange, VerifyError, verify_batch};
 use guihe_protocol::store::{Store, StoreCerts};
 use serde::{Deserialize, Serialize};
 
@@ -155,14 +155,15 @@ pub fn import(local: &mut Local, path: &Path) -> Result<Imported, BundleError> {
         changes: bundle.changes.len(),
         ..Imported::default()
     };
-    let mut verified = Vec::new();
+    let mut readable = Vec::new();
     for signed in bundle.changes {
-        if !me.may_read(&signed.jurisdictions) {
+        if me.may_read(&signed.jurisdictions) {
+            readable.push(signed);
+        } else {
             result.skipped += 1;
-            continue;
         }
-        verified.push(verify_change(signed, &StoreCerts(&*store), &revocations)?);
     }
+    let verified = verify_batch(readable, &StoreCerts(&*store), &revocations)?;
     result.new = ingest(store, verified)?.len();
     Ok(result)
 }

@@ -153,6 +153,68 @@ impl SledStore {
         Ok(())
     }
 
+    /// Writes changes and their index entries, without flushing.
+    fn write_changes(&self, changes: &[StoredChange]) -> Result<(), StoreError> {
+        let mut change_batch = sled::Batch::default();
+        let mut index_batch = sled::Batch::default();
+        for c in changes {
+            let value = encode(&ChangeValue {
+                time_ms: c.time_ms,
+                deps: c.deps.iter().map(|d| d.0).collect(),
+                signer: c.signer,
+                signed: c.signed.clone(),
+            })?;
+            change_batch.insert(&c.hash.0, value);
+            for v in &c.signed.jurisdictions {
+                index_batch.insert(index_key(*v, c.time_ms, &c.hash), &[] as &[u8]);
+            }
+        }
+        // The changes first: an index entry must never point at a change that is not
+        // there. A crash between the two leaves changes that the index does not list yet;
+        // they are found again when a peer offers them and `put_changes` runs once more.
+        self.changes.apply_batch(change_batch)?;
+        self.index.apply_batch(index_batch)?;
+        Ok(())
+    }
+
+    /// Writes documents and their pending sets, without flushing.
+    fn write_docs(
+        &self,
+        docs: &[(RecordId, Automerge, BTreeSet<ChangeHash>)],
+    ) -> Result<(), StoreError> {
+        let mut values = Vec::with_capacity(docs.len());
+        for (record, doc, pending) in docs {
+            let pending_value: Vec<[u8; 32]> = pending.iter().map(|h| h.0).collect();
+            values.push((
+                record_key(*record)?,
+                seal(&doc.save_nocompress()),
+                encode(&pending_value)?,
+                pending.is_empty(),
+            ));
+        }
+        // One transaction over both trees and one flush for the whole batch: a document
+        // and its pending set never disagree after a crash.
+        (&self.docs, &self.pending)
+            .transaction(|(docs, pend)| {
+                for (key, doc, pending, empty) in &values {
+                    docs.insert(key.as_slice(), doc.as_slice())?;
+                    if *empty {
+                        pend.remove(key.as_slice())?;
+                    } else {
+                        pend.insert(key.as_slice(), pending.as_slice())?;
+                    }
+                }
+                Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| match e {
+                sled::transaction::TransactionError::Storage(e) => StoreError::Sled(e),
+                sled::transaction::TransactionError::Abort(()) => {
+                    StoreError::Encode("aborted".into())
+                }
+            })?;
+        Ok(())
+    }
+
     /// Number of changes held.
     pub fn change_count(&self) -> usize {
         self.changes.len()
@@ -229,25 +291,20 @@ impl Store for SledStore {
     }
 
     fn put_changes(&mut self, changes: &[StoredChange]) -> Result<(), StoreError> {
-        let mut change_batch = sled::Batch::default();
-        let mut index_batch = sled::Batch::default();
-        for c in changes {
-            let value = encode(&ChangeValue {
-                time_ms: c.time_ms,
-                deps: c.deps.iter().map(|d| d.0).collect(),
-                signer: c.signer,
-                signed: c.signed.clone(),
-            })?;
-            change_batch.insert(&c.hash.0, value);
-            for v in &c.signed.jurisdictions {
-                index_batch.insert(index_key(*v, c.time_ms, &c.hash), &[] as &[u8]);
-            }
-        }
-        // The changes first: an index entry must never point at a change that is not
-        // there. A crash between the two leaves changes that the index does not list yet;
-        // they are found again when a peer offers them and `put_changes` runs once more.
-        self.changes.apply_batch(change_batch)?;
-        self.index.apply_batch(index_batch)?;
+        self.write_changes(changes)?;
+        self.flush()
+    }
+
+    fn put_ingested(
+        &mut self,
+        changes: &[StoredChange],
+        docs: &[(RecordId, Automerge, BTreeSet<ChangeHash>)],
+    ) -> Result<(), StoreError> {
+        // sled recovers a prefix of its log after a crash, so with the changes written
+        // before the documents one flush makes both durable, and never a document
+        // without its changes.
+        self.write_changes(changes)?;
+        self.write_docs(docs)?;
         self.flush()
     }
 
@@ -313,36 +370,7 @@ impl Store for SledStore {
         &mut self,
         docs: &[(RecordId, Automerge, BTreeSet<ChangeHash>)],
     ) -> Result<(), StoreError> {
-        let mut values = Vec::with_capacity(docs.len());
-        for (record, doc, pending) in docs {
-            let pending_value: Vec<[u8; 32]> = pending.iter().map(|h| h.0).collect();
-            values.push((
-                record_key(*record)?,
-                seal(&doc.save()),
-                encode(&pending_value)?,
-                pending.is_empty(),
-            ));
-        }
-        // One transaction over both trees and one flush for the whole batch: a document
-        // and its pending set never disagree after a crash.
-        (&self.docs, &self.pending)
-            .transaction(|(docs, pend)| {
-                for (key, doc, pending, empty) in &values {
-                    docs.insert(key.as_slice(), doc.as_slice())?;
-                    if *empty {
-                        pend.remove(key.as_slice())?;
-                    } else {
-                        pend.insert(key.as_slice(), pending.as_slice())?;
-                    }
-                }
-                Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
-            })
-            .map_err(|e| match e {
-                sled::transaction::TransactionError::Storage(e) => StoreError::Sled(e),
-                sled::transaction::TransactionError::Abort(()) => {
-                    StoreError::Encode("aborted".into())
-                }
-            })?;
+        self.write_docs(docs)?;
         self.flush()
     }
 

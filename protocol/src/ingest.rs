@@ -21,9 +21,15 @@ pub fn ingest<S: Store>(
     verified: Vec<Verified>,
 ) -> Result<Vec<StoredChange>, S::Error> {
     let mut new = Vec::with_capacity(verified.len());
-    let mut seen = BTreeSet::new();
+    // What verification already parsed and built, so nothing is parsed or applied twice.
+    let mut parsed: BTreeMap<ChangeHash, Change> = BTreeMap::new();
+    let mut firsts: BTreeMap<RecordId, Automerge> = BTreeMap::new();
     for v in verified {
-        if seen.insert(v.hash) && !store.has_change(&v.hash)? {
+        if !parsed.contains_key(&v.hash) && !store.has_change(&v.hash)? {
+            parsed.insert(v.hash, v.change);
+            if let Some(doc) = v.first {
+                firsts.insert(v.signed.record, doc);
+            }
             new.push(StoredChange {
                 hash: v.hash,
                 time_ms: v.time_ms,
@@ -36,51 +42,85 @@ pub fn ingest<S: Store>(
     if new.is_empty() {
         return Ok(new);
     }
-    store.put_changes(&new)?;
     let mut by_record: BTreeMap<RecordId, Vec<ChangeHash>> = BTreeMap::new();
     for c in &new {
         by_record.entry(c.signed.record).or_default().push(c.hash);
     }
+    let arrived: BTreeMap<ChangeHash, &StoredChange> = new.iter().map(|c| (c.hash, c)).collect();
     let mut docs = Vec::with_capacity(by_record.len());
     for (record, hashes) in by_record {
-        docs.push(apply_ready(store, record, hashes)?);
+        let first = firsts.remove(&record);
+        docs.push(apply_ready(
+            store,
+            record,
+            hashes,
+            &mut Known {
+                arrived: &arrived,
+                parsed: &mut parsed,
+            },
+            first,
+        )?);
     }
-    // The changes are durable already; the documents follow in one step.
-    store.put_docs(&docs)?;
+    // The documents were built from what is in memory; the changes and the documents
+    // become durable together.
+    store.put_ingested(&new, &docs)?;
     Ok(new)
+}
+
+/// Whether the document holds a change. (`get_change_by_hash` would rebuild the change
+/// from the document's columns just to say yes.)
+fn holds(doc: &Automerge, hash: &ChangeHash) -> bool {
+    doc.get_missing_deps(std::slice::from_ref(hash)).is_empty()
+}
+
+/// What an ingest already holds in memory: the changes that just arrived, and those of
+/// them verification parsed.
+struct Known<'a> {
+    arrived: &'a BTreeMap<ChangeHash, &'a StoredChange>,
+    parsed: &'a mut BTreeMap<ChangeHash, Change>,
 }
 
 /// Applies the record's pending changes plus `arrived` in dependency order, as far as their
 /// dependencies allow; returns the document and what is still pending, for storing.
+/// `first` is the document a first change made, for a record not stored yet.
 fn apply_ready<S: Store>(
     store: &S,
     record: RecordId,
     arrived: Vec<ChangeHash>,
+    known: &mut Known<'_>,
+    first: Option<Automerge>,
 ) -> Result<(RecordId, Automerge, BTreeSet<ChangeHash>), S::Error> {
-    let mut doc = store.doc(record)?.unwrap_or_else(Automerge::new);
+    let mut doc = match store.doc(record)? {
+        Some(doc) => doc,
+        None => first.unwrap_or_default(),
+    };
     let mut pending = store.pending(record)?;
     pending.extend(arrived);
-    let mut villages = Record::from_doc(doc.clone())
-        .ok()
-        .map(|r| r.jurisdictions().to_vec());
+    let mut villages = jurisdictions_of(&doc);
     // Each pass applies at least one change or stops; so at most `pending.len()` passes.
     let passes = pending.len();
     for _ in 0..=passes {
         let mut progress = false;
         for hash in pending.clone() {
-            let Some(stored) = store.change(&hash)? else {
-                pending.remove(&hash);
-                continue;
-            };
-            if doc.get_change_by_hash(&hash).is_some() {
+            if holds(&doc, &hash) {
                 pending.remove(&hash);
                 continue;
             }
-            if !stored
-                .deps
-                .iter()
-                .all(|d| doc.get_change_by_hash(d).is_some())
-            {
+            let from_store;
+            let stored: &StoredChange = match known.arrived.get(&hash) {
+                Some(c) => c,
+                None => match store.change(&hash)? {
+                    Some(c) => {
+                        from_store = c;
+                        &from_store
+                    }
+                    None => {
+                        pending.remove(&hash);
+                        continue;
+                    }
+                },
+            };
+            if !stored.deps.iter().all(|d| holds(&doc, d)) {
                 continue;
             }
             pending.remove(&hash);
@@ -92,8 +132,12 @@ fn apply_ready<S: Store>(
             {
                 continue;
             }
-            let Ok(change) = Change::from_bytes(stored.signed.bytes.clone()) else {
-                continue;
+            let change = match known.parsed.remove(&hash) {
+                Some(change) => change,
+                None => match Change::from_bytes(stored.signed.bytes.clone()) {
+                    Ok(change) => change,
+                    Err(_) => continue,
+                },
             };
             if doc.apply_changes([change]).is_ok() {
                 progress = true;

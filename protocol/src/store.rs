@@ -73,6 +73,17 @@ pub trait Store {
         }
         Ok(())
     }
+    /// Stores changes that arrived and the documents they brought up to date, all durable
+    /// when it returns; a crash may keep the changes without the documents, never the
+    /// reverse. Stores that can make both durable in one step override this.
+    fn put_ingested(
+        &mut self,
+        changes: &[StoredChange],
+        docs: &[(RecordId, Automerge, BTreeSet<ChangeHash>)],
+    ) -> Result<(), Self::Error> {
+        self.put_changes(changes)?;
+        self.put_docs(docs)
+    }
     /// The changes of a record still waiting for their dependencies.
     fn pending(&self, record: RecordId) -> Result<BTreeSet<ChangeHash>, Self::Error>;
     /// All records held.
@@ -350,6 +361,35 @@ pub mod conformance {
             store.records().map_err(|e| err(&e))?.is_empty(),
             "a new store is empty"
         );
+        // The last record arrives the way ingest stores it: its changes and its document
+        // in one call. Then every change, twice: storing is idempotent.
+        let last = changes.last().ok_or("no sample")?.signed.record;
+        let arrived: Vec<StoredChange> = changes
+            .iter()
+            .filter(|c| c.signed.record == last)
+            .cloned()
+            .collect();
+        let mut last_doc = automerge::Automerge::new();
+        for c in &arrived {
+            let change =
+                automerge::Change::from_bytes(c.signed.bytes.clone()).map_err(|e| err(&e))?;
+            last_doc.apply_changes([change]).map_err(|e| err(&e))?;
+        }
+        store
+            .put_ingested(&arrived, &[(last, last_doc.clone(), BTreeSet::new())])
+            .map_err(|e| err(&e))?;
+        for c in &arrived {
+            ensure!(
+                store.has_change(&c.hash).map_err(|e| err(&e))?,
+                "an ingested change {} is kept",
+                c.hash
+            );
+        }
+        ensure!(
+            store.doc(last).map_err(|e| err(&e))?.map(|d| d.get_heads())
+                == Some(last_doc.get_heads()),
+            "an ingested document is kept"
+        );
         store.put_changes(&changes).map_err(|e| err(&e))?;
         store.put_changes(&changes).map_err(|e| err(&e))?;
         for c in &changes {
@@ -421,9 +461,12 @@ pub mod conformance {
             store.pending(first.signed.record).map_err(|e| err(&e))? == waiting,
             "pending kept"
         );
+        let mut both = vec![first.signed.record, last];
+        both.sort();
+        both.dedup();
         ensure!(
-            store.records().map_err(|e| err(&e))? == vec![first.signed.record],
-            "records lists it"
+            store.records().map_err(|e| err(&e))? == both,
+            "records lists the documents held"
         );
         store
             .put_doc(first.signed.record, &doc, &BTreeSet::new())
@@ -482,6 +525,11 @@ pub mod conformance {
                 .map_err(|e| err(&e))?
                 .is_some(),
             "documents survive reopening"
+        );
+        ensure!(
+            store.doc(last).map_err(|e| err(&e))?.map(|d| d.get_heads())
+                == Some(last_doc.get_heads()),
+            "ingested documents survive reopening"
         );
         Ok(())
     }

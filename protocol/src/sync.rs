@@ -35,7 +35,7 @@ use crate::cert::{CertError, Certificate, Identity, RevocationBody, RevocationLi
 use crate::division::VillageCode;
 use crate::id::NodeId;
 use crate::ingest::ingest;
-use crate::signed::{VerifyError, verify_change};
+use crate::signed::{VerifyError, verify_batch};
 use crate::store::{Store, StoreCerts, StoredChange};
 use crate::wire::{MESSAGE_BYTES_MAX, Message, PROTOCOL_VERSION, WireError};
 
@@ -538,17 +538,15 @@ impl Session {
             .map_err(store_err)?
             .map(|l| l.body)
             .unwrap_or_default();
-        let mut verified = Vec::with_capacity(changes.len());
-        for signed in changes {
+        for signed in &changes {
             if !self.in_scope(&peer, &signed.jurisdictions) {
                 return Err(SessionError::Scope(format!(
                     "sent a change of {}",
                     signed.record
                 )));
             }
-            let v = verify_change(signed, &StoreCerts(&*store), &revocations)?;
-            verified.push(v);
         }
+        let verified = verify_batch(changes, &StoreCerts(&*store), &revocations)?;
         self.stats.changes_in += verified.len() as u64;
         for v in &verified {
             self.known.insert(v.hash);

@@ -79,3 +79,57 @@ proptest! {
 fn mem_store_keeps_the_store_contract() {
     guihe_protocol::store::conformance::check(guihe_protocol::store::MemStore::new, None).unwrap();
 }
+
+/// A batch long enough to be checked on several threads gives what checking each change
+/// alone gives, and when changes are bad, the first bad one in the batch's order is named.
+#[test]
+fn a_batch_verified_in_parallel_matches_one_by_one() {
+    use guihe_protocol::signed::{verify_batch, verify_change};
+    use guihe_protocol::store::StoreCerts;
+    let mut county = County::new(33);
+    let mut village = county.node(Role::Village, "500240101201");
+    let mut township = county.node(Role::Township, "500240101000");
+    township
+        .store
+        .put_certificate(&village.identity.cert)
+        .unwrap();
+    for _ in 0..30 {
+        county.case(&mut village, &["500240101201"], 2);
+    }
+    let keys = village
+        .store
+        .keys(
+            guihe_protocol::division::Division::Village("500240101201".parse().unwrap()),
+            &|_| true,
+        )
+        .unwrap();
+    let batch: Vec<_> = keys
+        .iter()
+        .map(|(_, h)| village.store.change(h).unwrap().unwrap().signed)
+        .collect();
+    assert!(batch.len() >= 64, "{}", batch.len());
+    let certs = StoreCerts(&township.store);
+    let revocations = Default::default();
+    let one_by_one: Vec<_> = batch
+        .iter()
+        .map(|s| verify_change(s.clone(), &certs, &revocations).unwrap().hash)
+        .collect();
+    let together: Vec<_> = verify_batch(batch.clone(), &certs, &revocations)
+        .unwrap()
+        .into_iter()
+        .map(|v| v.hash)
+        .collect();
+    assert_eq!(together, one_by_one);
+
+    // Two bad changes, one in each half: the earlier one is named.
+    let mut bad = batch.clone();
+    let early = 20;
+    let late = bad.len() - 3;
+    bad[early].signature[0] ^= 1;
+    bad[late].bytes.truncate(10);
+    let expected = verify_change(bad[early].clone(), &certs, &revocations).unwrap_err();
+    assert_eq!(
+        verify_batch(bad, &certs, &revocations).unwrap_err(),
+        expected
+    );
+}

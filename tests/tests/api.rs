@@ -43,7 +43,10 @@ impl Api {
 
     fn get(&self, path: &str) -> (u16, Value) {
         let (status, text) = self.get_as(path, Some(&self.token));
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     fn post_raw(&self, path: &str, body: &[u8]) -> (u16, Value) {
@@ -57,7 +60,10 @@ impl Api {
             .unwrap();
         let status = response.status().as_u16();
         let text = response.body_mut().read_to_string().unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     fn post(&self, path: &str, body: Value) -> (u16, Value) {
@@ -85,7 +91,10 @@ fn refused(status: u16, body: &Value, expect: u16, mentions: &str) {
     assert_eq!(status, expect, "{body}");
     assert!(body["error"].is_string(), "{body}");
     let message = body["message"].as_str().unwrap();
-    assert!(message.contains(mentions), "{message:?} should mention {mentions:?}");
+    assert!(
+        message.contains(mentions),
+        "{message:?} should mention {mentions:?}"
+    );
 }
 
 #[test]
@@ -163,7 +172,11 @@ fn every_endpoint_answers_and_bad_input_writes_nothing() {
     let (status, body) = api.post(&events, json!({"type": "accept", "at_ms": "yesterday"}));
     refused(status, &body, 400, "at_ms");
     let (_, detail) = api.get(&format!("/api/v1/records/{id}"));
-    assert_eq!(detail["timeline"].as_array().unwrap().len(), 1, "a refusal wrote");
+    assert_eq!(
+        detail["timeline"].as_array().unwrap().len(),
+        1,
+        "a refusal wrote"
+    );
 
     let (status, body) = api.post(&events, json!({"type": "accept"}));
     assert_eq!(status, 200, "{body}");
