@@ -217,6 +217,35 @@ fn main() {
         .filter_map(|(_, h)| fill.store.change(h).ok().flatten())
         .collect();
     local.replica.store.put_changes(&changes).expect("put");
+
+    // Baseline for ingest: the same changes verified and ingested in this process into the
+    // in-memory store, in batches of 400 as a session would carry them: no network, no
+    // disk.
+    {
+        let mut mem = MemStore::new();
+        mem.put_certificate(&local.replica.identity.cert)
+            .expect("cert");
+        let started = Instant::now();
+        for batch in changes.chunks(400) {
+            let signed = batch.iter().map(|c| c.signed.clone()).collect();
+            let verified = guihe_protocol::signed::verify_batch(
+                signed,
+                &guihe_protocol::store::StoreCerts(&mem),
+                &Default::default(),
+            )
+            .expect("verify");
+            guihe_protocol::ingest::ingest(&mut mem, verified).expect("ingest");
+        }
+        let secs = started.elapsed().as_secs_f64().max(1e-3);
+        lines.push((
+            "ingest_in_memory_changes_per_s".into(),
+            changes.len() as f64 / secs,
+            format!(
+                "baseline: the same {} changes verified and ingested in-process, MemStore",
+                changes.len()
+            ),
+        ));
+    }
     for id in &ids {
         if let Ok(Some(doc)) = fill.store.doc(*id) {
             local

@@ -353,7 +353,10 @@ pub fn run(out: &Path) -> Result<(), DemoError> {
     );
     println!("  logs of the runs: <folder>/run.log");
     println!(
-        "\nThe web pages and dashboards come with the web issue; until then the command line is the way in."
+        "  while a node runs, its HTTP API and token are in <folder>/api.json, for example:\n    curl -H \"Authorization: Bearer $(jq -r .token {county_dir}/api.json)\" $(jq -r .url {county_dir}/api.json)/api/v1/cases"
+    );
+    println!(
+        "\nThe web pages and dashboards come with the web issue; until then the command line and the API are the way in."
     );
     Ok(())
 }

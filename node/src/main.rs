@@ -99,6 +99,14 @@ enum Command {
         #[arg(long)]
         http: Option<String>,
     },
+    /// 修复存储: checks every stored value and repairs what is corrupt (the node must be
+    /// stopped; `guihe run` does this by itself when it starts). Documents are rebuilt from
+    /// their changes; corrupt changes are dropped and fetched again from peers.
+    Repair {
+        /// The data folder.
+        #[arg(long)]
+        data: PathBuf,
+    },
     /// 安装吊销名单: installs a county revocation list on this node (running or not).
     Revocations {
         /// The data folder.
@@ -395,6 +403,22 @@ fn run(command: Command) -> Result<String, String> {
                     list,
                 },
         } => cli::revoke(&county_key, &cert, from_ms, &list),
+        Command::Repair { data } => {
+            let mut local = Local::open(&data).map_err(|e| s(&e))?;
+            let found = local.replica.store.verify();
+            if found.is_empty() {
+                return Ok("存储完好 the store is sound: every checksum matches".into());
+            }
+            let report = local.replica.store.repair().map_err(|e| s(&e))?;
+            Ok(format!(
+                "发现 {} 处损坏 found {} corrupt values; 修复 repaired: {} documents rebuilt from their changes, {} changes dropped (they are fetched again at the next sync), {} other entries dropped",
+                found.len(),
+                found.len(),
+                report.docs_rebuilt,
+                report.changes_dropped,
+                report.other_dropped
+            ))
+        }
         Command::Revocations { data, list } => {
             let list = guihe_node::keys::read_revocations(&list).map_err(|e| s(&e))?;
             match open(&data)?

@@ -454,8 +454,27 @@ fn token() -> String {
 }
 
 /// Runs the daemon until Ctrl-C (or `stop_after`, for tests and the demo).
-pub async fn run(local: Local, stop_after: Option<Duration>) -> Result<(), NetError> {
+pub async fn run(mut local: Local, stop_after: Option<Duration>) -> Result<(), NetError> {
     let setup = |e: &dyn std::fmt::Display| NetError::Setup(e.to_string());
+    // A power cut or a failing disk may have left corrupt values: find them before serving
+    // anything, and repair what can be repaired.
+    let found = local.replica.store.verify();
+    if !found.is_empty() {
+        for e in &found {
+            tracing::error!(%e, "corrupt value in the store");
+        }
+        let report = local
+            .replica
+            .store
+            .repair()
+            .map_err(|e| NetError::Store(e.to_string()))?;
+        tracing::warn!(
+            docs_rebuilt = report.docs_rebuilt,
+            changes_dropped = report.changes_dropped,
+            other_dropped = report.other_dropped,
+            "store repaired; dropped changes are fetched again from peers"
+        );
+    }
     let config = local.config.clone();
     let mut registry = Registry::default();
     let metrics = Metrics::default();

@@ -46,6 +46,25 @@ pub enum StoreError {
     Encode(String),
 }
 
+/// What [`SledStore::repair`] did.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct Repair {
+    /// Corrupt changes dropped, to be fetched again from peers.
+    pub changes_dropped: usize,
+    /// Documents rebuilt from their records' changes.
+    pub docs_rebuilt: usize,
+    /// Other entries dropped (certificates, watermarks, the revocation list, unreadable
+    /// keys), which peers send again.
+    pub other_dropped: usize,
+}
+
+impl Repair {
+    /// Whether anything was repaired.
+    pub fn is_empty(&self) -> bool {
+        *self == Repair::default()
+    }
+}
+
 /// Store settings.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -261,6 +280,122 @@ impl SledStore {
             }
         }
         bad
+    }
+
+    /// Repairs what [`SledStore::verify`] finds, losing nothing that can be had again:
+    /// - a corrupt change is dropped with its index entries, and every peer watermark is
+    ///   cleared, so that the next session with each peer reconciles everything and
+    ///   fetches the change again;
+    /// - a corrupt or unreadable document, or a corrupt pending set, is rebuilt from the
+    ///   record's changes;
+    /// - a corrupt certificate, watermark or revocation list is dropped; peers send them
+    ///   again at the next hello.
+    ///
+    /// Nothing corrupt is ever served meanwhile: reads check every value.
+    pub fn repair(&mut self) -> Result<Repair, StoreError> {
+        let mut report = Repair::default();
+        let mut rebuild: BTreeSet<RecordId> = BTreeSet::new();
+        let mut drop_docs = Vec::new();
+        for item in self.docs.iter() {
+            let (k, v) = item?;
+            let Ok(record) = postcard::from_bytes::<RecordId>(&k) else {
+                drop_docs.push(k);
+                continue;
+            };
+            let readable = open("docs", &k, &v)
+                .ok()
+                .is_some_and(|body| Automerge::load(body).is_ok());
+            if !readable {
+                rebuild.insert(record);
+            }
+        }
+        let mut drop_pending = Vec::new();
+        for item in self.pending.iter() {
+            let (k, v) = item?;
+            if decode::<Vec<[u8; 32]>>("pending", &k, &v).is_err() {
+                match postcard::from_bytes::<RecordId>(&k) {
+                    Ok(record) => {
+                        rebuild.insert(record);
+                    }
+                    Err(_) => drop_pending.push(k),
+                }
+            }
+        }
+        let mut bad_changes: BTreeSet<Vec<u8>> = BTreeSet::new();
+        let mut of_rebuilt: Vec<StoredChange> = Vec::new();
+        for item in self.changes.iter() {
+            let (k, v) = item?;
+            let Ok(hash) = <[u8; 32]>::try_from(k.as_ref()) else {
+                bad_changes.insert(k.to_vec());
+                continue;
+            };
+            match decode::<ChangeValue>("changes", &k, &v) {
+                Err(_) => {
+                    bad_changes.insert(k.to_vec());
+                }
+                Ok(c) if rebuild.contains(&c.signed.record) => of_rebuilt.push(StoredChange {
+                    hash: ChangeHash(hash),
+                    time_ms: c.time_ms,
+                    deps: c.deps.into_iter().map(ChangeHash).collect(),
+                    signer: c.signer,
+                    signed: c.signed,
+                }),
+                Ok(_) => {}
+            }
+        }
+        // Changes: drop the corrupt ones and their index entries; forget the watermarks.
+        if !bad_changes.is_empty() {
+            let mut index_batch = sled::Batch::default();
+            for item in self.index.iter().keys() {
+                let k = item?;
+                if k.get(16..).is_some_and(|hash| bad_changes.contains(hash)) {
+                    index_batch.remove(k);
+                }
+            }
+            let mut change_batch = sled::Batch::default();
+            for k in &bad_changes {
+                change_batch.remove(k.as_slice());
+            }
+            // The index entries first: an index entry must never point at a change that
+            // is not there.
+            self.index.apply_batch(index_batch)?;
+            self.changes.apply_batch(change_batch)?;
+            for item in self.meta.scan_prefix(b"wm/").keys() {
+                self.meta.remove(item?)?;
+            }
+            report.changes_dropped = bad_changes.len();
+        }
+        // Documents: rebuild from the changes.
+        let mut docs = Vec::with_capacity(rebuild.len());
+        for record in &rebuild {
+            let (doc, pending) = guihe_protocol::ingest::rebuild(*record, &of_rebuilt);
+            docs.push((*record, doc, pending));
+        }
+        self.write_docs(&docs)?;
+        report.docs_rebuilt = docs.len();
+        for k in drop_docs {
+            self.docs.remove(k)?;
+            report.other_dropped += 1;
+        }
+        for k in drop_pending {
+            self.pending.remove(k)?;
+            report.other_dropped += 1;
+        }
+        for (name, tree) in [("certs", &self.certs), ("meta", &self.meta)] {
+            let mut bad = Vec::new();
+            for item in tree.iter() {
+                let (k, v) = item?;
+                if open(name, &k, &v).is_err() {
+                    bad.push(k);
+                }
+            }
+            for k in bad {
+                tree.remove(k)?;
+                report.other_dropped += 1;
+            }
+        }
+        self.flush()?;
+        Ok(report)
     }
 
     /// The size of the store on disk, in bytes.
@@ -509,5 +644,137 @@ mod tests {
             store.revocations(),
             Err(StoreError::Corrupt { .. })
         ));
+    }
+
+    /// Drives two sessions until neither has anything to send.
+    fn sync<A: Store, B: Store>(
+        root: NodeId,
+        a: &mut guihe_protocol::replica::Replica<A>,
+        b: &mut guihe_protocol::replica::Replica<B>,
+        now: u64,
+    ) {
+        use guihe_protocol::sync::{Config, Session};
+        let mut sa =
+            Session::new(Config::default(), root, a.identity.clone(), true, &a.store).unwrap();
+        let mut sb =
+            Session::new(Config::default(), root, b.identity.clone(), false, &b.store).unwrap();
+        for _ in 0..1000 {
+            let mut moved = false;
+            while let Some(m) = sa.poll_transmit() {
+                sb.handle(&m, &mut b.store, now).unwrap();
+                moved = true;
+            }
+            while let Some(m) = sb.poll_transmit() {
+                sa.handle(&m, &mut a.store, now).unwrap();
+                moved = true;
+            }
+            if !moved {
+                return;
+            }
+        }
+        panic!("the sessions never settled");
+    }
+
+    #[test]
+    fn a_corrupt_document_is_rebuilt_and_a_corrupt_change_fetched_again_from_a_peer() {
+        use guihe_protocol::cert::{CertBody, Identity, Keypair, Role, Root};
+        use guihe_protocol::model::Kind;
+        use guihe_protocol::replica::Replica;
+        use guihe_protocol::store::MemStore;
+        use guihe_protocol::workload;
+        use rand_core::SeedableRng;
+
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let root = Root::new(Keypair::generate(&mut rng));
+        let now = 1_800_000_000_000u64;
+        let mut identity = |role, division: &str, serial| {
+            let key = Keypair::generate(&mut rng);
+            let cert = root
+                .issue(CertBody {
+                    serial,
+                    node: key.public(),
+                    role,
+                    division: division.parse().unwrap(),
+                    not_before_ms: 0,
+                    not_after_ms: u64::MAX,
+                })
+                .unwrap();
+            Identity { key, cert }
+        };
+        let village_id = identity(Role::Village, "500240001201", 1);
+        let township_id = identity(Role::Township, "500240001000", 2);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store");
+        let mut village = Replica::new(
+            village_id,
+            SledStore::open(&path, &Options::default()).unwrap(),
+            "tan".parse().unwrap(),
+            1,
+        );
+        let mut township = Replica::new(township_id, MemStore::new(), "ran".parse().unwrap(), 1);
+        let rules = Default::default();
+        let code: VillageCode = "500240001201".parse().unwrap();
+        let mut ids = Vec::new();
+        for i in 0..6 {
+            let new = workload::new_record(&mut rng, Kind::Case, &[code]);
+            let (id, _) = village.create(now + i, &mut rng, &rules, new).unwrap();
+            ids.push(id);
+        }
+        sync(root.public(), &mut village, &mut township, now + 10);
+        for id in &ids {
+            assert!(township.store.doc(*id).unwrap().is_some());
+        }
+
+        // Bit rot: one record's document, another record's change.
+        let store = &mut village.store;
+        let doc_key = record_key(ids[0]).unwrap();
+        let mut doc = store.docs.get(&doc_key).unwrap().unwrap().to_vec();
+        let middle = doc.len() / 2;
+        doc[middle] ^= 0x10;
+        store.docs.insert(&doc_key, doc).unwrap();
+        let lost = store.doc(ids[1]).unwrap().unwrap().get_heads()[0];
+        let mut change = store.changes.get(lost.0).unwrap().unwrap().to_vec();
+        let middle = change.len() / 2;
+        change[middle] ^= 0x10;
+        store.changes.insert(lost.0, change).unwrap();
+        assert!(matches!(store.doc(ids[0]), Err(StoreError::Corrupt { .. })));
+        assert!(matches!(
+            store.change(&lost),
+            Err(StoreError::Corrupt { .. })
+        ));
+        assert_eq!(store.verify().len(), 2);
+
+        let report = store.repair().unwrap();
+        assert_eq!(report.changes_dropped, 1, "{report:?}");
+        assert_eq!(report.docs_rebuilt, 1, "{report:?}");
+        assert!(store.verify().is_empty());
+        // The rebuilt document is the one the peer holds.
+        assert_eq!(
+            store.doc(ids[0]).unwrap().unwrap().get_heads(),
+            township.store.doc(ids[0]).unwrap().unwrap().get_heads()
+        );
+        // The lost change is gone from the store and from the index, so reconciliation
+        // asks for it again.
+        assert!(!store.has_change(&lost).unwrap());
+        let listed = store
+            .keys(Division::Village(code), &|_| true)
+            .unwrap()
+            .iter()
+            .any(|(_, h)| *h == lost);
+        assert!(!listed);
+        let village_identity = village.identity.clone();
+        drop(village);
+
+        // Reopened and synced with the township, the village holds everything again.
+        let store = SledStore::open(&path, &Options::default()).unwrap();
+        let mut village = Replica::new(village_identity, store, "tan".parse().unwrap(), 2);
+        sync(root.public(), &mut township, &mut village, now + 20);
+        assert!(village.store.has_change(&lost).unwrap());
+        for id in &ids {
+            assert_eq!(
+                village.store.doc(*id).unwrap().unwrap().get_heads(),
+                township.store.doc(*id).unwrap().unwrap().get_heads()
+            );
+        }
     }
 }

@@ -67,6 +67,36 @@ pub fn ingest<S: Store>(
     Ok(new)
 }
 
+/// Rebuilds a record's document from its stored changes, as ingesting them one by one
+/// would have built it: for a store that lost the document (a corrupt value) but kept the
+/// changes. Returns the document and the changes still waiting for dependencies.
+pub fn rebuild(record: RecordId, changes: &[StoredChange]) -> (Automerge, BTreeSet<ChangeHash>) {
+    let mut scratch = crate::store::MemStore::new();
+    // The scratch store is in memory and cannot fail.
+    let _ = scratch.put_changes(changes);
+    let arrived: BTreeMap<ChangeHash, &StoredChange> =
+        changes.iter().map(|c| (c.hash, c)).collect();
+    let hashes = changes
+        .iter()
+        .filter(|c| c.signed.record == record)
+        .map(|c| c.hash)
+        .collect();
+    let mut parsed = BTreeMap::new();
+    match apply_ready(
+        &scratch,
+        record,
+        hashes,
+        &mut Known {
+            arrived: &arrived,
+            parsed: &mut parsed,
+        },
+        None,
+    ) {
+        Ok((_, doc, pending)) => (doc, pending),
+        Err(never) => match never {},
+    }
+}
+
 /// Whether the document holds a change. (`get_change_by_hash` would rebuild the change
 /// from the document's columns just to say yes.)
 fn holds(doc: &Automerge, hash: &ChangeHash) -> bool {

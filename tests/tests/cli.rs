@@ -127,6 +127,7 @@ fn a_village_records_a_case_through_its_life_on_the_command_line() {
         serde_json::from_str(&ok(&["case", "show", "--data", p(&v), &id, "--json"])).unwrap();
     assert_eq!(after, show);
     assert!(ok(&["status", "--data", p(&v)]).contains("checksums: ok"));
+    assert!(ok(&["repair", "--data", p(&v)]).contains("the store is sound"));
 }
 
 #[test]
