@@ -276,3 +276,40 @@ fn a_node_of_another_county_cannot_take_its_certificate_or_bundles() {
     assert!(err.contains("root") || err.contains("refused"), "{err}");
     assert!(ok(&["case", "list", "--data", p(&v)]).starts_with("0 "));
 }
+
+#[test]
+fn the_daemon_logs_json_lines_when_asked() {
+    let d = county("json");
+    let v = enrolled_node(
+        &d.0,
+        "v1",
+        "village",
+        "500240001201",
+        &[
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--no-mdns",
+            "--http",
+            "127.0.0.1:0",
+        ],
+    );
+    let out = std::process::Command::new(guihe_tests::guihe_bin().unwrap())
+        .args(["--log-json", "run", "--data", p(&v), "--for-seconds", "1"])
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty(), "no log lines");
+    for line in lines {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+        assert!(
+            v["level"].is_string() && v["timestamp"].is_string(),
+            "{line}"
+        );
+    }
+    // The API's address was written while it ran and removed when it stopped.
+    assert!(!v.join("api.json").exists());
+}
