@@ -440,8 +440,20 @@ pub struct StatusReport {
     pub changes: usize,
     /// Changes waiting for their dependencies.
     pub pending: usize,
-    /// Every peer met since the daemon started.
+    /// Every peer met, with its last sync (kept across restarts).
     pub peers: Vec<PeerReport>,
+    /// How fresh each village's data is here.
+    #[serde(default)]
+    pub freshness: Vec<Freshness>,
+}
+
+/// The newest change held for one village.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Freshness {
+    /// The village code.
+    pub village: String,
+    /// The time of its newest change held here (ms since the epoch).
+    pub newest_ms: u64,
 }
 
 /// One peer in a [`StatusReport`].

@@ -367,6 +367,12 @@ pub fn status(node: &Node) -> CliResult<String> {
                     p.changes_in
                 ));
             }
+            if !r.freshness.is_empty() {
+                out.push("数据新鲜度 freshness (newest change held, per village):".into());
+                for f in &r.freshness {
+                    out.push(format!("  {} {}", f.village, ago(Some(f.newest_ms))));
+                }
+            }
             Ok(out.join("\n"))
         }
     }

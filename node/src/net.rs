@@ -52,6 +52,9 @@ const BACKOFF_MAX: Duration = Duration::from_secs(60);
 const OPEN_ATTEMPTS: u32 = 5;
 /// How often `status.json` and the gauges are refreshed.
 const STATUS_EVERY_MS: u64 = 2_000;
+/// A session waiting for its peer that hears nothing for this long is closed, and the
+/// redial starts afresh. Generous: a mountain link may take many seconds per batch.
+const STALL: Duration = Duration::from_secs(120);
 
 /// Why the daemon stopped.
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +109,19 @@ struct Open {
     out: mpsc::Sender<Vec<u8>>,
     /// The session's counters as last added to the metrics.
     counted: Stats,
+    /// This side opened the stream.
+    initiator: bool,
+    /// When a frame last arrived.
+    heard: tokio::time::Instant,
+}
+
+impl Open {
+    /// Whether the session is waiting for something from its peer.
+    fn expecting(&self) -> bool {
+        !self.session.is_idle()
+            || self.session.peer().is_none()
+            || (self.initiator && !self.session.is_reconciled())
+    }
 }
 
 fn expected_peer(node: &NodeId) -> Option<PeerId> {
@@ -166,6 +182,8 @@ impl Core {
                 session,
                 out: out_tx,
                 counted: Stats::default(),
+                initiator,
+                heard: tokio::time::Instant::now(),
             },
         );
         self.known(peer).connected = true;
@@ -182,6 +200,7 @@ impl Core {
             return Vec::new();
         };
         self.metrics.bytes_received.inc_by(bytes.len() as u64);
+        open.heard = tokio::time::Instant::now();
         let peer = open.peer;
         if let Err(e) = open
             .session
@@ -208,6 +227,28 @@ impl Core {
             disconnect.extend(self.revoked().await);
         }
         disconnect
+    }
+
+    /// Closes the sessions that have waited too long for their peer; returns the peers to
+    /// disconnect.
+    fn stalled(&mut self) -> Vec<PeerId> {
+        let now = tokio::time::Instant::now();
+        let ids: Vec<u64> = self
+            .sessions
+            .iter()
+            .filter(|(_, o)| o.expecting() && now.duration_since(o.heard) > STALL)
+            .map(|(id, _)| *id)
+            .collect();
+        let mut peers = Vec::new();
+        for id in ids {
+            if let Some(open) = self.sessions.get(&id) {
+                tracing::warn!(peer = %open.peer, "no answer for {} s; closing the session", STALL.as_secs());
+                peers.push(open.peer);
+            }
+            self.metrics.session("stalled");
+            self.close(id);
+        }
+        peers
     }
 
     /// Whether the held revocation list is newer than when last looked at.
@@ -340,6 +381,15 @@ impl Core {
             changes: store.change_count(),
             pending: store.pending_count(),
             peers,
+            freshness: store
+                .freshness()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(village, newest_ms)| api::Freshness {
+                    village: village.to_string(),
+                    newest_ms,
+                })
+                .collect(),
         }
     }
 
@@ -424,6 +474,11 @@ impl Core {
         metrics::set(&self.metrics.peers, self.sessions.len());
         if let Ok(json) = serde_json::to_vec_pretty(&report) {
             let _ = write_atomic(&self.local.data.join("status.json"), &json, false);
+        }
+        for p in self.known.values() {
+            if let Ok(json) = serde_json::to_vec(p) {
+                let _ = self.local.replica.store.put_peer(&p.peer, &json);
+            }
         }
     }
 }
@@ -594,10 +649,23 @@ pub async fn run(mut local: Local, stop_after: Option<Duration>) -> Result<(), N
             }
         });
     }
+    // What the node knew of its peers before it stopped: last syncs survive a restart.
+    let known = local
+        .replica
+        .store
+        .peers()
+        .iter()
+        .filter_map(|bytes| serde_json::from_slice::<PeerReport>(bytes).ok())
+        .filter_map(|mut p| {
+            p.connected = false;
+            p.reconciled = false;
+            Some((p.peer.parse::<PeerId>().ok()?, p))
+        })
+        .collect();
     let mut core = Core {
         local,
         sessions: BTreeMap::new(),
-        known: BTreeMap::new(),
+        known,
         metrics,
         next_id: 0,
         core_tx: core_tx.clone(),
@@ -639,6 +707,9 @@ pub async fn run(mut local: Local, stop_after: Option<Duration>) -> Result<(), N
                         *at = now + *wait + jitter;
                         *wait = (*wait * 2).min(BACKOFF_MAX);
                     }
+                }
+                for peer in core.stalled() {
+                    let _ = swarm.disconnect_peer_id(peer);
                 }
                 if now_ms().saturating_sub(last_status) >= STATUS_EVERY_MS {
                     last_status = now_ms();

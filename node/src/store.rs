@@ -282,6 +282,63 @@ impl SledStore {
         bad
     }
 
+    /// The newest change held for each village, by the change's own time: how fresh
+    /// each office's data is here. Two index reads per village.
+    pub fn freshness(&self) -> Result<Vec<(VillageCode, u64)>, StoreError> {
+        let mut out = Vec::new();
+        let mut from = 0u64;
+        while let Some(first) = self
+            .index
+            .range(from.to_be_bytes().as_slice()..)
+            .keys()
+            .next()
+        {
+            let first = first?;
+            let Some(village) = first
+                .get(..8)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(u64::from_be_bytes)
+            else {
+                break;
+            };
+            let next = village.saturating_add(1);
+            let newest = self
+                .index
+                .range(village.to_be_bytes().as_slice()..next.to_be_bytes().as_slice())
+                .keys()
+                .next_back()
+                .transpose()?
+                .and_then(|k| parse_index_key(&k))
+                .map(|(time, _)| time);
+            if let (Ok(code), Some(time)) = (VillageCode::from_u64(village), newest) {
+                out.push((code, time));
+            }
+            if next == 0 {
+                break;
+            }
+            from = next;
+        }
+        Ok(out)
+    }
+
+    /// Keeps what the daemon knows of a peer (its last sync), so that it survives a
+    /// restart. Not flushed: it is a report, not a record.
+    pub fn put_peer(&self, peer: &str, report: &[u8]) -> Result<(), StoreError> {
+        let mut key = b"peer/".to_vec();
+        key.extend_from_slice(peer.as_bytes());
+        self.meta.insert(key, seal(report))?;
+        Ok(())
+    }
+
+    /// The peer reports kept by [`SledStore::put_peer`]; corrupt ones are skipped.
+    pub fn peers(&self) -> Vec<Vec<u8>> {
+        self.meta
+            .scan_prefix(b"peer/")
+            .filter_map(Result::ok)
+            .filter_map(|(k, v)| open("meta", &k, &v).ok().map(<[u8]>::to_vec))
+            .collect()
+    }
+
     /// Repairs what [`SledStore::verify`] finds, losing nothing that can be had again:
     /// - a corrupt change is dropped with its index entries, and every peer watermark is
     ///   cleared, so that the next session with each peer reconciles everything and

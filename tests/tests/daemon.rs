@@ -122,6 +122,16 @@ fn a_stopped_township_catches_up_and_every_node_converges() {
         "{timeline}"
     );
     assert!(events.contains("county-analyst"), "{timeline}");
+    // The township's status: its peers with their last sync, and how fresh each village's
+    // data is.
+    let status = lab.ok("township", &["status"]);
+    assert!(status.contains("运行中 running"), "{status}");
+    assert!(
+        status.contains(COUNTY) && status.contains("last sync"),
+        "{status}"
+    );
+    let freshness = status.split("freshness").nth(1).unwrap_or_default();
+    assert!(freshness.contains(VILLAGE), "{status}");
 }
 
 #[test]
