@@ -16,7 +16,7 @@
 //! Command validation runs the same `Fold::step` on the author's current state, so the
 //! rules live in one place.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -223,6 +223,10 @@ pub struct Fold {
     pub malformed: u32,
     /// Deadlines, computed from the above.
     pub deadlines: Vec<Deadline>,
+    /// Everyone who recorded an entry: the record's handlers, who alone see it when it is
+    /// restricted.
+    #[serde(default)]
+    pub staff: BTreeSet<StaffId>,
 }
 
 impl Fold {
@@ -330,6 +334,7 @@ impl<'a> Folder<'a> {
                 conflicts: Vec::new(),
                 malformed: 0,
                 deadlines: Vec::new(),
+                staff: BTreeSet::new(),
             },
             position: BTreeMap::new(),
             ancestors: Vec::new(),
@@ -463,6 +468,7 @@ impl<'a> Folder<'a> {
         self.ancestors.push(anc);
         self.position.insert(event.id, pos);
         self.state.last_at_ms = self.state.last_at_ms.max(event.at_ms);
+        self.state.staff.insert(event.staff.clone());
 
         if pos == 0 && matches!(event.body, Body::Intake(_)) {
             self.state.applied += 1;

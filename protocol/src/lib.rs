@@ -29,6 +29,7 @@ pub mod model;
 pub mod record;
 pub mod replica;
 pub mod signed;
+pub mod stats;
 pub mod store;
 pub mod sync;
 pub mod view;

@@ -76,12 +76,22 @@ pub struct Common {
     pub deadlines: Vec<Deadline>,
     /// A protection order, if one was requested.
     pub protection: Option<CourtState>,
+    /// Everyone who recorded an entry, and the handler: who may see the record when it is
+    /// restricted.
+    #[serde(default)]
+    pub staff: Vec<StaffId>,
 }
 
 impl Common {
     /// The deadlines that are overdue at `now_ms`.
     pub fn overdue(&self, now_ms: u64) -> impl Iterator<Item = &Deadline> {
         self.deadlines.iter().filter(move |d| d.is_overdue(now_ms))
+    }
+
+    /// Whether `staff` may see the record: anyone when it is not restricted, only its
+    /// handlers when it is.
+    pub fn visible_to(&self, staff: &StaffId) -> bool {
+        !self.restricted || self.staff.contains(staff)
     }
 
     /// Whether any deadline is overdue at `now_ms`.
@@ -162,7 +172,7 @@ impl View {
             restricted,
             status: fold.status,
             needs_review,
-            handler: fold.handler,
+            handler: fold.handler.clone(),
             parties: fold
                 .parties
                 .iter()
@@ -186,6 +196,11 @@ impl View {
             malformed: fold.malformed,
             deadlines: fold.deadlines,
             protection: fold.protection,
+            staff: {
+                let mut staff = fold.staff;
+                staff.extend(fold.handler);
+                staff.into_iter().collect()
+            },
         };
         match id {
             RecordId::Case(id) => View::Case(CaseView {

@@ -1,0 +1,308 @@
+//! Dashboard figures over a set of views: what the township and county dashboards show,
+//! computed the same way wherever they are shown.
+//!
+//! A figure counts every record, restricted ones included; lists name records only by id,
+//! so a restricted record is never shown by name here.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::division::Division;
+use crate::id::RecordId;
+use crate::model::{Category, Kind, Risk};
+use crate::view::View;
+use crate::workflow::Status;
+
+/// Beijing time, in which months begin.
+const OFFSET_MS: i64 = 8 * 3_600_000;
+
+/// The counts of one unit under the dashboard's division (a township under the county, a
+/// village under a township).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Unit {
+    /// Records.
+    pub records: usize,
+    /// Records no longer open.
+    pub concluded: usize,
+    /// Of those, resolved locally.
+    pub resolved: usize,
+    /// Open records with an overdue deadline.
+    pub overdue: usize,
+    /// Records that need review.
+    pub needs_review: usize,
+}
+
+impl Unit {
+    /// Resolved locally over concluded, as the county reports it.
+    pub fn resolution_rate(&self) -> Option<f64> {
+        (self.concluded > 0).then(|| self.resolved as f64 / self.concluded as f64)
+    }
+
+    fn add(&mut self, r: &Row, now_ms: u64) {
+        self.records += 1;
+        if !r.open {
+            self.concluded += 1;
+            if r.resolved {
+                self.resolved += 1;
+            }
+        }
+        if r.overdue(now_ms) {
+            self.overdue += 1;
+        }
+        if r.needs_review {
+            self.needs_review += 1;
+        }
+    }
+}
+
+/// What the figures need of one record, kept small and flat so that a county's hundred
+/// thousand rows are read in a few milliseconds. Built once per view, when the view
+/// changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Row {
+    /// The record.
+    pub id: RecordId,
+    /// Its villages.
+    pub jurisdictions: Vec<crate::division::VillageCode>,
+    /// Case or petition.
+    pub kind: Kind,
+    /// Status.
+    pub status: Status,
+    /// Category.
+    pub category: Category,
+    /// Still open.
+    pub open: bool,
+    /// Counts as resolved locally.
+    pub resolved: bool,
+    /// Referred up or elsewhere.
+    pub referred: bool,
+    /// Major risk.
+    pub major: bool,
+    /// Major risk, open, never passed up.
+    pub major_unreported: bool,
+    /// Needs review.
+    pub needs_review: bool,
+    /// When it was received.
+    pub received_ms: u64,
+    /// When it was resolved, if it counts as resolved.
+    pub resolved_ms: Option<u64>,
+    /// The earliest due time of its unmet deadlines that can fall overdue.
+    pub due_ms: Option<u64>,
+}
+
+impl Row {
+    /// The row of a view.
+    pub fn of(v: &View) -> Row {
+        let c = v.common();
+        let open = c.status.is_open();
+        Row {
+            id: v.id(),
+            jurisdictions: c.jurisdictions.clone(),
+            kind: v.kind(),
+            status: c.status,
+            category: c.category,
+            open,
+            resolved: c.status.counts_as_resolved(),
+            referred: c.referral.is_some(),
+            major: c.risk == Risk::Major,
+            major_unreported: c.major_risk_unreported(),
+            needs_review: c.needs_review,
+            received_ms: c.received_ms,
+            resolved_ms: c.resolved_ms.filter(|_| c.status.counts_as_resolved()),
+            due_ms: c
+                .deadlines
+                .iter()
+                // Overdue at a time later than the due time: exactly the deadlines
+                // `Deadline::is_overdue` can ever report.
+                .filter(|d| d.is_overdue(d.due_ms.saturating_add(1)))
+                .map(|d| d.due_ms)
+                .min(),
+        }
+    }
+
+    /// Open with a deadline passed unmet at `now_ms`.
+    pub fn overdue(&self, now_ms: u64) -> bool {
+        self.open && self.due_ms.is_some_and(|due| now_ms > due)
+    }
+}
+
+/// One month of the trend.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Month {
+    /// `YYYY-MM`, Beijing time.
+    pub month: String,
+    /// Records received in the month.
+    pub received: usize,
+    /// Records resolved in the month.
+    pub resolved: usize,
+}
+
+/// The figures of a dashboard.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    /// The division the figures cover.
+    pub division: Option<Division>,
+    /// Everything in it.
+    pub total: Unit,
+    /// Cases.
+    pub cases: usize,
+    /// Petitions.
+    pub petitions: usize,
+    /// Records per status.
+    pub by_status: BTreeMap<Status, usize>,
+    /// Records per category.
+    pub by_category: BTreeMap<Category, usize>,
+    /// Per unit one level down (townships of a county, villages of a township), by code.
+    pub by_unit: BTreeMap<u64, Unit>,
+    /// Petitions with an overdue deadline, by id.
+    pub overdue_petitions: Vec<RecordId>,
+    /// Records referred upward or to another body.
+    pub escalations: usize,
+    /// Open major-risk records, by id.
+    pub major_risk_open: Vec<RecordId>,
+    /// Major-risk records still open and never passed up, by id: the method says they go
+    /// to the township at once.
+    pub major_risk_unreported: Vec<RecordId>,
+    /// Per month received, oldest first.
+    pub monthly: Vec<Month>,
+}
+
+/// The unit one level below `division` that `village` is in.
+fn unit_of(division: Division, village: crate::division::VillageCode) -> u64 {
+    match division {
+        Division::County(_) => village.township().as_u64(),
+        Division::Township(_) | Division::Village(_) => village.as_u64(),
+    }
+}
+
+/// `YYYY-MM` of a time, Beijing time.
+pub fn month_of(ms: u64) -> String {
+    let (year, month) = year_month(ms);
+    format!("{year:04}-{month:02}")
+}
+
+/// The year and month of a time, Beijing time.
+fn year_month(ms: u64) -> (i64, i64) {
+    let local = i64::try_from(ms)
+        .unwrap_or(i64::MAX)
+        .saturating_add(OFFSET_MS);
+    let days = local.div_euclid(86_400_000);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month)
+}
+
+/// The figures over the views inside `division`, at `now_ms`.
+pub fn compute<'a>(
+    views: impl IntoIterator<Item = &'a View>,
+    division: Division,
+    now_ms: u64,
+) -> Stats {
+    let rows: Vec<Row> = views.into_iter().map(Row::of).collect();
+    compute_rows(&rows, division, now_ms)
+}
+
+/// The figures over the rows inside `division`, at `now_ms`.
+pub fn compute_rows<'a>(
+    rows: impl IntoIterator<Item = &'a Row>,
+    division: Division,
+    now_ms: u64,
+) -> Stats {
+    let mut stats = Stats {
+        division: Some(division),
+        ..Stats::default()
+    };
+    let mut by_status: BTreeMap<Status, usize> = BTreeMap::new();
+    let mut by_category: BTreeMap<Category, usize> = BTreeMap::new();
+    // Keyed by (year, month) while counting; named once at the end.
+    let mut months: BTreeMap<(i64, i64), (usize, usize)> = BTreeMap::new();
+    let mut last_unit: Option<(u64, Unit)> = None;
+    for r in rows {
+        let Some(first) = r.jurisdictions.iter().find(|j| division.covers(**j)) else {
+            continue;
+        };
+        stats.total.add(r, now_ms);
+        // Rows of one unit tend to come together: keep the current unit at hand.
+        let unit = unit_of(division, *first);
+        match &mut last_unit {
+            Some((code, u)) if *code == unit => u.add(r, now_ms),
+            _ => {
+                if let Some((code, u)) = last_unit.take() {
+                    merge(stats.by_unit.entry(code).or_default(), &u);
+                }
+                let mut u = Unit::default();
+                u.add(r, now_ms);
+                last_unit = Some((unit, u));
+            }
+        }
+        match r.kind {
+            Kind::Case => stats.cases += 1,
+            Kind::Petition => {
+                stats.petitions += 1;
+                if r.overdue(now_ms) {
+                    stats.overdue_petitions.push(r.id);
+                }
+            }
+        }
+        *by_status.entry(r.status).or_default() += 1;
+        *by_category.entry(r.category).or_default() += 1;
+        if r.referred {
+            stats.escalations += 1;
+        }
+        if r.major && r.open {
+            stats.major_risk_open.push(r.id);
+        }
+        if r.major_unreported {
+            stats.major_risk_unreported.push(r.id);
+        }
+        months.entry(year_month(r.received_ms)).or_default().0 += 1;
+        if let Some(resolved) = r.resolved_ms {
+            months.entry(year_month(resolved)).or_default().1 += 1;
+        }
+    }
+    if let Some((code, u)) = last_unit {
+        merge(stats.by_unit.entry(code).or_default(), &u);
+    }
+    stats.by_status = by_status;
+    stats.by_category = by_category;
+    stats.monthly = months
+        .into_iter()
+        .map(|((year, month), (received, resolved))| Month {
+            month: format!("{year:04}-{month:02}"),
+            received,
+            resolved,
+        })
+        .collect();
+    stats
+}
+
+fn merge(into: &mut Unit, from: &Unit) {
+    into.records += from.records;
+    into.concluded += from.concluded;
+    into.resolved += from.resolved;
+    into.overdue += from.overdue;
+    into.needs_review += from.needs_review;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn months_begin_in_beijing_time() {
+        // 2026-01-31T16:00:00Z is 2026-02-01 00:00 in Beijing.
+        assert_eq!(month_of(1_769_875_200_000), "2026-02");
+        assert_eq!(month_of(1_769_875_199_999), "2026-01");
+        assert_eq!(month_of(0), "1970-01");
+        // A leap day.
+        assert_eq!(month_of(1_709_193_600_000), "2024-02");
+    }
+}

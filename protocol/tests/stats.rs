@@ -1,0 +1,106 @@
+//! Dashboard figures from real records: counts, the resolution rate, overdue petitions,
+//! major risks, the monthly trend, drill-down units, and restricted records counted but
+//! never named.
+
+mod common;
+
+use common::*;
+use guihe_protocol::division::Division;
+use guihe_protocol::event::{Body, Note, Refer, ReferLevel};
+use guihe_protocol::model::{Party, PartyRole, Risk};
+use guihe_protocol::stats::compute;
+use guihe_protocol::view::View;
+use guihe_protocol::workflow::Status;
+
+const V1: &str = "500240001201";
+const V2: &str = "500240001202";
+const W1: &str = "500240002201";
+
+#[test]
+fn a_dashboard_counts_what_its_division_holds() {
+    let mut office = Office::new(1, "tan");
+    let mut views: Vec<View> = Vec::new();
+    let rules = office.rules.clone();
+
+    // V1: a case resolved then closed.
+    let mut resolved = office.create(new_case(&[V1]));
+    office
+        .record(&mut resolved, Body::Accept(Note::default()))
+        .unwrap();
+    office
+        .record(
+            &mut resolved,
+            Body::Resolve(Note {
+                note: "和解".into(),
+            }),
+        )
+        .unwrap();
+    views.push(resolved.view(&rules).unwrap());
+    // V1: a major-risk case never passed up, with a minor among the parties.
+    let mut major = new_case(&[V1]);
+    major.risk = Risk::Major;
+    major.parties.push(Party {
+        name: "小明".into(),
+        role: PartyRole::Other,
+        minor: true,
+        contact: None,
+    });
+    views.push(office.create(major).view(&rules).unwrap());
+    // V2: a failed case, referred to the township.
+    let mut failed = office.create(new_case(&[V2]));
+    office
+        .record(&mut failed, Body::Accept(Note::default()))
+        .unwrap();
+    office
+        .record(
+            &mut failed,
+            Body::Refer(Refer {
+                level: ReferLevel::Township,
+                to: "镇综治中心".into(),
+                reason: "涉及多户".into(),
+            }),
+        )
+        .unwrap();
+    views.push(failed.view(&rules).unwrap());
+    // V2: a petition, received long ago and never accepted: overdue.
+    views.push(office.create(new_petition(V2)).view(&rules).unwrap());
+    // Another township's village.
+    views.push(office.create(new_case(&[W1])).view(&rules).unwrap());
+
+    let later = T0 + 40 * DAY_MS;
+    let township: Division = "500240001000".parse().unwrap();
+    let s = compute(&views, township, later);
+    assert_eq!(s.total.records, 4);
+    assert_eq!((s.cases, s.petitions), (3, 1));
+    assert_eq!(s.by_status[&Status::Resolved], 1);
+    assert_eq!(s.escalations, 1);
+    // Referred up is concluded here but not resolved locally.
+    assert_eq!(s.total.concluded, 2);
+    assert_eq!(s.total.resolution_rate(), Some(0.5));
+    assert_eq!(s.overdue_petitions, vec![views[3].id()]);
+    assert_eq!(s.major_risk_open, vec![views[1].id()]);
+    assert_eq!(s.major_risk_unreported, vec![views[1].id()]);
+    // Drill-down: the township's two villages.
+    let v1: u64 = 500240001201;
+    let v2: u64 = 500240001202;
+    assert_eq!(s.by_unit.keys().copied().collect::<Vec<_>>(), vec![v1, v2]);
+    assert_eq!(s.by_unit[&v1].records, 2);
+    assert_eq!(s.by_unit[&v2].overdue, 1);
+    // The monthly trend: everything received in one month.
+    assert_eq!(s.monthly.len(), 1);
+    assert_eq!(s.monthly[0].received, 4);
+    assert_eq!(s.monthly[0].resolved, 1);
+    // The restricted record is counted, and named nowhere in the figures.
+    assert!(views[1].common().restricted);
+    let text = serde_json::to_string(&s).unwrap();
+    assert!(!text.contains("小明") && !text.contains("谭德明"));
+
+    // The county sees both townships as its units.
+    let county: Division = "500240000000".parse().unwrap();
+    let c = compute(&views, county, later);
+    assert_eq!(c.total.records, 5);
+    assert_eq!(c.by_unit.len(), 2);
+    // A handler sees the restricted record; someone else does not.
+    assert!(views[1].common().visible_to(&"tan".parse().unwrap()));
+    assert!(!views[1].common().visible_to(&"ran".parse().unwrap()));
+}
