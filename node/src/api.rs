@@ -87,6 +87,11 @@ pub enum Call {
         /// The record.
         id: String,
     },
+    /// Dashboard figures for a division (by default the node's own).
+    Stats {
+        /// A county, township or village code inside the node's division.
+        division: Option<String>,
+    },
     /// Install a newer county revocation list. Peers it revokes are refused from now on
     /// and the list travels to every peer at its next hello.
     Revocations {
@@ -122,6 +127,8 @@ pub enum Reply {
     Views(Vec<View>),
     /// One record.
     Detail(Box<Detail>),
+    /// Dashboard figures.
+    Stats(Box<guihe_protocol::stats::Stats>),
     /// The revocation list held now.
     Installed {
         /// Its version.
@@ -386,6 +393,29 @@ fn run(local: &mut Local, call: Call) -> Result<(Reply, Vec<StoredChange>), ApiE
                 Reply::Detail(Box::new(Detail { view, timeline })),
                 Vec::new(),
             ))
+        }
+        Call::Stats { division } => {
+            let own = local.replica.identity.cert.body.division;
+            let division: guihe_protocol::division::Division = match division.as_deref() {
+                None | Some("") => own,
+                Some(d) => d.parse().map_err(|e| ApiError::field("division", e))?,
+            };
+            let inside = match division {
+                guihe_protocol::division::Division::County(c) => own.as_u64() == c.as_u64(),
+                guihe_protocol::division::Division::Township(t) => {
+                    own.as_u64() == t.as_u64() || own.as_u64() == t.county().as_u64()
+                }
+                guihe_protocol::division::Division::Village(v) => own.covers(v),
+            };
+            if !inside {
+                return Err(ApiError::Forbidden(format!(
+                    "{division} is outside this node's division {own}"
+                )));
+            }
+            let now = crate::local::now_ms();
+            let rows = local.fresh()?.values().map(|(_, r)| r);
+            let stats = guihe_protocol::stats::compute_rows(rows, division, now);
+            Ok((Reply::Stats(Box::new(stats)), Vec::new()))
         }
         Call::Revocations { list } => {
             list.verify(&local.root)

@@ -177,6 +177,15 @@ impl Remote {
                 };
                 Ok(Reply::Views(self.request("GET", path, None, None)?))
             }
+            Call::Stats { division } => {
+                let path = match division {
+                    Some(d) => format!("/stats?division={d}"),
+                    None => "/stats".into(),
+                };
+                Ok(Reply::Stats(Box::new(
+                    self.request("GET", &path, None, None)?,
+                )))
+            }
             Call::Revocations { list } => {
                 #[derive(serde::Deserialize)]
                 struct Installed {

@@ -307,7 +307,7 @@ pub fn run(out: &Path) -> Result<(), DemoError> {
         },
     )?;
     let took = sync_all(&dirs, out)?;
-    let county = Local::open(&dirs[0])?;
+    let mut county = Local::open(&dirs[0])?;
     let view = county.view(contested)?;
     println!(
         "断网期间的冲突 contradiction while apart: village resolved {} and the township referred it; after syncing ({:.1} s) the county shows 待审核 needs review: {}\n",

@@ -12,6 +12,7 @@
 //! - `GET /api/v1/records/{id}`: one record with its timeline;
 //! - `POST /api/v1/records/{id}/events`: append an event (`{"type": "session", …}`);
 //! - `GET /api/v1/status`: the node and its peers;
+//! - `GET /api/v1/stats?division=CODE`: dashboard figures (default: the node's division);
 //! - `POST /api/v1/revocations`: install a newer county revocation list;
 //! - `GET /metrics`, `GET /healthz`: no token needed.
 //!
@@ -95,6 +96,7 @@ pub(crate) fn router(
         .route("/records/{id}", get(show))
         .route("/records/{id}/events", post(append))
         .route("/status", get(status))
+        .route("/stats", get(stats))
         .route("/revocations", post(revocations))
         .fallback(not_found)
         .route_layer(middleware::from_fn_with_state(state.clone(), authorise));
@@ -283,6 +285,28 @@ async fn append(
     };
     respond(
         call(&state, staff, Call::Event { id, event }).await,
+        StatusCode::OK,
+    )
+}
+
+#[derive(Debug, Deserialize)]
+struct StatsQuery {
+    division: Option<String>,
+}
+
+async fn stats(
+    State(state): State<AppState>,
+    axum::extract::Query(q): axum::extract::Query<StatsQuery>,
+) -> Response {
+    respond(
+        call(
+            &state,
+            None,
+            Call::Stats {
+                division: q.division,
+            },
+        )
+        .await,
         StatusCode::OK,
     )
 }

@@ -21,3 +21,4 @@ pub mod local;
 pub mod metrics;
 pub mod net;
 pub mod store;
+pub mod views;

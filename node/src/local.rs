@@ -75,6 +75,8 @@ pub struct Local {
     pub root: NodeId,
     /// The replica.
     pub replica: Replica<SledStore>,
+    /// The materialised views.
+    pub views: crate::views::Views,
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> LocalError + '_ {
@@ -182,6 +184,8 @@ impl Local {
             .parse()
             .map_err(|e: guihe_protocol::id::IdError| LocalError::Staff(e.to_string()))?;
         let mut store = store;
+        // Views depend on the deadline rules: views made under other rules are dropped.
+        store.views_made_under(&serde_json::to_string(&config.deadlines).unwrap_or_default())?;
         // The node's own certificate travels with its changes (in bundles, and to peers
         // that relay them), so it is kept like any other.
         store.put_certificate(&cert)?;
@@ -191,6 +195,7 @@ impl Local {
             config,
             root,
             replica,
+            views: Default::default(),
         })
     }
 
@@ -225,18 +230,17 @@ impl Local {
         Ok(changes)
     }
 
-    /// The views of every record held, of one kind or all.
-    pub fn views(&self) -> Result<Vec<View>, LocalError> {
-        let mut out = Vec::new();
-        for id in self.replica.store.records()? {
-            let record = self.replica.record(id)?;
-            out.push(
-                record
-                    .view(&self.config.deadlines)
-                    .map_err(ReplicaError::from)?,
-            );
-        }
-        Ok(out)
+    /// The views of every record held.
+    pub fn views(&mut self) -> Result<Vec<View>, LocalError> {
+        Ok(self.fresh()?.values().map(|(v, _)| v.clone()).collect())
+    }
+
+    /// The materialised views and dashboard rows, brought up to date.
+    pub fn fresh(
+        &mut self,
+    ) -> Result<&std::collections::BTreeMap<RecordId, (View, guihe_protocol::stats::Row)>, LocalError>
+    {
+        Ok(self.views.fresh(&self.replica, &self.config.deadlines)?)
     }
 
     /// One record's view.

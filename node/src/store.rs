@@ -7,7 +7,11 @@
 //! - `docs`: record id → saved Automerge document;
 //! - `pending`: record id → hashes waiting for their dependencies;
 //! - `certs`: node key → its certificates;
-//! - `meta`: the revocation list and the per-peer watermarks.
+//! - `meta`: the revocation list, the per-peer watermarks and the peers' last syncs;
+//! - `views`: record id → its view as JSON, the materialised read model for lists and
+//!   dashboards. A view is removed in the same transaction that writes its document, and
+//!   the record is marked dirty, so a view is never older than its document: the node
+//!   recomputes dirty views when they are next read.
 //!
 //! Every value starts with a CRC-32 of the rest, checked on every read: a torn or
 //! bit-flipped record is reported as `StoreError::Corrupt` and never served. Every write
@@ -91,6 +95,9 @@ pub struct SledStore {
     pending: sled::Tree,
     certs: sled::Tree,
     meta: sled::Tree,
+    views: sled::Tree,
+    /// Records whose document changed since their view was last stored.
+    dirty: std::sync::Arc<std::sync::Mutex<BTreeSet<RecordId>>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -156,15 +163,30 @@ impl SledStore {
             .path(dir)
             .cache_capacity(options.cache_bytes)
             .open()?;
-        Ok(SledStore {
+        let store = SledStore {
             changes: db.open_tree("changes")?,
             index: db.open_tree("index")?,
             docs: db.open_tree("docs")?,
             pending: db.open_tree("pending")?,
             certs: db.open_tree("certs")?,
             meta: db.open_tree("meta")?,
+            views: db.open_tree("views")?,
+            dirty: Default::default(),
             db,
-        })
+        };
+        // Documents without a stored view (a crash between the two, or a store from before
+        // views were kept) have theirs computed when next read.
+        let mut dirty = BTreeSet::new();
+        for k in store.docs.iter().keys() {
+            let k = k?;
+            if !store.views.contains_key(&k)?
+                && let Ok(record) = postcard::from_bytes::<RecordId>(&k)
+            {
+                dirty.insert(record);
+            }
+        }
+        store.mark_dirty(dirty);
+        Ok(store)
     }
 
     fn flush(&self) -> Result<(), StoreError> {
@@ -211,12 +233,13 @@ impl SledStore {
                 pending.is_empty(),
             ));
         }
-        // One transaction over both trees and one flush for the whole batch: a document
-        // and its pending set never disagree after a crash.
-        (&self.docs, &self.pending)
-            .transaction(|(docs, pend)| {
+        // One transaction over the three trees: a document and its pending set never
+        // disagree after a crash, and a view never outlives the document it was made from.
+        (&self.docs, &self.pending, &self.views)
+            .transaction(|(docs, pend, views)| {
                 for (key, doc, pending, empty) in &values {
                     docs.insert(key.as_slice(), doc.as_slice())?;
+                    views.remove(key.as_slice())?;
                     if *empty {
                         pend.remove(key.as_slice())?;
                     } else {
@@ -231,6 +254,75 @@ impl SledStore {
                     StoreError::Encode("aborted".into())
                 }
             })?;
+        self.mark_dirty(docs.iter().map(|(r, _, _)| *r));
+        Ok(())
+    }
+
+    /// Marks a record's stored view as not to be trusted: it is computed again.
+    pub fn mark_stale(&self, record: RecordId) {
+        self.mark_dirty([record]);
+    }
+
+    fn mark_dirty(&self, records: impl IntoIterator<Item = RecordId>) {
+        if let Ok(mut dirty) = self.dirty.lock() {
+            dirty.extend(records);
+        }
+    }
+
+    /// The records whose view must be computed again, emptying the set.
+    pub fn take_dirty(&self) -> BTreeSet<RecordId> {
+        self.dirty
+            .lock()
+            .map(|mut d| std::mem::take(&mut *d))
+            .unwrap_or_default()
+    }
+
+    /// Stores a record's view (JSON). Not flushed: a lost view is computed again.
+    pub fn put_view(&self, record: RecordId, json: &[u8]) -> Result<(), StoreError> {
+        self.views.insert(record_key(record)?, seal(json))?;
+        Ok(())
+    }
+
+    /// Every stored view (JSON) with its record; corrupt ones are dropped and their
+    /// records marked dirty.
+    pub fn stored_views(&self) -> Result<Vec<(RecordId, Vec<u8>)>, StoreError> {
+        let mut out = Vec::new();
+        let mut bad = Vec::new();
+        for item in self.views.iter() {
+            let (k, v) = item?;
+            let record = postcard::from_bytes::<RecordId>(&k).ok();
+            match (record, open("views", &k, &v)) {
+                (Some(r), Ok(body)) => out.push((r, body.to_vec())),
+                (record, _) => {
+                    bad.push(k);
+                    self.mark_dirty(record);
+                }
+            }
+        }
+        for k in bad {
+            self.views.remove(k)?;
+        }
+        Ok(out)
+    }
+
+    /// Drops every stored view unless they were made under `rules` (the deadline rules as
+    /// text): views depend on them.
+    pub fn views_made_under(&self, rules: &str) -> Result<(), StoreError> {
+        let held = self
+            .meta
+            .get(b"views-rules")?
+            .and_then(|v| open("meta", b"views-rules", &v).ok().map(<[u8]>::to_vec));
+        if held.as_deref() != Some(rules.as_bytes()) {
+            self.views.clear()?;
+            let mut all = BTreeSet::new();
+            for k in self.docs.iter().keys() {
+                if let Ok(r) = postcard::from_bytes::<RecordId>(&k?) {
+                    all.insert(r);
+                }
+            }
+            self.mark_dirty(all);
+            self.meta.insert(b"views-rules", seal(rules.as_bytes()))?;
+        }
         Ok(())
     }
 

@@ -195,6 +195,22 @@ fn every_endpoint_answers_and_bad_input_writes_nothing() {
     assert_eq!(timeline.len(), 4);
     assert_eq!(timeline[2]["staff"], json!("tan-mediator"));
 
+    // Lists come from the materialised views, which follow every write.
+    let (_, cases) = api.get("/api/v1/cases");
+    assert_eq!(cases[0]["status"], detail["view"]["status"], "{cases}");
+    assert_ne!(cases[0]["status"], json!("registered"));
+
+    // Dashboard figures: the node's own village by default; another township is not its
+    // to see; a malformed code is named.
+    let (status, stats) = api.get("/api/v1/stats");
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(stats["total"]["records"], json!(1));
+    assert_eq!(stats["cases"], json!(1));
+    let (status, body) = api.get("/api/v1/stats?division=500240002000");
+    refused(status, &body, 403, "500240002000");
+    let (status, body) = api.get("/api/v1/stats?division=12");
+    refused(status, &body, 400, "division");
+
     // Status, revocations and metrics.
     let (status, report) = api.get("/api/v1/status");
     assert_eq!(status, 200);
