@@ -87,6 +87,22 @@ pub enum Call {
         /// The record.
         id: String,
     },
+    /// Make or replace a local staff account.
+    AddStaff {
+        /// The sign-in name (a staff id).
+        name: String,
+        /// The name shown.
+        display: String,
+        /// The role code.
+        role: String,
+        /// The password (at least 8 characters).
+        password: String,
+    },
+    /// A local staff account, for signing in (never sent over the API).
+    Account {
+        /// The sign-in name.
+        name: String,
+    },
     /// Dashboard figures for a division (by default the node's own).
     Stats {
         /// A county, township or village code inside the node's division.
@@ -127,6 +143,13 @@ pub enum Reply {
     Views(Vec<View>),
     /// One record.
     Detail(Box<Detail>),
+    /// A staff account was made.
+    StaffAdded {
+        /// Its name.
+        name: String,
+    },
+    /// A staff account, or none by that name.
+    Account(Option<Box<crate::accounts::Account>>),
     /// Dashboard figures.
     Stats(Box<guihe_protocol::stats::Stats>),
     /// The revocation list held now.
@@ -393,6 +416,48 @@ fn run(local: &mut Local, call: Call) -> Result<(Reply, Vec<StoredChange>), ApiE
                 Reply::Detail(Box::new(Detail { view, timeline })),
                 Vec::new(),
             ))
+        }
+        Call::AddStaff {
+            name,
+            display,
+            role,
+            password,
+        } => {
+            let staff: guihe_protocol::id::StaffId =
+                name.parse().map_err(|e| ApiError::field("name", e))?;
+            let role: crate::accounts::StaffRole = role
+                .parse()
+                .map_err(|e: String| ApiError::field("role", e))?;
+            let display = if display.trim().is_empty() {
+                staff.to_string()
+            } else {
+                display.trim().to_string()
+            };
+            let account = crate::accounts::new_account(staff.clone(), display, role, &password)
+                .map_err(|e| ApiError::field("password", e))?;
+            let json =
+                serde_json::to_vec(&account).map_err(|e| ApiError::Internal(e.to_string()))?;
+            local
+                .replica
+                .store
+                .put_account(&staff.to_string(), &json)
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            Ok((
+                Reply::StaffAdded {
+                    name: staff.to_string(),
+                },
+                Vec::new(),
+            ))
+        }
+        Call::Account { name } => {
+            let account = local
+                .replica
+                .store
+                .account(&name)
+                .map_err(|e| ApiError::Internal(e.to_string()))?
+                .and_then(|json| serde_json::from_slice(&json).ok())
+                .map(Box::new);
+            Ok((Reply::Account(account), Vec::new()))
         }
         Call::Stats { division } => {
             let own = local.replica.identity.cert.body.division;

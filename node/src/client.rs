@@ -141,7 +141,7 @@ impl Remote {
 
     /// Carries out a call on the daemon.
     pub fn call(&self, staff: Option<&str>, call: Call) -> Result<Reply, ClientError> {
-        match call {
+        match call.clone() {
             Call::Create { kind, form } => {
                 let path = if kind == Kind::Case {
                     "/cases"
@@ -177,6 +177,16 @@ impl Remote {
                 };
                 Ok(Reply::Views(self.request("GET", path, None, None)?))
             }
+            Call::AddStaff { .. } => {
+                let body = serde_json::to_value(&call_body(&call)).map_err(|e| self.fail(e))?;
+                #[derive(serde::Deserialize)]
+                struct Added {
+                    name: String,
+                }
+                let a: Added = self.request("POST", "/staff", None, Some(&body))?;
+                Ok(Reply::StaffAdded { name: a.name })
+            }
+            Call::Account { .. } => Err(self.fail("accounts are read by the node itself")),
             Call::Stats { division } => {
                 let path = match division {
                     Some(d) => format!("/stats?division={d}"),
@@ -205,5 +215,20 @@ impl Remote {
     /// The daemon's status.
     pub fn status(&self) -> Result<StatusReport, ClientError> {
         self.request("GET", "/status", None, None)
+    }
+}
+
+/// The JSON body of a call that is sent whole.
+fn call_body(call: &Call) -> serde_json::Value {
+    match call {
+        Call::AddStaff {
+            name,
+            display,
+            role,
+            password,
+        } => {
+            serde_json::json!({"name": name, "display": display, "role": role, "password": password})
+        }
+        _ => serde_json::Value::Null,
     }
 }

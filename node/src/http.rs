@@ -14,6 +14,7 @@
 //! - `GET /api/v1/status`: the node and its peers;
 //! - `GET /api/v1/stats?division=CODE`: dashboard figures (default: the node's division);
 //! - `POST /api/v1/revocations`: install a newer county revocation list;
+//! - `POST /api/v1/staff`: make or replace a local staff account (for the web app);
 //! - `GET /metrics`, `GET /healthz`: no token needed.
 //!
 //! The header `X-Guihe-Staff` names the staff member a write is recorded as. Errors are
@@ -69,11 +70,12 @@ pub struct Endpoint {
 }
 
 #[derive(Clone)]
-struct AppState {
-    core: mpsc::Sender<Request>,
+pub(crate) struct AppState {
+    pub(crate) core: mpsc::Sender<Request>,
     token: Arc<str>,
     registry: Arc<Registry>,
     metrics: Metrics,
+    pub(crate) web: crate::web::Sessions,
 }
 
 /// The API's router.
@@ -88,6 +90,7 @@ pub(crate) fn router(
         token: token.into(),
         registry,
         metrics,
+        web: crate::web::Sessions::default(),
     };
     let api = Router::new()
         .route("/cases", get(list_cases).post(create_case))
@@ -97,11 +100,13 @@ pub(crate) fn router(
         .route("/records/{id}/events", post(append))
         .route("/status", get(status))
         .route("/stats", get(stats))
+        .route("/staff", post(add_staff))
         .route("/revocations", post(revocations))
         .fallback(not_found)
         .route_layer(middleware::from_fn_with_state(state.clone(), authorise));
     Router::new()
         .nest("/api/v1", api)
+        .merge(crate::web::routes())
         .route("/metrics", get(serve_metrics))
         .route("/healthz", get(|| async { "ok" }))
         .layer(axum::extract::DefaultBodyLimit::max(BODY_BYTES_MAX))
@@ -109,7 +114,7 @@ pub(crate) fn router(
         .with_state(state)
 }
 
-fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+pub(crate) fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     (
         status,
         axum::Json(ErrorBody {
@@ -185,7 +190,11 @@ fn staff(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     }
 }
 
-async fn call(state: &AppState, staff: Option<String>, call: Call) -> Result<Reply, Response> {
+pub(crate) async fn call(
+    state: &AppState,
+    staff: Option<String>,
+    call: Call,
+) -> Result<Reply, Response> {
     let (reply, rx) = oneshot::channel();
     let busy = || {
         error(
@@ -290,6 +299,37 @@ async fn append(
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StaffForm {
+    name: String,
+    #[serde(default)]
+    display: String,
+    role: String,
+    password: String,
+}
+
+async fn add_staff(State(state): State<AppState>, body: Bytes) -> Response {
+    let form: StaffForm = match json(&body) {
+        Ok(f) => f,
+        Err(e) => return e.into_response(),
+    };
+    respond(
+        call(
+            &state,
+            None,
+            Call::AddStaff {
+                name: form.name,
+                display: form.display,
+                role: form.role,
+                password: form.password,
+            },
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+}
+
+#[derive(Debug, Deserialize)]
 struct StatsQuery {
     division: Option<String>,
 }
@@ -355,4 +395,15 @@ async fn serve_metrics(State(state): State<AppState>) -> Response {
         text,
     )
         .into_response()
+}
+
+/// The node's status report, for the web app.
+pub(crate) async fn status_report(state: &AppState) -> Option<StatusReport> {
+    let (reply, rx) = oneshot::channel();
+    state
+        .core
+        .send_timeout(Request::Status { reply }, CALL_TIMEOUT)
+        .await
+        .ok()?;
+    tokio::time::timeout(CALL_TIMEOUT, rx).await.ok()?.ok()
 }

@@ -9,6 +9,7 @@
     clippy::indexing_slicing
 )]
 
+pub mod accounts;
 pub mod api;
 pub mod bundle;
 pub mod cli;
@@ -22,3 +23,4 @@ pub mod metrics;
 pub mod net;
 pub mod store;
 pub mod views;
+pub mod web;

@@ -99,6 +99,11 @@ enum Command {
         #[arg(long)]
         http: Option<String>,
     },
+    /// 工作人员: staff accounts for the web app on this node.
+    Staff {
+        #[command(subcommand)]
+        command: StaffCommand,
+    },
     /// 修复存储: checks every stored value and repairs what is corrupt (the node must be
     /// stopped; `guihe run` does this by itself when it starts). Documents are rebuilt from
     /// their changes; corrupt changes are dropped and fetched again from peers.
@@ -179,6 +184,27 @@ enum CountyCommand {
         /// The revocation list file: read if it exists, then written with the addition.
         #[arg(long)]
         list: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum StaffCommand {
+    /// Makes (or replaces) an account. The password is read from the first line of
+    /// standard input, at least 8 characters.
+    Add {
+        /// The data folder.
+        #[arg(long)]
+        data: PathBuf,
+        /// The sign-in name, also written on every entry the person records.
+        #[arg(long)]
+        name: String,
+        /// mediator, village_cadre, police_officer, legal_adviser, township_reviewer,
+        /// county_analyst or admin.
+        #[arg(long)]
+        role: String,
+        /// The name shown (for example 谭德明).
+        #[arg(long, default_value = "")]
+        display: String,
     },
 }
 
@@ -403,6 +429,38 @@ fn run(command: Command) -> Result<String, String> {
                     list,
                 },
         } => cli::revoke(&county_key, &cert, from_ms, &list),
+        Command::Staff {
+            command:
+                StaffCommand::Add {
+                    data,
+                    name,
+                    role,
+                    display,
+                },
+        } => {
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .map_err(|e| format!("reading the password from standard input: {e}"))?;
+            let password = password.trim_end_matches(['\r', '\n']).to_string();
+            match open(&data)?
+                .call(
+                    None,
+                    guihe_node::api::Call::AddStaff {
+                        name,
+                        display,
+                        role,
+                        password,
+                    },
+                )
+                .map_err(|e| s(&e))?
+            {
+                guihe_node::api::Reply::StaffAdded { name } => {
+                    Ok(format!("账号已保存 account {name} saved"))
+                }
+                other => Err(format!("unexpected reply {other:?}")),
+            }
+        }
         Command::Repair { data } => {
             let mut local = Local::open(&data).map_err(|e| s(&e))?;
             let found = local.replica.store.verify();

@@ -96,6 +96,7 @@ pub struct SledStore {
     certs: sled::Tree,
     meta: sled::Tree,
     views: sled::Tree,
+    accounts: sled::Tree,
     /// Records whose document changed since their view was last stored.
     dirty: std::sync::Arc<std::sync::Mutex<BTreeSet<RecordId>>>,
 }
@@ -171,6 +172,7 @@ impl SledStore {
             certs: db.open_tree("certs")?,
             meta: db.open_tree("meta")?,
             views: db.open_tree("views")?,
+            accounts: db.open_tree("accounts")?,
             dirty: Default::default(),
             db,
         };
@@ -256,6 +258,25 @@ impl SledStore {
             })?;
         self.mark_dirty(docs.iter().map(|(r, _, _)| *r));
         Ok(())
+    }
+
+    /// Stores a staff account (JSON), replacing one of the same name; flushed.
+    pub fn put_account(&self, name: &str, json: &[u8]) -> Result<(), StoreError> {
+        self.accounts.insert(name.as_bytes(), seal(json))?;
+        self.flush()
+    }
+
+    /// A staff account (JSON) by name.
+    pub fn account(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.accounts.get(name.as_bytes())? {
+            None => Ok(None),
+            Some(v) => Ok(Some(open("accounts", name.as_bytes(), &v)?.to_vec())),
+        }
+    }
+
+    /// Number of staff accounts.
+    pub fn account_count(&self) -> usize {
+        self.accounts.len()
     }
 
     /// Marks a record's stored view as not to be trusted: it is computed again.
@@ -359,6 +380,7 @@ impl SledStore {
             ("pending", &self.pending),
             ("certs", &self.certs),
             ("meta", &self.meta),
+            ("accounts", &self.accounts),
         ] {
             for item in tree.iter() {
                 match item {
