@@ -178,7 +178,7 @@ impl Remote {
                 Ok(Reply::Views(self.request("GET", path, None, None)?))
             }
             Call::AddStaff { .. } => {
-                let body = serde_json::to_value(&call_body(&call)).map_err(|e| self.fail(e))?;
+                let body = serde_json::to_value(call_body(&call)).map_err(|e| self.fail(e))?;
                 #[derive(serde::Deserialize)]
                 struct Added {
                     name: String,

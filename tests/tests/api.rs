@@ -211,6 +211,80 @@ fn every_endpoint_answers_and_bad_input_writes_nothing() {
     let (status, body) = api.get("/api/v1/stats?division=12");
     refused(status, &body, 400, "division");
 
+    // Staff accounts for the web app: made over the API, with typed refusals.
+    let (status, body) = api.post(
+        "/api/v1/staff",
+        json!({"name": "tan", "display": "谭德明", "role": "mediator", "password": "long-enough-1"}),
+    );
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = api.post(
+        "/api/v1/staff",
+        json!({"name": "x", "role": "mediator", "password": "short"}),
+    );
+    refused(status, &body, 400, "password");
+    let (status, body) = api.post(
+        "/api/v1/staff",
+        json!({"name": "x", "role": "boss", "password": "long-enough-1"}),
+    );
+    refused(status, &body, 400, "role");
+
+    // The web app: no session, a wrong password, a right one, and a form without its
+    // CSRF token, which writes nothing.
+    let web = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .new_agent();
+    let r = web.get(format!("{}/cases", api.url)).call().unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    let r = web
+        .post(format!("{}/login", api.url))
+        .send_form([("name", "tan"), ("password", "wrong-password")])
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let r = web
+        .post(format!("{}/login", api.url))
+        .send_form([("name", "tan"), ("password", "long-enough-1")])
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    let cookie = r
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .unwrap()
+        .to_string();
+    assert!(
+        r.headers()
+            .get("set-cookie")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .contains("HttpOnly")
+    );
+    let mut r = web
+        .get(format!("{}/cases", api.url))
+        .header("Cookie", &cookie)
+        .call()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.body_mut().read_to_string().unwrap().contains("谭德明"));
+    let before = api.count();
+    let r = web
+        .post(format!("{}/new", api.url))
+        .header("Cookie", &cookie)
+        .send_form([
+            ("csrf", "forged"),
+            ("kind", "case"),
+            ("village", VILLAGE),
+            ("category", "neighbour"),
+            ("risk", "general"),
+            ("summary", "伪造的表单"),
+        ])
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    assert_eq!(api.count(), before);
+
     // Status, revocations and metrics.
     let (status, report) = api.get("/api/v1/status");
     assert_eq!(status, 200);

@@ -1,0 +1,386 @@
+//! The web app in a real headless Chromium, against real running nodes: a mediator signs
+//! in and records a case with a session and an agreement; the case reaches the county
+//! dashboard after sync; a colleague who does not handle a restricted record never sees
+//! it. Screenshots of the main pages go to `target/artefacts/screenshots/`.
+//!
+//! Needs `chromium`, `chromium-driver` and `fonts-noto-cjk` (tests/run installs them).
+//! `GUIHE_SKIP_BROWSER=1` skips it, saying so.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use guihe_tests::{Lab, arg, free_port, guihe_bin};
+
+const COUNTY: &str = "500240000000";
+const TOWNSHIP: &str = "500240001000";
+const VILLAGE: &str = "500240001201";
+
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn add_staff(lab: &Lab, node: &str, name: &str, role: &str, display: &str, password: &str) {
+    let mut child = Command::new(guihe_bin().unwrap())
+        .args([
+            "staff",
+            "add",
+            "--data",
+            arg(&lab.data(node)),
+            "--name",
+            name,
+            "--role",
+            role,
+            "--display",
+            display,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn url(lab: &Lab, node: &str) -> String {
+    let endpoint: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(lab.data(node).join("api.json")).unwrap())
+            .unwrap();
+    endpoint["url"].as_str().unwrap().to_string()
+}
+
+fn artefacts() -> PathBuf {
+    let dir = std::env::var_os("GUIHE_ARTEFACTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/artefacts/screenshots")
+        });
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn browser(port: u16, profile: &std::path::Path) -> Client {
+    let mut caps = serde_json::Map::new();
+    let mut chrome = serde_json::json!({
+        "args": [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--no-first-run",
+            "--window-size=1200,900",
+            format!("--user-data-dir={}", profile.display()),
+        ]
+    });
+    if std::path::Path::new("/usr/bin/chromium").exists() {
+        chrome["binary"] = serde_json::json!("/usr/bin/chromium");
+    }
+    caps.insert("goog:chromeOptions".into(), chrome);
+    let started = Instant::now();
+    loop {
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        match ClientBuilder::new(connector)
+            .capabilities(caps.clone())
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+        {
+            Ok(c) => return c,
+            Err(e) if started.elapsed() < Duration::from_secs(20) => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            Err(e) => panic!("chromedriver did not start a browser: {e}"),
+        }
+    }
+}
+
+async fn sign_in(c: &Client, base: &str, name: &str, password: &str) {
+    c.goto(&format!("{base}/login")).await.unwrap();
+    c.find(Locator::Css("input[name=name]"))
+        .await
+        .unwrap()
+        .send_keys(name)
+        .await
+        .unwrap();
+    c.find(Locator::Css("input[name=password]"))
+        .await
+        .unwrap()
+        .send_keys(password)
+        .await
+        .unwrap();
+    submit(c, "login").await;
+    let url = c.current_url().await.unwrap();
+    assert!(
+        url.path().starts_with("/cases"),
+        "sign-in failed: {url}\n{}",
+        c.source().await.unwrap_or_default()
+    );
+}
+
+/// Clicks a submit button and waits for the page that answers to replace this one.
+async fn submit(c: &Client, id: &str) {
+    let button = c.find(Locator::Id(id)).await.unwrap();
+    button.click().await.unwrap();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(15) {
+        if button.is_displayed().await.is_err() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("submitting #{id} never loaded a new page");
+}
+
+async fn shot(c: &Client, name: &str) {
+    let png = c.screenshot().await.unwrap();
+    std::fs::write(artefacts().join(format!("{name}.png")), png).unwrap();
+}
+
+async fn fill(c: &Client, name: &str, text: &str) {
+    let e = c
+        .find(Locator::Css(&format!("[name={name}]")))
+        .await
+        .unwrap();
+    e.clear().await.unwrap();
+    e.send_keys(text).await.unwrap();
+}
+
+async fn choose(c: &Client, name: &str, value: &str) {
+    c.find(Locator::Css(&format!("select[name={name}]")))
+        .await
+        .unwrap()
+        .select_by_value(value)
+        .await
+        .unwrap();
+}
+
+/// Appends an event through the record page's form.
+async fn event(c: &Client, ty: &str, fields: &[(&str, &str)]) {
+    choose(c, "type", ty).await;
+    for (k, v) in fields {
+        if *k == "form" || *k == "level" {
+            choose(c, k, v).await;
+        } else {
+            fill(c, k, v).await;
+        }
+    }
+    submit(c, "add-event").await;
+    let source = c.source().await.unwrap();
+    assert!(
+        !source.contains("class=\"error\""),
+        "the {ty} event was refused: {source}"
+    );
+}
+
+/// Takes in a case through the intake form; returns its id.
+async fn intake(c: &Client, base: &str, party: &str, minor: bool, summary: &str) -> String {
+    c.goto(&format!("{base}/new")).await.unwrap();
+    choose(c, "category", "neighbour").await;
+    fill(c, "party0", party).await;
+    if minor {
+        c.find(Locator::Css("input[name=minor0]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    }
+    fill(c, "summary", summary).await;
+    submit(c, "save").await;
+    let url = c.current_url().await.unwrap();
+    url.path()
+        .strip_prefix("/records/")
+        .unwrap_or_else(|| panic!("intake failed: {}", url))
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mediator_records_a_case_that_reaches_the_county_and_restricted_records_stay_hidden() {
+    if std::env::var("GUIHE_SKIP_BROWSER").as_deref() == Ok("1") {
+        eprintln!("GUIHE_SKIP_BROWSER=1: the browser test is skipped");
+        return;
+    }
+    let chromedriver = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect(
+            "chromedriver is missing: run tests/run (it installs chromium and chromium-driver), or set GUIHE_SKIP_BROWSER=1",
+        );
+
+    let mut lab = Lab::new("browser");
+    lab.add("county", "county", COUNTY, None);
+    lab.add("township", "township", TOWNSHIP, Some("county"));
+    lab.add("village", "village", VILLAGE, Some("township"));
+    add_staff(
+        &lab,
+        "village",
+        "tan",
+        "mediator",
+        "谭德明",
+        "tan-pass-2026",
+    );
+    add_staff(
+        &lab,
+        "village",
+        "ran",
+        "mediator",
+        "冉秀英",
+        "ran-pass-2026",
+    );
+    add_staff(
+        &lab,
+        "county",
+        "zhou",
+        "county_analyst",
+        "周县",
+        "zhou-pass-2026",
+    );
+    for n in ["county", "township", "village"] {
+        lab.start(n);
+    }
+    let village = url(&lab, "village");
+    let county = url(&lab, "county");
+
+    let port = free_port();
+    let _driver = Driver(
+        Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let profiles = lab.dir.join("profiles");
+
+    // A mediator records a case, a session and an agreement.
+    let c = browser(port, &profiles.join("tan")).await;
+    sign_in(&c, &village, "tan", "tan-pass-2026").await;
+    c.goto(&format!("{village}/new")).await.unwrap();
+    shot(&c, "intake").await;
+    let case = intake(&c, &village, "谭德明", false, "两户因排水沟堵塞发生争执").await;
+    event(&c, "accept", &[]).await;
+    event(
+        &c,
+        "session",
+        &[("place", "村委会调解室"), ("note", "双方陈述，同意再谈")],
+    )
+    .await;
+    event(
+        &c,
+        "agreement",
+        &[("form", "written"), ("terms", "两户共同清理水沟，费用平摊")],
+    )
+    .await;
+    let page = c.source().await.unwrap();
+    assert!(
+        page.contains("调解协议") && page.contains("村委会调解室"),
+        "{page}"
+    );
+    let rows = c.find_all(Locator::Css("#timeline tr")).await.unwrap();
+    assert_eq!(rows.len(), 5, "header, intake, accept, session, agreement");
+    shot(&c, "record").await;
+    // A record involving a minor: restricted to those who handle it.
+    let restricted = intake(&c, &village, "小明", true, "未成年人抚养费纠纷").await;
+    c.goto(&format!("{village}/cases")).await.unwrap();
+    let list = c.source().await.unwrap();
+    assert!(list.contains(&restricted[..13]) && list.contains(&case[..13]));
+    shot(&c, "cases").await;
+    c.goto(&format!("{village}/petitions")).await.unwrap();
+    shot(&c, "petitions").await;
+    c.close().await.unwrap();
+
+    // A colleague who does not handle the restricted record does not see it.
+    let c = browser(port, &profiles.join("ran")).await;
+    sign_in(&c, &village, "ran", "ran-pass-2026").await;
+    let list = c.source().await.unwrap();
+    assert!(list.contains(&case[..13]), "{list}");
+    assert!(
+        !list.contains(&restricted[..13]) && !list.contains("小明"),
+        "{list}"
+    );
+    c.goto(&format!("{village}/records/{restricted}"))
+        .await
+        .unwrap();
+    let page = c.source().await.unwrap();
+    assert!(
+        page.contains("没有这条记录") && !page.contains("小明"),
+        "{page}"
+    );
+    c.goto(&format!("{village}/cases?q=小明")).await.unwrap();
+    assert!(!c.source().await.unwrap().contains(&restricted[..13]));
+    c.close().await.unwrap();
+
+    // The county analyst sees the case on the county dashboard once it has synced, and
+    // drills down to the township.
+    let c = browser(port, &profiles.join("zhou")).await;
+    sign_in(&c, &county, "zhou", "zhou-pass-2026").await;
+    let started = Instant::now();
+    loop {
+        c.goto(&format!("{county}/dashboard")).await.unwrap();
+        let total: u32 = c
+            .find(Locator::Id("total"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        if total >= 2 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the county never got the records\n{}",
+            lab.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    shot(&c, "dashboard-county").await;
+    c.find(Locator::Css(&format!(
+        "#units a[href='/dashboard?division={TOWNSHIP}']"
+    )))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    let division = c
+        .find(Locator::Id("division"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(division.trim(), TOWNSHIP);
+    shot(&c, "dashboard-township").await;
+    c.goto(&format!("{county}/cases")).await.unwrap();
+    let list = c.source().await.unwrap();
+    assert!(list.contains(&case[..13]), "{list}");
+    assert!(
+        !list.contains("小明"),
+        "a restricted record's name reached the county list"
+    );
+    c.goto(&format!("{county}/sync")).await.unwrap();
+    shot(&c, "sync").await;
+    c.goto(&format!("{county}/lang/en")).await.unwrap();
+    c.goto(&format!("{county}/dashboard")).await.unwrap();
+    assert!(c.source().await.unwrap().contains("Resolved locally"));
+    shot(&c, "dashboard-english").await;
+    c.close().await.unwrap();
+}
