@@ -62,6 +62,85 @@ fn node(
     data
 }
 
+/// Times the township's pages over HTTP, as a browser would ask for them: the case list
+/// (every case, rendered), the dashboard, and the JSON they are built from as the baseline.
+fn pages(dir: &Path, cases: usize, lines: &mut Vec<(String, f64, String)>) {
+    let endpoint: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("api.json")).expect("api.json"))
+            .expect("json");
+    let url = endpoint["url"].as_str().expect("url").to_string();
+    let token = endpoint["token"].as_str().expect("token").to_string();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .max_redirects(0)
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let r = agent
+        .post(format!("{url}/login"))
+        .send_form([("name", "bench"), ("password", "bench-password")])
+        .expect("login");
+    let cookie = r
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .expect("cookie")
+        .to_string();
+    let time = |path: &str, auth: bool| -> (f64, f64, usize) {
+        let mut t = Vec::new();
+        let mut bytes = 0;
+        // The first request also brings the views up to date after the ingest.
+        for i in 0..21 {
+            let started = Instant::now();
+            let request = agent.get(format!("{url}{path}"));
+            let request = if auth {
+                request.header("Authorization", &format!("Bearer {token}"))
+            } else {
+                request.header("Cookie", &cookie)
+            };
+            let mut r = request.call().expect("get");
+            bytes = r.body_mut().read_to_vec().map(|b| b.len()).unwrap_or(0);
+            if i > 0 {
+                t.push(started.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+        (percentile(&mut t, 0.5), percentile(&mut t, 0.95), bytes)
+    };
+    // The first request brings the views up to date after the ingest; not timed.
+    let _ = time("/api/v1/stats", true);
+    let (list50, list95, list_bytes) = time("/cases", false);
+    let (json50, json95, _) = time("/api/v1/cases", true);
+    let (dash50, dash95, _) = time("/dashboard", false);
+    let (stats50, stats95, _) = time("/api/v1/stats", true);
+    lines.push((
+        "case_list_page_p50_ms".into(),
+        list50,
+        format!(
+            "/cases over {cases} cases, {} KiB of HTML",
+            list_bytes / 1024
+        ),
+    ));
+    lines.push(("case_list_page_p95_ms".into(), list95, String::new()));
+    lines.push((
+        "case_list_json_p50_ms".into(),
+        json50,
+        "baseline: /api/v1/cases, the same views as JSON".into(),
+    ));
+    lines.push(("case_list_json_p95_ms".into(), json95, String::new()));
+    lines.push((
+        "dashboard_page_p50_ms".into(),
+        dash50,
+        "/dashboard, with its chart".into(),
+    ));
+    lines.push(("dashboard_page_p95_ms".into(), dash95, String::new()));
+    lines.push((
+        "stats_api_p50_ms".into(),
+        stats50,
+        "baseline: /api/v1/stats, the figures alone".into(),
+    ));
+    lines.push(("stats_api_p95_ms".into(), stats95, String::new()));
+}
+
 fn percentile(v: &mut [f64], q: f64) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v.get(((v.len() as f64 - 1.0) * q).round() as usize)
@@ -272,6 +351,18 @@ fn main() {
             .spawn()
             .expect("spawn")
     };
+    // A web account on the township, for the page timings below.
+    guihe_node::api::execute(
+        &mut Local::open(&township_dir).expect("open"),
+        None,
+        guihe_node::api::Call::AddStaff {
+            name: "bench".into(),
+            display: "bench".into(),
+            role: "township_reviewer".into(),
+            password: "bench-password".into(),
+        },
+    )
+    .expect("staff");
     let mut township = spawn(&township_dir);
     let mut village_node = spawn(&village_dir);
     let started = Instant::now();
@@ -281,6 +372,7 @@ fn main() {
     std::thread::sleep(Duration::from_secs(2));
     let village_rss = rss_kib(village_node.id());
     let township_rss = rss_kib(township.id());
+    pages(&township_dir, cases, &mut lines);
     for child in [&mut township, &mut village_node] {
         let _ = child.kill();
         let _ = child.wait();

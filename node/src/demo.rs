@@ -125,6 +125,10 @@ impl Drop for Running {
 }
 
 fn start(dirs: &[PathBuf]) -> Result<Running, DemoError> {
+    start_for(dirs, 600)
+}
+
+fn start_for(dirs: &[PathBuf], seconds: u64) -> Result<Running, DemoError> {
     let exe = std::env::current_exe().map_err(io)?;
     let mut children = Vec::new();
     for d in dirs {
@@ -132,7 +136,7 @@ fn start(dirs: &[PathBuf]) -> Result<Running, DemoError> {
         let child = Command::new(&exe)
             .args(["run", "--data"])
             .arg(d)
-            .args(["--for-seconds", "600"])
+            .args(["--for-seconds", &seconds.to_string()])
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)
@@ -186,8 +190,12 @@ fn sync_all(dirs: &[PathBuf], out: &Path) -> Result<Duration, DemoError> {
     Ok(started.elapsed())
 }
 
-/// Runs the demo in `out` (made fresh).
-pub fn run(out: &Path) -> Result<(), DemoError> {
+/// The demo accounts' password.
+const DEMO_PASSWORD: &str = "guihe-demo";
+
+/// Runs the demo in `out` (made fresh). With `serve`, the nodes keep running afterwards
+/// for a person to look at them in a browser, until Ctrl-C.
+pub fn run(out: &Path, serve: bool) -> Result<(), DemoError> {
     let _ = std::fs::remove_dir_all(out);
     std::fs::create_dir_all(out).map_err(io)?;
     println!(
@@ -226,6 +234,23 @@ pub fn run(out: &Path) -> Result<(), DemoError> {
             "reviewer".into()
         };
         config.save(dir).map_err(io)?;
+        // A web account for each office, to look around with.
+        let (name, role) = match spec.role {
+            Role::Village => ("mediator", "mediator"),
+            Role::Township => ("reviewer", "township_reviewer"),
+            _ => ("analyst", "county_analyst"),
+        };
+        crate::api::execute(
+            &mut Local::open(dir)?,
+            None,
+            crate::api::Call::AddStaff {
+                name: name.into(),
+                display: format!("演示 {}", spec.label),
+                role: role.into(),
+                password: DEMO_PASSWORD.into(),
+            },
+        )
+        .map_err(io)?;
     }
 
     // Village workers record their cases.
@@ -355,8 +380,39 @@ pub fn run(out: &Path) -> Result<(), DemoError> {
     println!(
         "  while a node runs, its HTTP API and token are in <folder>/api.json, for example:\n    curl -H \"Authorization: Bearer $(jq -r .token {county_dir}/api.json)\" $(jq -r .url {county_dir}/api.json)/api/v1/cases"
     );
-    println!(
-        "\nThe web pages and dashboards come with the web issue; until then the command line and the API are the way in."
-    );
+    if !serve {
+        println!(
+            "\n网页 web pages: run `guihe demo` in a terminal to keep the nodes running and browse them"
+        );
+        return Ok(());
+    }
+    drop(county);
+    let running = start_for(&dirs, 24 * 3600)?;
+    let started = Instant::now();
+    while !dirs.iter().all(|d| d.join("api.json").exists()) {
+        if started.elapsed() > Duration::from_secs(30) {
+            return Err(DemoError::Timeout(30, out.display().to_string()));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    println!("\n网页 in a browser (password 密码 {DEMO_PASSWORD}):");
+    for (i, spec) in NODES.iter().enumerate() {
+        let url = std::fs::read_to_string(dirs[i].join("api.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v["url"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        let user = match spec.role {
+            Role::Village => "mediator",
+            Role::Township => "reviewer",
+            _ => "analyst",
+        };
+        println!("  {:<26} {url}   user 用户 {user}", spec.label);
+    }
+    println!("\n节点运行中 the nodes keep running; press Ctrl-C to stop them.");
+    let mut running = running;
+    for child in &mut running.0 {
+        let _ = child.wait();
+    }
     Ok(())
 }

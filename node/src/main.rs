@@ -156,6 +156,10 @@ enum Command {
         /// Where to write the records and their views.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Stop the nodes at the end even in a terminal (by default they keep running
+        /// there, to be browsed, until Ctrl-C; elsewhere they stop).
+        #[arg(long)]
+        no_serve: bool,
     },
 }
 
@@ -521,9 +525,10 @@ fn run(command: Command) -> Result<String, String> {
                 r.changes, r.new, r.skipped
             ))
         }
-        Command::Demo { out } => {
+        Command::Demo { out, no_serve } => {
+            let serve = !no_serve && std::io::IsTerminal::is_terminal(&std::io::stdout());
             let out = out.unwrap_or_else(|| std::env::temp_dir().join("guihe-demo"));
-            demo::run(&out).map_err(|e| s(&e))?;
+            demo::run(&out, serve).map_err(|e| s(&e))?;
             Ok(String::new())
         }
     }
