@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::local::{Local, LocalError};
 
 /// One party on an intake form.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PartyForm {
     /// The name.
@@ -34,7 +34,7 @@ pub struct PartyForm {
 }
 
 /// The intake form of a case or a petition.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewForm {
     /// The village codes (12 digits) the record belongs to.
@@ -237,7 +237,7 @@ impl From<LocalError> for ApiError {
 }
 
 /// The body of an error reply.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// A short code: field, forbidden, unknown, refused, internal, unauthorised.
     pub error: String,
@@ -519,7 +519,7 @@ fn run(local: &mut Local, call: Call) -> Result<(Reply, Vec<StoredChange>), ApiE
 }
 
 /// What a running daemon reports about itself and its peers.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StatusReport {
     /// The node's key.
     pub node: String,
@@ -543,7 +543,7 @@ pub struct StatusReport {
 }
 
 /// The newest change held for one village.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Freshness {
     /// The village code.
     pub village: String,
@@ -552,7 +552,7 @@ pub struct Freshness {
 }
 
 /// One peer in a [`StatusReport`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PeerReport {
     /// The peer's libp2p id.
     pub peer: String,

@@ -15,7 +15,8 @@
 //! - `GET /api/v1/stats?division=CODE`: dashboard figures (default: the node's division);
 //! - `POST /api/v1/revocations`: install a newer county revocation list;
 //! - `POST /api/v1/staff`: make or replace a local staff account (for the web app);
-//! - `GET /metrics`, `GET /healthz`: no token needed.
+//! - `GET /metrics`, `GET /healthz`, `GET /api/v1/openapi.json` (this list, as OpenAPI):
+//!   no token needed.
 //!
 //! The header `X-Guihe-Staff` names the staff member a write is recorded as. Errors are
 //! JSON ([`ErrorBody`]) with a 4xx or 5xx status; nothing is written when a call fails.
@@ -108,6 +109,7 @@ pub(crate) fn router(
         .nest("/api/v1", api)
         .merge(crate::web::routes())
         .route("/metrics", get(serve_metrics))
+        .route("/api/v1/openapi.json", get(openapi))
         .route("/healthz", get(|| async { "ok" }))
         .layer(axum::extract::DefaultBodyLimit::max(BODY_BYTES_MAX))
         .layer(middleware::from_fn_with_state(state.clone(), count))
@@ -173,6 +175,34 @@ async fn count(State(state): State<AppState>, request: HttpRequest, next: Next) 
     response
 }
 
+/// The API's OpenAPI document, generated from the handlers above.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "guihe node API", description = "The JSON API every guihe node serves on its HTTP port. Authorization: Bearer <token from api.json>."),
+    paths(list_cases, list_petitions, list_all, create_case, create_petition, show, append, add_staff, stats, revocations, status, serve_metrics),
+    components(schemas(NewForm, crate::api::PartyForm, ErrorBody, StatusReport, crate::api::PeerReport, crate::api::Freshness, StaffForm)),
+    modifiers(&TokenScheme)
+)]
+#[derive(Debug)]
+pub struct ApiDoc;
+
+struct TokenScheme;
+
+impl utoipa::Modify for TokenScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+async fn openapi() -> Response {
+    axum::Json(<ApiDoc as utoipa::OpenApi>::openapi()).into_response()
+}
+
 async fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, "unknown", "no such API route")
 }
@@ -235,14 +265,17 @@ async fn list(state: AppState, kind: Option<Kind>) -> Response {
     )
 }
 
+#[utoipa::path(get, path = "/api/v1/cases", tag = "records", responses((status = 200, description = "Every case this node holds, as views", body = [Object])), security(("token" = [])))]
 async fn list_cases(State(state): State<AppState>) -> Response {
     list(state, Some(Kind::Case)).await
 }
 
+#[utoipa::path(get, path = "/api/v1/petitions", tag = "records", responses((status = 200, description = "Every petition this node holds, as views", body = [Object])), security(("token" = [])))]
 async fn list_petitions(State(state): State<AppState>) -> Response {
     list(state, Some(Kind::Petition)).await
 }
 
+#[utoipa::path(get, path = "/api/v1/records", tag = "records", responses((status = 200, description = "Every record this node holds, as views", body = [Object])), security(("token" = [])))]
 async fn list_all(State(state): State<AppState>) -> Response {
     list(state, None).await
 }
@@ -262,10 +295,12 @@ async fn create(state: AppState, headers: HeaderMap, kind: Kind, body: Bytes) ->
     )
 }
 
+#[utoipa::path(post, path = "/api/v1/cases", tag = "records", request_body = NewForm, params(("X-Guihe-Staff" = Option<String>, Header, description = "Who records it")), responses((status = 201, description = "Taken in; the new id", body = Object), (status = 400, description = "A field is wrong", body = ErrorBody), (status = 403, description = "Not this node's village", body = ErrorBody)), security(("token" = [])))]
 async fn create_case(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     create(state, headers, Kind::Case, body).await
 }
 
+#[utoipa::path(post, path = "/api/v1/petitions", tag = "records", request_body = NewForm, params(("X-Guihe-Staff" = Option<String>, Header, description = "Who records it")), responses((status = 201, description = "Taken in; the new id", body = Object), (status = 400, description = "A field is wrong", body = ErrorBody), (status = 403, description = "Not this node's village", body = ErrorBody)), security(("token" = [])))]
 async fn create_petition(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -274,10 +309,12 @@ async fn create_petition(
     create(state, headers, Kind::Petition, body).await
 }
 
+#[utoipa::path(get, path = "/api/v1/records/{id}", tag = "records", params(("id" = String, Path, description = "case-… or pet-…")), responses((status = 200, description = "The view and the timeline", body = Object), (status = 400, description = "Malformed id", body = ErrorBody), (status = 404, description = "No such record here", body = ErrorBody)), security(("token" = [])))]
 async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Response {
     respond(call(&state, None, Call::Show { id }).await, StatusCode::OK)
 }
 
+#[utoipa::path(post, path = "/api/v1/records/{id}/events", tag = "records", params(("id" = String, Path, description = "case-… or pet-…"), ("X-Guihe-Staff" = Option<String>, Header, description = "Who records it")), request_body(content = Object, description = "The event: {\"type\": \"session\", \"place\": …, \"note\": …}, optional at_ms"), responses((status = 200, description = "Recorded; the record's view", body = Object), (status = 400, description = "A field is wrong", body = ErrorBody), (status = 404, description = "No such record here", body = ErrorBody), (status = 409, description = "The workflow refuses it", body = ErrorBody)), security(("token" = [])))]
 async fn append(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -298,7 +335,8 @@ async fn append(
     )
 }
 
-#[derive(Debug, Deserialize)]
+/// A staff account to make.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct StaffForm {
     name: String,
@@ -308,6 +346,7 @@ struct StaffForm {
     password: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/staff", tag = "node", request_body = StaffForm, responses((status = 201, description = "Saved", body = Object), (status = 400, description = "A field is wrong", body = ErrorBody)), security(("token" = [])))]
 async fn add_staff(State(state): State<AppState>, body: Bytes) -> Response {
     let form: StaffForm = match json(&body) {
         Ok(f) => f,
@@ -334,6 +373,7 @@ struct StatsQuery {
     division: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/v1/stats", tag = "dashboards", params(("division" = Option<String>, Query, description = "County, township or village code inside this node's division")), responses((status = 200, description = "Dashboard figures", body = Object), (status = 400, description = "Malformed code", body = ErrorBody), (status = 403, description = "Outside this node's division", body = ErrorBody)), security(("token" = [])))]
 async fn stats(
     State(state): State<AppState>,
     axum::extract::Query(q): axum::extract::Query<StatsQuery>,
@@ -351,6 +391,7 @@ async fn stats(
     )
 }
 
+#[utoipa::path(post, path = "/api/v1/revocations", tag = "node", request_body(content = Object, description = "A county-signed revocation list"), responses((status = 200, description = "Installed; its version", body = Object), (status = 400, description = "Not signed by this county", body = ErrorBody), (status = 409, description = "A newer list is held", body = ErrorBody)), security(("token" = [])))]
 async fn revocations(State(state): State<AppState>, body: Bytes) -> Response {
     let list = match json(&body) {
         Ok(l) => l,
@@ -362,6 +403,7 @@ async fn revocations(State(state): State<AppState>, body: Bytes) -> Response {
     )
 }
 
+#[utoipa::path(get, path = "/api/v1/status", tag = "node", responses((status = 200, description = "The node, its peers and data freshness", body = StatusReport)), security(("token" = [])))]
 async fn status(State(state): State<AppState>) -> Response {
     let (reply, rx) = oneshot::channel();
     if state
@@ -382,6 +424,7 @@ async fn status(State(state): State<AppState>) -> Response {
     }
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "node", responses((status = 200, description = "Prometheus text format")))]
 async fn serve_metrics(State(state): State<AppState>) -> Response {
     let mut text = String::new();
     if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &state.registry) {

@@ -285,6 +285,29 @@ fn every_endpoint_answers_and_bad_input_writes_nothing() {
     assert_eq!(r.status().as_u16(), 403);
     assert_eq!(api.count(), before);
 
+    // The OpenAPI document names every API route.
+    let (status, doc) = api.get_as("/api/v1/openapi.json", None);
+    assert_eq!(status, 200);
+    let doc: Value = serde_json::from_str(&doc).unwrap();
+    for path in [
+        "/api/v1/cases",
+        "/api/v1/petitions",
+        "/api/v1/records",
+        "/api/v1/records/{id}",
+        "/api/v1/records/{id}/events",
+        "/api/v1/staff",
+        "/api/v1/stats",
+        "/api/v1/revocations",
+        "/api/v1/status",
+        "/metrics",
+    ] {
+        assert!(
+            doc["paths"][path].is_object(),
+            "{path} missing from the OpenAPI document"
+        );
+    }
+    assert!(doc["components"]["schemas"]["NewForm"].is_object());
+
     // Status, revocations and metrics.
     let (status, report) = api.get("/api/v1/status");
     assert_eq!(status, 200);
