@@ -475,11 +475,16 @@ struct ListQuery {
     status: String,
     #[serde(default)]
     category: String,
+    /// A village or township code: records of that unit (the dashboard's drill-down).
+    #[serde(default)]
+    unit: String,
 }
 
 fn matches(v: &View, q: &ListQuery, ctx: &Ctx) -> bool {
     let c = v.common();
+    let unit = q.unit.parse::<guihe_protocol::division::Division>().ok();
     (q.status.is_empty() || c.status.code() == q.status)
+        && unit.is_none_or(|d| c.jurisdictions.iter().any(|j| d.covers(*j)))
         && (q.category.is_empty() || c.category.code() == q.category)
         && (q.q.trim().is_empty() || {
             let needle = q.q.trim();
@@ -509,6 +514,7 @@ fn filters(ctx: &Ctx, q: &ListQuery, action: &str) -> Markup {
                     }
                 }
             }
+            @if !q.unit.is_empty() { input type="hidden" name="unit" value=(q.unit); }
             button type="submit" { (t("筛选", "Filter")) }
         }
     }
@@ -1183,8 +1189,26 @@ async fn dashboard(
     };
     let division = stats.division.map(|d| d.to_string()).unwrap_or_default();
     let svg = trend_svg(&stats, ctx.lang);
+    let report = status_report(&state).await;
+    let now = now_ms();
+    let freshness: Vec<(String, f64)> = report
+        .map(|r| {
+            r.freshness
+                .into_iter()
+                .filter(|f| {
+                    stats
+                        .division
+                        .is_some_and(|d| f.village.parse().is_ok_and(|v| d.covers(v)))
+                })
+                .map(|f| (f.village, now.saturating_sub(f.newest_ms) as f64 / DAY_MS))
+                .collect()
+        })
+        .unwrap_or_default();
     let body = html! {
-        p { (t("范围", "Division")) " " b id="division" { (division) } }
+        p {
+            (t("范围", "Division")) " " b id="division" { (division) } " · "
+            a href={ "/cases?unit=" (division) } id="unit-cases" { (t("查看该范围的案件", "Cases in this division")) }
+        }
         div {
             div.card { (t("记录", "Records")) b id="total" { (stats.total.records) } }
             div.card { (t("纠纷", "Cases")) b { (stats.cases) } }
@@ -1202,6 +1226,16 @@ async fn dashboard(
                 tr {
                     td { a href={ "/dashboard?division=" (code) } { (code) } }
                     td { (u.records) } td { (u.concluded) } td { (rate(u)) } td { (u.overdue) } td { (u.needs_review) }
+                }
+            }
+        }
+        h2 { (t("各村数据新鲜度", "Data freshness per village")) }
+        table id="freshness" {
+            tr { th { (t("村", "Village")) } th { (t("最新变更距今（天）", "Days since the newest change")) } }
+            @for (village, days) in &freshness {
+                tr {
+                    td { a href={ "/dashboard?division=" (village) } { (village) } }
+                    td class=(if *days > 7.0 { "flag" } else { "" }) { (format!("{days:.1}")) }
                 }
             }
         }

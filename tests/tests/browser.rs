@@ -369,6 +369,31 @@ async fn a_mediator_records_a_case_that_reaches_the_county_and_restricted_record
         .unwrap();
     assert_eq!(division.trim(), TOWNSHIP);
     shot(&c, "dashboard-township").await;
+    // On to the village, then its cases.
+    c.find(Locator::Css(&format!(
+        "#units a[href='/dashboard?division={VILLAGE}']"
+    )))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    let fresh = c
+        .find(Locator::Id("freshness"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(fresh.contains(VILLAGE), "{fresh}");
+    c.find(Locator::Id("unit-cases"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let list = c.source().await.unwrap();
+    assert!(list.contains(&case[..13]), "{list}");
     c.goto(&format!("{county}/cases")).await.unwrap();
     let list = c.source().await.unwrap();
     assert!(list.contains(&case[..13]), "{list}");
