@@ -140,6 +140,20 @@ struct Core {
     core_tx: mpsc::Sender<CoreMsg>,
     /// The version of the revocation list held, as last looked at.
     revocations: u64,
+    /// Bumped whenever something is stored, so counts are redone only then.
+    generation: u64,
+    /// The last counts: when, what counting cost, and the counts.
+    counted: Option<(std::time::Instant, Duration, Counts)>,
+}
+
+/// What the status report counts in the store.
+#[derive(Debug, Clone, Default)]
+struct Counts {
+    generation: u64,
+    records: usize,
+    changes: usize,
+    pending: usize,
+    freshness: Vec<api::Freshness>,
 }
 
 impl Core {
@@ -218,6 +232,7 @@ impl Core {
             Err(peer) => vec![peer],
             Ok(received) => {
                 if !received.is_empty() {
+                    self.generation += 1;
                     self.push(&received, Some(id)).await;
                 }
                 Vec::new()
@@ -362,8 +377,41 @@ impl Core {
         }
     }
 
-    fn report(&self) -> StatusReport {
-        let store = &self.local.replica.store;
+    /// The store's counts and freshness. Counting walks the store, so it is redone only
+    /// after something was stored, and no more often than keeps it under 1% of the time.
+    fn counts(&mut self) -> Counts {
+        let due = self.counted.as_ref().is_none_or(|(at, cost, c)| {
+            c.generation != self.generation
+                && at.elapsed() >= (*cost * 100).max(Duration::from_secs(1))
+        });
+        if due {
+            let started = std::time::Instant::now();
+            let store = &self.local.replica.store;
+            let counts = Counts {
+                generation: self.generation,
+                records: store.record_count(),
+                changes: store.change_count(),
+                pending: store.pending_count(),
+                freshness: store
+                    .freshness()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(village, newest_ms)| api::Freshness {
+                        village: village.to_string(),
+                        newest_ms,
+                    })
+                    .collect(),
+            };
+            self.counted = Some((std::time::Instant::now(), started.elapsed(), counts));
+        }
+        self.counted
+            .as_ref()
+            .map(|(_, _, c)| c.clone())
+            .unwrap_or_default()
+    }
+
+    fn report(&mut self) -> StatusReport {
+        let counts = self.counts();
         let cert = &self.local.replica.identity.cert;
         let mut peers: Vec<PeerReport> = self.known.values().cloned().collect();
         for p in &mut peers {
@@ -377,19 +425,11 @@ impl Core {
             role: format!("{:?}", cert.body.role),
             division: cert.body.division.to_string(),
             updated_ms: now_ms(),
-            records: store.record_count(),
-            changes: store.change_count(),
-            pending: store.pending_count(),
+            records: counts.records,
+            changes: counts.changes,
+            pending: counts.pending,
             peers,
-            freshness: store
-                .freshness()
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(village, newest_ms)| api::Freshness {
-                    village: village.to_string(),
-                    newest_ms,
-                })
-                .collect(),
+            freshness: counts.freshness,
         }
     }
 
@@ -411,6 +451,7 @@ impl Core {
                     Ok((answer, changes)) => {
                         if !changes.is_empty() {
                             self.metrics.local_writes.inc();
+                            self.generation += 1;
                         }
                         // Acknowledge first: the write is durable already.
                         let _ = reply.send(Ok(answer));
@@ -466,7 +507,7 @@ impl Core {
     }
 
     /// Refreshes the gauges and `status.json`.
-    fn refresh(&self) {
+    fn refresh(&mut self) {
         let report = self.report();
         metrics::set(&self.metrics.records, report.records);
         metrics::set(&self.metrics.changes, report.changes);
@@ -670,6 +711,8 @@ pub async fn run(mut local: Local, stop_after: Option<Duration>) -> Result<(), N
         next_id: 0,
         core_tx: core_tx.clone(),
         revocations: 0,
+        generation: 1,
+        counted: None,
     };
     core.revocations_changed();
     // Per bootstrap address: the next wait, when to dial next, and the connection to it.

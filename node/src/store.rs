@@ -235,13 +235,19 @@ impl SledStore {
                 pending.is_empty(),
             ));
         }
-        // One transaction over the three trees: a document and its pending set never
-        // disagree after a crash, and a view never outlives the document it was made from.
-        (&self.docs, &self.pending, &self.views)
-            .transaction(|(docs, pend, views)| {
+        // The views go first: sled recovers a prefix of its log, so a document is never
+        // durable while the view made from its older self survives.
+        let mut stale = sled::Batch::default();
+        for (key, _, _, _) in &values {
+            stale.remove(key.as_slice());
+        }
+        self.views.apply_batch(stale)?;
+        // One transaction over both trees: a document and its pending set never disagree
+        // after a crash.
+        (&self.docs, &self.pending)
+            .transaction(|(docs, pend)| {
                 for (key, doc, pending, empty) in &values {
                     docs.insert(key.as_slice(), doc.as_slice())?;
-                    views.remove(key.as_slice())?;
                     if *empty {
                         pend.remove(key.as_slice())?;
                     } else {

@@ -478,7 +478,13 @@ struct ListQuery {
     /// A village or township code: records of that unit (the dashboard's drill-down).
     #[serde(default)]
     unit: String,
+    /// The page, from 0.
+    #[serde(default)]
+    page: usize,
 }
+
+/// Rows on one page of a list: enough to work with, light enough for an old PC.
+const PAGE_ROWS: usize = 200;
 
 fn matches(v: &View, q: &ListQuery, ctx: &Ctx) -> bool {
     let c = v.common();
@@ -531,6 +537,18 @@ async fn list_page(state: AppState, headers: HeaderMap, q: ListQuery, kind: Kind
     };
     all.retain(|v| matches(v, &q, &ctx));
     all.sort_by_key(|v| std::cmp::Reverse(v.common().received_ms));
+    let total = all.len();
+    let first = (q.page * PAGE_ROWS).min(total);
+    let shown: Vec<View> = all.iter().skip(first).take(PAGE_ROWS).cloned().collect();
+    let link = |page: usize| {
+        format!(
+            "?q={}&status={}&category={}&unit={}&page={page}",
+            urlencode(&q.q),
+            urlencode(&q.status),
+            urlencode(&q.category),
+            urlencode(&q.unit)
+        )
+    };
     let now = now_ms();
     let (title, action) = if kind == Kind::Case {
         (ctx.lang.t("纠纷案件", "Dispute cases"), "/cases")
@@ -544,7 +562,7 @@ async fn list_page(state: AppState, headers: HeaderMap, q: ListQuery, kind: Kind
             h2 { (ctx.lang.t("法定期限", "Statutory deadlines")) }
             table {
                 tr { th { (ctx.lang.t("编号", "Id")) } th { (ctx.lang.t("期限", "Deadline")) } th { (ctx.lang.t("剩余", "Left")) } }
-                @for v in &all {
+                @for v in &shown {
                     @for d in v.common().deadlines.iter().filter(|d| d.met_ms.is_none()) {
                         @let left = d.remaining_ms(now).unwrap_or(0) as f64 / DAY_MS;
                         tr {
@@ -560,7 +578,12 @@ async fn list_page(state: AppState, headers: HeaderMap, q: ListQuery, kind: Kind
             }
             h2 { (ctx.lang.t("全部信访", "All petitions")) }
         }
-        (record_table(&ctx, &all, now))
+        (record_table(&ctx, &shown, now))
+        p {
+            (first + usize::from(total > 0)) "–" (first + shown.len()) " / " (total) " "
+            @if q.page > 0 { a href=(link(q.page - 1)) { (ctx.lang.t("上一页", "previous")) } " " }
+            @if first + shown.len() < total { a href=(link(q.page + 1)) id="next" { (ctx.lang.t("下一页", "next")) } }
+        }
     };
     page(ctx.lang, Some(&ctx), title, body)
 }
@@ -771,6 +794,17 @@ async fn error_text(e: Response) -> String {
     serde_json::from_slice::<crate::api::ErrorBody>(&bytes)
         .map(|b| b.message)
         .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned())
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// The event types a form offers, with the fields each takes.
