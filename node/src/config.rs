@@ -172,4 +172,26 @@ mod tests {
         assert_eq!(ok.cache_mib, 32);
         assert_eq!(ok.deadlines, Deadlines::default());
     }
+
+    #[test]
+    fn the_example_configurations_in_deploy_are_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/config");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                let config = Config::parse(&text, &path).unwrap_or_else(|e| panic!("{e}"));
+                for addr in &config.listen {
+                    assert!(addr.starts_with("/ip4/"), "{}: {addr}", path.display());
+                }
+                config
+                    .http
+                    .parse::<std::net::SocketAddr>()
+                    .unwrap_or_else(|e| panic!("{}: http: {e}", path.display()));
+                seen += 1;
+            }
+        }
+        assert_eq!(seen, 4, "village, township, county and observer");
+    }
 }
