@@ -409,19 +409,7 @@ fn status_label(lang: Lang, s: Status) -> &'static str {
 }
 
 fn date(ms: u64) -> String {
-    // Beijing time.
-    let local = ms as i64 + 8 * 3_600_000;
-    let days = local.div_euclid(86_400_000);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
+    guihe_protocol::stats::date_of(ms)
 }
 
 fn names(v: &View, ctx: &Ctx) -> String {

@@ -184,6 +184,18 @@ pub fn month_of(ms: u64) -> String {
 
 /// The year and month of a time, Beijing time.
 fn year_month(ms: u64) -> (i64, i64) {
+    let (year, month, _) = civil_date(ms);
+    (year, month)
+}
+
+/// `YYYY-MM-DD` of a time, Beijing time.
+pub fn date_of(ms: u64) -> String {
+    let (y, m, d) = civil_date(ms);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// The year, month and day of a time, Beijing time.
+fn civil_date(ms: u64) -> (i64, i64, i64) {
     let local = i64::try_from(ms)
         .unwrap_or(i64::MAX)
         .saturating_add(OFFSET_MS);
@@ -195,9 +207,10 @@ fn year_month(ms: u64) -> (i64, i64) {
     let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
     let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
     let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month)
+    (year, month, day)
 }
 
 /// The figures over the views inside `division`, at `now_ms`.
@@ -304,5 +317,7 @@ mod tests {
         assert_eq!(month_of(0), "1970-01");
         // A leap day.
         assert_eq!(month_of(1_709_193_600_000), "2024-02");
+        assert_eq!(date_of(1_709_193_600_000), "2024-02-29");
+        assert_eq!(date_of(1_769_875_200_000), "2026-02-01");
     }
 }
