@@ -64,6 +64,20 @@ fn the_package_installs_what_the_guide_says() {
         assert!(unit.contains(line), "the unit lacks {line}");
     }
 
+    // The unit's hardening as systemd itself scores it (0 is best, 10 worst; 3.0 or less
+    // is what systemd calls OK). tests/run installs systemd-analyze.
+    let security = Command::new("systemd-analyze")
+        .args(["security", "--offline=true", "--threshold=30"])
+        .arg(format!("--root={}", root.display()))
+        .arg("guihe.service")
+        .output()
+        .expect("systemd-analyze is missing: tests/run installs it (apt-get install systemd)");
+    assert!(
+        security.status.success(),
+        "the unit's exposure is above 3.0:\n{}",
+        String::from_utf8_lossy(&security.stdout)
+    );
+
     // The examples and the guide.
     for role in ["village", "township", "county", "observer"] {
         let path = root.join(format!("usr/share/guihe/examples/{role}.toml"));
