@@ -465,13 +465,7 @@ fn run(local: &mut Local, call: Call) -> Result<(Reply, Vec<StoredChange>), ApiE
                 None | Some("") => own,
                 Some(d) => d.parse().map_err(|e| ApiError::field("division", e))?,
             };
-            let inside = match division {
-                guihe_protocol::division::Division::County(c) => own.as_u64() == c.as_u64(),
-                guihe_protocol::division::Division::Township(t) => {
-                    own.as_u64() == t.as_u64() || own.as_u64() == t.county().as_u64()
-                }
-                guihe_protocol::division::Division::Village(v) => own.covers(v),
-            };
+            let inside = own.contains(division);
             if !inside {
                 return Err(ApiError::Forbidden(format!(
                     "{division} is outside this node's division {own}"

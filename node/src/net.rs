@@ -138,8 +138,8 @@ struct Core {
     metrics: Metrics,
     next_id: u64,
     core_tx: mpsc::Sender<CoreMsg>,
-    /// The version of the revocation list held, as last looked at.
-    revocations: u64,
+    /// A session took in a newer revocation list since the sessions were last checked.
+    revocations_news: bool,
     /// Bumped whenever something is stored, so counts are redone only then.
     generation: u64,
     /// The last counts: when, what counting cost, and the counts.
@@ -238,7 +238,7 @@ impl Core {
                 Vec::new()
             }
         };
-        if self.revocations_changed() {
+        if std::mem::take(&mut self.revocations_news) {
             disconnect.extend(self.revoked().await);
         }
         disconnect
@@ -264,19 +264,6 @@ impl Core {
             self.close(id);
         }
         peers
-    }
-
-    /// Whether the held revocation list is newer than when last looked at.
-    fn revocations_changed(&mut self) -> bool {
-        let version = self
-            .local
-            .replica
-            .store
-            .revocations()
-            .ok()
-            .flatten()
-            .map_or(0, |l| l.body.version);
-        std::mem::replace(&mut self.revocations, version) != version
     }
 
     fn close(&mut self, id: u64) {
@@ -305,6 +292,7 @@ impl Core {
         }
         let mut verified = None;
         let mut reconciled = false;
+        let mut news = false;
         while let Some(event) = open.session.poll_event() {
             match event {
                 Event::Peer(cert) => {
@@ -324,11 +312,15 @@ impl Core {
                     tracing::info!(%peer, "reconciled");
                     reconciled = true;
                 }
-                Event::Revocations(v) => tracing::info!(version = v, "revocation list updated"),
+                Event::Revocations(v) => {
+                    tracing::info!(version = v, "revocation list updated");
+                    news = true;
+                }
             }
         }
         let stats = open.session.stats();
         let counted = std::mem::replace(&mut open.counted, stats);
+        self.revocations_news |= news;
         self.metrics
             .bytes_sent
             .inc_by(stats.bytes_out.saturating_sub(counted.bytes_out));
@@ -445,7 +437,6 @@ impl Core {
                 match api::execute(&mut self.local, staff.as_deref(), call) {
                     Ok((answer, _)) if revoking => {
                         let _ = reply.send(Ok(answer));
-                        self.revocations_changed();
                         return self.revoked().await;
                     }
                     Ok((answer, changes)) => {
@@ -503,6 +494,8 @@ impl Core {
                 peers.push(peer);
             }
         }
+        // Every session has just been checked against the list and given it.
+        self.revocations_news = false;
         peers
     }
 
@@ -710,11 +703,10 @@ pub async fn run(mut local: Local, stop_after: Option<Duration>) -> Result<(), N
         metrics,
         next_id: 0,
         core_tx: core_tx.clone(),
-        revocations: 0,
+        revocations_news: false,
         generation: 1,
         counted: None,
     };
-    core.revocations_changed();
     // Per bootstrap address: the next wait, when to dial next, and the connection to it.
     let mut backoff: Vec<(
         Duration,

@@ -199,6 +199,19 @@ pub enum Division {
 }
 
 impl Division {
+    /// Whether `other` lies inside this division (or is it).
+    pub fn contains(self, other: Division) -> bool {
+        match other {
+            Division::Village(v) => self.covers(v),
+            Division::Township(t) => match self {
+                Division::County(c) => t.county() == c,
+                Division::Township(own) => own == t,
+                Division::Village(_) => false,
+            },
+            Division::County(c) => self == Division::County(c),
+        }
+    }
+
     /// Whether `village` lies inside this division.
     pub fn covers(self, village: VillageCode) -> bool {
         match self {
@@ -280,6 +293,19 @@ impl<'de> serde::Deserialize<'de> for Division {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_division_contains_what_lies_inside_it() {
+        let d = |s: &str| s.parse::<Division>().unwrap();
+        assert!(d("500240000000").contains(d("500240001000")));
+        assert!(d("500240000000").contains(d("500240001201")));
+        assert!(d("500240001000").contains(d("500240001201")));
+        assert!(d("500240001000").contains(d("500240001000")));
+        assert!(!d("500240001000").contains(d("500240002000")));
+        assert!(!d("500240001000").contains(d("500240000000")));
+        assert!(!d("500240001201").contains(d("500240001000")));
+        assert!(!d("500240000000").contains(d("500241000000")));
+    }
 
     #[test]
     fn village_code_knows_its_township_and_county() {
