@@ -71,6 +71,14 @@ pub struct Limits {
     pub memory_mib: u64,
     /// Seconds a connection may stay idle before it is closed. Slow links need patience.
     pub idle_seconds: u64,
+    /// Sync sessions one peer may hold at once; more streams from it are closed at once.
+    pub sessions_per_peer: u32,
+    /// Seconds a session waits for a whole message from its peer before it is closed.
+    /// A message is at most 1 MiB, so the default allows links down to about 9 kB/s.
+    pub stall_seconds: u64,
+    /// Messages (MiB) waiting for a peer that does not read them before its session is
+    /// closed. The session is reconciled again on the next connection; nothing is lost.
+    pub backlog_mib: u64,
 }
 
 impl Default for Limits {
@@ -80,6 +88,9 @@ impl Default for Limits {
             connections_per_peer: 2,
             memory_mib: 1024,
             idle_seconds: 300,
+            sessions_per_peer: 2,
+            stall_seconds: 120,
+            backlog_mib: 32,
         }
     }
 }

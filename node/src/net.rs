@@ -15,8 +15,9 @@
 //! the daemon writes `status.json` (its last report) and `api.json` (where its API is, and
 //! the token, mode 0600) in the data folder.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
@@ -41,9 +42,15 @@ use crate::metrics::{self, Metrics};
 
 const PROTOCOL: StreamProtocol = StreamProtocol::new("/guihe/sync/1");
 /// Frames waiting in one stream's outgoing queue before its session is slowed.
-const STREAM_QUEUE: usize = 64;
+const STREAM_QUEUE: usize = 8;
 /// Events waiting for the core task.
 const CORE_QUEUE: usize = 1024;
+/// Frames one stream may have read and not yet had handled by the core: a fast peer
+/// cannot fill the core's queue, and each stream holds at most this many frames.
+const FRAMES_IN_FLIGHT: usize = 2;
+/// The longest frame read from a peer that has not yet shown a valid certificate. A
+/// `Hello` is a few hundred bytes; everything else waits for it.
+const UNVERIFIED_FRAME_MAX: usize = 64 * 1024;
 /// API calls waiting for the core task.
 const API_QUEUE: usize = 64;
 /// The longest wait between two dials of a bootstrap peer.
@@ -52,9 +59,6 @@ const BACKOFF_MAX: Duration = Duration::from_secs(60);
 const OPEN_ATTEMPTS: u32 = 5;
 /// How often `status.json` and the gauges are refreshed.
 const STATUS_EVERY_MS: u64 = 2_000;
-/// A session waiting for its peer that hears nothing for this long is closed, and the
-/// redial starts afresh. Generous: a mountain link may take many seconds per batch.
-const STALL: Duration = Duration::from_secs(120);
 
 /// Why the daemon stopped.
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +100,10 @@ enum CoreMsg {
     Closed {
         id: u64,
     },
+    /// A stream's writer took frames from a full queue: the core may move its backlog.
+    Drained {
+        id: u64,
+    },
     /// The sync stream to a peer could not be opened: drop the connection so that the
     /// redial (with backoff) starts afresh.
     NoStream {
@@ -106,13 +114,79 @@ enum CoreMsg {
 struct Open {
     peer: PeerId,
     session: Session,
-    out: mpsc::Sender<Vec<u8>>,
+    out: Outbox,
     /// The session's counters as last added to the metrics.
     counted: Stats,
     /// This side opened the stream.
     initiator: bool,
     /// When a frame last arrived.
     heard: tokio::time::Instant,
+    /// The stream reader's credit: one permit per frame it may read ahead.
+    credit: Arc<tokio::sync::Semaphore>,
+    /// Set once the peer showed a valid certificate; until then frames are small.
+    verified: Arc<AtomicBool>,
+}
+
+/// Why a frame could not be queued for a peer.
+enum Queue {
+    /// The stream's writer is gone.
+    Closed,
+    /// The peer has not read what it was sent, past the backlog limit.
+    Overflow,
+}
+
+/// A stream's outgoing frames: the writer's bounded queue, and behind it the frames the
+/// queue had no room for. The core never waits for a peer: a peer that does not read gets
+/// a backlog, and past the limit its session is closed.
+struct Outbox {
+    out: mpsc::Sender<Vec<u8>>,
+    /// Oldest first, and their bytes.
+    backlog: VecDeque<Vec<u8>>,
+    backlog_bytes: usize,
+    /// Set while there is a backlog: the writer tells the core when it makes room.
+    wants_room: Arc<AtomicBool>,
+}
+
+impl Outbox {
+    /// Queues a frame for the stream's writer without waiting: into the writer's queue if
+    /// it has room and nothing is waiting before it, else into the backlog.
+    fn send(&mut self, frame: Vec<u8>, backlog_max: usize) -> Result<(), Queue> {
+        if self.backlog.is_empty() {
+            match self.out.try_send(frame) {
+                Ok(()) => return Ok(()),
+                Err(mpsc::error::TrySendError::Closed(_)) => return Err(Queue::Closed),
+                Err(mpsc::error::TrySendError::Full(frame)) => {
+                    self.wants_room.store(true, Ordering::Release);
+                    self.backlog_bytes += frame.len();
+                    self.backlog.push_back(frame);
+                }
+            }
+        } else {
+            self.backlog_bytes += frame.len();
+            self.backlog.push_back(frame);
+        }
+        if self.backlog_bytes > backlog_max {
+            return Err(Queue::Overflow);
+        }
+        Ok(())
+    }
+
+    /// Moves what the writer's queue has room for from the backlog.
+    fn drain(&mut self) -> Result<(), Queue> {
+        while let Some(frame) = self.backlog.pop_front() {
+            let len = frame.len();
+            match self.out.try_send(frame) {
+                Ok(()) => self.backlog_bytes -= len,
+                Err(mpsc::error::TrySendError::Closed(_)) => return Err(Queue::Closed),
+                Err(mpsc::error::TrySendError::Full(frame)) => {
+                    self.backlog.push_front(frame);
+                    self.wants_room.store(true, Ordering::Release);
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Open {
@@ -144,6 +218,10 @@ struct Core {
     generation: u64,
     /// The last counts: when, what counting cost, and the counts.
     counted: Option<(std::time::Instant, Duration, Counts)>,
+    /// From `[limits]`: sessions per peer, the stall timeout and the backlog bound.
+    sessions_per_peer: usize,
+    stall: Duration,
+    backlog_max: usize,
 }
 
 /// What the status report counts in the store.
@@ -171,6 +249,13 @@ impl Core {
 
     /// Starts a session on a new stream.
     async fn open(&mut self, peer: PeerId, stream: libp2p::Stream, initiator: bool) {
+        let held = self.sessions.values().filter(|o| o.peer == peer).count();
+        if held >= self.sessions_per_peer {
+            // Dropping the stream closes it: a peer cannot pile up sessions.
+            tracing::warn!(%peer, held, "too many sync streams from one peer; closing the new one");
+            self.metrics.session("excess");
+            return;
+        }
         let id = self.next_id;
         self.next_id += 1;
         let session = match Session::new(
@@ -187,17 +272,37 @@ impl Core {
             }
         };
         let (out_tx, out_rx) = mpsc::channel(STREAM_QUEUE);
-        spawn_stream(id, stream, out_rx, self.core_tx.clone());
+        let wants_room = Arc::new(AtomicBool::new(false));
+        let credit = Arc::new(tokio::sync::Semaphore::new(FRAMES_IN_FLIGHT));
+        let verified = Arc::new(AtomicBool::new(false));
+        spawn_stream(
+            id,
+            stream,
+            out_rx,
+            self.core_tx.clone(),
+            Shared {
+                wants_room: wants_room.clone(),
+                credit: credit.clone(),
+                verified: verified.clone(),
+            },
+        );
         self.metrics.session("opened");
         self.sessions.insert(
             id,
             Open {
                 peer,
                 session,
-                out: out_tx,
+                out: Outbox {
+                    out: out_tx,
+                    backlog: VecDeque::new(),
+                    backlog_bytes: 0,
+                    wants_room,
+                },
                 counted: Stats::default(),
                 initiator,
                 heard: tokio::time::Instant::now(),
+                credit,
+                verified,
             },
         );
         self.known(peer).connected = true;
@@ -215,6 +320,8 @@ impl Core {
         };
         self.metrics.bytes_received.inc_by(bytes.len() as u64);
         open.heard = tokio::time::Instant::now();
+        // The reader may read the next frame once this one is handled.
+        open.credit.add_permits(1);
         let peer = open.peer;
         if let Err(e) = open
             .session
@@ -251,16 +358,35 @@ impl Core {
         let ids: Vec<u64> = self
             .sessions
             .iter()
-            .filter(|(_, o)| o.expecting() && now.duration_since(o.heard) > STALL)
+            .filter(|(_, o)| o.expecting() && now.duration_since(o.heard) > self.stall)
             .map(|(id, _)| *id)
             .collect();
         let mut peers = Vec::new();
         for id in ids {
             if let Some(open) = self.sessions.get(&id) {
-                tracing::warn!(peer = %open.peer, "no answer for {} s; closing the session", STALL.as_secs());
+                tracing::warn!(peer = %open.peer, "no answer for {} s; closing the session", self.stall.as_secs());
                 peers.push(open.peer);
             }
             self.metrics.session("stalled");
+            self.close(id);
+        }
+        peers
+    }
+
+    /// Moves every session's backlog on as far as its queue has room; returns the peers
+    /// whose stream is gone.
+    fn drain_all(&mut self) -> Vec<PeerId> {
+        let gone: Vec<u64> = self
+            .sessions
+            .iter_mut()
+            .filter(|(_, o)| !o.out.backlog.is_empty())
+            .filter_map(|(id, o)| o.out.drain().is_err().then_some(*id))
+            .collect();
+        let mut peers = Vec::new();
+        for id in gone {
+            if let Some(open) = self.sessions.get(&id) {
+                peers.push(open.peer);
+            }
             self.close(id);
         }
         peers
@@ -285,9 +411,18 @@ impl Core {
         };
         let peer = open.peer;
         while let Some(m) = open.session.poll_transmit() {
-            if open.out.send(m).await.is_err() {
-                drop_it = true;
-                break;
+            match open.out.send(m, self.backlog_max) {
+                Ok(()) => {}
+                Err(Queue::Closed) => {
+                    drop_it = true;
+                    break;
+                }
+                Err(Queue::Overflow) => {
+                    tracing::warn!(%peer, bytes = open.out.backlog_bytes, "the peer does not read what it is sent; closing the session");
+                    self.metrics.session("backlog");
+                    drop_it = true;
+                    break;
+                }
             }
         }
         let mut verified = None;
@@ -298,9 +433,11 @@ impl Core {
                 Event::Peer(cert) => {
                     if expected_peer(&cert.node()) != Some(peer) {
                         tracing::warn!(%peer, "certificate key is not the peer's libp2p key");
+                        self.metrics.session("impostor");
                         drop_it = true;
                     } else {
                         tracing::info!(%peer, division = %cert.body.division, "peer verified");
+                        open.verified.store(true, Ordering::Release);
                         verified = Some(cert.body.division.to_string());
                     }
                 }
@@ -706,6 +843,12 @@ pub async fn run(mut local: Local, stop_after: Option<Duration>) -> Result<(), N
         revocations_news: false,
         generation: 1,
         counted: None,
+        sessions_per_peer: usize::try_from(config.limits.sessions_per_peer)
+            .unwrap_or(usize::MAX)
+            .max(1),
+        stall: Duration::from_secs(config.limits.stall_seconds.max(1)),
+        backlog_max: usize::try_from(config.limits.backlog_mib.saturating_mul(1024 * 1024))
+            .unwrap_or(usize::MAX),
     };
     // Per bootstrap address: the next wait, when to dial next, and the connection to it.
     let mut backoff: Vec<(
@@ -744,6 +887,10 @@ pub async fn run(mut local: Local, stop_after: Option<Duration>) -> Result<(), N
                     }
                 }
                 for peer in core.stalled() {
+                    let _ = swarm.disconnect_peer_id(peer);
+                }
+                // In case a writer's news of room was lost to a full core queue.
+                for peer in core.drain_all() {
                     let _ = swarm.disconnect_peer_id(peer);
                 }
                 if now_ms().saturating_sub(last_status) >= STATUS_EVERY_MS {
@@ -836,6 +983,15 @@ pub async fn run(mut local: Local, stop_after: Option<Duration>) -> Result<(), N
                     CoreMsg::NoStream { peer } => {
                         let _ = swarm.disconnect_peer_id(peer);
                     }
+                    CoreMsg::Drained { id } => {
+                        if let Some(open) = core.sessions.get_mut(&id)
+                            && open.out.drain().is_err()
+                        {
+                            let peer = open.peer;
+                            core.close(id);
+                            let _ = swarm.disconnect_peer_id(peer);
+                        }
+                    }
                 }
             }
         }
@@ -844,15 +1000,36 @@ pub async fn run(mut local: Local, stop_after: Option<Duration>) -> Result<(), N
     let _ = std::fs::remove_file(&api_file);
     Ok(())
 }
+/// What a stream's tasks share with the core.
+struct Shared {
+    wants_room: Arc<AtomicBool>,
+    credit: Arc<tokio::sync::Semaphore>,
+    verified: Arc<AtomicBool>,
+}
+
 fn spawn_stream(
     id: u64,
     stream: libp2p::Stream,
     mut out: mpsc::Receiver<Vec<u8>>,
     core: mpsc::Sender<CoreMsg>,
+    shared: Shared,
 ) {
+    let Shared {
+        wants_room,
+        credit,
+        verified,
+    } = shared;
     let (mut reader, mut writer) = stream.split();
+    let drained = core.clone();
     tokio::spawn(async move {
         while let Some(frame) = out.recv().await {
+            if wants_room.swap(false, Ordering::AcqRel) {
+                // Never wait on the core from here: if its queue is full, the flag is set
+                // again and the next frame tells it.
+                if drained.try_send(CoreMsg::Drained { id }).is_err() {
+                    wants_room.store(true, Ordering::Release);
+                }
+            }
             let Ok(len) = u32::try_from(frame.len()) else {
                 break;
             };
@@ -874,14 +1051,35 @@ fn spawn_stream(
                 break;
             }
             let len = u32::from_be_bytes(len) as usize;
-            // The length comes from the wire: check it before allocating.
-            if len > MESSAGE_BYTES_MAX {
-                tracing::warn!(len, "oversized frame; closing the stream");
+            // The length comes from the wire: check it before reading. Until the peer is
+            // verified, let the core handle every earlier frame first: one of them may be
+            // the `Hello` that verifies it.
+            if !verified.load(Ordering::Acquire) {
+                match credit.acquire_many(FRAMES_IN_FLIGHT as u32).await {
+                    Ok(all) => drop(all),
+                    Err(_) => return,
+                }
+            }
+            let max = if verified.load(Ordering::Acquire) {
+                MESSAGE_BYTES_MAX
+            } else {
+                UNVERIFIED_FRAME_MAX
+            };
+            if len > max {
+                tracing::warn!(len, max, "oversized frame; closing the stream");
                 break;
             }
-            let mut bytes = vec![0u8; len];
-            if reader.read_exact(&mut bytes).await.is_err() {
-                break;
+            // Grow the buffer with what arrives, not with what the peer announced: a peer
+            // that announces 1 MiB and sends a byte a second holds only what it sent.
+            let mut bytes = Vec::new();
+            match (&mut reader).take(len as u64).read_to_end(&mut bytes).await {
+                Ok(n) if n == len => {}
+                _ => break,
+            }
+            // Wait until the core has handled enough of this stream's earlier frames.
+            match credit.acquire().await {
+                Ok(permit) => permit.forget(),
+                Err(_) => return,
             }
             if core.send(CoreMsg::Frame { id, bytes }).await.is_err() {
                 return;
@@ -889,4 +1087,50 @@ fn spawn_stream(
         }
         let _ = core.send(CoreMsg::Closed { id }).await;
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outbox(capacity: usize) -> (Outbox, mpsc::Receiver<Vec<u8>>) {
+        let (out, rx) = mpsc::channel(capacity);
+        let outbox = Outbox {
+            out,
+            backlog: VecDeque::new(),
+            backlog_bytes: 0,
+            wants_room: Arc::new(AtomicBool::new(false)),
+        };
+        (outbox, rx)
+    }
+
+    #[test]
+    fn a_peer_that_does_not_read_fills_a_bounded_backlog_and_never_blocks() {
+        let (mut outbox, mut rx) = outbox(2);
+        // Two frames fill the writer's queue; two more wait in the backlog, in order.
+        for i in 0..4u8 {
+            assert!(outbox.send(vec![i; 100], 250).is_ok());
+        }
+        assert_eq!(outbox.backlog_bytes, 200);
+        assert!(outbox.wants_room.load(Ordering::Acquire));
+        // Past the bound the session must go.
+        assert!(matches!(
+            outbox.send(vec![4; 100], 250),
+            Err(Queue::Overflow)
+        ));
+        // The writer takes one; the backlog moves on in order.
+        assert_eq!(rx.try_recv().unwrap()[0], 0);
+        outbox.backlog.pop_back();
+        outbox.backlog_bytes -= 100;
+        outbox.drain().ok().unwrap();
+        assert_eq!(outbox.backlog_bytes, 100);
+        assert_eq!(rx.try_recv().unwrap()[0], 1);
+        assert_eq!(rx.try_recv().unwrap()[0], 2);
+        outbox.drain().ok().unwrap();
+        assert_eq!(rx.try_recv().unwrap()[0], 3);
+        assert_eq!(outbox.backlog_bytes, 0);
+        // A stream whose writer is gone is closed.
+        drop(rx);
+        assert!(matches!(outbox.send(vec![5], 250), Err(Queue::Closed)));
+    }
 }

@@ -212,6 +212,48 @@ impl Lab {
         self.find(name).data.clone()
     }
 
+    /// The TCP port a node listens on (loopback).
+    pub fn port(&self, name: &str) -> u16 {
+        self.find(name).port
+    }
+
+    /// The process id of a node's running daemon.
+    pub fn pid(&self, name: &str) -> Option<u32> {
+        self.find(name).child.as_ref().map(std::process::Child::id)
+    }
+
+    /// The resident memory of a node's running daemon, in KiB.
+    pub fn rss_kib(&self, name: &str) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid(name)?)).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
+    /// Sets `key = value` in the `[limits]` section of a stopped node's configuration.
+    pub fn limit(&self, name: &str, key: &str, value: u64) {
+        let path = self.data(name).join("guihe.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut out = String::new();
+        let mut done = false;
+        for line in text.lines() {
+            if line.split('=').next().map(str::trim) == Some(key) {
+                continue;
+            }
+            out.push_str(line);
+            out.push('\n');
+            if line.trim() == "[limits]" {
+                out.push_str(&format!("{key} = {value}\n"));
+                done = true;
+            }
+        }
+        if !done {
+            out.push_str(&format!("\n[limits]\n{key} = {value}\n"));
+        }
+        std::fs::write(&path, out).unwrap();
+    }
+
     /// Starts a node's daemon and waits until its API answers.
     pub fn start(&mut self, name: &str) {
         let bin = guihe_bin().unwrap();
