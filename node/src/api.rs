@@ -182,6 +182,9 @@ pub enum ApiError {
     /// The node failed (its store, a corrupt record).
     #[error("{0}")]
     Internal(String),
+    /// The disk is full, or nearly: the write was not saved. Reads still work.
+    #[error("{0}")]
+    DiskFull(String),
 }
 
 impl ApiError {
@@ -192,6 +195,13 @@ impl ApiError {
         }
     }
 
+    /// The disk is full; `cause` says where it was found.
+    pub fn disk_full(cause: &dyn std::fmt::Display) -> ApiError {
+        ApiError::DiskFull(format!(
+            "磁盘已满，本条记录未保存 the disk is full: this entry was NOT saved. Free disk space on this PC, then enter it again ({cause})"
+        ))
+    }
+
     /// The HTTP status that goes with the error.
     pub fn status(&self) -> u16 {
         match self {
@@ -200,6 +210,7 @@ impl ApiError {
             ApiError::Unknown(_) => 404,
             ApiError::Refused(_) => 409,
             ApiError::Internal(_) => 500,
+            ApiError::DiskFull(_) => 507,
         }
     }
 
@@ -211,6 +222,7 @@ impl ApiError {
             ApiError::Unknown(_) => "unknown",
             ApiError::Refused(_) => "refused",
             ApiError::Internal(_) => "internal",
+            ApiError::DiskFull(_) => "disk_full",
         }
     }
 }
@@ -231,8 +243,22 @@ impl From<LocalError> for ApiError {
                 field: "staff".into(),
                 message: m,
             },
+            other if other.is_disk_full() => ApiError::disk_full(&other),
             other => ApiError::Internal(other.to_string()),
         }
+    }
+}
+
+impl Call {
+    /// Whether the call writes to the store.
+    pub fn writes(&self) -> bool {
+        matches!(
+            self,
+            Call::Create { .. }
+                | Call::Event { .. }
+                | Call::AddStaff { .. }
+                | Call::Revocations { .. }
+        )
     }
 }
 
@@ -534,6 +560,10 @@ pub struct StatusReport {
     /// How fresh each village's data is here.
     #[serde(default)]
     pub freshness: Vec<Freshness>,
+    /// Free disk space is below the reserve: no new entries are taken and the node does
+    /// not sync until space is freed.
+    #[serde(default)]
+    pub disk_low: bool,
 }
 
 /// The newest change held for one village.

@@ -349,6 +349,12 @@ pub fn status(node: &Node) -> CliResult<String> {
                 ),
                 format!("对等节点 peers {}:", r.peers.len()),
             ];
+            if r.disk_low {
+                out.insert(
+                    1,
+                    "磁盘将满 the disk is nearly full: no new entries and no sync until space is freed".into(),
+                );
+            }
             for p in &r.peers {
                 out.push(format!(
                     "  {} {} {} · last sync 上次同步 {} · changes in 收到 {}",

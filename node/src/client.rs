@@ -57,9 +57,12 @@ impl Node {
     pub fn open(data: &Path) -> Result<Node, ClientError> {
         match Local::open(data) {
             Ok(local) => Ok(Node::Local(Box::new(local))),
+            // The store is locked by a running daemon, or failed: a daemon that answers
+            // takes the call; otherwise the store's own error says what is wrong (a
+            // full disk, say), not a stale `api.json`.
             Err(e @ LocalError::Store(_)) => match Remote::find(data) {
-                Some(remote) => Ok(Node::Remote(remote)),
-                None => Err(e.into()),
+                Some(remote) if remote.alive() => Ok(Node::Remote(remote)),
+                _ => Err(e.into()),
             },
             Err(e) => Err(e.into()),
         }
@@ -87,6 +90,14 @@ impl Remote {
             endpoint,
             agent: config.into(),
         })
+    }
+
+    /// Whether the daemon answers.
+    fn alive(&self) -> bool {
+        self.agent
+            .get(format!("{}/healthz", self.endpoint.url))
+            .call()
+            .is_ok_and(|r| r.status().is_success())
     }
 
     fn fail(&self, message: impl std::fmt::Display) -> ClientError {
@@ -133,6 +144,7 @@ impl Remote {
                 (403, _) => ApiError::Forbidden(body.message).into(),
                 (404, "unknown") => ApiError::Unknown(body.message).into(),
                 (409, _) => ApiError::Refused(body.message).into(),
+                (507, _) => ApiError::DiskFull(body.message).into(),
                 _ => self.fail(format!("status {status}: {}", body.message)),
             });
         }

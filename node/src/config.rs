@@ -79,6 +79,9 @@ pub struct Limits {
     /// Messages (MiB) waiting for a peer that does not read them before its session is
     /// closed. The session is reconciled again on the next connection; nothing is lost.
     pub backlog_mib: u64,
+    /// Free disk space (MiB) kept in reserve: below it the node takes no new entries and
+    /// does not sync, so that it never fills the disk, and says so. Reads go on.
+    pub disk_reserve_mib: u64,
 }
 
 impl Default for Limits {
@@ -91,6 +94,7 @@ impl Default for Limits {
             sessions_per_peer: 2,
             stall_seconds: 120,
             backlog_mib: 32,
+            disk_reserve_mib: 256,
         }
     }
 }

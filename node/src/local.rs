@@ -48,6 +48,17 @@ pub enum LocalError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// sled's own files are damaged, so the store does not open. Nothing was changed.
+    #[error(
+        "存储已损坏 the store in {path} is damaged ({detail}); nothing was changed. Run `guihe repair --data {data}`: it keeps a copy of the damaged store, recovers what it can read, and the node fetches the rest from its peers",
+        path = .data.join("store").display(), data = .data.display()
+    )]
+    Damaged {
+        /// The data folder.
+        data: PathBuf,
+        /// What sled said.
+        detail: String,
+    },
     /// A command was refused or failed.
     #[error(transparent)]
     Replica(#[from] ReplicaError<StoreError>),
@@ -62,6 +73,16 @@ pub enum LocalError {
     /// A staff id that does not parse.
     #[error("staff: {0}")]
     Staff(String),
+}
+
+impl LocalError {
+    /// Whether the store could not write because the disk is full.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            LocalError::Store(e) | LocalError::Replica(ReplicaError::Store(e)) => e.is_disk_full(),
+            _ => false,
+        }
+    }
 }
 
 /// An open node: its configuration and its replica over the sled store.
@@ -84,6 +105,191 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> LocalError + '_ {
         path: path.to_path_buf(),
         source,
     }
+}
+
+fn options(config: &Config) -> Options {
+    Options {
+        cache_bytes: config.cache_mib.saturating_mul(1024 * 1024),
+        check_mark: true,
+    }
+}
+
+fn damaged(data: &Path, e: StoreError) -> LocalError {
+    if e.is_damaged() {
+        LocalError::Damaged {
+            data: data.to_path_buf(),
+            detail: e.to_string(),
+        }
+    } else {
+        LocalError::Store(e)
+    }
+}
+
+/// What [`recover`] found in a data folder's store and did about it.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Recovery {
+    /// sled's files were damaged and the store was salvaged.
+    pub salvaged: Option<Salvage>,
+    /// Values that failed their checksum.
+    pub corrupt: Vec<String>,
+    /// What repairing the store did.
+    pub repaired: crate::store::Repair,
+}
+
+/// A store salvaged from damaged files.
+#[derive(Debug, serde::Serialize)]
+pub struct Salvage {
+    /// What sled said of the damage.
+    pub damage: String,
+    /// Where the damaged store was copied, untouched, before anything was changed.
+    pub copy: PathBuf,
+    /// Nothing could be read: the node starts empty and gets everything from its peers.
+    pub started_empty: bool,
+}
+
+impl Recovery {
+    /// Whether the store was sound.
+    pub fn is_sound(&self) -> bool {
+        self.salvaged.is_none() && self.corrupt.is_empty()
+    }
+}
+
+/// Checks a stopped node's store and repairs what it can:
+/// - values that fail their checksum are dropped or rebuilt ([`SledStore::repair`]);
+/// - if sled's own files are damaged so that it will not open them, the store is first
+///   copied aside whole (`store.damaged-<time>`), then reopened from its log alone, which
+///   sled reads up to the damage; if even that fails the node starts with an empty store.
+///   Everything derived is rebuilt from the changes kept ([`SledStore::rebuild_all`]).
+///
+/// What was lost here comes back from the peers at the next sync. When any of this node's
+/// own changes may be lost, it writes from then on as a new incarnation, so that it never
+/// makes two different changes under one actor and sequence number.
+pub fn recover(data: &Path) -> Result<Recovery, LocalError> {
+    let config = Config::load(data)?;
+    let options = options(&config);
+    let dir = data.join("store");
+    let mut recovery = Recovery::default();
+    let mut store = match SledStore::open(&dir, &options) {
+        Ok(store) => store,
+        Err(e) if e.is_damaged() => {
+            let copy = data.join(format!("store.damaged-{}", now_ms()));
+            copy_dir(&dir, &copy).map_err(io(&copy))?;
+            // Without its snapshot sled replays its log, as far as the log can be read.
+            let options = Options {
+                check_mark: false,
+                ..options.clone()
+            };
+            for entry in std::fs::read_dir(&dir).map_err(io(&dir))? {
+                let path = entry.map_err(io(&dir))?.path();
+                if path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("snap."))
+                {
+                    std::fs::remove_file(&path).map_err(io(&path))?;
+                }
+            }
+            let (store, started_empty) = match SledStore::open(&dir, &options) {
+                Ok(store) => (store, false),
+                Err(again) if again.is_damaged() => {
+                    std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
+                    (SledStore::open(&dir, &options)?, true)
+                }
+                Err(again) => return Err(again.into()),
+            };
+            recovery.salvaged = Some(Salvage {
+                damage: e.to_string(),
+                copy,
+                started_empty,
+            });
+            store
+        }
+        Err(e) => return Err(e.into()),
+    };
+    recovery.corrupt = store.verify().iter().map(ToString::to_string).collect();
+    if recovery.salvaged.is_some() {
+        recovery.repaired = store.rebuild_all()?;
+    } else if !recovery.corrupt.is_empty() {
+        recovery.repaired = store.repair()?;
+    }
+    if recovery.salvaged.is_some() || recovery.repaired.changes_dropped > 0 {
+        new_incarnation(data)?;
+    }
+    Ok(recovery)
+}
+
+impl std::fmt::Display for Recovery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.is_sound() {
+            return f.write_str("存储完好 the store is sound: every checksum matches");
+        }
+        if let Some(s) = &self.salvaged {
+            write!(
+                f,
+                "存储文件已损坏 the store's files were damaged ({}); 损坏的副本保存在 the damaged store was kept, untouched, in {}; ",
+                s.damage,
+                s.copy.display()
+            )?;
+            if s.started_empty {
+                f.write_str("nothing could be read: the node starts empty and fetches every record from its peers; ")?;
+            } else {
+                f.write_str("what could be read was recovered and everything derived rebuilt; ")?;
+            }
+        }
+        if !self.corrupt.is_empty() {
+            write!(
+                f,
+                "发现 {0} 处损坏 found {0} corrupt values; ",
+                self.corrupt.len()
+            )?;
+        }
+        let r = &self.repaired;
+        write!(
+            f,
+            "修复 repaired: {} documents rebuilt from their changes, {} changes dropped, {} other entries dropped. 其余数据将在下次同步时从其他节点取回 What is missing is fetched again from the peers at the next sync.",
+            r.docs_rebuilt, r.changes_dropped, r.other_dropped
+        )
+    }
+}
+
+/// Runs `f` on the data folder, waiting up to `patience` while another process holds the
+/// store's lock (a command run by hand just as the service starts, say).
+pub fn when_free<T>(
+    patience: std::time::Duration,
+    mut f: impl FnMut() -> Result<T, LocalError>,
+) -> Result<T, LocalError> {
+    let started = std::time::Instant::now();
+    loop {
+        match f() {
+            Err(LocalError::Store(e)) if e.is_locked() && started.elapsed() < patience => {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Starts a new store incarnation: this node's next changes are made by a new actor.
+fn new_incarnation(data: &Path) -> Result<(), LocalError> {
+    let path = data.join("incarnation");
+    let tmp = data.join("incarnation.new");
+    std::fs::write(&tmp, format!("{}\n", rand::rng().next_u64())).map_err(io(&tmp))?;
+    std::fs::rename(&tmp, &path).map_err(io(&path))
+}
+
+/// Copies a folder of files (sled's: no links, one level of subfolders).
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
 }
 
 /// Creates a data folder with a new key and a configuration for the county root
@@ -173,12 +379,8 @@ impl Local {
             .trim()
             .parse()
             .unwrap_or(0);
-        let store = SledStore::open(
-            &data.join("store"),
-            &Options {
-                cache_bytes: config.cache_mib.saturating_mul(1024 * 1024),
-            },
-        )?;
+        let store = SledStore::open(&data.join("store"), &options(&config))
+            .map_err(|e| damaged(data, e))?;
         let staff: StaffId = config
             .staff
             .parse()

@@ -466,20 +466,8 @@ fn run(command: Command) -> Result<String, String> {
             }
         }
         Command::Repair { data } => {
-            let mut local = Local::open(&data).map_err(|e| s(&e))?;
-            let found = local.replica.store.verify();
-            if found.is_empty() {
-                return Ok("存储完好 the store is sound: every checksum matches".into());
-            }
-            let report = local.replica.store.repair().map_err(|e| s(&e))?;
-            Ok(format!(
-                "发现 {} 处损坏 found {} corrupt values; 修复 repaired: {} documents rebuilt from their changes, {} changes dropped (they are fetched again at the next sync), {} other entries dropped",
-                found.len(),
-                found.len(),
-                report.docs_rebuilt,
-                report.changes_dropped,
-                report.other_dropped
-            ))
+            let recovery = guihe_node::local::recover(&data).map_err(|e| s(&e))?;
+            Ok(recovery.to_string())
         }
         Command::Revocations { data, list } => {
             let list = guihe_node::keys::read_revocations(&list).map_err(|e| s(&e))?;
@@ -496,7 +484,19 @@ fn run(command: Command) -> Result<String, String> {
         Command::Case { command } => record(Kind::Case, command),
         Command::Petition { command } => record(Kind::Petition, command),
         Command::Run { data, for_seconds } => {
-            let local = Local::open(&data).map_err(|e| s(&e))?;
+            // A power cut or a failing disk may have left damage: find it before serving
+            // anything, and repair what can be repaired.
+            // A command run by hand as the service starts may hold the store for a moment.
+            let patience = std::time::Duration::from_secs(30);
+            let recovery =
+                guihe_node::local::when_free(patience, || guihe_node::local::recover(&data))
+                    .map_err(|e| s(&e))?;
+            if !recovery.is_sound() {
+                tracing::error!(%recovery, "the store was damaged");
+                eprintln!("{recovery}");
+            }
+            let local =
+                guihe_node::local::when_free(patience, || Local::open(&data)).map_err(|e| s(&e))?;
             let runtime = tokio::runtime::Runtime::new().map_err(|e| s(&e))?;
             runtime
                 .block_on(guihe_node::net::run(

@@ -222,6 +222,12 @@ struct Core {
     sessions_per_peer: usize,
     stall: Duration,
     backlog_max: usize,
+    /// Free disk space kept in reserve (bytes), and whether the disk is below it.
+    disk_reserve: u64,
+    disk_low: bool,
+    /// The store failed so that the daemon must stop (sled refuses every operation after
+    /// a failed write); why.
+    fatal: Option<String>,
 }
 
 /// What the status report counts in the store.
@@ -249,6 +255,11 @@ impl Core {
 
     /// Starts a session on a new stream.
     async fn open(&mut self, peer: PeerId, stream: libp2p::Stream, initiator: bool) {
+        if self.disk_low {
+            // Nothing can be stored: sync again when there is room.
+            self.metrics.session("disk_low");
+            return;
+        }
         let held = self.sessions.values().filter(|o| o.peer == peer).count();
         if held >= self.sessions_per_peer {
             // Dropping the stream closes it: a peer cannot pile up sessions.
@@ -330,6 +341,9 @@ impl Core {
             tracing::warn!(%peer, %e, "session ended");
             self.metrics.session("refused");
             self.close(id);
+            if let Err(e) = self.local.replica.store.flush() {
+                self.fail(&e);
+            }
             // One session per connection: without it the connection is useless, and
             // closing it lets the redial start a fresh one.
             return vec![peer];
@@ -559,6 +573,7 @@ impl Core {
             pending: counts.pending,
             peers,
             freshness: counts.freshness,
+            disk_low: self.disk_low,
         }
     }
 
@@ -571,6 +586,13 @@ impl Core {
             }
             Request::Call { staff, call, reply } => {
                 let revoking = matches!(call, api::Call::Revocations { .. });
+                if self.disk_low && call.writes() {
+                    let _ = reply.send(Err(api::ApiError::disk_full(&format_args!(
+                        "less than {} MiB free",
+                        self.disk_reserve / (1024 * 1024)
+                    ))));
+                    return Vec::new();
+                }
                 match api::execute(&mut self.local, staff.as_deref(), call) {
                     Ok((answer, _)) if revoking => {
                         let _ = reply.send(Ok(answer));
@@ -588,12 +610,56 @@ impl Core {
                         }
                     }
                     Err(e) => {
+                        if matches!(e, api::ApiError::DiskFull(_)) {
+                            self.fail(&e);
+                        }
                         let _ = reply.send(Err(e));
                     }
                 }
             }
         }
         Vec::new()
+    }
+
+    /// The store failed a write: sled refuses everything after that, so the daemon stops
+    /// with the reason, and the service manager starts it again. What was acknowledged is
+    /// on disk.
+    fn fail(&mut self, e: &dyn std::fmt::Display) {
+        tracing::error!(%e, "the store failed; stopping");
+        self.fatal.get_or_insert_with(|| e.to_string());
+    }
+
+    /// Checks the free disk space against the reserve. Below it, every session is closed
+    /// and no entry is taken; returns the peers to disconnect.
+    fn check_disk(&mut self) -> Vec<PeerId> {
+        let free = fs2::available_space(&self.local.data).unwrap_or(u64::MAX);
+        let low = free < self.disk_reserve;
+        if low == self.disk_low {
+            return Vec::new();
+        }
+        self.disk_low = low;
+        if !low {
+            tracing::info!(
+                free_mib = free / (1024 * 1024),
+                "disk space is back; taking entries and syncing again"
+            );
+            return Vec::new();
+        }
+        tracing::error!(
+            free_mib = free / (1024 * 1024),
+            reserve_mib = self.disk_reserve / (1024 * 1024),
+            "磁盘将满 the disk is nearly full: no new entries and no sync until space is freed"
+        );
+        let ids: Vec<u64> = self.sessions.keys().copied().collect();
+        let mut peers = Vec::new();
+        for id in ids {
+            if let Some(open) = self.sessions.get(&id) {
+                peers.push(open.peer);
+            }
+            self.metrics.session("disk_low");
+            self.close(id);
+        }
+        peers
     }
 
     /// Closes the sessions whose peer the held revocation list revokes now, and passes the
@@ -680,27 +746,8 @@ fn token() -> String {
 }
 
 /// Runs the daemon until Ctrl-C (or `stop_after`, for tests and the demo).
-pub async fn run(mut local: Local, stop_after: Option<Duration>) -> Result<(), NetError> {
+pub async fn run(local: Local, stop_after: Option<Duration>) -> Result<(), NetError> {
     let setup = |e: &dyn std::fmt::Display| NetError::Setup(e.to_string());
-    // A power cut or a failing disk may have left corrupt values: find them before serving
-    // anything, and repair what can be repaired.
-    let found = local.replica.store.verify();
-    if !found.is_empty() {
-        for e in &found {
-            tracing::error!(%e, "corrupt value in the store");
-        }
-        let report = local
-            .replica
-            .store
-            .repair()
-            .map_err(|e| NetError::Store(e.to_string()))?;
-        tracing::warn!(
-            docs_rebuilt = report.docs_rebuilt,
-            changes_dropped = report.changes_dropped,
-            other_dropped = report.other_dropped,
-            "store repaired; dropped changes are fetched again from peers"
-        );
-    }
     let config = local.config.clone();
     let mut registry = Registry::default();
     let metrics = Metrics::default();
@@ -757,7 +804,13 @@ pub async fn run(mut local: Local, stop_after: Option<Duration>) -> Result<(), N
         let ma: Multiaddr = addr.parse().map_err(|e: libp2p::multiaddr::Error| {
             NetError::Address(addr.clone(), e.to_string())
         })?;
-        swarm.listen_on(ma).map_err(|e| setup(&e))?;
+        // libp2p's transport error says nothing by itself; its source says why (an
+        // address in use, say).
+        swarm.listen_on(ma).map_err(|e| {
+            let why =
+                std::error::Error::source(&e).map_or_else(|| e.to_string(), ToString::to_string);
+            NetError::Address(addr.clone(), why)
+        })?;
     }
     let bootstrap: Vec<Multiaddr> = config
         .bootstrap
@@ -849,7 +902,13 @@ pub async fn run(mut local: Local, stop_after: Option<Duration>) -> Result<(), N
         stall: Duration::from_secs(config.limits.stall_seconds.max(1)),
         backlog_max: usize::try_from(config.limits.backlog_mib.saturating_mul(1024 * 1024))
             .unwrap_or(usize::MAX),
+        disk_reserve: config.limits.disk_reserve_mib.saturating_mul(1024 * 1024),
+        disk_low: false,
+        fatal: None,
     };
+    for peer in core.check_disk() {
+        let _ = swarm.disconnect_peer_id(peer);
+    }
     // Per bootstrap address: the next wait, when to dial next, and the connection to it.
     let mut backoff: Vec<(
         Duration,
@@ -866,6 +925,10 @@ pub async fn run(mut local: Local, stop_after: Option<Duration>) -> Result<(), N
     loop {
         if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
             break;
+        }
+        if let Some(why) = core.fatal.take() {
+            let _ = std::fs::remove_file(&api_file);
+            return Err(NetError::Store(why));
         }
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
@@ -887,6 +950,9 @@ pub async fn run(mut local: Local, stop_after: Option<Duration>) -> Result<(), N
                     }
                 }
                 for peer in core.stalled() {
+                    let _ = swarm.disconnect_peer_id(peer);
+                }
+                for peer in core.check_disk() {
                     let _ = swarm.disconnect_peer_id(peer);
                 }
                 // In case a writer's news of room was lost to a full core queue.

@@ -17,7 +17,7 @@
 //! bit-flipped record is reported as `StoreError::Corrupt` and never served. Every write
 //! is flushed before it returns, so what the store acknowledges survives a crash.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use automerge::{Automerge, ChangeHash};
@@ -48,6 +48,36 @@ pub enum StoreError {
     /// A value could not be encoded.
     #[error("encoding: {0}")]
     Encode(String),
+    /// sled opened, but its log ends before the last change this store made durable: a
+    /// damaged log that sled read only up to the damage.
+    #[error(
+        "the log ends before the last change stored ({0}); records written after the damage are missing"
+    )]
+    Truncated(String),
+}
+
+impl StoreError {
+    /// Whether the disk is full (sled could not write).
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, StoreError::Sled(sled::Error::Io(e))
+            if e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(28))
+    }
+
+    /// Whether another process (a command run by hand, say) holds the store's lock.
+    pub fn is_locked(&self) -> bool {
+        matches!(self, StoreError::Sled(sled::Error::Io(e))
+            if e.to_string().contains("could not acquire lock"))
+    }
+
+    /// Whether sled found its own files damaged (a failed checksum in its log or
+    /// snapshot), so that it will not open them.
+    pub fn is_damaged(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Sled(sled::Error::Corruption { .. } | sled::Error::ReportableBug(_))
+                | StoreError::Truncated(_)
+        )
+    }
 }
 
 /// What [`SledStore::repair`] did.
@@ -75,13 +105,48 @@ pub struct Options {
     /// sled's page cache, in bytes. sled's default (1 GiB) is far too much for a village
     /// PC.
     pub cache_bytes: u64,
+    /// Check at opening that the last change made durable is there (see [`Mark`]).
+    pub check_mark: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             cache_bytes: 32 * 1024 * 1024,
+            check_mark: true,
         }
+    }
+}
+
+/// The hash of the last change made durable, in a small file in sled's folder
+/// (`guihe.mark`), written after each flush that stored changes. sled reads a damaged log
+/// only up to the damage and may open without a word; a store whose last change is
+/// missing is then known to be damaged. The file is written after sled's flush, never
+/// before, so it never names a change that was not made durable.
+#[derive(Debug, Clone)]
+struct Mark(std::path::PathBuf);
+
+impl Mark {
+    fn of(dir: &Path) -> Mark {
+        Mark(dir.join("guihe.mark"))
+    }
+
+    fn read(&self) -> Option<[u8; 32]> {
+        let bytes = std::fs::read(&self.0).ok()?;
+        bytes.get(..32)?.try_into().ok()
+    }
+
+    fn write(&self, hash: &ChangeHash) {
+        // Not flushed to disk on its own: after a power cut it may name an older change,
+        // which weakens the check but never makes it wrong.
+        let tmp = self.0.with_extension("new");
+        if std::fs::write(&tmp, hash.0).is_ok() {
+            let _ = std::fs::rename(&tmp, &self.0);
+        }
+    }
+
+    fn forget(&self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 
@@ -99,6 +164,7 @@ pub struct SledStore {
     accounts: sled::Tree,
     /// Records whose document changed since their view was last stored.
     dirty: std::sync::Arc<std::sync::Mutex<BTreeSet<RecordId>>>,
+    mark: Mark,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -160,10 +226,17 @@ fn record_key(record: RecordId) -> Result<Vec<u8>, StoreError> {
 impl SledStore {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path, options: &Options) -> Result<SledStore, StoreError> {
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(dir)
-            .cache_capacity(options.cache_bytes)
-            .open()?;
+            .cache_capacity(options.cache_bytes);
+        // sled reads its files with checksums and reports damage as an error; should some
+        // damage make it panic instead, that is reported as damage too, never a crash.
+        let db = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()))
+            .map_err(|_| {
+                StoreError::Sled(sled::Error::ReportableBug(
+                    "sled failed while reading its files".into(),
+                ))
+            })??;
         let store = SledStore {
             changes: db.open_tree("changes")?,
             index: db.open_tree("index")?,
@@ -174,8 +247,17 @@ impl SledStore {
             views: db.open_tree("views")?,
             accounts: db.open_tree("accounts")?,
             dirty: Default::default(),
+            mark: Mark::of(dir),
             db,
         };
+        if options.check_mark
+            && let Some(hash) = store.mark.read()
+            && !store.changes.contains_key(hash)?
+        {
+            return Err(StoreError::Truncated(
+                hash.iter().take(8).map(|b| format!("{b:02x}")).collect(),
+            ));
+        }
         // Documents without a stored view (a crash between the two, or a store from before
         // views were kept) have theirs computed when next read.
         let mut dirty = BTreeSet::new();
@@ -191,7 +273,8 @@ impl SledStore {
         Ok(store)
     }
 
-    fn flush(&self) -> Result<(), StoreError> {
+    /// Makes everything written so far durable; fails once sled has failed a write.
+    pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
         Ok(())
     }
@@ -550,6 +633,9 @@ impl SledStore {
         }
         self.write_docs(&docs)?;
         report.docs_rebuilt = docs.len();
+        if report.changes_dropped > 0 {
+            self.mark.forget();
+        }
         for k in drop_docs {
             self.docs.remove(k)?;
             report.other_dropped += 1;
@@ -572,6 +658,76 @@ impl SledStore {
             }
         }
         self.flush()?;
+        Ok(report)
+    }
+
+    /// Rebuilds everything derived from the changes, after sled's files were damaged and
+    /// only part of them could be read: corrupt values are dropped as in [`repair`], then
+    /// the index is made again from the changes held, every document is rebuilt from its
+    /// changes, and the watermarks are forgotten, so that the next sync with each peer
+    /// reconciles everything and brings back what was lost.
+    ///
+    /// [`repair`]: SledStore::repair
+    pub fn rebuild_all(&mut self) -> Result<Repair, StoreError> {
+        let mut report = self.repair()?;
+        let mut by_record: BTreeMap<RecordId, Vec<StoredChange>> = BTreeMap::new();
+        for item in self.changes.iter() {
+            let (k, v) = item?;
+            let (Ok(hash), Ok(c)) = (
+                <[u8; 32]>::try_from(k.as_ref()),
+                decode::<ChangeValue>("changes", &k, &v),
+            ) else {
+                continue;
+            };
+            by_record
+                .entry(c.signed.record)
+                .or_default()
+                .push(StoredChange {
+                    hash: ChangeHash(hash),
+                    time_ms: c.time_ms,
+                    deps: c.deps.into_iter().map(ChangeHash).collect(),
+                    signer: c.signer,
+                    signed: c.signed,
+                });
+        }
+        self.index.clear()?;
+        let mut index_batch = sled::Batch::default();
+        for c in by_record.values().flatten() {
+            for v in &c.signed.jurisdictions {
+                index_batch.insert(index_key(*v, c.time_ms, &c.hash), &[] as &[u8]);
+            }
+        }
+        self.index.apply_batch(index_batch)?;
+        let mut stale_docs = Vec::new();
+        for k in self.docs.iter().keys() {
+            let k = k?;
+            let held = postcard::from_bytes::<RecordId>(&k)
+                .ok()
+                .is_some_and(|r| by_record.contains_key(&r));
+            if !held {
+                stale_docs.push(k);
+            }
+        }
+        for k in stale_docs {
+            self.views.remove(&k)?;
+            self.docs.remove(&k)?;
+            self.pending.remove(&k)?;
+            report.other_dropped += 1;
+        }
+        let mut docs = Vec::with_capacity(by_record.len());
+        for (record, changes) in &by_record {
+            let (doc, pending) = guihe_protocol::ingest::rebuild(*record, changes);
+            docs.push((*record, doc, pending));
+        }
+        self.write_docs(&docs)?;
+        self.mark_dirty(by_record.keys().copied());
+        report.docs_rebuilt = docs.len();
+        for item in self.meta.scan_prefix(b"wm/").keys() {
+            self.meta.remove(item?)?;
+        }
+        self.flush()?;
+        // The mark named a change that is gone; the next change stored writes it again.
+        self.mark.forget();
         Ok(report)
     }
 
@@ -604,7 +760,11 @@ impl Store for SledStore {
 
     fn put_changes(&mut self, changes: &[StoredChange]) -> Result<(), StoreError> {
         self.write_changes(changes)?;
-        self.flush()
+        self.flush()?;
+        if let Some(last) = changes.last() {
+            self.mark.write(&last.hash);
+        }
+        Ok(())
     }
 
     fn put_ingested(
@@ -617,7 +777,11 @@ impl Store for SledStore {
         // without its changes.
         self.write_changes(changes)?;
         self.write_docs(docs)?;
-        self.flush()
+        self.flush()?;
+        if let Some(last) = changes.last() {
+            self.mark.write(&last.hash);
+        }
+        Ok(())
     }
 
     fn keys(

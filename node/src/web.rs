@@ -1094,6 +1094,9 @@ async fn sync_page(State(state): State<AppState>, headers: HeaderMap) -> Respons
         }
     };
     let body = html! {
+        @if r.disk_low {
+            p.error id="disk-low" { (t("磁盘将满：在腾出空间之前，本节点不接受新记录，也不同步。已有记录仍可查看。", "The disk is nearly full: until space is freed this node takes no new entries and does not sync. Existing records can still be read.")) }
+        }
         p { (t("本节点", "This node")) " " (r.division) " · " (r.role) " · "
             (t("记录", "records")) " " (r.records) " · " (t("待补依赖", "waiting for dependencies")) " " (r.pending) }
         h2 { (t("对等节点", "Peers")) }

@@ -99,10 +99,22 @@ pub fn enrolled_node(
 /// A port that was free a moment ago.
 #[allow(clippy::panic)]
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("no free port: {e}"))
+    // Below Linux's ephemeral range (32768 and up), so that the outgoing connections of
+    // tests running alongside cannot take the port between now and the node's start.
+    use std::hash::{BuildHasher, Hasher};
+    let mut seed = std::collections::hash_map::RandomState::new().build_hasher();
+    seed.write_u32(std::process::id());
+    let mut x = seed.finish() | 1;
+    for _ in 0..1000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let port = 20_000 + (x % 12_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between 20000 and 32000")
 }
 
 /// A small county of real nodes in a scratch folder, each node a `guihe run` process
@@ -220,6 +232,14 @@ impl Lab {
     /// The process id of a node's running daemon.
     pub fn pid(&self, name: &str) -> Option<u32> {
         self.find(name).child.as_ref().map(std::process::Child::id)
+    }
+
+    /// How a node's daemon ended, if it has.
+    pub fn exited(&mut self, name: &str) -> Option<std::process::ExitStatus> {
+        self.find_mut(name)
+            .child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
     }
 
     /// The resident memory of a node's running daemon, in KiB.
