@@ -452,3 +452,46 @@ fn new_changes_are_pushed_live_while_connected() {
     link.a.offer(&changes, &village.store).unwrap();
     assert!(link.a.poll_transmit().is_none());
 }
+
+#[test]
+fn a_node_whose_certificate_has_expired_or_is_not_yet_valid_gets_nothing() {
+    use guihe_protocol::cert::{Identity, Keypair};
+    use guihe_protocol::replica::Replica;
+    use guihe_protocol::store::MemStore;
+    let mut county = County::new(11);
+    let mut township = county.node(Role::Township, T1);
+    county.case(&mut township, &[V1], 2);
+    // A village certificate valid for one day only, from the day after T0.
+    let day = 86_400_000;
+    let key = Keypair::generate(&mut county.rng);
+    let cert = county
+        .root
+        .issue(guihe_protocol::cert::CertBody {
+            serial: 900,
+            node: key.public(),
+            role: Role::Village,
+            division: V1.parse().unwrap(),
+            not_before_ms: common::T0 + day,
+            not_after_ms: common::T0 + 2 * day,
+        })
+        .unwrap();
+    let mut village = Replica::new(
+        Identity { key, cert },
+        MemStore::new(),
+        "worker".parse().unwrap(),
+        1,
+    );
+    for now in [common::T0, common::T0 + 3 * day] {
+        county.now_ms = now;
+        let err = sync(&county, &mut village, &mut township).unwrap_err();
+        assert!(
+            matches!(err, SessionError::Certificate(CertError::Expired { .. })),
+            "{err:?}"
+        );
+        assert!(village.store.records().unwrap().is_empty());
+    }
+    // Inside its window the same village is served.
+    county.now_ms = common::T0 + day + 1;
+    sync(&county, &mut village, &mut township).unwrap();
+    assert_eq!(village.store.records().unwrap().len(), 1);
+}
