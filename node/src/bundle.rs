@@ -12,8 +12,9 @@ use std::path::Path;
 
 use guihe_protocol::cert::{Certificate, RevocationList};
 use guihe_protocol::division::Division;
+use guihe_protocol::id::NodeId;
 use guihe_protocol::ingest::ingest;
-use guihe_protocol::signed::{SignedChange, VerifyError, verify_batch};
+use guihe_protocol::signed::{CertLookup, SignedChange, VerifyError, verify_batch};
 use guihe_protocol::store::{Store, StoreCerts};
 use serde::{Deserialize, Serialize};
 
@@ -25,11 +26,52 @@ const VERSION: u8 = 1;
 /// The largest bundle accepted, in bytes.
 pub const BUNDLE_BYTES_MAX: u64 = 1 << 30;
 
-#[derive(Debug, Serialize, Deserialize)]
-struct Bundle {
-    revocations: Option<RevocationList>,
-    certs: Vec<Certificate>,
-    changes: Vec<SignedChange>,
+/// What a bundle carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bundle {
+    /// The exporting node's newest revocation list.
+    pub revocations: Option<RevocationList>,
+    /// The certificates of the changes' signers.
+    pub certs: Vec<Certificate>,
+    /// The changes, each with its signature.
+    pub changes: Vec<SignedChange>,
+}
+
+impl Bundle {
+    /// The bundle's file contents: the header and the encoding.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, BundleError> {
+        let mut bytes = MAGIC.to_vec();
+        bytes.push(VERSION);
+        bytes.extend(postcard::to_allocvec(self).map_err(|e| BundleError::Format(e.to_string()))?);
+        Ok(bytes)
+    }
+
+    /// Reads a bundle from a file's contents, checking the header and the bound. Nothing
+    /// is verified yet: [`import_bytes`] does that.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Bundle, BundleError> {
+        let len = bytes.len() as u64;
+        if len > BUNDLE_BYTES_MAX {
+            return Err(too_long(len));
+        }
+        let body = bytes
+            .strip_prefix(MAGIC)
+            .ok_or_else(|| BundleError::Format("no GUIHEBUN header".into()))?;
+        let (&version, body) = body
+            .split_first()
+            .ok_or_else(|| BundleError::Format("truncated".into()))?;
+        if version != VERSION {
+            return Err(BundleError::Format(format!(
+                "bundle version {version}, this build reads {VERSION}"
+            )));
+        }
+        postcard::from_bytes(body).map_err(|e| BundleError::Format(e.to_string()))
+    }
+}
+
+fn too_long(len: u64) -> BundleError {
+    BundleError::Format(format!(
+        "{len} bytes is more than the bound of {BUNDLE_BYTES_MAX}"
+    ))
 }
 
 /// Why a bundle could not be written or read.
@@ -95,17 +137,14 @@ pub fn export(local: &Local, target: Option<Division>, path: &Path) -> Result<us
         certs,
         changes,
     };
-    let mut bytes = MAGIC.to_vec();
-    bytes.push(VERSION);
-    bytes.extend(postcard::to_allocvec(&bundle).map_err(|e| BundleError::Format(e.to_string()))?);
-    std::fs::write(path, bytes).map_err(|source| BundleError::Io {
+    std::fs::write(path, bundle.to_bytes()?).map_err(|source| BundleError::Io {
         path: path.display().to_string(),
         source,
     })?;
     Ok(count)
 }
 
-/// Verifies and imports a bundle.
+/// Verifies and imports a bundle file.
 pub fn import(local: &mut Local, path: &Path) -> Result<Imported, BundleError> {
     let io = |source| BundleError::Io {
         path: path.display().to_string(),
@@ -113,43 +152,40 @@ pub fn import(local: &mut Local, path: &Path) -> Result<Imported, BundleError> {
     };
     let len = std::fs::metadata(path).map_err(io)?.len();
     if len > BUNDLE_BYTES_MAX {
-        return Err(BundleError::Format(format!(
-            "{len} bytes is more than the bound of {BUNDLE_BYTES_MAX}"
-        )));
+        return Err(too_long(len));
     }
     let bytes = std::fs::read(path).map_err(io)?;
-    let body = bytes
-        .strip_prefix(MAGIC)
-        .ok_or_else(|| BundleError::Format("no GUIHEBUN header".into()))?;
-    let (&version, body) = body
-        .split_first()
-        .ok_or_else(|| BundleError::Format("truncated".into()))?;
-    if version != VERSION {
-        return Err(BundleError::Format(format!(
-            "bundle version {version}, this build reads {VERSION}"
-        )));
-    }
-    let bundle: Bundle =
-        postcard::from_bytes(body).map_err(|e| BundleError::Format(e.to_string()))?;
+    import_bytes(local, &bytes)
+}
 
+/// Verifies and imports a bundle from a file's contents. Everything is verified before
+/// anything is stored: the revocation list and the certificates against the county root,
+/// then every change the node may read (against the bundle's certificates and the ones
+/// the store holds, and the newer of the two revocation lists). A bundle refused for any
+/// reason leaves the store as it was.
+pub fn import_bytes(local: &mut Local, bytes: &[u8]) -> Result<Imported, BundleError> {
+    let bundle = Bundle::from_bytes(bytes)?;
     let root = local.root;
     let store = &mut local.replica.store;
-    if let Some(list) = &bundle.revocations {
+    let ours = store.revocations()?;
+    let mut newer_list = None;
+    if let Some(list) = bundle.revocations {
         list.verify(&root)?;
-        if store
-            .revocations()?
-            .is_none_or(|ours| ours.body.version < list.body.version)
+        if ours
+            .as_ref()
+            .is_none_or(|o| o.body.version < list.body.version)
         {
-            store.put_revocations(list)?;
+            newer_list = Some(list);
         }
     }
     for cert in &bundle.certs {
         cert.verify(&root)?;
     }
-    for cert in &bundle.certs {
-        store.put_certificate(cert)?;
-    }
-    let revocations = store.revocations()?.map(|l| l.body).unwrap_or_default();
+    let revocations = newer_list
+        .as_ref()
+        .or(ours.as_ref())
+        .map(|l| l.body.clone())
+        .unwrap_or_default();
     let me = local.replica.identity.cert.clone();
     let mut result = Imported {
         changes: bundle.changes.len(),
@@ -163,7 +199,36 @@ pub fn import(local: &mut Local, path: &Path) -> Result<Imported, BundleError> {
             result.skipped += 1;
         }
     }
-    let verified = verify_batch(readable, &StoreCerts(&*store), &revocations)?;
+    let certs = WithBundle {
+        store: &*store,
+        bundle: &bundle.certs,
+    };
+    let verified = verify_batch(readable, &certs, &revocations)?;
+    if let Some(list) = &newer_list {
+        store.put_revocations(list)?;
+    }
+    for cert in &bundle.certs {
+        store.put_certificate(cert)?;
+    }
     result.new = ingest(store, verified)?.len();
     Ok(result)
+}
+
+/// The certificates a bundle's changes are checked against: those the store holds and
+/// those the bundle carries (verified against the root, not stored yet).
+struct WithBundle<'a, S: Store> {
+    store: &'a S,
+    bundle: &'a [Certificate],
+}
+
+impl<S: Store> CertLookup for WithBundle<'_, S> {
+    fn certificates(&self, node: &NodeId) -> Vec<Certificate> {
+        let mut certs = StoreCerts(self.store).certificates(node);
+        for cert in self.bundle.iter().filter(|c| c.node() == *node) {
+            if !certs.contains(cert) {
+                certs.push(cert.clone());
+            }
+        }
+        certs
+    }
 }

@@ -138,6 +138,23 @@ fn tagged<T: Serialize>(tag: &[u8], body: &T) -> Result<Vec<u8>, CertError> {
     Ok(out)
 }
 
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CertError> {
+    postcard::to_allocvec(value).map_err(|e| CertError::Malformed(e.to_string()))
+}
+
+/// Decodes the whole of `bytes`: a value followed by anything is refused.
+fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, CertError> {
+    let (value, rest) =
+        postcard::take_from_bytes(bytes).map_err(|e| CertError::Malformed(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(CertError::Malformed(format!(
+            "{} bytes after the end",
+            rest.len()
+        )));
+    }
+    Ok(value)
+}
+
 fn signature(bytes: &[u8]) -> Result<Signature, CertError> {
     let array: [u8; 64] = bytes.try_into().map_err(|_| CertError::BadSignature)?;
     Ok(Signature::from_bytes(&array))
@@ -238,6 +255,17 @@ fn check_role(role: Role, division: Division) -> Result<(), CertError> {
 }
 
 impl Certificate {
+    /// The certificate's encoding (postcard), as files and messages carry it.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, CertError> {
+        encode(self)
+    }
+
+    /// A certificate from its encoding, refusing trailing bytes. Nothing is verified:
+    /// call [`Certificate::verify`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Certificate, CertError> {
+        decode(bytes)
+    }
+
     /// Checks the root's signature and the role's fit. Validity in time and revocation
     /// are checked separately, because they depend on when.
     pub fn verify(&self, root: &NodeId) -> Result<(), CertError> {
@@ -290,6 +318,17 @@ impl Certificate {
 }
 
 impl RevocationList {
+    /// The list's encoding (postcard), as files and messages carry it.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, CertError> {
+        encode(self)
+    }
+
+    /// A list from its encoding, refusing trailing bytes. Nothing is verified: call
+    /// [`RevocationList::verify`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<RevocationList, CertError> {
+        decode(bytes)
+    }
+
     /// Checks the root's signature.
     pub fn verify(&self, root: &NodeId) -> Result<(), CertError> {
         verify(root, &tagged(REVOCATION_TAG, &self.body)?, &self.signature)

@@ -102,6 +102,20 @@ fn message(record: RecordId, jurisdictions: &[VillageCode], hash: &ChangeHash) -
     out
 }
 
+/// Parses an Automerge change from bytes that came from outside (a peer, a bundle).
+///
+/// Automerge 0.12 panics on some malformed changes instead of returning an error: an
+/// object id in the op columns whose counter or actor index does not fit in 32 bits
+/// unwraps a failed conversion (`types.rs`, `OpId::new`). The fuzzer found it through a
+/// sync session and a bundle (`fuzz/regressions/`). Such a panic is caught here and
+/// becomes a [`VerifyError::Malformed`] like any other bad encoding, so no input can take a
+/// node down. This relies on panics unwinding, as they do in every profile of the project.
+pub fn parse_change(bytes: Vec<u8>) -> Result<Change, VerifyError> {
+    std::panic::catch_unwind(move || Change::from_bytes(bytes))
+        .map_err(|_| VerifyError::Malformed("the change's columns could not be read".into()))?
+        .map_err(|e| VerifyError::Malformed(e.to_string()))
+}
+
 /// The node whose key starts the change's actor id.
 pub fn signer_of(change: &Change) -> Option<NodeId> {
     let actor = change.actor_id().to_bytes();
@@ -224,12 +238,10 @@ struct LookedUp {
 }
 
 fn look_up(signed: SignedChange, certs: &dyn CertLookup) -> LookedUp {
-    let parsed = Change::from_bytes(signed.bytes.clone())
-        .map_err(|e| VerifyError::Malformed(e.to_string()))
-        .and_then(|c| {
-            let signer = signer_of(&c).ok_or(VerifyError::Actor)?;
-            Ok((c, signer))
-        });
+    let parsed = parse_change(signed.bytes.clone()).and_then(|c| {
+        let signer = signer_of(&c).ok_or(VerifyError::Actor)?;
+        Ok((c, signer))
+    });
     let certs = match &parsed {
         Ok((_, signer)) => certs.certificates(signer),
         Err(_) => Vec::new(),

@@ -488,6 +488,10 @@ impl Session {
             let next = negentropy
                 .reconcile_with_ids(frame, &mut have, &mut need)
                 .map_err(reconcile_err)?;
+            // negentropy reports them in the order of a hash set: sorted, a session sends
+            // the same messages every time.
+            have.sort_unstable();
+            need.sort_unstable();
             self.wants
                 .extend(need.iter().map(|id| ChangeHash(*id.as_bytes())));
             for chunk in need.chunks(self.config.want_max.max(1)) {

@@ -1,0 +1,549 @@
+//! The bodies of the protocol's fuzz targets: the wire decoder, a live sync session fed
+//! hostile frames, and certificate and revocation list parsing with verification.
+//!
+//! The same file is the library of the fuzz crate (`fuzz/src/lib.rs`) and a module of the
+//! workspace test that replays the seed corpus and every crash found
+//! (`protocol/tests/fuzzing.rs`, through `#[path]`), so an input does in `cargo test`
+//! exactly what it did under libFuzzer. A body panics only when an invariant breaks: an
+//! error the code under test returns is a correct answer to bad input.
+//!
+//! Everything is deterministic (fixed keys, times and seeded randomness), so the seed
+//! corpus [`seeds`] makes is the same on every machine.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::BTreeSet;
+use std::sync::OnceLock;
+
+use automerge::ChangeHash;
+use guihe_protocol::cert::{
+    CertBody, Certificate, Identity, Keypair, RevocationBody, RevocationList, Revoked, Role, Root,
+};
+use guihe_protocol::deadline::Deadlines;
+use guihe_protocol::division::{Division, VillageCode};
+use guihe_protocol::id::RecordId;
+use guihe_protocol::model::Kind;
+use guihe_protocol::replica::Replica;
+use guihe_protocol::store::{Key, MemStore, Store};
+use guihe_protocol::sync::{Config, Session};
+use guihe_protocol::wire::{MESSAGE_BYTES_MAX, Message, PROTOCOL_VERSION};
+use guihe_protocol::workload;
+use rand_chacha::ChaCha8Rng;
+use rand_core::SeedableRng;
+
+/// 2026-03-01, when the fixture's records were made.
+pub const T0: u64 = 1_772_323_200_000;
+const DAY_MS: u64 = 86_400_000;
+/// The time sessions run at.
+pub const NOW_MS: u64 = T0 + DAY_MS;
+/// The county of the fixture.
+pub const COUNTY: &str = "500240000000";
+/// The township whose node the session target drives.
+pub const TOWNSHIP: &str = "500240101000";
+/// A village of that township.
+pub const VILLAGE: &str = "500240101201";
+/// A village of another township.
+pub const OTHER_VILLAGE: &str = "500240102201";
+
+/// The county and its nodes, with their stores.
+pub struct Fixture {
+    /// The county root.
+    pub root: Root,
+    /// The township node of [`TOWNSHIP`].
+    pub township: Identity,
+    /// The village node of [`VILLAGE`].
+    pub village: Identity,
+    /// The village node of [`OTHER_VILLAGE`].
+    pub other: Identity,
+    /// The county node.
+    pub county: Identity,
+    /// Every certificate the root issued.
+    pub issued: Vec<Certificate>,
+    /// The root's revocation list (version 1; revokes a certificate no node here holds).
+    pub revocations: RevocationList,
+    /// The township's store: a case of [`VILLAGE`] it recorded.
+    pub township_store: MemStore,
+    /// The village's store: two cases it recorded, which the township lacks.
+    pub village_store: MemStore,
+    /// The other village's store: one case, outside the township.
+    pub other_store: MemStore,
+}
+
+/// The fixture, built once per process.
+pub fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(build)
+}
+
+fn build() -> Fixture {
+    let root = Root::new(Keypair::from_secret([1; 32]));
+    let mut issued = Vec::new();
+    let mut identity = |secret: u8, serial: u64, role: Role, division: &str| {
+        let key = Keypair::from_secret([secret; 32]);
+        let cert = root
+            .issue(CertBody {
+                serial,
+                node: key.public(),
+                role,
+                division: division.parse().expect("a fixture division"),
+                not_before_ms: T0 - DAY_MS,
+                not_after_ms: T0 + 365 * DAY_MS,
+            })
+            .expect("a fixture certificate");
+        issued.push(cert.clone());
+        Identity { key, cert }
+    };
+    let township = identity(2, 1, Role::Township, TOWNSHIP);
+    let village = identity(3, 2, Role::Village, VILLAGE);
+    let other = identity(4, 3, Role::Village, OTHER_VILLAGE);
+    let county = identity(5, 4, Role::County, COUNTY);
+    let revocations = root
+        .revocations(RevocationBody {
+            version: 1,
+            revoked: vec![Revoked {
+                serial: 99,
+                node: Keypair::from_secret([6; 32]).public(),
+                from_ms: T0,
+            }],
+        })
+        .expect("a fixture revocation list");
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let mut time = T0;
+    let township_store = store_with(&township, VILLAGE, 1, &mut rng, &mut time);
+    let village_store = store_with(&village, VILLAGE, 2, &mut rng, &mut time);
+    let other_store = store_with(&other, OTHER_VILLAGE, 1, &mut rng, &mut time);
+    Fixture {
+        root,
+        township,
+        village,
+        other,
+        county,
+        issued,
+        revocations,
+        township_store,
+        village_store,
+        other_store,
+    }
+}
+
+/// A store holding `cases` cases of `village` recorded by `identity`, each with two more
+/// commands, and the certificate of its node.
+fn store_with(
+    identity: &Identity,
+    village: &str,
+    cases: usize,
+    rng: &mut ChaCha8Rng,
+    time: &mut u64,
+) -> MemStore {
+    let mut store = MemStore::new();
+    store
+        .put_certificate(&identity.cert)
+        .expect("the memory store cannot fail");
+    let mut replica = Replica::new(
+        identity.clone(),
+        store,
+        "worker".parse().expect("a staff id"),
+        1,
+    );
+    let rules = Deadlines::default();
+    let villages: Vec<VillageCode> = vec![village.parse().expect("a fixture village")];
+    for _ in 0..cases {
+        *time += 60_000;
+        let new = workload::new_record(rng, Kind::Case, &villages);
+        let (id, _) = replica
+            .create(*time, rng, &rules, new)
+            .expect("a fixture case");
+        for _ in 0..2 {
+            *time += 60_000;
+            let fold = replica
+                .record(id)
+                .expect("the case")
+                .fold(&rules)
+                .expect("its fold");
+            if let Some(command) = workload::next_command(rng, &fold) {
+                replica
+                    .apply(id, *time, rng, &rules, command)
+                    .expect("a fixture command");
+            }
+        }
+    }
+    replica.store
+}
+
+/// What a store holds that a refused input must leave alone: every change key, every
+/// record with its heads and the changes still waiting for their dependencies.
+pub type Snapshot = (
+    Vec<Key>,
+    Vec<(RecordId, Vec<ChangeHash>, BTreeSet<ChangeHash>)>,
+);
+
+/// The snapshot of any store.
+pub fn snapshot<S: Store>(store: &S) -> Snapshot {
+    let county: Division = COUNTY.parse().expect("the fixture county");
+    let keys = store.keys(county, &|_| true).expect("the store's keys");
+    let records = store
+        .records()
+        .expect("the store's records")
+        .into_iter()
+        .map(|r| {
+            let heads = store
+                .doc(r)
+                .expect("a document")
+                .map(|d| d.get_heads())
+                .unwrap_or_default();
+            (r, heads, store.pending(r).expect("a pending set"))
+        })
+        .collect();
+    (keys, records)
+}
+
+/// Target `wire`: any bytes decode to a message or a typed error, and a message decoded
+/// encodes again, within the bound, to the same message.
+pub fn wire(data: &[u8]) {
+    match Message::decode(data) {
+        Ok(message) => {
+            let bytes = message.encode().expect("a decoded message encodes");
+            assert!(bytes.len() <= data.len(), "the encoding grew");
+            assert_eq!(bytes.len(), message.encoded_len());
+            assert_eq!(Message::decode(&bytes).as_ref(), Ok(&message));
+        }
+        Err(e) => drop(e.to_string()),
+    }
+}
+
+/// The first byte of a `session` input.
+pub mod flags {
+    /// The harness delivers a valid `Hello` from the peer before the frames.
+    pub const HELLO: u8 = 1;
+    /// The township's session is the initiator (it dialled).
+    pub const INITIATOR: u8 = 2;
+    /// The township's store holds the revocation list.
+    pub const REVOCATIONS: u8 = 4;
+    /// The peer is the county node rather than the village.
+    pub const COUNTY_PEER: u8 = 8;
+}
+
+/// Splits a `session` input's frames: each is a two-byte little-endian length and that
+/// many bytes (or what is left).
+pub fn frames(mut data: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    while !data.is_empty() {
+        let (len, rest) = match data {
+            [lo, hi, rest @ ..] => (usize::from(u16::from_le_bytes([*lo, *hi])), rest),
+            [_] => (0, &[][..]),
+            [] => unreachable!(),
+        };
+        let take = len.min(rest.len());
+        out.push(&rest[..take]);
+        data = &rest[take..];
+    }
+    out
+}
+
+/// Joins frames into a `session` input.
+pub fn session_input(flags: u8, frames: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = vec![flags];
+    for f in frames {
+        let len = u16::try_from(f.len()).expect("a seed frame under 64 KiB");
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(f);
+    }
+    out
+}
+
+/// What a `session` input did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRun {
+    /// Frames handled without error.
+    pub accepted: usize,
+    /// The error that ended the session, if one did.
+    pub error: Option<String>,
+}
+
+/// Target `session`: a township session with a real store holding a case, optionally
+/// after a valid `Hello`, is fed the input's frames. Every frame is handled or refused
+/// with a typed error; a refused frame changes nothing in the store; everything the
+/// session sends decodes and is within the bound.
+pub fn session(data: &[u8]) -> SessionRun {
+    let f = fixture();
+    let (bits, data) = data.split_first().map_or((0, data), |(b, d)| (*b, d));
+    let peer = if bits & flags::COUNTY_PEER != 0 {
+        &f.county
+    } else {
+        &f.village
+    };
+    let mut store = f.township_store.clone();
+    if bits & flags::REVOCATIONS != 0 {
+        store
+            .put_revocations(&f.revocations)
+            .expect("the memory store cannot fail");
+    }
+    let mut session = Session::new(
+        Config::default(),
+        f.root.public(),
+        f.township.clone(),
+        bits & flags::INITIATOR != 0,
+        &store,
+    )
+    .expect("a session over the memory store");
+    drain(&mut session);
+    if bits & flags::HELLO != 0 {
+        let hello = Message::Hello {
+            version: PROTOCOL_VERSION,
+            cert: peer.cert.clone(),
+            revocations: 0,
+        };
+        session
+            .handle(
+                &hello.encode().expect("a hello encodes"),
+                &mut store,
+                NOW_MS,
+            )
+            .expect("a valid hello is accepted");
+        drain(&mut session);
+    }
+    let mut run = SessionRun {
+        accepted: 0,
+        error: None,
+    };
+    for frame in frames(data) {
+        let before = snapshot(&store);
+        match session.handle(frame, &mut store, NOW_MS) {
+            Ok(()) => {
+                run.accepted += 1;
+                drain(&mut session);
+            }
+            Err(e) => {
+                assert_eq!(
+                    snapshot(&store),
+                    before,
+                    "a refused frame changed the store"
+                );
+                run.error = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    run
+}
+
+/// Takes everything a session has to send and report, checking what it sends.
+fn drain(session: &mut Session) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    while let Some(bytes) = session.poll_transmit() {
+        assert!(bytes.len() <= MESSAGE_BYTES_MAX, "a message over the bound");
+        Message::decode(&bytes).expect("a message the session sent decodes");
+        out.push(bytes);
+    }
+    while session.poll_event().is_some() {}
+    out
+}
+
+/// Target `cert`: the input is read as a certificate and as a revocation list. Whatever
+/// decodes encodes again to the same value, its checks give answers or typed errors, and
+/// only what the root really signed verifies against it.
+pub fn cert(data: &[u8]) {
+    let f = fixture();
+    let root = f.root.public();
+    let villages: Vec<VillageCode> = [VILLAGE, OTHER_VILLAGE, "500240101202", "500241001001"]
+        .iter()
+        .map(|v| v.parse().expect("a village"))
+        .collect();
+    match Certificate::from_bytes(data) {
+        Ok(cert) => {
+            let bytes = cert.to_bytes().expect("a decoded certificate encodes");
+            assert_eq!(Certificate::from_bytes(&bytes).as_ref(), Ok(&cert));
+            let verified = cert.verify(&root);
+            if verified.is_ok() {
+                assert!(
+                    f.issued.contains(&cert),
+                    "a certificate the root never issued verifies"
+                );
+            }
+            let b = &cert.body;
+            for at in [0, T0, NOW_MS, b.not_before_ms, b.not_after_ms, u64::MAX] {
+                drop(cert.valid_at(at, &RevocationBody::default()));
+                drop(cert.valid_at(at, &f.revocations.body));
+            }
+            for n in 0..=villages.len() {
+                let some = &villages[..n];
+                let _ = cert.may_read(some);
+                if cert.may_write(some) {
+                    assert!(cert.may_read(some), "writes what it may not read");
+                }
+            }
+            drop(format!("{cert:?} {:?} {}", verified, b.division));
+        }
+        Err(e) => drop(e.to_string()),
+    }
+    match RevocationList::from_bytes(data) {
+        Ok(list) => {
+            let bytes = list.to_bytes().expect("a decoded list encodes");
+            assert_eq!(RevocationList::from_bytes(&bytes).as_ref(), Ok(&list));
+            if list.verify(&root).is_ok() {
+                assert_eq!(list, f.revocations, "a list the root never signed verifies");
+            }
+            for cert in &f.issued {
+                for at in [0, T0, NOW_MS, u64::MAX] {
+                    drop(cert.valid_at(at, &list.body));
+                }
+            }
+        }
+        Err(e) => drop(e.to_string()),
+    }
+}
+
+/// The messages two real sessions send each other until both are quiet: `a` dials `b`.
+/// Returns what `a` sent and what `b` sent, in order.
+pub fn converse(
+    a: &Identity,
+    a_store: &mut MemStore,
+    b: &Identity,
+    b_store: &mut MemStore,
+) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let root = fixture().root.public();
+    let mut sa = Session::new(Config::default(), root, a.clone(), true, a_store).expect("a");
+    let mut sb = Session::new(Config::default(), root, b.clone(), false, b_store).expect("b");
+    let (mut sent_a, mut sent_b) = (Vec::new(), Vec::new());
+    let mut to_b: std::collections::VecDeque<Vec<u8>> = drain(&mut sa).into();
+    let mut to_a: std::collections::VecDeque<Vec<u8>> = drain(&mut sb).into();
+    // One message at a time, each answer sent at once, as the node drives a session.
+    for _ in 0..10_000 {
+        if let Some(m) = to_b.pop_front() {
+            sb.handle(&m, b_store, NOW_MS)
+                .expect("b handles a's message");
+            to_a.extend(drain(&mut sb));
+            sent_a.push(m);
+        } else if let Some(m) = to_a.pop_front() {
+            sa.handle(&m, a_store, NOW_MS)
+                .expect("a handles b's message");
+            to_b.extend(drain(&mut sa));
+            sent_b.push(m);
+        } else {
+            return (sent_a, sent_b);
+        }
+    }
+    panic!("the sessions did not settle");
+}
+
+/// The name of a message's variant, for seed file names.
+pub fn variant(message: &Message) -> &'static str {
+    match message {
+        Message::Hello { .. } => "hello",
+        Message::Revocations(_) => "revocations",
+        Message::Reconcile(_) => "reconcile",
+        Message::Tail { .. } => "tail",
+        Message::FullReconcile => "full-reconcile",
+        Message::Want(_) => "want",
+        Message::Changes { .. } => "changes",
+        Message::Ack { .. } => "ack",
+    }
+}
+
+/// The seed corpus of the protocol's targets: `(target, file name, input)`, each input
+/// valid (a real message, a real session's frames, a real certificate or list).
+pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
+    let f = fixture();
+    let mut out = Vec::new();
+
+    // The village dials the township: what the village sends, as the township's session
+    // (the responder) receives it.
+    let (mut village_store, mut township_store) =
+        (f.village_store.clone(), f.township_store.clone());
+    let (from_village, from_township) = converse(
+        &f.village,
+        &mut village_store,
+        &f.township,
+        &mut township_store,
+    );
+    // Dialled again after that complete session: the village sends its tail.
+    let (again, _) = converse(
+        &f.village,
+        &mut village_store,
+        &f.township,
+        &mut township_store,
+    );
+    // The township dials the village: what the village answers, as the township's session
+    // (the initiator) receives it.
+    let (mut village_store, mut township_store) =
+        (f.village_store.clone(), f.township_store.clone());
+    let (_, answers) = converse(
+        &f.township,
+        &mut township_store,
+        &f.village,
+        &mut village_store,
+    );
+
+    // wire: one message of each variant.
+    let mut messages: Vec<Vec<u8>> = Vec::new();
+    messages.extend(from_village.iter().cloned());
+    messages.extend(from_township.iter().cloned());
+    messages.extend(again.iter().cloned());
+    messages.push(
+        Message::Revocations(f.revocations.clone())
+            .encode()
+            .expect("encodes"),
+    );
+    messages.push(Message::FullReconcile.encode().expect("encodes"));
+    let mut named = BTreeSet::new();
+    for m in &messages {
+        let name = variant(&Message::decode(m).expect("a real message"));
+        if named.insert(name) {
+            out.push(("wire", name.to_string(), m.clone()));
+        }
+    }
+
+    // session: whole conversations, and single frames of each kind after a hello.
+    out.push((
+        "session",
+        "responder-whole".into(),
+        session_input(0, &from_village),
+    ));
+    out.push((
+        "session",
+        "responder-after-hello".into(),
+        session_input(flags::HELLO, &from_village[1..]),
+    ));
+    out.push((
+        "session",
+        "responder-with-revocations".into(),
+        session_input(flags::HELLO | flags::REVOCATIONS, &from_village[1..]),
+    ));
+    out.push((
+        "session",
+        "initiator-after-hello".into(),
+        session_input(flags::HELLO | flags::INITIATOR, &answers[1..]),
+    ));
+    let tail = again
+        .iter()
+        .find(|m| matches!(Message::decode(m), Ok(Message::Tail { .. })))
+        .expect("a second session sends its tail");
+    let revocations = Message::Revocations(f.revocations.clone())
+        .encode()
+        .expect("encodes");
+    out.push((
+        "session",
+        "responder-tail".into(),
+        session_input(flags::HELLO, std::slice::from_ref(tail)),
+    ));
+    out.push((
+        "session",
+        "responder-revocations".into(),
+        session_input(flags::HELLO | flags::COUNTY_PEER, &[revocations]),
+    ));
+
+    // cert: every certificate issued and the revocation list.
+    for (i, cert) in f.issued.iter().enumerate() {
+        out.push((
+            "cert",
+            format!("cert-{i}-{:?}", cert.body.role).to_lowercase(),
+            cert.to_bytes().expect("encodes"),
+        ));
+    }
+    out.push((
+        "cert",
+        "revocations".into(),
+        f.revocations.to_bytes().expect("encodes"),
+    ));
+    out
+}
