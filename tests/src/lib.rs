@@ -28,6 +28,20 @@ pub fn guihe_bin() -> Result<PathBuf, String> {
     }
 }
 
+/// The Debian package that tests/run builds (`target/debian/guihe_*.deb`), if there is one.
+pub fn debian_package() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debian");
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("guihe_") && n.ends_with(".deb"))
+        })
+}
+
 /// Runs `guihe` with `args`; its standard output on success, its standard error otherwise.
 pub fn guihe(args: &[&str]) -> Result<String, String> {
     let bin = guihe_bin()?;

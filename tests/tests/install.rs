@@ -12,21 +12,8 @@
 //! `GUIHE_SKIP_INSTALL=1`. tests/run builds the package first; `GUIHE_SKIP_PACKAGE=1` skips
 //! this test too.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-
-fn package() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debian");
-    std::fs::read_dir(dir)
-        .ok()?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("guihe_") && n.ends_with(".deb"))
-        })
-}
 
 /// What the script leaves behind if it does not clean up: its network namespaces and its
 /// mounts.
@@ -55,7 +42,7 @@ fn following_the_guide_on_fresh_debian_machines_enrols_a_village_with_the_county
         "0",
         "the install test boots Debian machines with systemd-nspawn and needs root; run tests/run as root, or set GUIHE_SKIP_INSTALL=1"
     );
-    let deb = package().expect(
+    let deb = guihe_tests::debian_package().expect(
         "no target/debian/guihe_*.deb: tests/run builds it (cargo deb -p guihe-node), or set GUIHE_SKIP_PACKAGE=1",
     );
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");

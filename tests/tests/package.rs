@@ -4,21 +4,8 @@
 //!
 //! tests/run builds the package first (`cargo deb`); `GUIHE_SKIP_PACKAGE=1` skips this test.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-
-fn package() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debian");
-    std::fs::read_dir(dir)
-        .ok()?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("guihe_") && n.ends_with(".deb"))
-        })
-}
 
 #[test]
 fn the_package_installs_what_the_guide_says() {
@@ -26,7 +13,7 @@ fn the_package_installs_what_the_guide_says() {
         eprintln!("GUIHE_SKIP_PACKAGE=1: the package test is skipped");
         return;
     }
-    let deb = package().expect(
+    let deb = guihe_tests::debian_package().expect(
         "no target/debian/guihe_*.deb: tests/run builds it (cargo deb -p guihe-node), or set GUIHE_SKIP_PACKAGE=1",
     );
     let root = std::env::temp_dir().join(format!("guihe-package-{}", std::process::id()));
@@ -137,7 +124,8 @@ fn following_the_guide_enrols_a_village_with_the_county() {
         eprintln!("GUIHE_SKIP_PACKAGE=1: the package test is skipped");
         return;
     }
-    let deb = package().expect("no target/debian/guihe_*.deb: tests/run builds it");
+    let deb =
+        guihe_tests::debian_package().expect("no target/debian/guihe_*.deb: tests/run builds it");
     let root = std::env::temp_dir().join(format!("guihe-guide-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).unwrap();
