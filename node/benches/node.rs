@@ -313,7 +313,7 @@ fn main() {
                 &Default::default(),
             )
             .expect("verify");
-            guihe_protocol::ingest::ingest(&mut mem, verified).expect("ingest");
+            guihe_protocol::ingest::ingest(&mut mem, verified, 0).expect("ingest");
         }
         let secs = started.elapsed().as_secs_f64().max(1e-3);
         lines.push((

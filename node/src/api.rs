@@ -564,6 +564,54 @@ pub struct StatusReport {
     /// not sync until space is freed.
     #[serde(default)]
     pub disk_low: bool,
+    /// Validly signed changes this node refused and keeps aside, newest first.
+    #[serde(default)]
+    pub quarantined: Vec<QuarantineReport>,
+}
+
+/// One refused change in a [`StatusReport`].
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct QuarantineReport {
+    /// The signer's key.
+    pub signer: String,
+    /// The signer's division, when its certificate is known here.
+    pub signer_division: Option<String>,
+    /// The record the change claims.
+    pub record: String,
+    /// The reason's code.
+    pub code: String,
+    /// The reason, in Chinese.
+    pub reason_zh: String,
+    /// The reason, in English.
+    pub reason_en: String,
+    /// The reason in detail, for the operator.
+    pub detail: String,
+    /// When this node refused it (ms since the epoch).
+    pub refused_ms: u64,
+}
+
+/// The refused changes a store keeps aside, newest first, as the status report shows them.
+pub fn quarantine_reports<S: guihe_protocol::store::Store>(store: &S) -> Vec<QuarantineReport> {
+    let mut kept = store.quarantined().unwrap_or_default();
+    kept.sort_by_key(|q| std::cmp::Reverse(q.refused_ms));
+    kept.into_iter()
+        .map(|q| {
+            let (zh, en) = guihe_protocol::quarantine::label(&q.code);
+            QuarantineReport {
+                signer: crate::keys::public_hex(&q.signer),
+                signer_division: store
+                    .certificates_of(&q.signer)
+                    .ok()
+                    .and_then(|c| c.last().map(|c| c.body.division.to_string())),
+                record: q.record.to_string(),
+                code: q.code,
+                reason_zh: zh.into(),
+                reason_en: en.into(),
+                detail: q.detail,
+                refused_ms: q.refused_ms,
+            }
+        })
+        .collect()
 }
 
 /// The newest change held for one village.

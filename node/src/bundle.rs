@@ -3,9 +3,12 @@
 //! A bundle is `GUIHEBUN`, a version byte, and the postcard encoding of the exporting
 //! node's newest revocation list, the certificates of the changes' signers and the changes
 //! themselves, each carrying its own signature. Importing verifies everything as a sync
-//! session would: the certificates against the county root, every change's signature and
-//! authority, and that the importing node may read it. One bad change refuses the whole
-//! bundle and nothing is stored. Changes the importing node may not read are skipped.
+//! session would: the certificates against the county root, every change's signature, and
+//! that the importing node may read it. One change that is not a change or whose signature
+//! does not verify refuses the whole bundle and nothing is stored. A validly signed change
+//! that its signer may not write, or that breaks the change rules, is quarantined as a
+//! session would, and the rest is imported. Changes the importing node may not read are
+//! skipped.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -108,6 +111,8 @@ pub struct Imported {
     pub new: usize,
     /// Skipped: records this node may not read.
     pub skipped: usize,
+    /// Refused and kept aside (or dropped, their signer's quarantine being full).
+    pub quarantined: usize,
 }
 
 /// Writes every change this node holds for records `target` may read (all it holds when
@@ -210,7 +215,9 @@ pub fn import_bytes(local: &mut Local, bytes: &[u8]) -> Result<Imported, BundleE
     for cert in &bundle.certs {
         store.put_certificate(cert)?;
     }
-    result.new = ingest(store, verified)?.len();
+    let ingested = ingest(store, verified, crate::local::now_ms())?;
+    result.new = ingested.stored.len();
+    result.quarantined = ingested.quarantined.len() + ingested.dropped;
     Ok(result)
 }
 

@@ -373,6 +373,7 @@ pub fn status(node: &Node) -> CliResult<String> {
                     p.changes_in
                 ));
             }
+            quarantine_lines(&r.quarantined, &mut out);
             if !r.freshness.is_empty() {
                 out.push("数据新鲜度 freshness (newest change held, per village):".into());
                 for f in &r.freshness {
@@ -384,13 +385,38 @@ pub fn status(node: &Node) -> CliResult<String> {
     }
 }
 
+/// The refused changes kept aside, for `guihe status`.
+fn quarantine_lines(kept: &[crate::api::QuarantineReport], out: &mut Vec<String>) {
+    if kept.is_empty() {
+        return;
+    }
+    out.push(format!(
+        "已隔离的变更 refused changes kept aside (not applied, not passed on): {}",
+        kept.len()
+    ));
+    for q in kept {
+        out.push(format!(
+            "  {} {} · 记录 record {} · {} {} ({})",
+            q.signer_division.as_deref().unwrap_or("?"),
+            q.signer.chars().take(12).collect::<String>(),
+            q.record,
+            q.reason_zh,
+            q.reason_en,
+            q.detail
+        ));
+    }
+}
+
 fn status_local(local: &Local) -> CliResult<String> {
     let store = &local.replica.store;
     let records = store.records().map_err(s)?;
     let cert = &local.replica.identity.cert;
     let corrupt = store.verify();
+    let mut kept = Vec::new();
+    quarantine_lines(&crate::api::quarantine_reports(store), &mut kept);
+    let kept = kept.iter().map(|l| format!("\n{l}")).collect::<String>();
     Ok(format!(
-        "节点 node {}\n角色 role {:?} · 辖区 division {}\n证书有效期至 certificate valid until {} (ms)\n记录 records {} · 变更 changes {} · 待补依赖 waiting for dependencies {}\n存储 store {} bytes · 校验 checksums: {}",
+        "节点 node {}\n角色 role {:?} · 辖区 division {}\n证书有效期至 certificate valid until {} (ms)\n记录 records {} · 变更 changes {} · 待补依赖 waiting for dependencies {}\n存储 store {} bytes · 校验 checksums: {}{}",
         keys::public_hex(&cert.node()),
         cert.body.role,
         cert.body.division,
@@ -407,6 +433,7 @@ fn status_local(local: &Local) -> CliResult<String> {
                 corrupt.len(),
                 corrupt.first().map(ToString::to_string).unwrap_or_default()
             )
-        }
+        },
+        kept
     ))
 }

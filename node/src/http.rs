@@ -180,7 +180,7 @@ async fn count(State(state): State<AppState>, request: HttpRequest, next: Next) 
 #[openapi(
     info(title = "guihe node API", description = "The JSON API every guihe node serves on its HTTP port. Authorization: Bearer <token from api.json>."),
     paths(list_cases, list_petitions, list_all, create_case, create_petition, show, append, add_staff, stats, revocations, status, serve_metrics),
-    components(schemas(NewForm, crate::api::PartyForm, ErrorBody, StatusReport, crate::api::PeerReport, crate::api::Freshness, StaffForm)),
+    components(schemas(NewForm, crate::api::PartyForm, ErrorBody, StatusReport, crate::api::PeerReport, crate::api::Freshness, crate::api::QuarantineReport, StaffForm)),
     modifiers(&TokenScheme)
 )]
 #[derive(Debug)]

@@ -520,10 +520,17 @@ fn run(command: Command) -> Result<String, String> {
         } => {
             let mut local = Local::open(&data).map_err(|e| s(&e))?;
             let r = bundle::import(&mut local, &file).map_err(|e| s(&e))?;
-            Ok(format!(
+            let mut out = format!(
                 "已导入 imported: {} changes in the bundle, {} new, {} not for this node",
                 r.changes, r.new, r.skipped
-            ))
+            );
+            if r.quarantined > 0 {
+                out.push_str(&format!(
+                    "\n已隔离 {} 条不合规则的变更（未采用，见 guihe status） {} changes refused and kept aside (not applied; see guihe status)",
+                    r.quarantined, r.quarantined
+                ));
+            }
+            Ok(out)
         }
         Command::Demo { out, no_serve } => {
             let serve = !no_serve && std::io::IsTerminal::is_terminal(&std::io::stdout());

@@ -50,6 +50,10 @@ pub struct Metrics {
     pub changes: Gauge,
     /// Changes waiting for their dependencies.
     pub pending: Gauge,
+    /// Validly signed changes refused by reason (`quarantine`), kept aside or dropped.
+    pub quarantined: Family<Outcome, Counter>,
+    /// Changes kept aside.
+    pub quarantine_held: Gauge,
 }
 
 impl Metrics {
@@ -99,6 +103,25 @@ impl Metrics {
             "Changes waiting for their dependencies",
             self.pending.clone(),
         );
+        r.register(
+            "changes_quarantined",
+            "Validly signed changes refused, by reason",
+            self.quarantined.clone(),
+        );
+        r.register(
+            "quarantined_changes",
+            "Refused changes kept aside",
+            self.quarantine_held.clone(),
+        );
+    }
+
+    /// Counts a refused change by its reason's code.
+    pub fn quarantined(&self, code: &str) {
+        self.quarantined
+            .get_or_create(&Outcome {
+                outcome: code.into(),
+            })
+            .inc();
     }
 
     /// Counts a session outcome.

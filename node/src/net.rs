@@ -238,6 +238,7 @@ struct Counts {
     changes: usize,
     pending: usize,
     freshness: Vec<api::Freshness>,
+    quarantined: Vec<api::QuarantineReport>,
 }
 
 impl Core {
@@ -463,6 +464,22 @@ impl Core {
                     tracing::info!(%peer, "reconciled");
                     reconciled = true;
                 }
+                Event::Quarantined { changes, dropped } => {
+                    for q in &changes {
+                        tracing::warn!(%peer, signer = %q.signer, record = %q.record, reason = %q.detail, "refused a change and kept it aside");
+                        self.metrics.quarantined(&q.code);
+                    }
+                    if dropped > 0 {
+                        tracing::warn!(%peer, dropped, "refused changes not kept: their signer's quarantine is full");
+                        self.metrics
+                            .quarantined
+                            .get_or_create(&metrics::Outcome {
+                                outcome: "dropped".into(),
+                            })
+                            .inc_by(dropped as u64);
+                    }
+                    self.generation += 1;
+                }
                 Event::Revocations(v) => {
                     tracing::info!(version = v, "revocation list updated");
                     news = true;
@@ -544,6 +561,7 @@ impl Core {
                         newest_ms,
                     })
                     .collect(),
+                quarantined: api::quarantine_reports(store),
             };
             self.counted = Some((std::time::Instant::now(), started.elapsed(), counts));
         }
@@ -574,6 +592,7 @@ impl Core {
             peers,
             freshness: counts.freshness,
             disk_low: self.disk_low,
+            quarantined: counts.quarantined,
         }
     }
 
@@ -708,6 +727,7 @@ impl Core {
         metrics::set(&self.metrics.records, report.records);
         metrics::set(&self.metrics.changes, report.changes);
         metrics::set(&self.metrics.pending, report.pending);
+        metrics::set(&self.metrics.quarantine_held, report.quarantined.len());
         metrics::set(&self.metrics.peers, self.sessions.len());
         if let Ok(json) = serde_json::to_vec_pretty(&report) {
             let _ = write_atomic(&self.local.data.join("status.json"), &json, false);

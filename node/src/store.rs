@@ -24,6 +24,7 @@ use automerge::{Automerge, ChangeHash};
 use guihe_protocol::cert::{Certificate, RevocationList};
 use guihe_protocol::division::{Division, VillageCode};
 use guihe_protocol::id::{NodeId, RecordId};
+use guihe_protocol::quarantine::Quarantined;
 use guihe_protocol::signed::SignedChange;
 use guihe_protocol::store::{Key, Store, StoredChange};
 use serde::{Deserialize, Serialize};
@@ -162,6 +163,8 @@ pub struct SledStore {
     meta: sled::Tree,
     views: sled::Tree,
     accounts: sled::Tree,
+    /// Refused changes kept aside, by hash (`guihe_protocol::quarantine`).
+    quarantine: sled::Tree,
     /// Records whose document changed since their view was last stored.
     dirty: std::sync::Arc<std::sync::Mutex<BTreeSet<RecordId>>>,
     mark: Mark,
@@ -246,6 +249,7 @@ impl SledStore {
             meta: db.open_tree("meta")?,
             views: db.open_tree("views")?,
             accounts: db.open_tree("accounts")?,
+            quarantine: db.open_tree("quarantine")?,
             dirty: Default::default(),
             mark: Mark::of(dir),
             db,
@@ -279,8 +283,8 @@ impl SledStore {
         Ok(())
     }
 
-    /// Writes changes and their index entries, without flushing.
-    fn write_changes(&self, changes: &[StoredChange]) -> Result<(), StoreError> {
+    /// Writes changes, and their index entries if `index`, without flushing.
+    fn write_changes(&self, changes: &[StoredChange], index: bool) -> Result<(), StoreError> {
         let mut change_batch = sled::Batch::default();
         let mut index_batch = sled::Batch::default();
         for c in changes {
@@ -291,8 +295,10 @@ impl SledStore {
                 signed: c.signed.clone(),
             })?;
             change_batch.insert(&c.hash.0, value);
-            for v in &c.signed.jurisdictions {
-                index_batch.insert(index_key(*v, c.time_ms, &c.hash), &[] as &[u8]);
+            if index {
+                for v in &c.signed.jurisdictions {
+                    index_batch.insert(index_key(*v, c.time_ms, &c.hash), &[] as &[u8]);
+                }
             }
         }
         // The changes first: an index entry must never point at a change that is not
@@ -759,7 +765,7 @@ impl Store for SledStore {
     }
 
     fn put_changes(&mut self, changes: &[StoredChange]) -> Result<(), StoreError> {
-        self.write_changes(changes)?;
+        self.write_changes(changes, true)?;
         self.flush()?;
         if let Some(last) = changes.last() {
             self.mark.write(&last.hash);
@@ -775,13 +781,20 @@ impl Store for SledStore {
         // sled recovers a prefix of its log after a crash, so with the changes written
         // before the documents one flush makes both durable, and never a document
         // without its changes.
-        self.write_changes(changes)?;
+        let (waiting, ready) = guihe_protocol::store::split_waiting(changes, docs);
+        self.write_changes(&waiting, false)?;
+        self.write_changes(&ready, true)?;
         self.write_docs(docs)?;
         self.flush()?;
         if let Some(last) = changes.last() {
             self.mark.write(&last.hash);
         }
         Ok(())
+    }
+
+    fn put_waiting(&mut self, changes: &[StoredChange]) -> Result<(), StoreError> {
+        self.write_changes(changes, false)?;
+        self.flush()
     }
 
     fn keys(
@@ -902,6 +915,40 @@ impl Store for SledStore {
     fn put_revocations(&mut self, list: &RevocationList) -> Result<(), StoreError> {
         self.meta.insert(b"revocations", encode(list)?)?;
         self.flush()
+    }
+
+    fn put_quarantined(&mut self, refused: &[Quarantined]) -> Result<(), StoreError> {
+        let mut quarantine = sled::Batch::default();
+        let mut changes = sled::Batch::default();
+        let mut index = sled::Batch::default();
+        for q in refused {
+            quarantine.insert(&q.hash, encode(q)?);
+            changes.remove(&q.hash);
+            for v in &q.signed.jurisdictions {
+                index.remove(index_key(*v, q.time_ms, &q.change_hash()));
+            }
+        }
+        // Kept aside first, then out of the index, then out of the changes: a crash in
+        // between leaves a change both kept aside and stored, which the next ingest of its
+        // record refuses again, never an index entry without its change.
+        self.quarantine.apply_batch(quarantine)?;
+        self.index.apply_batch(index)?;
+        self.changes.apply_batch(changes)?;
+        self.flush()
+    }
+
+    fn is_quarantined(&self, hash: &ChangeHash) -> Result<bool, StoreError> {
+        Ok(self.quarantine.contains_key(hash.0)?)
+    }
+
+    fn quarantined(&self) -> Result<Vec<Quarantined>, StoreError> {
+        self.quarantine
+            .iter()
+            .map(|item| {
+                let (k, v) = item?;
+                decode("quarantine", &k, &v)
+            })
+            .collect()
     }
 
     fn watermark(&self, peer: &NodeId) -> Result<Option<u64>, StoreError> {

@@ -1112,6 +1112,22 @@ async fn sync_page(State(state): State<AppState>, headers: HeaderMap) -> Respons
                 }
             }
         }
+        @if !r.quarantined.is_empty() {
+            h2 { (t("已隔离的变更", "Refused changes kept aside")) }
+            p.error { (t("以下变更由已认证的节点签名，但不符合记录规则或其权限，未被采用，也不会转发给其他节点。该节点此后对同一记录的变更会一直等待，请联系该办公室核实，并由乡镇重新登记需要的内容。",
+                "These changes were signed by certified nodes but break the record rules or the signer's authority: they were not applied and are not passed on. That node's later changes to the same records wait behind them; contact the office, and have the township record again what is needed.")) }
+            table id="quarantine" {
+                tr { th { (t("签名节点", "Signed by")) } th { (t("记录", "Record")) } th { (t("原因", "Reason")) } th { (t("拒收时间", "Refused")) } }
+                @for q in &r.quarantined {
+                    tr {
+                        td { (q.signer_division.as_deref().unwrap_or("?")) " " small { (q.signer.chars().take(12).collect::<String>()) } }
+                        td { (q.record) }
+                        td title=(q.detail) { (t(&q.reason_zh, &q.reason_en)) }
+                        td { (ago(Some(q.refused_ms))) }
+                    }
+                }
+            }
+        }
         h2 { (t("各村数据新鲜度", "Data freshness per village")) }
         table id="freshness" {
             tr { th { (t("村", "Village")) } th { (t("最新变更", "Newest change")) } }

@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::hlc;
 use crate::id::{EventId, NodeId, PartyId, StaffId};
-use crate::model::{Category, FieldError, Party, Risk, check_text, coded, limits::NOTE_CHARS_MAX};
+use crate::model::{
+    Category, FieldError, Party, Risk, check_text, coded, limits, limits::NOTE_CHARS_MAX,
+};
 use crate::workflow::Status;
 
 /// One entry in a record's history.
@@ -268,7 +270,8 @@ pub enum Change {
     /// A party's details are corrected.
     #[autosurgeon(rename = "party")]
     Party(PartyFix),
-    /// The summary text was edited.
+    /// The summary is corrected: the note holds the whole new summary. (Release 0.1 edited
+    /// the summary text in place and wrote an empty note here; such events change nothing.)
     #[autosurgeon(rename = "summary")]
     Summary(Note),
     /// Only a note on the target entry (for example "session date was wrong").
@@ -436,7 +439,10 @@ impl Body {
                 required("reason", &a.reason)?;
                 match &a.change {
                     Change::Party(fix) => fix.party.check(),
-                    Change::Summary(n) | Change::Note(n) => note("note", &n.note),
+                    Change::Summary(n) => {
+                        check_text("summary", &n.note, limits::SUMMARY_CHARS_MAX, true)
+                    }
+                    Change::Note(n) => note("note", &n.note),
                     Change::Category(_)
                     | Change::Risk(_)
                     | Change::Restricted(_)

@@ -227,6 +227,10 @@ pub struct Fold {
     /// restricted.
     #[serde(default)]
     pub staff: BTreeSet<StaffId>,
+    /// The summary as last corrected by an amend event; `None` keeps the summary taken in
+    /// at intake.
+    #[serde(default)]
+    pub summary: Option<String>,
 }
 
 impl Fold {
@@ -261,6 +265,7 @@ enum Field {
     Risk,
     Restricted,
     Party(PartyId),
+    Summary,
 }
 
 /// The fold in progress: the state plus what conflict detection needs.
@@ -335,6 +340,7 @@ impl<'a> Folder<'a> {
                 malformed: 0,
                 deadlines: Vec::new(),
                 staff: BTreeSet::new(),
+                summary: None,
             },
             position: BTreeMap::new(),
             ancestors: Vec::new(),
@@ -561,6 +567,8 @@ impl<'a> Folder<'a> {
                 Change::Risk(r) => (Field::Risk, r.code().to_string()),
                 Change::Restricted(b) => (Field::Restricted, b.to_string()),
                 Change::Party(fix) => (Field::Party(fix.id), format!("{:?}", fix.party)),
+                // Release 0.1 edited the summary text in place and wrote an empty note.
+                Change::Summary(n) if !n.note.is_empty() => (Field::Summary, n.note.clone()),
                 Change::PartyAdded(_) | Change::Summary(_) | Change::Note(_) => return,
             };
             let earlier = self.amended.get(&field).cloned().unwrap_or_default();
@@ -659,6 +667,7 @@ impl<'a> Folder<'a> {
                 Change::Party(fix) => {
                     s.parties.insert(fix.id, fix.party.clone());
                 }
+                Change::Summary(n) if !n.note.is_empty() => s.summary = Some(n.note.clone()),
                 Change::PartyAdded(_) | Change::Summary(_) | Change::Note(_) => {}
             },
             Body::Review(_) => {

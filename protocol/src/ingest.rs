@@ -1,8 +1,14 @@
-//! Storing changes and applying them to their records.
+//! Storing changes and applying them to their records, under the change rules.
 //!
 //! A change is stored durably first, then applied to its record once every change it
 //! depends on is there. Changes that arrive before their dependencies wait in the store's
 //! pending set and are applied when the dependencies come, from any peer, in any order.
+//!
+//! Every change is applied through `rules::apply`, on every path: sync sessions, bundles,
+//! rebuilding a document from its changes, and (as an assertion) local commands. A change
+//! the rules refuse is quarantined (`quarantine`) and the record's document is loaded again
+//! as it was before it: never kept half-applied. A change whose record has a schema this
+//! build does not know yet is held with the pending changes and tried again later.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -10,37 +16,78 @@ use automerge::{Automerge, Change, ChangeHash, ReadDoc};
 
 use crate::cert::Keypair;
 use crate::id::RecordId;
+use crate::quarantine::{PER_SIGNER_MAX, Quarantined};
 use crate::record::{Record, jurisdictions_of};
-use crate::signed::{Verified, sign_new};
+use crate::rules::{self, History, RuleError};
+use crate::signed::{Checked, Refused, Verified, VerifyError, parse_change, sign_new};
 use crate::store::{Store, StoredChange};
 
-/// Stores verified changes (all or none) and applies whatever can be applied. Returns the
-/// changes that were new to the store, in the order given.
+/// What an ingest did.
+#[derive(Debug, Clone, Default)]
+pub struct Ingested {
+    /// Changes new to this store and stored: applied, or waiting for their dependencies.
+    pub stored: Vec<StoredChange>,
+    /// Changes applied to their records by this call, new ones and ones that had waited,
+    /// in the order they were applied: what a node passes on to its other peers. A change
+    /// still waiting is never passed on.
+    pub applied: Vec<StoredChange>,
+    /// Changes refused and kept aside.
+    pub quarantined: Vec<Quarantined>,
+    /// Changes refused and dropped because their signer's quarantine is full.
+    pub dropped: usize,
+}
+
+/// Stores verified changes and applies whatever can be applied under the change rules;
+/// refused changes (those refused by verification and those the rules refuse here) are
+/// quarantined, at `now_ms`. Changes already held or already quarantined are skipped.
 pub fn ingest<S: Store>(
     store: &mut S,
-    verified: Vec<Verified>,
-) -> Result<Vec<StoredChange>, S::Error> {
-    let mut new = Vec::with_capacity(verified.len());
+    checked: Vec<Checked>,
+    now_ms: u64,
+) -> Result<Ingested, S::Error> {
+    let mut new = Vec::with_capacity(checked.len());
+    let mut refused: Vec<Refused> = Vec::new();
     // What verification already parsed and built, so nothing is parsed or applied twice.
     let mut parsed: BTreeMap<ChangeHash, Change> = BTreeMap::new();
     let mut firsts: BTreeMap<RecordId, Automerge> = BTreeMap::new();
-    for v in verified {
-        if !parsed.contains_key(&v.hash) && !store.has_change(&v.hash)? {
-            parsed.insert(v.hash, v.change);
-            if let Some(doc) = v.first {
-                firsts.insert(v.signed.record, doc);
+    let mut seen: BTreeSet<ChangeHash> = BTreeSet::new();
+    for c in checked {
+        let hash = match &c {
+            Ok(v) => v.hash,
+            Err(r) => r.hash,
+        };
+        if !seen.insert(hash) || store.has_change(&hash)? || store.is_quarantined(&hash)? {
+            continue;
+        }
+        match c {
+            Err(r) => refused.push(r),
+            Ok(v) => {
+                let Verified {
+                    signed,
+                    hash,
+                    signer,
+                    deps,
+                    time_ms,
+                    change,
+                    first,
+                } = v;
+                parsed.insert(hash, change);
+                if let Some(doc) = first {
+                    firsts.insert(signed.record, doc);
+                }
+                new.push(StoredChange {
+                    hash,
+                    time_ms,
+                    deps,
+                    signer,
+                    signed,
+                });
             }
-            new.push(StoredChange {
-                hash: v.hash,
-                time_ms: v.time_ms,
-                deps: v.deps,
-                signer: v.signer,
-                signed: v.signed,
-            });
         }
     }
-    if new.is_empty() {
-        return Ok(new);
+    let mut out = Ingested::default();
+    if new.is_empty() && refused.is_empty() {
+        return Ok(out);
     }
     let mut by_record: BTreeMap<RecordId, Vec<ChangeHash>> = BTreeMap::new();
     for c in &new {
@@ -48,9 +95,11 @@ pub fn ingest<S: Store>(
     }
     let arrived: BTreeMap<ChangeHash, &StoredChange> = new.iter().map(|c| (c.hash, c)).collect();
     let mut docs = Vec::with_capacity(by_record.len());
+    let mut applied: Vec<ChangeHash> = Vec::new();
+    let mut rule_refused: BTreeSet<ChangeHash> = BTreeSet::new();
     for (record, hashes) in by_record {
         let first = firsts.remove(&record);
-        docs.push(apply_ready(
+        let ready = apply_ready(
             store,
             record,
             hashes,
@@ -59,17 +108,76 @@ pub fn ingest<S: Store>(
                 parsed: &mut parsed,
             },
             first,
-        )?);
+        )?;
+        applied.extend(ready.applied);
+        for (hash, reason) in ready.refused {
+            let stored = match arrived.get(&hash) {
+                Some(c) => Some((*c).clone()),
+                None => store.change(&hash)?,
+            };
+            if let Some(c) = stored {
+                rule_refused.insert(hash);
+                refused.push(Refused {
+                    hash,
+                    signer: c.signer,
+                    time_ms: c.time_ms,
+                    signed: c.signed,
+                    reason,
+                });
+            }
+        }
+        docs.push((record, ready.doc, ready.pending));
     }
+    out.applied = applied
+        .iter()
+        .filter_map(|h| match arrived.get(h) {
+            Some(c) => Some(Ok((*c).clone())),
+            None => store.change(h).transpose(),
+        })
+        .collect::<Result<_, _>>()?;
+    let stored: Vec<StoredChange> = new
+        .iter()
+        .filter(|c| !rule_refused.contains(&c.hash))
+        .cloned()
+        .collect();
     // The documents were built from what is in memory; the changes and the documents
-    // become durable together.
-    store.put_ingested(&new, &docs)?;
-    Ok(new)
+    // become durable together. Changes that waited and are applied now come again, to be
+    // indexed: only applied changes are announced and served.
+    let mut writes = stored.clone();
+    writes.extend(
+        out.applied
+            .iter()
+            .filter(|c| !arrived.contains_key(&c.hash))
+            .cloned(),
+    );
+    store.put_ingested(&writes, &docs)?;
+    out.stored = stored;
+    // At most `PER_SIGNER_MAX` kept per signer. A refused change that was stored while it
+    // waited is always moved aside, so that it leaves the changes and the index.
+    let mut counts: BTreeMap<crate::id::NodeId, usize> = BTreeMap::new();
+    for r in refused {
+        let count = match counts.get(&r.signer) {
+            Some(n) => *n,
+            None => store.quarantined_count(&r.signer)?,
+        };
+        let was_stored = rule_refused.contains(&r.hash) && !arrived.contains_key(&r.hash);
+        if count >= PER_SIGNER_MAX && !was_stored {
+            out.dropped += 1;
+            continue;
+        }
+        counts.insert(r.signer, count + 1);
+        out.quarantined.push(r.quarantined(now_ms));
+    }
+    if !out.quarantined.is_empty() {
+        store.put_quarantined(&out.quarantined)?;
+    }
+    Ok(out)
 }
 
 /// Rebuilds a record's document from its stored changes, as ingesting them one by one
 /// would have built it: for a store that lost the document (a corrupt value) but kept the
-/// changes. Returns the document and the changes still waiting for dependencies.
+/// changes. Returns the document and the changes still waiting for dependencies; changes
+/// the rules refuse are left out of both.
 pub fn rebuild(record: RecordId, changes: &[StoredChange]) -> (Automerge, BTreeSet<ChangeHash>) {
     let mut scratch = crate::store::MemStore::new();
     // The scratch store is in memory and cannot fail.
@@ -92,7 +200,7 @@ pub fn rebuild(record: RecordId, changes: &[StoredChange]) -> (Automerge, BTreeS
         },
         None,
     ) {
-        Ok((_, doc, pending)) => (doc, pending),
+        Ok(ready) => (ready.doc, ready.pending),
         Err(never) => match never {},
     }
 }
@@ -110,30 +218,81 @@ struct Known<'a> {
     parsed: &'a mut BTreeMap<ChangeHash, Change>,
 }
 
+impl Known<'_> {
+    /// The parsed change, from verification or parsed now.
+    fn change(&mut self, stored: &StoredChange) -> Result<Change, VerifyError> {
+        match self.parsed.remove(&stored.hash) {
+            Some(change) => Ok(change),
+            None => parse_change(stored.signed.bytes.clone()),
+        }
+    }
+}
+
+/// One record after [`apply_ready`].
+struct Ready {
+    doc: Automerge,
+    pending: BTreeSet<ChangeHash>,
+    applied: Vec<ChangeHash>,
+    refused: Vec<(ChangeHash, VerifyError)>,
+}
+
+/// The record's document as stored, with `good` applied again: after a refusal, the
+/// document is never used half-applied.
+fn reload<S: Store>(store: &S, record: RecordId, good: &[Change]) -> Result<Automerge, S::Error> {
+    let mut doc = store.doc(record)?.unwrap_or_default();
+    // These changes passed the rules onto this very document a moment ago.
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        doc.apply_changes(good.iter().cloned())
+    }));
+    Ok(doc)
+}
+
 /// Applies the record's pending changes plus `arrived` in dependency order, as far as their
-/// dependencies allow; returns the document and what is still pending, for storing.
-/// `first` is the document a first change made, for a record not stored yet.
+/// dependencies allow, each under the change rules; returns the document and what is still
+/// pending, for storing, with what was applied and refused. `first` is the document a
+/// first change made (checked by the rules in verification), for a record not stored yet.
 fn apply_ready<S: Store>(
     store: &S,
     record: RecordId,
     arrived: Vec<ChangeHash>,
     known: &mut Known<'_>,
     first: Option<Automerge>,
-) -> Result<(RecordId, Automerge, BTreeSet<ChangeHash>), S::Error> {
-    let mut doc = match store.doc(record)? {
-        Some(doc) => doc,
-        None => first.unwrap_or_default(),
+) -> Result<Ready, S::Error> {
+    let mut ready = Ready {
+        doc: Automerge::new(),
+        pending: store.pending(record)?,
+        applied: Vec::new(),
+        refused: Vec::new(),
     };
-    let mut pending = store.pending(record)?;
-    pending.extend(arrived);
-    let mut villages = jurisdictions_of(&doc);
+    // The changes applied in this call, in order, to load the document again after a
+    // refusal.
+    let mut good: Vec<Change> = Vec::new();
+    ready.doc = match (store.doc(record)?, first) {
+        (Some(doc), _) => doc,
+        (None, Some(doc)) => {
+            for hash in doc.get_heads() {
+                if let Some(stored) = known.arrived.get(&hash)
+                    && let Ok(change) = known.change(stored)
+                {
+                    good.push(change);
+                    ready.applied.push(hash);
+                }
+            }
+            doc
+        }
+        (None, None) => Automerge::new(),
+    };
+    let mut history = History::of(&ready.doc);
+    ready.pending.extend(arrived);
+    let mut villages = jurisdictions_of(&ready.doc);
+    let mut held: BTreeSet<ChangeHash> = BTreeSet::new();
     // Each pass applies at least one change or stops; so at most `pending.len()` passes.
-    let passes = pending.len();
+    let passes = ready.pending.len();
     for _ in 0..=passes {
         let mut progress = false;
-        for hash in pending.clone() {
-            if holds(&doc, &hash) {
-                pending.remove(&hash);
+        for hash in ready.pending.clone() {
+            if holds(&ready.doc, &hash) {
+                ready.pending.remove(&hash);
                 continue;
             }
             let from_store;
@@ -145,34 +304,53 @@ fn apply_ready<S: Store>(
                         &from_store
                     }
                     None => {
-                        pending.remove(&hash);
+                        ready.pending.remove(&hash);
                         continue;
                     }
                 },
             };
-            if !stored.deps.iter().all(|d| holds(&doc, d)) {
+            if !stored.deps.iter().all(|d| holds(&ready.doc, d)) {
                 continue;
             }
-            pending.remove(&hash);
+            ready.pending.remove(&hash);
             // A change whose claimed villages are not its record's would have been
-            // authorised for the wrong villages: it is kept in the store but never applied.
+            // authorised for the wrong villages.
             if villages
                 .as_ref()
                 .is_some_and(|v| *v != stored.signed.jurisdictions)
             {
+                ready
+                    .refused
+                    .push((hash, VerifyError::WrongClaim(stored.signed.record)));
                 continue;
             }
-            let change = match known.parsed.remove(&hash) {
-                Some(change) => change,
-                None => match Change::from_bytes(stored.signed.bytes.clone()) {
-                    Ok(change) => change,
-                    Err(_) => continue,
-                },
+            let change = match known.change(stored) {
+                Ok(change) => change,
+                Err(e) => {
+                    ready
+                        .refused
+                        .push((hash, VerifyError::Rule(RuleError::Apply(e.to_string()))));
+                    continue;
+                }
             };
-            if doc.apply_changes([change]).is_ok() {
-                progress = true;
-                if villages.is_none() {
-                    villages = jurisdictions_of(&doc);
+            match rules::apply(&mut ready.doc, &mut history, &change, stored.signer) {
+                Ok(()) => {
+                    progress = true;
+                    ready.applied.push(hash);
+                    good.push(change);
+                    if villages.is_none() {
+                        villages = jurisdictions_of(&ready.doc);
+                    }
+                }
+                Err(e) => {
+                    if e.is_temporary() {
+                        held.insert(hash);
+                    } else {
+                        ready.refused.push((hash, VerifyError::Rule(e)));
+                    }
+                    ready.doc = reload(store, record, &good)?;
+                    history = History::of(&ready.doc);
+                    villages = jurisdictions_of(&ready.doc);
                 }
             }
         }
@@ -180,23 +358,44 @@ fn apply_ready<S: Store>(
             break;
         }
     }
-    Ok((record, doc, pending))
+    ready.pending.extend(held);
+    Ok(ready)
+}
+
+/// Why a local command's changes were not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError<E: std::error::Error> {
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(E),
+    /// The command wrote a change the change rules refuse: a bug in the command, found
+    /// before anything was stored.
+    #[error("the command broke the change rules: {0}")]
+    Rules(RuleError),
 }
 
 /// Signs and stores what a local command just wrote to `record` (every change not an
 /// ancestor of `before`), and stores the record's document. Returns the new changes, for
 /// the sync sessions to push.
+///
+/// Each change is held against the change rules on the document as stored, as any peer
+/// will hold it: a command that breaks them stores nothing.
 pub fn commit_local<S: Store>(
     store: &mut S,
     key: &Keypair,
     record: &Record,
     before: &[ChangeHash],
-) -> Result<Vec<StoredChange>, S::Error> {
+) -> Result<Vec<StoredChange>, CommitError<S::Error>> {
+    let mut doc = store
+        .doc(record.id())
+        .map_err(CommitError::Store)?
+        .unwrap_or_default();
+    let mut history = History::of(&doc);
     let mut stored = Vec::new();
     for signed in sign_new(key, record, before) {
-        let Ok(change) = Change::from_bytes(signed.bytes.clone()) else {
-            continue;
-        };
+        let change = parse_change(signed.bytes.clone())
+            .map_err(|e| CommitError::Rules(RuleError::Apply(e.to_string())))?;
+        rules::apply(&mut doc, &mut history, &change, key.public()).map_err(CommitError::Rules)?;
         stored.push(StoredChange {
             hash: change.hash(),
             time_ms: u64::try_from(change.timestamp()).unwrap_or(0),
@@ -205,8 +404,10 @@ pub fn commit_local<S: Store>(
             signed,
         });
     }
-    store.put_changes(&stored)?;
-    let pending = store.pending(record.id())?;
-    store.put_doc(record.id(), record.doc(), &pending)?;
+    store.put_changes(&stored).map_err(CommitError::Store)?;
+    let pending = store.pending(record.id()).map_err(CommitError::Store)?;
+    store
+        .put_doc(record.id(), record.doc(), &pending)
+        .map_err(CommitError::Store)?;
     Ok(stored)
 }

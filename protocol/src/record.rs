@@ -11,12 +11,13 @@
 //! | `created_ms` | when the matter was received |
 //! | `category`, `risk`, `restricted`, `channel` | the values at intake; amendments are events |
 //! | `parties` | map from party id to party; entries are added, never overwritten |
-//! | `summary` | Automerge Text, edited concurrently character by character |
+//! | `summary` | Automerge Text, as taken in; corrections are amend events |
 //! | `events` | the append-only event list |
 //!
-//! Only the summary text merges by content. Every other change a person makes is an event,
-//! so nothing in a person's record is decided by last-writer-wins. Each command is one
-//! Automerge change, stamped with the caller's `now`.
+//! Every change a person makes after intake is an event, so nothing in a person's record is
+//! decided by last-writer-wins and nothing is overwritten: the change rules (`rules`)
+//! refuse any change that does more than append one event (and add the party it names).
+//! Each command is one Automerge change, stamped with the caller's `now`.
 //!
 //! The mapping uses autosurgeon, except for the event list: events are hydrated one by one
 //! so that one unreadable entry written by a faulty node is counted (and flags the record
@@ -37,8 +38,11 @@ use crate::hlc;
 use crate::id::{CaseId, EventId, NodeId, PartyId, PetitionId, RecordId, StaffId};
 use crate::model::{
     Category, Channel, FieldError, Kind, Party, Risk, check_text,
-    limits::{EVENTS_MAX, JURISDICTIONS_MAX, NOTE_CHARS_MAX, PARTIES_MAX, SUMMARY_CHARS_MAX},
+    limits::{
+        AFTER_MAX, EVENTS_MAX, JURISDICTIONS_MAX, NOTE_CHARS_MAX, PARTIES_MAX, SUMMARY_CHARS_MAX,
+    },
 };
+use crate::rules::RuleError;
 use crate::view::View;
 
 /// The schema version this code writes and reads.
@@ -141,6 +145,10 @@ pub enum CommandError {
     /// The document could not be read or written.
     #[error(transparent)]
     Document(#[from] DocError),
+    /// The command wrote a change that the change rules refuse. This is a bug in the
+    /// command, caught before anything was stored: every peer would refuse the change.
+    #[error("the command broke the change rules: {0}")]
+    Rules(RuleError),
 }
 
 /// Who records an event.
@@ -262,7 +270,9 @@ pub enum Command {
         /// Why the party is added now.
         reason: String,
     },
-    /// Replace the summary text (merged with concurrent edits character by character).
+    /// Correct the summary: an amend event that carries the whole new text. The text taken
+    /// in at intake stays in the record; concurrent corrections that differ are a conflict
+    /// for review, and the one that sorts last is shown until then.
     EditSummary {
         /// The new text.
         text: String,
@@ -519,10 +529,26 @@ impl Record {
         Ok(autosurgeon::hydrate(&self.doc)?)
     }
 
-    /// The summary text.
+    /// The summary: as last corrected by an amend event (in fold order), else as taken
+    /// in at intake.
     pub fn summary(&self) -> Result<String, DocError> {
-        let text: autosurgeon::Text = autosurgeon::hydrate_prop(&self.doc, ROOT, "summary")?;
-        Ok(text.as_str().to_string())
+        let mut events = self.events()?.events;
+        crate::fold::order(&mut events);
+        let corrected = events.into_iter().rev().find_map(|e| match e.body {
+            Body::Amend(Amend {
+                change: Change::Summary(Note { note }),
+                ..
+            }) if !note.is_empty() => Some(note),
+            _ => None,
+        });
+        match corrected {
+            Some(text) => Ok(text),
+            None => {
+                let text: autosurgeon::Text =
+                    autosurgeon::hydrate_prop(&self.doc, ROOT, "summary")?;
+                Ok(text.as_str().to_string())
+            }
+        }
     }
 
     /// The parties in the record's party map (before corrections; see the fold).
@@ -594,11 +620,15 @@ impl Record {
         } = self.folder(rules)?;
         let mut fold = folder.finish();
         fold.malformed = malformed;
+        let summary = fold
+            .summary
+            .clone()
+            .unwrap_or_else(|| header.summary.as_str().to_string());
         Ok(View::build(
             self.id,
             &self.jurisdictions,
             header.channel,
-            header.summary.as_str().to_string(),
+            summary,
             fold,
         ))
     }
@@ -615,8 +645,8 @@ impl Record {
         if len >= EVENTS_MAX {
             return Err(CommandError::TooManyEvents);
         }
-        let (at_ms, body, new_party, new_summary) = match command {
-            Command::Event { at_ms, body } => (at_ms, body, None, None),
+        let (at_ms, body, new_party) = match command {
+            Command::Event { at_ms, body } => (at_ms, body, None),
             Command::AddParty { party, reason } => {
                 party.check()?;
                 if header.parties.len() >= PARTIES_MAX {
@@ -628,18 +658,18 @@ impl Record {
                     change: Change::PartyAdded(id),
                     reason,
                 });
-                (None, body, Some((id, party)), None)
+                (None, body, Some((id, party)))
             }
             Command::EditSummary { text, reason } => {
-                check_text("summary", &text, SUMMARY_CHARS_MAX, true)?;
+                // The summary taken in at intake is never edited: a correction is an amend
+                // event that carries the whole new text, so no node can blank or rewrite
+                // what was recorded, and the change rules can say so.
                 let body = Body::Amend(Amend {
                     target: None,
-                    change: Change::Summary(Note {
-                        note: String::new(),
-                    }),
+                    change: Change::Summary(Note { note: text }),
                     reason,
                 });
-                (None, body, None, Some(text))
+                (None, body, None)
             }
         };
         let at_ms = at_ms.unwrap_or(ctx.now_ms);
@@ -697,16 +727,6 @@ impl Record {
                         autosurgeon::reconcile_prop(tx, parties, id.to_string().as_str(), party)
                             .map_err(reconcile_err)?;
                     }
-                    if let Some(text) = &new_summary {
-                        // Automerge diffs the text itself, in its own index units.
-                        // (autosurgeon's `Text::update` counts bytes while automerge counts
-                        // code points, which breaks on Chinese text.)
-                        let summary = match tx.get(ROOT, "summary")? {
-                            Some((Value::Object(ObjType::Text), obj)) => obj,
-                            _ => return Err(DocError::Shape("no summary text".into())),
-                        };
-                        tx.update_text(&summary, text)?;
-                    }
                     autosurgeon::reconcile_insert(tx, events_obj.clone(), len, &event)
                         .map_err(reconcile_err)?;
                     Ok(())
@@ -736,6 +756,166 @@ impl Record {
             },
         )
     }
+}
+
+/// The root keys of a record's document, as the first change writes them.
+const ROOT_KEYS: [&str; 12] = [
+    "schema",
+    "kind",
+    "id",
+    "jurisdictions",
+    "created_ms",
+    "category",
+    "risk",
+    "restricted",
+    "channel",
+    "parties",
+    "summary",
+    "events",
+];
+
+/// The change rules' check of a record's first change (see `rules`): the document it made
+/// must be a whole record of a schema this build knows, within its bounds, holding exactly
+/// one intake event authored by `signer` and stamped no earlier than the change.
+pub(crate) fn check_created(
+    doc: &Automerge,
+    signer: NodeId,
+    time_ms: u64,
+) -> Result<(), RuleError> {
+    let content = |e: &dyn std::fmt::Display| RuleError::Content(e.to_string());
+    for key in doc.keys(ROOT) {
+        if !ROOT_KEYS.contains(&key.as_str()) {
+            return Err(RuleError::Content(format!("unknown record field {key:?}")));
+        }
+    }
+    match doc.get(ROOT, "schema") {
+        Ok(Some((Value::Scalar(s), _))) => match s.as_u64() {
+            Some(SCHEMA_VERSION) => {}
+            Some(found) if found > SCHEMA_VERSION => return Err(RuleError::Schema(found)),
+            _ => return Err(RuleError::Content("schema version".into())),
+        },
+        _ => return Err(RuleError::Content("no schema version".into())),
+    }
+    let header: Header = autosurgeon::hydrate(doc).map_err(|e| content(&e))?;
+    let kind_matches = matches!(
+        (header.kind, header.id),
+        (Kind::Case, RecordId::Case(_)) | (Kind::Petition, RecordId::Petition(_))
+    );
+    if !kind_matches || (header.kind == Kind::Petition) != header.channel.is_some() {
+        return Err(RuleError::Content("kind, id and channel disagree".into()));
+    }
+    let villages: std::collections::BTreeSet<_> = header.jurisdictions.iter().collect();
+    if header.jurisdictions.is_empty()
+        || header.jurisdictions.len() > JURISDICTIONS_MAX
+        || villages.len() != header.jurisdictions.len()
+    {
+        return Err(RuleError::Bounds("villages".into()));
+    }
+    if header.parties.len() > PARTIES_MAX {
+        return Err(RuleError::Bounds("parties".into()));
+    }
+    for party in parse_parties(header.parties)
+        .map_err(|e| content(&e))?
+        .values()
+    {
+        party.check().map_err(|e| content(&e))?;
+    }
+    check_text("summary", header.summary.as_str(), SUMMARY_CHARS_MAX, true)
+        .map_err(|e| content(&e))?;
+    let events = match doc.get(ROOT, "events") {
+        Ok(Some((Value::Object(ObjType::List), obj))) => obj,
+        _ => return Err(RuleError::Content("no event list".into())),
+    };
+    if doc.length(&events) != 1 {
+        return Err(RuleError::Shape(
+            "a record starts with exactly one event".into(),
+        ));
+    }
+    let event: Event = autosurgeon::hydrate_prop(doc, &events, 0_usize).map_err(|e| content(&e))?;
+    if !matches!(event.body, Body::Intake(_)) || !event.after.is_empty() {
+        return Err(RuleError::Shape("a record starts with its intake".into()));
+    }
+    if event.at_ms != header.created_ms {
+        return Err(RuleError::Time(
+            "the intake is not when the record was received".into(),
+        ));
+    }
+    check_event(&event, signer, time_ms)
+}
+
+/// The change rules' check of what a later change added (see `rules`): the new event at
+/// `event` and the party it may add under `party`.
+pub(crate) fn check_added(
+    doc: &Automerge,
+    event: &ObjId,
+    party: Option<&(String, ObjId)>,
+    signer: NodeId,
+    time_ms: u64,
+) -> Result<(), RuleError> {
+    let content = |e: &dyn std::fmt::Display| RuleError::Content(e.to_string());
+    let created_ms: u64 =
+        autosurgeon::hydrate_prop(doc, ROOT, "created_ms").map_err(|e| content(&e))?;
+    let len = match doc.get(ROOT, "events") {
+        Ok(Some((Value::Object(ObjType::List), obj))) => doc.length(&obj),
+        _ => return Err(RuleError::Content("no event list".into())),
+    };
+    if len > EVENTS_MAX {
+        return Err(RuleError::Bounds(format!("{len} events")));
+    }
+    let added = Event::hydrate_map(doc, event).map_err(|e| content(&e))?;
+    if matches!(added.body, Body::Intake(_)) {
+        return Err(RuleError::Shape("a second intake".into()));
+    }
+    if added.at_ms < created_ms {
+        return Err(RuleError::Time(
+            "the event happened before the record was received".into(),
+        ));
+    }
+    check_event(&added, signer, time_ms)?;
+    if let Some((key, obj)) = party {
+        let id: PartyId = key.parse().map_err(|e| content(&e))?;
+        let named = matches!(
+            &added.body,
+            Body::Amend(Amend { change: Change::PartyAdded(p), .. }) if *p == id
+        );
+        if !named {
+            return Err(RuleError::Shape("a party that no event names".into()));
+        }
+        Party::hydrate_map(doc, obj)
+            .map_err(|e| content(&e))?
+            .check()
+            .map_err(|e| content(&e))?;
+        let count = match doc.get(ROOT, "parties") {
+            Ok(Some((Value::Object(ObjType::Map), obj))) => doc.length(&obj),
+            _ => return Err(RuleError::Content("no party map".into())),
+        };
+        if count > PARTIES_MAX {
+            return Err(RuleError::Bounds(format!("{count} parties")));
+        }
+    }
+    Ok(())
+}
+
+/// What every event a change adds must satisfy: its author's node signed it, its fields
+/// pass their checks, and its stamps agree with the change's time.
+fn check_event(event: &Event, signer: NodeId, time_ms: u64) -> Result<(), RuleError> {
+    if event.node != signer {
+        return Err(RuleError::Author);
+    }
+    event
+        .body
+        .check()
+        .map_err(|e| RuleError::Content(e.to_string()))?;
+    if event.after.len() > AFTER_MAX {
+        return Err(RuleError::Bounds("events seen before".into()));
+    }
+    if event.hlc.wall_ms < time_ms {
+        return Err(RuleError::Time("stamped before the change was made".into()));
+    }
+    if event.at_ms > time_ms.saturating_add(FUTURE_TOLERANCE_MS) {
+        return Err(RuleError::Time("happened after the change was made".into()));
+    }
+    Ok(())
 }
 
 /// The villages of the record a document holds, read without hydrating anything else;

@@ -7,7 +7,7 @@ use automerge::ChangeHash;
 use crate::cert::Identity;
 use crate::deadline::Deadlines;
 use crate::id::{EventId, RecordId};
-use crate::ingest::commit_local;
+use crate::ingest::{CommitError, commit_local};
 use crate::record::{Command, CommandError, DocError, NewRecord, Record, Writer};
 use crate::store::{Store, StoredChange};
 
@@ -23,6 +23,15 @@ pub enum ReplicaError<E: std::error::Error> {
     /// The store failed.
     #[error("store: {0}")]
     Store(E),
+}
+
+impl<E: std::error::Error> From<CommitError<E>> for ReplicaError<E> {
+    fn from(e: CommitError<E>) -> Self {
+        match e {
+            CommitError::Store(e) => ReplicaError::Store(e),
+            CommitError::Rules(e) => ReplicaError::Command(CommandError::Rules(e)),
+        }
+    }
 }
 
 impl<E: std::error::Error> From<DocError> for ReplicaError<E> {
@@ -72,8 +81,7 @@ impl<S: Store> Replica<S> {
         new: NewRecord,
     ) -> Result<(RecordId, Vec<StoredChange>), ReplicaError<S::Error>> {
         let (record, _) = Record::create(&mut self.writer.ctx(now_ms, rng, rules), new)?;
-        let changes = commit_local(&mut self.store, &self.identity.key, &record, &[])
-            .map_err(ReplicaError::Store)?;
+        let changes = commit_local(&mut self.store, &self.identity.key, &record, &[])?;
         Ok((record.id(), changes))
     }
 
@@ -90,8 +98,7 @@ impl<S: Store> Replica<S> {
         let mut record = self.record(id)?;
         let before: Vec<ChangeHash> = record.heads();
         let event = record.apply(&mut self.writer.ctx(now_ms, rng, rules), command)?;
-        let changes = commit_local(&mut self.store, &self.identity.key, &record, &before)
-            .map_err(ReplicaError::Store)?;
+        let changes = commit_local(&mut self.store, &self.identity.key, &record, &before)?;
         Ok((event, changes))
     }
 }

@@ -17,6 +17,7 @@ use crate::cert::{CertError, Certificate, Keypair, RevocationBody, verify};
 use crate::division::VillageCode;
 use crate::id::{NodeId, RecordId};
 use crate::record::{Record, jurisdictions_of};
+use crate::rules::RuleError;
 
 const CHANGE_TAG: &[u8] = b"guihe-change-v1";
 
@@ -65,10 +66,79 @@ pub enum VerifyError {
         /// The record.
         record: RecordId,
     },
-    /// A first change whose content is not the record and villages it claims.
-    #[error("the change does not create the record it claims ({0})")]
+    /// A first change whose content is not the record and villages it claims, or a later
+    /// change signed for villages that are not its record's.
+    #[error("the change does not belong to the record it claims ({0})")]
     WrongClaim(RecordId),
+    /// The change breaks the change rules (`rules`).
+    #[error("the change breaks the rules: {0}")]
+    Rule(#[from] RuleError),
 }
+
+impl VerifyError {
+    /// Whether the error refuses the whole batch the change came in: bytes that are not a
+    /// change, or a signature that does not verify. Every other refusal is of one validly
+    /// signed change, which is quarantined while the rest of its batch goes on.
+    pub fn is_fatal(&self) -> bool {
+        matches!(
+            self,
+            VerifyError::Malformed(_)
+                | VerifyError::Actor
+                | VerifyError::BadSignature(_)
+                | VerifyError::UnknownSigner(_)
+        )
+    }
+
+    /// A short stable code for reports and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            VerifyError::Malformed(_) => "malformed",
+            VerifyError::Actor => "actor",
+            VerifyError::BadSignature(_) => "bad_signature",
+            VerifyError::UnknownSigner(_) => "unknown_signer",
+            VerifyError::Certificate {
+                error: CertError::Revoked { .. },
+                ..
+            } => "revoked",
+            VerifyError::Certificate { .. } => "certificate",
+            VerifyError::NotAuthorised { .. } => "not_authorised",
+            VerifyError::WrongClaim(_) => "wrong_claim",
+            VerifyError::Rule(e) => e.code(),
+        }
+    }
+}
+
+/// A validly signed change that was refused: it is quarantined, not applied.
+#[derive(Debug, Clone)]
+pub struct Refused {
+    /// The change as received.
+    pub signed: SignedChange,
+    /// Its hash.
+    pub hash: ChangeHash,
+    /// Its signer.
+    pub signer: NodeId,
+    /// When it says it was made.
+    pub time_ms: u64,
+    /// Why it was refused (never a fatal error; see [`VerifyError::is_fatal`]).
+    pub reason: VerifyError,
+}
+
+impl Refused {
+    /// The change as kept aside, refused at `refused_ms`.
+    pub fn quarantined(&self, refused_ms: u64) -> crate::quarantine::Quarantined {
+        crate::quarantine::Quarantined::new(
+            self.signed.clone(),
+            self.hash,
+            self.signer,
+            self.time_ms,
+            refused_ms,
+            &self.reason,
+        )
+    }
+}
+
+/// One change of a batch after verification: verified, or refused on its own.
+pub type Checked = Result<Verified, Refused>;
 
 /// A change that passed verification.
 #[derive(Debug, Clone)]
@@ -146,27 +216,28 @@ pub fn sign_new(key: &Keypair, record: &Record, before: &[ChangeHash]) -> Vec<Si
 }
 
 /// Verifies one change. `certs` must hold only certificates already checked against the
-/// county root.
+/// county root. Any refusal is an error here, fatal or not (see [`verify_batch`]).
 pub fn verify_change(
     signed: SignedChange,
     certs: &dyn CertLookup,
     revocations: &RevocationBody,
 ) -> Result<Verified, VerifyError> {
-    check(look_up(signed, certs), revocations)
+    check(look_up(signed, certs), revocations)?.map_err(|r| r.reason)
 }
 
 /// Batches at least this long are checked on several threads.
 const PARALLEL_MIN: usize = 32;
 
-/// Verifies a batch as [`verify_change`] does each change; the first failure, in the
-/// batch's order, refuses it all. Certificates are looked up once per signer, and the
-/// signatures and first-change claims, most of the cost, are checked on every core: the
-/// result does not depend on how the work was split.
+/// Verifies a batch as [`verify_change`] does each change. The first fatal failure, in the
+/// batch's order, refuses it all (see [`VerifyError::is_fatal`]); any other refusal is of
+/// its change alone, which comes back as [`Refused`] in its place. Certificates are looked
+/// up once per signer, and the signatures and first changes, most of the cost, are checked
+/// on every core: the result does not depend on how the work was split.
 pub fn verify_batch(
     batch: Vec<SignedChange>,
     certs: &dyn CertLookup,
     revocations: &RevocationBody,
-) -> Result<Vec<Verified>, VerifyError> {
+) -> Result<Vec<Checked>, VerifyError> {
     let cached = Cached {
         inner: certs,
         seen: std::cell::RefCell::new(BTreeMap::new()),
@@ -185,7 +256,7 @@ pub fn verify_batch(
     while items.peek().is_some() {
         chunks.push(items.by_ref().take(chunk).collect());
     }
-    let results: Vec<Result<Vec<Verified>, VerifyError>> = std::thread::scope(|scope| {
+    let results: Vec<Result<Vec<Checked>, VerifyError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = chunks
             .into_iter()
             .map(|c| {
@@ -253,8 +324,9 @@ fn look_up(signed: SignedChange, certs: &dyn CertLookup) -> LookedUp {
     }
 }
 
-/// The checks of [`verify_change`], in its order, on a looked-up change.
-fn check(item: LookedUp, revocations: &RevocationBody) -> Result<Verified, VerifyError> {
+/// The checks of [`verify_change`], in its order, on a looked-up change. A fatal refusal
+/// is the outer error; a refusal of this change alone is the inner one.
+fn check(item: LookedUp, revocations: &RevocationBody) -> Result<Checked, VerifyError> {
     let LookedUp {
         signed,
         parsed,
@@ -272,6 +344,15 @@ fn check(item: LookedUp, revocations: &RevocationBody) -> Result<Verified, Verif
     if known.is_empty() {
         return Err(VerifyError::UnknownSigner(signer));
     }
+    let refuse = |signed: SignedChange, reason: VerifyError| {
+        Ok(Err(Refused {
+            signed,
+            hash,
+            signer,
+            time_ms,
+            reason,
+        }))
+    };
     let mut authorised = false;
     let mut cert_error = None;
     for cert in &known {
@@ -290,34 +371,35 @@ fn check(item: LookedUp, revocations: &RevocationBody) -> Result<Verified, Verif
         let valid_somewhere = known
             .iter()
             .any(|c| c.valid_at(time_ms, revocations).is_ok());
-        return Err(match cert_error {
+        let reason = match cert_error {
             Some(error) if !valid_somewhere => VerifyError::Certificate { signer, error },
             _ => VerifyError::NotAuthorised {
                 signer,
                 record: signed.record,
             },
-        });
+        };
+        return refuse(signed, reason);
     }
     let deps = change.deps().to_vec();
     let mut first = None;
     if deps.is_empty() {
-        // A first change creates the record: its content must be the record and villages
-        // the signature claims, or a writer of one village could create a record that
-        // lands in another's.
-        let mut doc = automerge::Automerge::new();
-        doc.apply_changes([change.clone()])
-            .map_err(|e| VerifyError::Malformed(e.to_string()))?;
-        // Only the id and the villages are read: the rest of the record is checked when
-        // it is read, and a first change is on the hot path of every sync.
+        // A first change creates the record: it must make a whole record under the change
+        // rules, and that record must be the one and the villages the signature claims, or
+        // a writer of one village could create a record that lands in another's.
+        let doc = match crate::rules::create(&change, signer) {
+            Ok(doc) => doc,
+            Err(e) => return refuse(signed, VerifyError::Rule(e)),
+        };
         let id: Option<RecordId> = autosurgeon::hydrate_prop(&doc, automerge::ROOT, "id").ok();
         if id != Some(signed.record)
             || jurisdictions_of(&doc).as_deref() != Some(signed.jurisdictions.as_slice())
         {
-            return Err(VerifyError::WrongClaim(signed.record));
+            let record = signed.record;
+            return refuse(signed, VerifyError::WrongClaim(record));
         }
         first = Some(doc);
     }
-    Ok(Verified {
+    Ok(Ok(Verified {
         signed,
         hash,
         signer,
@@ -325,5 +407,5 @@ fn check(item: LookedUp, revocations: &RevocationBody) -> Result<Verified, Verif
         time_ms,
         change,
         first,
-    })
+    }))
 }

@@ -14,6 +14,7 @@ use automerge::{Automerge, ChangeHash};
 use crate::cert::{CertLookup, Certificate, RevocationList};
 use crate::division::{Division, VillageCode};
 use crate::id::{NodeId, RecordId};
+use crate::quarantine::Quarantined;
 use crate::signed::SignedChange;
 
 /// A change as stored.
@@ -73,15 +74,23 @@ pub trait Store {
         }
         Ok(())
     }
-    /// Stores changes that arrived and the documents they brought up to date, all durable
-    /// when it returns; a crash may keep the changes without the documents, never the
-    /// reverse. Stores that can make both durable in one step override this.
+    /// Stores changes without indexing them: changes waiting for their dependencies, which
+    /// are neither announced nor served until they are applied.
+    fn put_waiting(&mut self, changes: &[StoredChange]) -> Result<(), Self::Error>;
+    /// Stores changes that arrived (or that waited and are applied now) and the documents
+    /// they brought up to date, all durable when it returns; a crash may keep the changes
+    /// without the documents, never the reverse. A change that one of the documents'
+    /// pending sets holds is stored but not indexed (see [`Store::put_waiting`]); it is
+    /// indexed when it comes again here with its record's document, applied. Stores that
+    /// can make all of it durable in one step override this.
     fn put_ingested(
         &mut self,
         changes: &[StoredChange],
         docs: &[(RecordId, Automerge, BTreeSet<ChangeHash>)],
     ) -> Result<(), Self::Error> {
-        self.put_changes(changes)?;
+        let (waiting, ready) = split_waiting(changes, docs);
+        self.put_waiting(&waiting)?;
+        self.put_changes(&ready)?;
         self.put_docs(docs)
     }
     /// The changes of a record still waiting for their dependencies.
@@ -98,11 +107,39 @@ pub trait Store {
     /// Keeps a newer revocation list already verified against the county root.
     fn put_revocations(&mut self, list: &RevocationList) -> Result<(), Self::Error>;
 
+    /// Keeps refused changes aside (`quarantine`): never applied, indexed, served or
+    /// relayed. A change among them that is stored (as pending) is removed from the
+    /// changes and the index. Durable when it returns.
+    fn put_quarantined(&mut self, refused: &[Quarantined]) -> Result<(), Self::Error>;
+    /// Whether a change was refused and is kept aside.
+    fn is_quarantined(&self, hash: &ChangeHash) -> Result<bool, Self::Error>;
+    /// Every change kept aside.
+    fn quarantined(&self) -> Result<Vec<Quarantined>, Self::Error>;
+    /// How many changes of `signer` are kept aside.
+    fn quarantined_count(&self, signer: &NodeId) -> Result<usize, Self::Error> {
+        Ok(self
+            .quarantined()?
+            .iter()
+            .filter(|q| q.signer == *signer)
+            .count())
+    }
+
     /// The time below which this node and `peer` held the same changes at their last
     /// complete session, if there was one.
     fn watermark(&self, peer: &NodeId) -> Result<Option<u64>, Self::Error>;
     /// Records the watermark after a complete session with `peer`.
     fn put_watermark(&mut self, peer: &NodeId, time_ms: u64) -> Result<(), Self::Error>;
+}
+
+/// Splits changes into those the documents' pending sets hold (waiting) and the rest.
+pub fn split_waiting(
+    changes: &[StoredChange],
+    docs: &[(RecordId, Automerge, BTreeSet<ChangeHash>)],
+) -> (Vec<StoredChange>, Vec<StoredChange>) {
+    changes.iter().cloned().partition(|c| {
+        docs.iter()
+            .any(|(record, _, pending)| *record == c.signed.record && pending.contains(&c.hash))
+    })
 }
 
 /// A store in memory. Everything put is "durable" for as long as the value lives; the
@@ -116,6 +153,7 @@ pub struct MemStore {
     certs: BTreeMap<NodeId, Vec<Certificate>>,
     revocations: Option<RevocationList>,
     watermarks: BTreeMap<NodeId, u64>,
+    quarantine: BTreeMap<ChangeHash, Quarantined>,
 }
 
 /// The in-memory store cannot fail.
@@ -159,6 +197,13 @@ impl Store for MemStore {
                     .or_default()
                     .insert((c.time_ms, c.hash));
             }
+            self.changes.insert(c.hash, c.clone());
+        }
+        Ok(())
+    }
+
+    fn put_waiting(&mut self, changes: &[StoredChange]) -> Result<(), Infallible> {
+        for c in changes {
             self.changes.insert(c.hash, c.clone());
         }
         Ok(())
@@ -233,6 +278,29 @@ impl Store for MemStore {
     fn put_revocations(&mut self, list: &RevocationList) -> Result<(), Infallible> {
         self.revocations = Some(list.clone());
         Ok(())
+    }
+
+    fn put_quarantined(&mut self, refused: &[Quarantined]) -> Result<(), Infallible> {
+        for q in refused {
+            let hash = q.change_hash();
+            if let Some(c) = self.changes.remove(&hash) {
+                for v in &c.signed.jurisdictions {
+                    if let Some(keys) = self.index.get_mut(v) {
+                        keys.remove(&(c.time_ms, hash));
+                    }
+                }
+            }
+            self.quarantine.insert(hash, q.clone());
+        }
+        Ok(())
+    }
+
+    fn is_quarantined(&self, hash: &ChangeHash) -> Result<bool, Infallible> {
+        Ok(self.quarantine.contains_key(hash))
+    }
+
+    fn quarantined(&self) -> Result<Vec<Quarantined>, Infallible> {
+        Ok(self.quarantine.values().cloned().collect())
     }
 
     fn watermark(&self, peer: &NodeId) -> Result<Option<u64>, Infallible> {
@@ -501,9 +569,46 @@ pub mod conformance {
             .put_watermark(&identity.key.public(), 1234)
             .map_err(|e| err(&e))?;
 
+        // A change kept aside leaves the changes and the index, and is known as refused.
+        let refused = changes.get(1).ok_or("no sample")?;
+        let q = crate::quarantine::Quarantined::new(
+            refused.signed.clone(),
+            refused.hash,
+            refused.signer,
+            refused.time_ms,
+            5_000,
+            &crate::signed::VerifyError::Rule(crate::rules::RuleError::Delete),
+        );
+        store
+            .put_quarantined(std::slice::from_ref(&q))
+            .map_err(|e| err(&e))?;
+        ensure!(
+            !store.has_change(&refused.hash).map_err(|e| err(&e))?,
+            "a change kept aside is no longer among the changes"
+        );
+        ensure!(
+            store.is_quarantined(&refused.hash).map_err(|e| err(&e))?,
+            "a change kept aside is known as refused"
+        );
+        ensure!(
+            keys_of(&store, "500240000000")?.len() == changes.len() - 1,
+            "a change kept aside leaves the index"
+        );
+        ensure!(
+            store
+                .quarantined_count(&refused.signer)
+                .map_err(|e| err(&e))?
+                == 1,
+            "kept aside per signer"
+        );
+
         if let Some(reopen) = reopen.as_mut() {
             store = reopen(store);
         }
+        ensure!(
+            store.quarantined().map_err(|e| err(&e))? == vec![q],
+            "the quarantine survives reopening"
+        );
         ensure!(
             store.revocations().map_err(|e| err(&e))? == Some(list),
             "revocations kept"
@@ -516,7 +621,7 @@ pub mod conformance {
             "watermark kept"
         );
         ensure!(
-            keys_of(&store, "500240000000")?.len() == changes.len(),
+            keys_of(&store, "500240000000")?.len() == changes.len() - 1,
             "the index survives reopening"
         );
         ensure!(

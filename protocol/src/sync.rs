@@ -10,11 +10,14 @@
 //!    peer lacks (it sends them) and which the peer has that it lacks (it asks with `Want`).
 //! 4. Changes travel in batches bounded in bytes, in causal order per record, with the
 //!    certificates of their signers. The receiver verifies the whole batch, stores it
-//!    durably, applies what it can and acknowledges; one bad change refuses the batch and
-//!    ends the session, and nothing of it is stored. At most `in_flight_max` batches are
-//!    unacknowledged at a time.
-//! 5. While connected, new changes (made here or received from another peer) are pushed
-//!    with [`Session::offer`].
+//!    durably, applies what it can under the change rules (`rules`) and acknowledges. A
+//!    change that is not a change, or whose signature does not verify, refuses the batch
+//!    and ends the session, and nothing of it is stored. A validly signed change that its
+//!    signer may not write or that breaks the rules is quarantined (`quarantine`): kept
+//!    aside, never applied or passed on, while the rest of the batch and the session go on.
+//!    At most `in_flight_max` batches are unacknowledged at a time.
+//! 5. While connected, new changes (made here, or received from another peer and applied)
+//!    are pushed with [`Session::offer`].
 //!
 //! A session can break at any point. Nothing depends on it finishing: the next session
 //! reconciles again, so a broken session costs at most its unacknowledged batches.
@@ -35,6 +38,7 @@ use crate::cert::{CertError, Certificate, Identity, RevocationBody, RevocationLi
 use crate::division::VillageCode;
 use crate::id::NodeId;
 use crate::ingest::ingest;
+use crate::quarantine::Quarantined;
 use crate::signed::{VerifyError, verify_batch};
 use crate::store::{Store, StoreCerts, StoredChange};
 use crate::wire::{MESSAGE_BYTES_MAX, Message, PROTOCOL_VERSION, WireError};
@@ -74,8 +78,18 @@ pub enum Event {
     Peer(Certificate),
     /// A newer revocation list was received, verified and stored.
     Revocations(u64),
-    /// Changes new to this store were received, stored and applied as far as possible.
+    /// Received changes were applied to their records (new ones, and ones that had waited
+    /// for them): what the driver passes on to its other sessions. Changes stored to wait
+    /// for their dependencies are not in it until they are applied.
     Received(Vec<StoredChange>),
+    /// Received changes were refused and kept aside (`quarantine`); the session goes on.
+    /// `dropped` more were refused and not kept, their signer's quarantine being full.
+    Quarantined {
+        /// The changes kept aside.
+        changes: Vec<Quarantined>,
+        /// Refused and not kept.
+        dropped: usize,
+    },
     /// The initiator finished reconciling: everything either side lacked is asked for or
     /// queued.
     Reconciled,
@@ -333,13 +347,22 @@ impl Session {
                 let mut wanted = Vec::with_capacity(hashes.len());
                 for h in hashes {
                     let hash = ChangeHash(h);
+                    // A hash this node does not hold and one the peer may not read get the
+                    // same answer, nothing, so a want cannot probe what lies outside the
+                    // scope.
                     let Some(c) = store.change(&hash).map_err(store_err)? else {
                         continue;
                     };
-                    if !self.in_scope(&peer, &c.signed.jurisdictions) {
-                        return Err(SessionError::Scope(format!("asked for {hash}")));
+                    // A change still waiting for its dependencies is not passed on: it has
+                    // not been held against the rules yet.
+                    if self.in_scope(&peer, &c.signed.jurisdictions)
+                        && !store
+                            .pending(c.signed.record)
+                            .map_err(store_err)?
+                            .contains(&hash)
+                    {
+                        wanted.push(hash);
                     }
-                    wanted.push(hash);
                 }
                 self.enqueue(wanted, store)?;
             }
@@ -347,7 +370,7 @@ impl Session {
                 batch,
                 certs,
                 changes,
-            } => self.on_changes(batch, certs, changes, store)?,
+            } => self.on_changes(batch, certs, changes, store, now_ms)?,
             Message::Ack { batch } => {
                 if !self.in_flight.remove(&batch) {
                     return Err(SessionError::Unexpected("ack"));
@@ -529,6 +552,7 @@ impl Session {
         certs: Vec<Certificate>,
         changes: Vec<crate::signed::SignedChange>,
         store: &mut S,
+        now_ms: u64,
     ) -> Result<(), SessionError> {
         let peer = self.require_peer("changes")?.clone();
         for cert in &certs {
@@ -550,15 +574,25 @@ impl Session {
                 )));
             }
         }
-        let verified = verify_batch(changes, &StoreCerts(&*store), &revocations)?;
-        self.stats.changes_in += verified.len() as u64;
-        for v in &verified {
-            self.known.insert(v.hash);
-            self.wants.remove(&v.hash);
+        let checked = verify_batch(changes, &StoreCerts(&*store), &revocations)?;
+        self.stats.changes_in += checked.len() as u64;
+        for c in &checked {
+            let hash = match c {
+                Ok(v) => v.hash,
+                Err(r) => r.hash,
+            };
+            self.known.insert(hash);
+            self.wants.remove(&hash);
         }
-        let new = ingest(store, verified).map_err(store_err)?;
-        if !new.is_empty() {
-            self.events.push_back(Event::Received(new));
+        let ingested = ingest(store, checked, now_ms).map_err(store_err)?;
+        if !ingested.applied.is_empty() {
+            self.events.push_back(Event::Received(ingested.applied));
+        }
+        if !ingested.quarantined.is_empty() || ingested.dropped > 0 {
+            self.events.push_back(Event::Quarantined {
+                changes: ingested.quarantined,
+                dropped: ingested.dropped,
+            });
         }
         self.outbox.push_back(Message::Ack { batch });
         Ok(())

@@ -117,7 +117,7 @@ fn a_batch_verified_in_parallel_matches_one_by_one() {
     let together: Vec<_> = verify_batch(batch.clone(), &certs, &revocations)
         .unwrap()
         .into_iter()
-        .map(|v| v.hash)
+        .map(|v| v.unwrap().hash)
         .collect();
     assert_eq!(together, one_by_one);
 

@@ -7,7 +7,6 @@ use common::mesh::*;
 use guihe_protocol::cert::{CertError, RevocationBody, Revoked, Role};
 use guihe_protocol::ingest::commit_local;
 use guihe_protocol::record::{Command, Record};
-use guihe_protocol::signed::VerifyError;
 use guihe_protocol::store::Store;
 use guihe_protocol::sync::{Config, Session, SessionError};
 use guihe_protocol::wire::Message;
@@ -115,13 +114,15 @@ fn a_village_may_not_write_a_record_that_reaches_beyond_it() {
     let mut v1 = county.node(Role::Village, V1);
     let id = county.case(&mut township, &[V1, V2], 1);
     sync(&county, &mut v1, &mut township).unwrap();
-    // v1 can read the cross-village case, but a change it makes to it is refused upstream.
-    county.work(&mut v1, id);
-    let err = sync(&county, &mut v1, &mut township).unwrap_err();
-    assert!(
-        matches!(err, SessionError::Change(VerifyError::NotAuthorised { .. })),
-        "{err}"
-    );
+    // v1 can read the cross-village case, but a change it makes to it is refused upstream
+    // and kept aside; the session goes on.
+    let made = county.work(&mut v1, id);
+    sync(&county, &mut v1, &mut township).unwrap();
+    assert!(!township.store.has_change(&made[0].hash).unwrap());
+    let refused = township.store.quarantined().unwrap();
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].code, "not_authorised");
+    assert_eq!(refused[0].signer, v1.identity.key.public());
 }
 
 #[test]
@@ -130,12 +131,12 @@ fn an_observer_cannot_write() {
     let mut observer = county.node(Role::Observer, T1);
     let mut township = county.node(Role::Township, T1);
     county.case(&mut observer, &[V1], 0);
-    let err = sync(&county, &mut observer, &mut township).unwrap_err();
-    assert!(
-        matches!(err, SessionError::Change(VerifyError::NotAuthorised { .. })),
-        "{err}"
-    );
+    sync(&county, &mut observer, &mut township).unwrap();
     assert!(township.store.records().unwrap().is_empty());
+    assert_eq!(
+        township.store.quarantined().unwrap()[0].code,
+        "not_authorised"
+    );
 }
 
 #[test]
@@ -186,21 +187,16 @@ fn a_revoked_node_is_refused_at_hello_and_its_later_changes_everywhere() {
         "{err}"
     );
     // ...and refused by anyone a copy of them reaches, even carried by an honest node.
+    // The change is refused and kept aside; the carrier's session goes on.
     let mut carrier = county.node(Role::Township, T1);
     carrier.store = village.store.clone();
     carrier.store.put_revocations(&list).unwrap();
-    let err = sync(&county, &mut carrier, &mut top).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            SessionError::Change(VerifyError::Certificate {
-                error: CertError::Revoked { .. },
-                ..
-            })
-        ),
-        "{err}"
-    );
+    sync(&county, &mut carrier, &mut top).unwrap();
     assert!(!top.store.has_change(&later[0].hash).unwrap());
+    let refused = top.store.quarantined().unwrap();
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].code, "revoked");
+    assert_eq!(refused[0].change_hash(), later[0].hash);
     // What the village recorded before the theft stays valid.
     assert!(same(&township, &top, id));
 }
@@ -228,7 +224,7 @@ fn a_forged_or_altered_change_is_refused_and_nothing_of_its_batch_is_stored() {
             },
         )
         .unwrap();
-    let mut honest = guihe_protocol::store::MemStore::new();
+    let mut honest = village.store.clone();
     let forged = commit_local(&mut honest, &village.identity.key, &record, &before).unwrap();
     let mut all: Vec<_> = village
         .store
@@ -353,7 +349,7 @@ fn changes_that_arrive_before_their_dependencies_wait_and_apply_later() {
     // Deliver the newest first, one at a time: each waits until the first arrives.
     let n = verified.len();
     for (i, v) in verified.into_iter().enumerate() {
-        guihe_protocol::ingest::ingest(&mut township.store, vec![v]).unwrap();
+        guihe_protocol::ingest::ingest(&mut township.store, vec![Ok(v)], county.now_ms).unwrap();
         if i + 1 < n {
             assert_eq!(township.store.pending(id).unwrap().len(), i + 1);
         }
@@ -494,4 +490,46 @@ fn a_node_whose_certificate_has_expired_or_is_not_yet_valid_gets_nothing() {
     county.now_ms = common::T0 + day + 1;
     sync(&county, &mut village, &mut township).unwrap();
     assert_eq!(village.store.records().unwrap().len(), 1);
+}
+
+#[test]
+fn a_want_for_an_unknown_hash_and_for_an_out_of_scope_hash_get_the_same_answer() {
+    let mut county = County::new(41);
+    let v1 = county.node(Role::Village, V1);
+    let mut v3 = county.node(Role::Village, V3);
+    let mut top = county.node(Role::County, COUNTY);
+    let other = county.case(&mut v3, &[V3], 1);
+    sync(&county, &mut v3, &mut top).unwrap();
+    let outside = top.store.doc(other).unwrap().unwrap().get_heads()[0];
+    let answer = |hash: [u8; 32], top: &mut Node| {
+        let mut session = Session::new(
+            Config::default(),
+            county.root.public(),
+            top.identity.clone(),
+            false,
+            &top.store,
+        )
+        .unwrap();
+        let hello = Message::Hello {
+            version: guihe_protocol::wire::PROTOCOL_VERSION,
+            cert: v1.identity.cert.clone(),
+            revocations: 0,
+        };
+        session
+            .handle(&hello.encode().unwrap(), &mut top.store, county.now_ms)
+            .unwrap();
+        while session.poll_transmit().is_some() {}
+        session
+            .handle(
+                &Message::Want(vec![hash]).encode().unwrap(),
+                &mut top.store,
+                county.now_ms,
+            )
+            .unwrap();
+        std::iter::from_fn(|| session.poll_transmit()).collect::<Vec<_>>()
+    };
+    let unknown = answer([0x5a; 32], &mut top);
+    let out_of_scope = answer(outside.0, &mut top);
+    assert!(unknown.is_empty());
+    assert_eq!(unknown, out_of_scope);
 }

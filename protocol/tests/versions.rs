@@ -201,3 +201,42 @@ fn records_of_release_0_1_load_fold_and_view() {
         assert_eq!(record.events().unwrap().events.len(), *events, "{id}");
     }
 }
+
+/// Every change of release 0.1 passes the change rules, except its summary edits: 0.1
+/// edited the summary text in place, which the rules now refuse (a correction is an amend
+/// event that carries the new text), so that no node can blank a record's summary.
+#[test]
+fn changes_of_release_0_1_pass_the_rules_but_summary_edits_in_place() {
+    use guihe_protocol::rules::{History, RuleError, apply};
+    use std::collections::BTreeMap;
+    let fixture = load("v0.1");
+    let mut docs: BTreeMap<String, (automerge::Automerge, History)> = BTreeMap::new();
+    let mut passed = 0;
+    let mut refused = 0;
+    for signed in &fixture.changes {
+        let change = automerge::Change::from_bytes(signed.bytes.clone()).unwrap();
+        let signer = guihe_protocol::signed::signer_of(&change).unwrap();
+        let (doc, history) = docs.entry(signed.record.to_string()).or_default();
+        let mut trial = doc.clone();
+        match apply(&mut trial, history, &change, signer) {
+            Ok(()) => {
+                *doc = trial;
+                passed += 1;
+            }
+            Err(e) => {
+                assert_eq!(e, RuleError::ExistingObject, "{}", signed.record);
+                assert_eq!(
+                    change.message(),
+                    Some("更正"),
+                    "only corrections are refused"
+                );
+                refused += 1;
+                // Later changes of the record build on it; apply it as 0.1 did.
+                doc.apply_changes([change.clone()]).unwrap();
+                *history = History::of(doc);
+            }
+        }
+    }
+    assert!(passed > 60, "{passed}");
+    assert!(refused > 0, "the fixture holds summary edits");
+}

@@ -1417,7 +1417,7 @@ fn two_offices_closing_the_same_case_concurrently_need_no_review() {
 }
 
 #[test]
-fn summary_edits_in_chinese_apply_and_merge_concurrently() {
+fn summary_corrections_in_chinese_are_events_and_concurrent_ones_go_to_review() {
     let (mut o1, mut o2, mut a, mut b) = two_offices();
     let start = a.summary().unwrap();
     for text in [
@@ -1433,6 +1433,7 @@ fn summary_edits_in_chinese_apply_and_merge_concurrently() {
         )
         .unwrap();
         assert_eq!(a.summary().unwrap(), text);
+        assert_eq!(a.view(&o1.rules).unwrap().common().summary, text);
     }
     b.apply(
         &mut o2.ctx(),
@@ -1443,6 +1444,20 @@ fn summary_edits_in_chinese_apply_and_merge_concurrently() {
     )
     .unwrap();
     merge_both_ways(&mut a, &mut b);
+    // Both replicas show the same summary, and the two offices' differing corrections are
+    // a conflict for review; the text taken in at intake is still in the record.
     assert_eq!(a.summary().unwrap(), b.summary().unwrap());
-    assert!(a.summary().unwrap().contains("乡镇补充"));
+    let va = a.view(&o1.rules).unwrap();
+    assert_eq!(va, b.view(&o2.rules).unwrap());
+    assert_eq!(va.common().summary, a.summary().unwrap());
+    assert!(va.common().needs_review);
+    assert!(
+        va.common()
+            .conflicts
+            .iter()
+            .any(|c| c.about == ConflictAbout::Field)
+    );
+    let intake: autosurgeon::Text =
+        autosurgeon::hydrate_prop(a.doc(), automerge::ROOT, "summary").unwrap();
+    assert_eq!(intake.as_str(), start);
 }

@@ -1,0 +1,550 @@
+//! What a certified node cannot do to records everywhere: the change rules (`rules`) and
+//! quarantine (`quarantine`), tried with the attacks a compromised village could sign.
+//!
+//! Each attack is a validly signed change from the village that owns the record, made by
+//! hand as no command would make it. At the township and at the county it is refused and
+//! kept aside; the record's bytes and view there do not change; the village's other records
+//! keep syncing in the same session; and the township never passes the change on.
+
+mod common;
+
+use automerge::transaction::{CommitOptions, Transactable, Transaction};
+use automerge::{ActorId, AutomergeError, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
+use common::mesh::*;
+use guihe_protocol::cert::Role;
+use guihe_protocol::id::RecordId;
+use guihe_protocol::model::{Kind, Party, PartyRole};
+use guihe_protocol::record::Record;
+use guihe_protocol::signed::sign;
+use guihe_protocol::store::{Store, StoredChange};
+use guihe_protocol::view::View;
+use guihe_protocol::workload;
+
+const V1: &str = "500240101201";
+const ELSEWHERE: &str = "500240102201";
+const T1: &str = "500240101000";
+const COUNTY: &str = "500240000000";
+
+struct Scene {
+    county: County,
+    village: Node,
+    township: Node,
+    top: Node,
+    /// The record attacked: restricted (a minor among its parties).
+    id: RecordId,
+}
+
+impl Scene {
+    fn new(seed: u64, kind: Kind) -> Scene {
+        let mut county = County::new(seed);
+        let mut village = county.node(Role::Village, V1);
+        let mut township = county.node(Role::Township, T1);
+        let mut top = county.node(Role::County, COUNTY);
+        county.now_ms += 60_000;
+        let mut new = workload::new_record(&mut county.rng, kind, &[V1.parse().unwrap()]);
+        new.parties.push(Party {
+            name: "小华".into(),
+            role: PartyRole::Other,
+            minor: true,
+            contact: None,
+        });
+        new.restricted = true;
+        let (id, _) = village
+            .create(county.now_ms, &mut county.rng, &county.rules, new)
+            .unwrap();
+        for _ in 0..3 {
+            county.work(&mut village, id);
+        }
+        sync(&county, &mut village, &mut township).unwrap();
+        sync(&county, &mut township, &mut top).unwrap();
+        assert!(same(&village, &top, id));
+        Scene {
+            county,
+            village,
+            township,
+            top,
+            id,
+        }
+    }
+
+    /// A change the village signs on the record that no command would write: `f` runs in
+    /// an Automerge transaction on the village's own document, as its own actor.
+    fn forge(
+        &mut self,
+        f: impl FnOnce(&mut Transaction<'_>, &automerge::Automerge) -> Result<(), AutomergeError>,
+    ) -> StoredChange {
+        let mut doc = self.village.store.doc(self.id).unwrap().unwrap();
+        let record = Record::from_doc(doc.clone()).unwrap();
+        let before = doc.get_heads();
+        let snapshot = doc.clone();
+        doc.set_actor(self.village.writer.actor.clone());
+        self.county.now_ms += 60_000;
+        let time = i64::try_from(self.county.now_ms).unwrap();
+        doc.transact_with(
+            |_| CommitOptions::default().with_time(time),
+            |tx| f(tx, &snapshot),
+        )
+        .unwrap();
+        let change = doc.get_changes(&before).pop().unwrap();
+        let stored = StoredChange {
+            hash: change.hash(),
+            time_ms: self.county.now_ms,
+            deps: change.deps().to_vec(),
+            signer: self.village.identity.key.public(),
+            signed: sign(&self.village.identity.key, &record, &change),
+        };
+        self.village
+            .store
+            .put_changes(std::slice::from_ref(&stored))
+            .unwrap();
+        self.village
+            .store
+            .put_doc(self.id, &doc, &Default::default())
+            .unwrap();
+        stored
+    }
+}
+
+fn list(doc: &automerge::Automerge, key: &str) -> ObjId {
+    match doc.get(ROOT, key).unwrap() {
+        Some((Value::Object(ObjType::List), id)) => id,
+        other => panic!("{key}: {other:?}"),
+    }
+}
+
+fn map(doc: &automerge::Automerge, key: &str) -> ObjId {
+    match doc.get(ROOT, key).unwrap() {
+        Some((Value::Object(ObjType::Map), id)) => id,
+        other => panic!("{key}: {other:?}"),
+    }
+}
+
+/// What a node shows of a record: its saved bytes and its view.
+fn shown(node: &Node, id: RecordId, county: &County) -> (Vec<u8>, View) {
+    let record = node.record(id).unwrap();
+    (record.save(), record.view(&county.rules).unwrap())
+}
+
+/// Runs one attack: the forged change is refused and kept aside with `code` at the
+/// township and at the county, directly from the village in both cases, while an honest
+/// record written after it arrives in the same session; nothing the two show changes; and
+/// the township never passes the change on.
+fn refused_everywhere(
+    seed: u64,
+    kind: Kind,
+    code: &str,
+    f: impl FnOnce(&mut Transaction<'_>, &automerge::Automerge) -> Result<(), AutomergeError>,
+) {
+    let mut s = Scene::new(seed, kind);
+    let at_township = shown(&s.township, s.id, &s.county);
+    let at_county = shown(&s.top, s.id, &s.county);
+    assert!(at_township.1.common().restricted);
+    let forged = s.forge(f);
+    // The village goes on working honestly after the forged change, on another record.
+    let honest = s.county.case(&mut s.village, &[V1], 1);
+
+    sync(&s.county, &mut s.village, &mut s.township).unwrap();
+    // The township passes on what it accepted, never the forged change.
+    sync(&s.county, &mut s.township, &mut s.top).unwrap();
+    assert!(!s.top.store.has_change(&forged.hash).unwrap());
+    assert!(s.top.store.quarantined().unwrap().is_empty());
+    assert!(same(&s.village, &s.top, honest));
+    // The village reaches the county directly too.
+    sync(&s.county, &mut s.village, &mut s.top).unwrap();
+
+    for (node, before, at) in [
+        (&s.township, &at_township, "township"),
+        (&s.top, &at_county, "county"),
+    ] {
+        assert!(!node.store.has_change(&forged.hash).unwrap(), "{at}");
+        let kept = node.store.quarantined().unwrap();
+        assert_eq!(kept.len(), 1, "{at}: {kept:?}");
+        assert_eq!(kept[0].change_hash(), forged.hash, "{at}");
+        assert_eq!(kept[0].code, code, "{at}: {}", kept[0].detail);
+        assert_eq!(kept[0].signer, s.village.identity.key.public(), "{at}");
+        assert_eq!(
+            &shown(node, s.id, &s.county),
+            before,
+            "{at}: the record changed"
+        );
+        assert!(same(&s.village, node, honest), "{at}: the honest record");
+    }
+}
+
+#[test]
+fn jurisdictions_rewritten_to_another_township_are_refused_at_township_and_county() {
+    refused_everywhere(1, Kind::Case, "root_write", |tx, _| {
+        let villages = tx.put_object(ROOT, "jurisdictions", ObjType::List)?;
+        tx.insert(&villages, 0, ELSEWHERE)?;
+        Ok(())
+    });
+}
+
+#[test]
+fn jurisdictions_extended_are_refused_at_township_and_county() {
+    refused_everywhere(2, Kind::Case, "existing_object", |tx, doc| {
+        let villages = list(doc, "jurisdictions");
+        tx.insert(&villages, 1, ELSEWHERE)?;
+        Ok(())
+    });
+}
+
+#[test]
+fn events_deleted_and_restriction_lifted_are_refused_at_township_and_county() {
+    refused_everywhere(3, Kind::Case, "delete", |tx, doc| {
+        let events = list(doc, "events");
+        for i in (0..doc.length(&events)).rev() {
+            tx.delete(&events, i)?;
+        }
+        tx.put(ROOT, "restricted", false)?;
+        Ok(())
+    });
+}
+
+#[test]
+fn a_petitions_events_emptied_are_refused_at_township_and_county() {
+    refused_everywhere(4, Kind::Petition, "delete", |tx, doc| {
+        let events = list(doc, "events");
+        for i in (0..doc.length(&events)).rev() {
+            tx.delete(&events, i)?;
+        }
+        Ok(())
+    });
+}
+
+#[test]
+fn the_events_key_deleted_is_refused_at_township_and_county() {
+    refused_everywhere(5, Kind::Case, "delete", |tx, _| tx.delete(ROOT, "events"));
+}
+
+#[test]
+fn the_restriction_lifted_is_refused_at_township_and_county() {
+    refused_everywhere(6, Kind::Case, "root_write", |tx, _| {
+        tx.put(ROOT, "restricted", false)
+    });
+}
+
+#[test]
+fn a_party_overwritten_is_refused_at_township_and_county() {
+    refused_everywhere(7, Kind::Case, "existing_object", |tx, doc| {
+        let parties = map(doc, "parties");
+        let first = doc.keys(&parties).next().unwrap();
+        let party = match doc.get(&parties, first.as_str()).unwrap() {
+            Some((Value::Object(ObjType::Map), id)) => id,
+            other => panic!("{other:?}"),
+        };
+        tx.put(&party, "name", "张三")?;
+        tx.put(&party, "minor", false)?;
+        Ok(())
+    });
+}
+
+#[test]
+fn a_party_replaced_under_its_key_is_refused_at_township_and_county() {
+    refused_everywhere(8, Kind::Case, "overwrite", |tx, doc| {
+        let parties = map(doc, "parties");
+        let first = doc.keys(&parties).next().unwrap();
+        let party = tx.put_object(&parties, first.as_str(), ObjType::Map)?;
+        tx.put(&party, "name", "张三")?;
+        Ok(())
+    });
+}
+
+#[test]
+fn the_schema_changed_is_refused_at_township_and_county() {
+    refused_everywhere(9, Kind::Case, "root_write", |tx, _| {
+        tx.put(ROOT, "schema", ScalarValue::Uint(2))
+    });
+}
+
+#[test]
+fn the_summary_blanked_is_refused_at_township_and_county() {
+    refused_everywhere(10, Kind::Petition, "delete", |tx, doc| {
+        let summary = match doc.get(ROOT, "summary").unwrap() {
+            Some((Value::Object(ObjType::Text), id)) => id,
+            other => panic!("{other:?}"),
+        };
+        tx.update_text(&summary, "")
+    });
+}
+
+#[test]
+fn an_event_in_another_nodes_name_is_refused_at_township_and_county() {
+    let mut s = Scene::new(11, Kind::Case);
+    let township_node = s.township.identity.key.public().to_string();
+    let mut forged_event = None;
+    // Copy the village's last event, but name the township as its author.
+    let forged = s.forge(|tx, doc| {
+        let events = list(doc, "events");
+        let last = doc.length(&events) - 1;
+        let mut event: guihe_protocol::event::Event =
+            autosurgeon::hydrate_prop(doc, &events, last).unwrap();
+        event.id = guihe_protocol::id::EventId::from_bytes([7; 16]);
+        event.node = township_node.parse().unwrap();
+        event.hlc.wall_ms = u64::MAX / 2;
+        forged_event = Some(event.clone());
+        autosurgeon::reconcile_insert(tx, events, last + 1, &event).unwrap();
+        Ok(())
+    });
+    assert!(forged_event.is_some());
+    sync(&s.county, &mut s.village, &mut s.township).unwrap();
+    sync(&s.county, &mut s.village, &mut s.top).unwrap();
+    for node in [&s.township, &s.top] {
+        assert!(!node.store.has_change(&forged.hash).unwrap());
+        assert_eq!(node.store.quarantined().unwrap()[0].code, "author");
+    }
+}
+
+#[test]
+fn an_honest_actor_never_signs_as_someone_else() {
+    // The village's actor is its key and its incarnation; a change under another actor
+    // is refused before any rule (the signature names the actor's key).
+    let s = Scene::new(12, Kind::Case);
+    let actor: ActorId = s.village.writer.actor.clone();
+    assert_eq!(
+        &actor.to_bytes()[..32],
+        s.village.identity.key.public().as_bytes()
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Changes Automerge cannot apply: refused, nothing stored, no panic.
+// ---------------------------------------------------------------------------------------
+
+/// A copy of `change` with its operations edited by `f`, signed by the village.
+fn altered(
+    s: &Scene,
+    change: &StoredChange,
+    f: impl FnOnce(&mut automerge::ExpandedChange),
+) -> StoredChange {
+    let parsed = automerge::Change::from_bytes(change.signed.bytes.clone()).unwrap();
+    let mut expanded = parsed.decode();
+    f(&mut expanded);
+    expanded.hash = None;
+    let bad = automerge::Change::from(expanded);
+    let record = s.village.record(s.id).unwrap();
+    StoredChange {
+        hash: bad.hash(),
+        time_ms: change.time_ms,
+        deps: bad.deps().to_vec(),
+        signer: change.signer,
+        signed: sign(&s.village.identity.key, &record, &bad),
+    }
+}
+
+/// Delivers changes to `to` in one batch of a session with the village, as the village
+/// would send them; returns the session's events. The session must not end.
+fn deliver(
+    s: &mut Scene,
+    to_county: bool,
+    changes: &[StoredChange],
+) -> Vec<guihe_protocol::sync::Event> {
+    use guihe_protocol::sync::{Config, Session};
+    use guihe_protocol::wire::{Message, PROTOCOL_VERSION};
+    let to = if to_county {
+        &mut s.top
+    } else {
+        &mut s.township
+    };
+    let mut session = Session::new(
+        Config::default(),
+        s.county.root.public(),
+        to.identity.clone(),
+        false,
+        &to.store,
+    )
+    .unwrap();
+    let hello = Message::Hello {
+        version: PROTOCOL_VERSION,
+        cert: s.village.identity.cert.clone(),
+        revocations: 0,
+    };
+    session
+        .handle(&hello.encode().unwrap(), &mut to.store, s.county.now_ms)
+        .unwrap();
+    let batch = Message::Changes {
+        batch: 0,
+        certs: vec![s.village.identity.cert.clone()],
+        changes: changes.iter().map(|c| c.signed.clone()).collect(),
+    };
+    session
+        .handle(&batch.encode().unwrap(), &mut to.store, s.county.now_ms)
+        .unwrap();
+    events(&mut session)
+}
+
+fn clone_node(n: &Node) -> Node {
+    guihe_protocol::replica::Replica {
+        identity: n.identity.clone(),
+        store: n.store.clone(),
+        writer: n.writer.clone(),
+    }
+}
+
+/// What a node holds of the record: its heads and its pending set.
+fn held(node: &Node, id: RecordId) -> (Vec<automerge::ChangeHash>, usize) {
+    (
+        node.store.doc(id).unwrap().unwrap().get_heads(),
+        node.store.pending(id).unwrap().len(),
+    )
+}
+
+#[test]
+fn a_change_whose_sequence_number_skips_ahead_is_refused_alone_and_in_a_batch() {
+    for to_county in [false, true] {
+        let mut s = Scene::new(20, Kind::Case);
+        let honest = s.county.work(&mut s.village, s.id);
+        let bad = altered(&s, &honest[0], |e| e.seq += 3);
+        // Automerge itself does not refuse it: applying it unguarded either panics or
+        // applies a change whose actor skipped three sequence numbers.
+        let before = held(if to_county { &s.top } else { &s.township }, s.id);
+        deliver(&mut s, to_county, std::slice::from_ref(&bad));
+        let node = if to_county { &s.top } else { &s.township };
+        assert_eq!(held(node, s.id), before);
+        assert!(!node.store.has_change(&bad.hash).unwrap());
+        assert_eq!(node.store.quarantined().unwrap()[0].code, "sequence");
+        // In a batch with honest changes of another record: those apply.
+        let other = s.county.case(&mut s.village, &[V1], 2);
+        let mut batch: Vec<StoredChange> = s
+            .village
+            .store
+            .doc(other)
+            .unwrap()
+            .unwrap()
+            .get_changes(&[])
+            .iter()
+            .map(|c| s.village.store.change(&c.hash()).unwrap().unwrap())
+            .collect();
+        let bad2 = altered(&s, &honest[0], |e| e.seq += 7);
+        batch.insert(1, bad2.clone());
+        deliver(&mut s, to_county, &batch);
+        let node = if to_county { &s.top } else { &s.township };
+        assert!(same(&s.village, node, other));
+        assert!(!node.store.has_change(&bad2.hash).unwrap());
+        assert_eq!(node.store.quarantined().unwrap().len(), 2);
+        assert_eq!(held(node, s.id), before);
+    }
+}
+
+#[test]
+fn a_change_on_a_missing_object_is_refused_and_a_change_waiting_for_it_after_it() {
+    let mut s = Scene::new(21, Kind::Case);
+    let first = s.county.work(&mut s.village, s.id);
+    let second = s.county.work(&mut s.village, s.id);
+    // The second change, altered to write into an object that does not exist.
+    let bad = altered(&s, &second[0], |e| {
+        let actor = e.actor_id.clone();
+        if let Some(op) = e.operations.get_mut(1) {
+            op.obj = automerge::legacy::ObjectId::Id(automerge::legacy::OpId(9_999_999, actor));
+        }
+    });
+    let before = held(&s.township, s.id);
+    // It arrives first, before the change it depends on: it waits...
+    deliver(&mut s, false, std::slice::from_ref(&bad));
+    assert_eq!(s.township.store.pending(s.id).unwrap().len(), 1);
+    assert_eq!(held(&s.township, s.id).0, before.0);
+    // ...and when the dependency comes, the dependency applies and it is refused.
+    deliver(&mut s, false, &first);
+    let node = &s.township;
+    assert!(node.store.pending(s.id).unwrap().is_empty());
+    assert!(!node.store.has_change(&bad.hash).unwrap());
+    let kept = node.store.quarantined().unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].code, "unknown_object");
+    assert!(
+        node.store
+            .doc(s.id)
+            .unwrap()
+            .unwrap()
+            .get_heads()
+            .contains(&first[0].hash)
+    );
+    // The key of the refused change is not offered to anyone.
+    let keys = node.store.keys(T1.parse().unwrap(), &|_| true).unwrap();
+    assert!(keys.iter().all(|(_, h)| *h != bad.hash));
+}
+
+/// The record's first change as made by another actor of the village's key: `consistent`
+/// renames the actor in its operations too (a well-formed change); otherwise they still
+/// name the old actor, which the change does not declare.
+fn second_root(s: &Scene, consistent: bool) -> StoredChange {
+    use automerge::legacy::{ElementId, Key, ObjectId, OpId};
+    let doc = s.village.store.doc(s.id).unwrap().unwrap();
+    let first = doc.get_changes(&[]).into_iter().next().unwrap();
+    let mut e = first.decode();
+    let old = e.actor_id.clone();
+    let new = guihe_protocol::record::actor_id(s.village.identity.key.public(), 9);
+    e.actor_id = new.clone();
+    // Another hash, and still stamped no later than its intake event.
+    e.time -= 1;
+    e.hash = None;
+    if consistent {
+        let swap = |id: &mut OpId| {
+            if id.1 == old {
+                id.1 = new.clone();
+            }
+        };
+        for op in &mut e.operations {
+            if let ObjectId::Id(id) = &mut op.obj {
+                swap(id);
+            }
+            if let Key::Seq(ElementId::Id(id)) = &mut op.key {
+                swap(id);
+            }
+            let mut pred: Vec<OpId> = op.pred.iter().cloned().collect();
+            pred.iter_mut().for_each(swap);
+            op.pred = pred.into_iter().collect();
+        }
+    }
+    let root = automerge::Change::from(e);
+    let record = s.village.record(s.id).unwrap();
+    StoredChange {
+        hash: root.hash(),
+        time_ms: s.county.now_ms,
+        deps: vec![],
+        signer: s.village.identity.key.public(),
+        signed: sign(&s.village.identity.key, &record, &root),
+    }
+}
+
+#[test]
+fn a_second_first_change_for_an_existing_record_is_refused() {
+    let mut s = Scene::new(22, Kind::Case);
+    // The village makes the record anew under the same id: a second root, which would
+    // replace the record's fields by last-writer-wins.
+    let forged = second_root(&s, true);
+    let before = held(&s.township, s.id);
+    deliver(&mut s, false, std::slice::from_ref(&forged));
+    assert_eq!(held(&s.township, s.id), before);
+    assert_eq!(
+        s.township.store.quarantined().unwrap()[0].code,
+        "second_root"
+    );
+}
+
+#[test]
+fn a_change_automerge_panics_on_is_refused_and_the_node_stays_up() {
+    let mut s = Scene::new(23, Kind::Case);
+    // Operations naming an actor the change does not declare: Automerge 0.12 panics while
+    // applying such a change (it unwraps the actor's lookup).
+    let forged = second_root(&s, false);
+    let change = automerge::Change::from_bytes(forged.signed.bytes.clone()).unwrap();
+    let unguarded = std::panic::catch_unwind(|| {
+        let mut doc = automerge::Automerge::new();
+        let _ = doc.apply_changes([change]);
+    });
+    assert!(unguarded.is_err(), "the input makes Automerge panic");
+    // Through a session it is a refusal like any other, at the township and the county.
+    for to_county in [false, true] {
+        fn node(s: &Scene, to_county: bool) -> &Node {
+            if to_county { &s.top } else { &s.township }
+        }
+        let node = |s: &Scene| -> Node { clone_node(node(s, to_county)) };
+        let before = held(&node(&s), s.id);
+        deliver(&mut s, to_county, std::slice::from_ref(&forged));
+        let n = node(&s);
+        assert_eq!(held(&n, s.id), before);
+        assert!(!n.store.has_change(&forged.hash).unwrap());
+        assert_eq!(n.store.quarantined().unwrap()[0].code, "apply");
+    }
+}

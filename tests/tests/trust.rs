@@ -1,0 +1,241 @@
+//! The change rules with real `guihe run` processes: a township refuses a village's
+//! rule-breaking change and keeps it aside, shows it on its status, never passes it to the
+//! county, and keeps syncing the village's honest records; a change that waits for its
+//! dependency through a restart is refused when the dependency comes, and the node stays
+//! up.
+
+use std::time::Duration;
+
+use automerge::transaction::{CommitOptions, Transactable};
+use automerge::{ObjType, ROOT, ReadDoc, Value};
+use guihe_node::local::Local;
+use guihe_protocol::id::RecordId;
+use guihe_protocol::signed::{sign, verify_batch};
+use guihe_protocol::store::{Store, StoreCerts, StoredChange};
+use guihe_tests::Lab;
+
+const COUNTY: &str = "500240000000";
+const TOWNSHIP: &str = "500240001000";
+const VILLAGE: &str = "500240001201";
+
+fn new_case(lab: &Lab, node: &str, summary: &str) -> String {
+    lab.ok(
+        node,
+        &[
+            "case",
+            "new",
+            "--village",
+            VILLAGE,
+            "--category",
+            "neighbour",
+            "--summary",
+            summary,
+            "--party",
+            "冉光荣",
+        ],
+    )
+    .trim()
+    .to_string()
+}
+
+fn status(lab: &Lab, node: &str) -> serde_json::Value {
+    std::fs::read_to_string(lab.data(node).join("status.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
+}
+
+fn quarantined(lab: &Lab, node: &str) -> Vec<String> {
+    status(lab, node)["quarantined"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|q| q["code"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The changes of a record at a stopped node, oldest first.
+fn changes_of(local: &Local, id: RecordId) -> Vec<StoredChange> {
+    let store = &local.replica.store;
+    store
+        .doc(id)
+        .unwrap()
+        .unwrap()
+        .get_changes(&[])
+        .iter()
+        .map(|c| store.change(&c.hash()).unwrap().unwrap())
+        .collect()
+}
+
+#[test]
+fn a_township_keeps_a_villages_bad_changes_aside_and_stays_up_through_a_restart() {
+    let mut lab = Lab::new("trust");
+    lab.add("county", "county", COUNTY, None);
+    lab.add("township", "township", TOWNSHIP, Some("county"));
+    lab.add("village", "village", VILLAGE, Some("township"));
+    let id = new_case(&lab, "village", "山林边界争议");
+    for n in ["county", "township", "village"] {
+        lab.start(n);
+    }
+    lab.wait_for("the case at the county", Duration::from_secs(60), || {
+        lab.show("county", &id).is_some()
+    });
+    lab.kill("village");
+    lab.kill("township");
+
+    // Two more entries at the village, made while it is away from the township.
+    lab.ok("village", &["case", "event", &id, "--type", "accept"]);
+    lab.ok(
+        "village",
+        &[
+            "case",
+            "event",
+            &id,
+            "--type",
+            "session",
+            "--note",
+            "双方陈述",
+            "--place",
+            "村委会",
+        ],
+    );
+    let record: RecordId = id.parse().unwrap();
+    let village = Local::open(&lab.data("village")).unwrap();
+    let all = changes_of(&village, record);
+    let (accept, session) = (&all[all.len() - 2], &all[all.len() - 1]);
+    // The session entry altered to write into an object that does not exist, and signed
+    // by the village: Automerge cannot apply it.
+    let bad = {
+        let parsed = automerge::Change::from_bytes(session.signed.bytes.clone()).unwrap();
+        let mut e = parsed.decode();
+        let actor = e.actor_id.clone();
+        e.operations[1].obj =
+            automerge::legacy::ObjectId::Id(automerge::legacy::OpId(9_999_999, actor));
+        e.hash = None;
+        let bad = automerge::Change::from(e);
+        let r = village.replica.record(record).unwrap();
+        sign(&village.replica.identity.key, &r, &bad)
+    };
+    let village_cert = village.replica.identity.cert.clone();
+    drop(village);
+
+    // The bad change reaches the township (as from a bundle or another carrier) before the
+    // entry it depends on: it waits there, stored, through a restart.
+    {
+        let mut township = Local::open(&lab.data("township")).unwrap();
+        township
+            .replica
+            .store
+            .put_certificate(&village_cert)
+            .unwrap();
+        let checked = verify_batch(
+            vec![bad.clone()],
+            &StoreCerts(&township.replica.store),
+            &Default::default(),
+        )
+        .unwrap();
+        let ingested =
+            guihe_protocol::ingest::ingest(&mut township.replica.store, checked, 0).unwrap();
+        assert_eq!(ingested.stored.len(), 1);
+        assert!(ingested.applied.is_empty());
+        assert_eq!(township.replica.store.pending(record).unwrap().len(), 1);
+    }
+    lab.start("township");
+    lab.wait_for("the township's status", Duration::from_secs(30), || {
+        status(&lab, "township")["pending"].as_u64() == Some(1)
+    });
+
+    // The village comes back: the entries it depends on arrive, the bad change is refused,
+    // kept aside, and the township stays up.
+    lab.start("village");
+    // (Refused for the missing object, or, if the honest session entry with the same
+    // sequence number was applied first, for its sequence number.)
+    lab.wait_for("the bad change refused", Duration::from_secs(60), || {
+        quarantined(&lab, "township").len() == 1
+    });
+    let first_code = quarantined(&lab, "township").remove(0);
+    assert!(
+        ["unknown_object", "sequence"].contains(&first_code.as_str()),
+        "{first_code}"
+    );
+    assert!(lab.exited("township").is_none(), "{}", lab.logs());
+    assert_eq!(status(&lab, "township")["pending"].as_u64(), Some(0));
+    let shown: serde_json::Value =
+        serde_json::from_str(&lab.show("township", &id).unwrap()).unwrap();
+    assert_eq!(shown["sessions"], 1, "the honest session arrived: {shown}");
+    assert_eq!(shown["events"], 3, "{shown}");
+    let _ = (accept, session);
+
+    // A forged change from the village itself: every event deleted.
+    lab.kill("village");
+    {
+        let village = Local::open(&lab.data("village")).unwrap();
+        let mut doc = village.replica.store.doc(record).unwrap().unwrap();
+        let before_record = village.replica.record(record).unwrap();
+        let before = doc.get_heads();
+        doc.set_actor(village.replica.writer.actor.clone());
+        let now = guihe_node::local::now_ms();
+        doc.transact_with(
+            |_| CommitOptions::default().with_time(now as i64),
+            |tx| {
+                let events = match tx.get(ROOT, "events")? {
+                    Some((Value::Object(ObjType::List), id)) => id,
+                    _ => unreachable!("a record has events"),
+                };
+                for i in (0..tx.length(&events)).rev() {
+                    tx.delete(&events, i)?;
+                }
+                Ok::<_, automerge::AutomergeError>(())
+            },
+        )
+        .unwrap();
+        let change = doc.get_changes(&before).pop().unwrap();
+        let forged = StoredChange {
+            hash: change.hash(),
+            time_ms: now,
+            deps: change.deps().to_vec(),
+            signer: village.replica.identity.key.public(),
+            signed: sign(&village.replica.identity.key, &before_record, &change),
+        };
+        let mut village = village;
+        village.replica.store.put_changes(&[forged]).unwrap();
+        village
+            .replica
+            .store
+            .put_doc(record, &doc, &Default::default())
+            .unwrap();
+    }
+    // And an honest case after it.
+    let honest = new_case(&lab, "village", "宅基地滴水纠纷");
+    lab.start("village");
+    lab.wait_for(
+        "the honest case at the county",
+        Duration::from_secs(60),
+        || lab.show("county", &honest).is_some(),
+    );
+    lab.wait_for("the forged change refused", Duration::from_secs(30), || {
+        quarantined(&lab, "township").len() == 2
+    });
+    let codes = quarantined(&lab, "township");
+    assert!(codes.contains(&"delete".to_string()), "{codes:?}");
+    // The county never heard of either, and every node still shows the whole timeline.
+    assert!(quarantined(&lab, "county").is_empty());
+    for n in ["township", "county"] {
+        let shown: serde_json::Value = serde_json::from_str(&lab.show(n, &id).unwrap()).unwrap();
+        assert_eq!(shown["events"], 3, "{n}: {shown}");
+    }
+    let text = lab.ok("township", &["status"]);
+    assert!(text.contains("已隔离的变更"), "{text}");
+    assert!(text.contains("删除了记录内容"), "{text}");
+
+    // The quarantine survives a restart.
+    lab.kill("township");
+    lab.start("township");
+    lab.wait_for(
+        "the township's status again",
+        Duration::from_secs(30),
+        || quarantined(&lab, "township").len() == 2,
+    );
+}
