@@ -49,6 +49,7 @@ pub fn ingest<S: Store>(
     let mut refused: Vec<Refused> = Vec::new();
     // What verification already parsed and built, so nothing is parsed or applied twice.
     let mut parsed: BTreeMap<ChangeHash, Change> = BTreeMap::new();
+    let mut reads: BTreeMap<ChangeHash, rules::Read> = BTreeMap::new();
     let mut firsts: BTreeMap<RecordId, Automerge> = BTreeMap::new();
     let mut seen: BTreeSet<ChangeHash> = BTreeSet::new();
     for c in checked {
@@ -70,8 +71,12 @@ pub fn ingest<S: Store>(
                     time_ms,
                     change,
                     first,
+                    read,
                 } = v;
                 parsed.insert(hash, change);
+                if let Some(read) = read {
+                    reads.insert(hash, read);
+                }
                 if let Some(doc) = first {
                     firsts.insert(signed.record, doc);
                 }
@@ -106,6 +111,7 @@ pub fn ingest<S: Store>(
             &mut Known {
                 arrived: &arrived,
                 parsed: &mut parsed,
+                reads: &mut reads,
             },
             first,
         )?;
@@ -190,6 +196,7 @@ pub fn rebuild(record: RecordId, changes: &[StoredChange]) -> (Automerge, BTreeS
         .map(|c| c.hash)
         .collect();
     let mut parsed = BTreeMap::new();
+    let mut reads = BTreeMap::new();
     match apply_ready(
         &scratch,
         record,
@@ -197,6 +204,7 @@ pub fn rebuild(record: RecordId, changes: &[StoredChange]) -> (Automerge, BTreeS
         &mut Known {
             arrived: &arrived,
             parsed: &mut parsed,
+            reads: &mut reads,
         },
         None,
     ) {
@@ -216,6 +224,7 @@ fn holds(doc: &Automerge, hash: &ChangeHash) -> bool {
 struct Known<'a> {
     arrived: &'a BTreeMap<ChangeHash, &'a StoredChange>,
     parsed: &'a mut BTreeMap<ChangeHash, Change>,
+    reads: &'a mut BTreeMap<ChangeHash, rules::Read>,
 }
 
 impl Known<'_> {
@@ -333,14 +342,30 @@ fn apply_ready<S: Store>(
                     continue;
                 }
             };
-            match rules::apply(&mut ready.doc, &mut history, &change, stored.signer) {
+            let read = known.reads.remove(&hash);
+            match rules::apply(&mut ready.doc, &mut history, &change, stored.signer, read) {
                 Ok(()) => {
+                    if villages.is_none() {
+                        // The record's first change: it must be the record and villages
+                        // its signature claims (verification checks this too, unless the
+                        // change waited for this build to know its schema).
+                        let made = jurisdictions_of(&ready.doc);
+                        let id = crate::record::id_of(&ready.doc);
+                        if made.as_ref() != Some(&stored.signed.jurisdictions)
+                            || id != Some(stored.signed.record)
+                        {
+                            ready
+                                .refused
+                                .push((hash, VerifyError::WrongClaim(stored.signed.record)));
+                            ready.doc = reload(store, record, &good)?;
+                            history = History::of(&ready.doc);
+                            continue;
+                        }
+                        villages = made;
+                    }
                     progress = true;
                     ready.applied.push(hash);
                     good.push(change);
-                    if villages.is_none() {
-                        villages = jurisdictions_of(&ready.doc);
-                    }
                 }
                 Err(e) => {
                     if e.is_temporary() {
@@ -395,7 +420,8 @@ pub fn commit_local<S: Store>(
     for signed in sign_new(key, record, before) {
         let change = parse_change(signed.bytes.clone())
             .map_err(|e| CommitError::Rules(RuleError::Apply(e.to_string())))?;
-        rules::apply(&mut doc, &mut history, &change, key.public()).map_err(CommitError::Rules)?;
+        rules::apply(&mut doc, &mut history, &change, key.public(), None)
+            .map_err(CommitError::Rules)?;
         stored.push(StoredChange {
             hash: change.hash(),
             time_ms: u64::try_from(change.timestamp()).unwrap_or(0),

@@ -758,45 +758,46 @@ impl Record {
     }
 }
 
-/// The root keys of a record's document, as the first change writes them.
-const ROOT_KEYS: [&str; 12] = [
-    "schema",
-    "kind",
-    "id",
-    "jurisdictions",
-    "created_ms",
-    "category",
-    "risk",
-    "restricted",
-    "channel",
-    "parties",
-    "summary",
-    "events",
-];
+/// A record's root as its first change writes it (see `rules`), read from the change's
+/// own operations. Field for field the `Header` and the event list; any other field is
+/// refused.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Created {
+    #[allow(dead_code)]
+    schema: u64,
+    kind: Kind,
+    id: RecordId,
+    jurisdictions: Vec<VillageCode>,
+    created_ms: u64,
+    #[allow(dead_code)]
+    category: Category,
+    #[allow(dead_code)]
+    risk: Risk,
+    #[allow(dead_code)]
+    restricted: bool,
+    channel: Option<Channel>,
+    parties: BTreeMap<String, Party>,
+    summary: String,
+    events: Vec<serde_json::Value>,
+}
 
-/// The change rules' check of a record's first change (see `rules`): the document it made
-/// must be a whole record of a schema this build knows, within its bounds, holding exactly
-/// one intake event authored by `signer` and stamped no earlier than the change.
+/// The change rules' check of a record's first change (see `rules`), on the record it
+/// writes: a whole record of a schema this build knows, within its bounds, holding
+/// exactly one intake event authored by `signer` and stamped no earlier than the change.
+/// Returns the record and its villages, for the signature's claim.
 pub(crate) fn check_created(
-    doc: &Automerge,
+    root: serde_json::Value,
     signer: NodeId,
     time_ms: u64,
-) -> Result<(), RuleError> {
+) -> Result<(RecordId, Vec<VillageCode>), RuleError> {
     let content = |e: &dyn std::fmt::Display| RuleError::Content(e.to_string());
-    for key in doc.keys(ROOT) {
-        if !ROOT_KEYS.contains(&key.as_str()) {
-            return Err(RuleError::Content(format!("unknown record field {key:?}")));
-        }
+    match root.get("schema").and_then(serde_json::Value::as_u64) {
+        Some(SCHEMA_VERSION) => {}
+        Some(found) if found > SCHEMA_VERSION => return Err(RuleError::Schema(found)),
+        _ => return Err(RuleError::Content("schema version".into())),
     }
-    match doc.get(ROOT, "schema") {
-        Ok(Some((Value::Scalar(s), _))) => match s.as_u64() {
-            Some(SCHEMA_VERSION) => {}
-            Some(found) if found > SCHEMA_VERSION => return Err(RuleError::Schema(found)),
-            _ => return Err(RuleError::Content("schema version".into())),
-        },
-        _ => return Err(RuleError::Content("no schema version".into())),
-    }
-    let header: Header = autosurgeon::hydrate(doc).map_err(|e| content(&e))?;
+    let header: Created = serde_json::from_value(root).map_err(|e| content(&e))?;
     let kind_matches = matches!(
         (header.kind, header.id),
         (Kind::Case, RecordId::Case(_)) | (Kind::Petition, RecordId::Petition(_))
@@ -820,18 +821,10 @@ pub(crate) fn check_created(
     {
         party.check().map_err(|e| content(&e))?;
     }
-    check_text("summary", header.summary.as_str(), SUMMARY_CHARS_MAX, true)
-        .map_err(|e| content(&e))?;
-    let events = match doc.get(ROOT, "events") {
-        Ok(Some((Value::Object(ObjType::List), obj))) => obj,
-        _ => return Err(RuleError::Content("no event list".into())),
-    };
-    if doc.length(&events) != 1 {
-        return Err(RuleError::Shape(
-            "a record starts with exactly one event".into(),
-        ));
-    }
-    let event: Event = autosurgeon::hydrate_prop(doc, &events, 0_usize).map_err(|e| content(&e))?;
+    check_text("summary", &header.summary, SUMMARY_CHARS_MAX, true).map_err(|e| content(&e))?;
+    let [event] = <[serde_json::Value; 1]>::try_from(header.events)
+        .map_err(|_| RuleError::Shape("a record starts with exactly one event".into()))?;
+    let event = crate::rules::event_of(event)?;
     if !matches!(event.body, Body::Intake(_)) || !event.after.is_empty() {
         return Err(RuleError::Shape("a record starts with its intake".into()));
     }
@@ -840,39 +833,24 @@ pub(crate) fn check_created(
             "the intake is not when the record was received".into(),
         ));
     }
-    check_event(&event, signer, time_ms)
+    check_event(&event, signer, time_ms)?;
+    Ok((header.id, header.jurisdictions))
 }
 
-/// The change rules' check of what a later change added (see `rules`): the new event at
-/// `event` and the party it may add under `party`.
-pub(crate) fn check_added(
-    doc: &Automerge,
-    event: &ObjId,
-    party: Option<&(String, ObjId)>,
+/// The change rules' check of what a later change adds (see `rules`), on its own: the new
+/// event, and the party it may add (its key and the party).
+pub(crate) fn check_entry(
+    added: &Event,
+    party: Option<(&String, &Party)>,
     signer: NodeId,
     time_ms: u64,
 ) -> Result<(), RuleError> {
     let content = |e: &dyn std::fmt::Display| RuleError::Content(e.to_string());
-    let created_ms: u64 =
-        autosurgeon::hydrate_prop(doc, ROOT, "created_ms").map_err(|e| content(&e))?;
-    let len = match doc.get(ROOT, "events") {
-        Ok(Some((Value::Object(ObjType::List), obj))) => doc.length(&obj),
-        _ => return Err(RuleError::Content("no event list".into())),
-    };
-    if len > EVENTS_MAX {
-        return Err(RuleError::Bounds(format!("{len} events")));
-    }
-    let added = Event::hydrate_map(doc, event).map_err(|e| content(&e))?;
     if matches!(added.body, Body::Intake(_)) {
         return Err(RuleError::Shape("a second intake".into()));
     }
-    if added.at_ms < created_ms {
-        return Err(RuleError::Time(
-            "the event happened before the record was received".into(),
-        ));
-    }
-    check_event(&added, signer, time_ms)?;
-    if let Some((key, obj)) = party {
+    check_event(added, signer, time_ms)?;
+    if let Some((key, party)) = party {
         let id: PartyId = key.parse().map_err(|e| content(&e))?;
         let named = matches!(
             &added.body,
@@ -881,17 +859,15 @@ pub(crate) fn check_added(
         if !named {
             return Err(RuleError::Shape("a party that no event names".into()));
         }
-        Party::hydrate_map(doc, obj)
-            .map_err(|e| content(&e))?
-            .check()
-            .map_err(|e| content(&e))?;
-        let count = match doc.get(ROOT, "parties") {
-            Ok(Some((Value::Object(ObjType::Map), obj))) => doc.length(&obj),
-            _ => return Err(RuleError::Content("no party map".into())),
-        };
-        if count > PARTIES_MAX {
-            return Err(RuleError::Bounds(format!("{count} parties")));
-        }
+        party.check().map_err(|e| content(&e))?;
+    } else if matches!(
+        &added.body,
+        Body::Amend(Amend {
+            change: Change::PartyAdded(_),
+            ..
+        })
+    ) {
+        return Err(RuleError::Shape("an added party that is not there".into()));
     }
     Ok(())
 }
@@ -916,6 +892,12 @@ fn check_event(event: &Event, signer: NodeId, time_ms: u64) -> Result<(), RuleEr
         return Err(RuleError::Time("happened after the change was made".into()));
     }
     Ok(())
+}
+
+/// The id of the record a document holds, read without hydrating anything else; `None`
+/// until the document holds its first change.
+pub fn id_of(doc: &Automerge) -> Option<RecordId> {
+    autosurgeon::hydrate_prop(doc, ROOT, "id").ok()
 }
 
 /// The villages of the record a document holds, read without hydrating anything else;

@@ -7,26 +7,34 @@
 //!
 //! Allowed, and nothing else:
 //! - **The first change** (no dependencies, on an empty document) creates the record: the
-//!   root fields of the layout (`record.rs`) and nothing more, exactly one intake event
-//!   authored by the signer's node, parties that read as parties, and everything within
-//!   the record's bounds.
+//!   root fields of the layout (`record.rs`) and nothing more, of a schema this build
+//!   knows, within the record's bounds, with exactly one intake event authored by the
+//!   signer's node.
 //! - **Every later change** inserts exactly one new event into the event list, anywhere
 //!   (concurrent inserts land mid-list), and may add one party under a key the record does
-//!   not hold yet, named by the event (an amend `party_added`). Its operations write only
-//!   into the objects it creates itself: no operation on the root (so `id`, `kind`,
-//!   `schema`, `jurisdictions`, `created_ms`, the intake values and `restricted` are
-//!   written once), none on an existing event, party or the summary, no delete, and no
-//!   overwrite of anything it did not write itself. The new event is authored by the
-//!   signer's node, reads as an event, passes the event's own field checks, is stamped no
-//!   earlier than the change was made, and leaves the record within its bounds.
+//!   not hold yet, named by the event (an amend `party_added`). Its other operations write
+//!   only into objects it makes itself: no operation on the root (so `id`, `kind`, `schema`,
+//!   `jurisdictions`, `created_ms`, the intake values and `restricted` are written once),
+//!   none on an existing event, party or the summary, no delete, and no overwrite of
+//!   anything it did not write itself. The new event is authored by the signer's node,
+//!   reads as an event, passes the event's own field checks, is stamped no earlier than
+//!   the change was made, happened no earlier than the record was received, and leaves
+//!   the record within its bounds.
 //! - **Sequence**: a change's sequence number follows its actor's last change in the
 //!   record, which it must descend from, and its operation numbers start above everything
 //!   it depends on. Automerge assumes this; a change that breaks it could make Automerge
 //!   panic or give two operations one id.
 //!
+//! A change is checked in two steps. [`read`] needs only the change and its signer: it
+//! decodes the operations, reads the record or the event and party they write, and checks
+//! everything that does not depend on the record. It is most of the work, so verification
+//! runs it beside the signature checks, on every core. [`apply`] then checks the change
+//! against the record's document and history (which objects it writes into, the sequence,
+//! the bounds) and applies it.
+//!
 //! Everything Automerge does with a received change here runs with its panics caught: a
-//! panic is a refusal like any other. After any refusal the document may hold part of the
-//! change, so the caller discards it and loads the record again.
+//! panic is a refusal like any other. After a refusal from [`apply`] the document may hold
+//! part of the change, so the caller discards it and loads the record again.
 //!
 //! The rules know the schema version a record was created with; a record of a version this
 //! build does not know is held, not refused (see [`RuleError::is_temporary`]).
@@ -35,9 +43,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use automerge::legacy::{ElementId, Key, ObjectId, OpId, OpType};
-use automerge::{ActorId, Automerge, Change, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, Value};
+use automerge::{
+    ActorId, Automerge, Change, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value,
+};
 
-use crate::id::NodeId;
+use crate::division::VillageCode;
+use crate::event::Event;
+use crate::id::{NodeId, RecordId};
+use crate::model::Party;
 
 /// The longest change accepted, in bytes. A record's first change, the largest, holds at
 /// most a 20,000-character summary and 64 parties: well under this.
@@ -46,6 +59,9 @@ pub const CHANGE_BYTES_MAX: usize = 256 * 1024;
 /// Operations in one change. An event has a few dozen; a first change with every party and
 /// a long summary has some tens of thousands (one per character of the summary).
 pub const OPS_MAX: usize = 64 * 1024;
+
+/// How deep the objects a change makes may nest. An event nests four deep.
+const DEPTH_MAX: usize = 16;
 
 /// Why a change was refused. Every variant but [`RuleError::Schema`] is permanent: the
 /// change is quarantined, never applied and never relayed.
@@ -116,7 +132,7 @@ pub enum RuleError {
     #[error("the event names another node as its author")]
     Author,
     /// The new event's clock stamp is earlier than the change, or its business time lies
-    /// after it.
+    /// after it or before the record was received.
     #[error("the event's times disagree with the change's: {0}")]
     Time(String),
     /// The record would be past its bounds.
@@ -166,19 +182,432 @@ impl RuleError {
     }
 }
 
-/// What the rules need of a record's change history: each change's actor, sequence number,
-/// highest operation and dependencies, and each actor's last change. Built once per record
-/// and kept up to date as changes are applied, so a batch of changes costs one walk.
+// ---------------------------------------------------------------------------------------
+// Reading a change without its document
+// ---------------------------------------------------------------------------------------
+
+/// What a change writes, read from its own operations by [`read`].
+#[derive(Debug, Clone)]
+pub struct Read {
+    writes: Writes,
+}
+
+#[derive(Debug, Clone)]
+enum Writes {
+    /// A first change: the record it makes.
+    Record {
+        id: RecordId,
+        villages: Vec<VillageCode>,
+    },
+    /// A later change: one event inserted into a list after `after` (`None`: at the head),
+    /// and perhaps one party put into a map under a key; both objects the change did not
+    /// make, which [`apply`] holds against the record's event list and party map.
+    Entry(Box<Entry>),
+    /// A later change that writes into an object it did not make, other than to add an
+    /// event or a party: refused by [`apply`] as a write into an existing part of the
+    /// record, or into one that does not exist.
+    Stray(ObjId),
+}
+
+impl Read {
+    /// For a first change, the record and the villages it makes.
+    pub fn record(&self) -> Option<(RecordId, &[VillageCode])> {
+        match &self.writes {
+            Writes::Record { id, villages } => Some((*id, villages)),
+            _ => None,
+        }
+    }
+}
+
+/// One event, and perhaps one party, that a later change adds.
+#[derive(Debug, Clone)]
+struct Entry {
+    list: ObjId,
+    after: Option<ObjId>,
+    event: Event,
+    event_obj: ObjId,
+    party: Option<(ObjId, String, Party)>,
+}
+
+/// A value written by a change into an object it made.
+#[derive(Debug, Clone)]
+enum Val {
+    Scalar(ScalarValue),
+    Obj(u64),
+}
+
+/// An object a change made, by the counter of the operation that made it (0 for the
+/// root, in a first change).
+#[derive(Debug, Clone)]
+enum Obj {
+    Map(BTreeMap<String, Val>),
+    /// A list, or (`text`) a text of one-character strings.
+    List {
+        items: Vec<(u64, Val)>,
+        text: bool,
+    },
+}
+
+/// The objects a change made, as it wrote them: enough to read a record, an event or a
+/// party without asking the document, whose lookups cost far more.
+#[derive(Debug, Default)]
+struct Made {
+    objs: BTreeMap<u64, Obj>,
+}
+
+impl Made {
+    /// The JSON form of an object the change made.
+    fn json(&self, id: u64, depth: usize) -> Result<serde_json::Value, RuleError> {
+        use serde_json::Value as J;
+        if depth > DEPTH_MAX {
+            return Err(RuleError::Content("nested too deep".into()));
+        }
+        let val = |v: &Val| -> Result<J, RuleError> {
+            match v {
+                Val::Obj(o) => self.json(*o, depth + 1),
+                Val::Scalar(s) => scalar(s),
+            }
+        };
+        match self.objs.get(&id) {
+            Some(Obj::Map(m)) => m
+                .iter()
+                .map(|(k, v)| Ok((k.clone(), val(v)?)))
+                .collect::<Result<serde_json::Map<_, _>, _>>()
+                .map(J::Object),
+            Some(Obj::List { items, text: false }) => items
+                .iter()
+                .map(|(_, v)| val(v))
+                .collect::<Result<_, _>>()
+                .map(J::Array),
+            Some(Obj::List { items, text: true }) => items
+                .iter()
+                .map(|(_, v)| match v {
+                    Val::Scalar(ScalarValue::Str(c)) => Ok(c.as_str()),
+                    _ => Err(RuleError::Content("text that is not characters".into())),
+                })
+                .collect::<Result<String, _>>()
+                .map(J::String),
+            None => Err(RuleError::UnknownObject),
+        }
+    }
+}
+
+fn scalar(s: &ScalarValue) -> Result<serde_json::Value, RuleError> {
+    use serde_json::Value as J;
+    Ok(match s {
+        ScalarValue::Str(t) => J::String(t.to_string()),
+        ScalarValue::Int(i) => J::from(*i),
+        ScalarValue::Uint(u) => J::from(*u),
+        ScalarValue::Boolean(b) => J::Bool(*b),
+        ScalarValue::Null => J::Null,
+        _ => return Err(RuleError::Content("a value the record never holds".into())),
+    })
+}
+
+/// Turns an enum as autosurgeon writes it, `{variant: value}`, into serde's form: the
+/// variant under `tag`, and the value's fields beside it (`content` none) or the value
+/// under `content`. Returns the variant.
+fn retag(
+    value: &mut serde_json::Value,
+    tag: &str,
+    content: Option<&str>,
+) -> Result<String, RuleError> {
+    let shape = || RuleError::Content("an entry of no known type".into());
+    let map = value.as_object_mut().ok_or_else(shape)?;
+    if map.len() != 1 {
+        return Err(shape());
+    }
+    let (variant, inner) = std::mem::take(map).into_iter().next().ok_or_else(shape)?;
+    let mut out = match content {
+        Some(content) => {
+            let mut out = serde_json::Map::new();
+            out.insert(content.to_string(), inner);
+            out
+        }
+        None => match inner {
+            serde_json::Value::Object(fields) => fields,
+            _ => return Err(shape()),
+        },
+    };
+    out.insert(tag.to_string(), serde_json::Value::String(variant.clone()));
+    *value = serde_json::Value::Object(out);
+    Ok(variant)
+}
+
+/// An event as the record stores it (autosurgeon's form), read as the record reads it.
+pub(crate) fn event_of(mut value: serde_json::Value) -> Result<Event, RuleError> {
+    let body = value
+        .get_mut("body")
+        .ok_or_else(|| RuleError::Content("an event without a body".into()))?;
+    if retag(body, "type", None)? == "amend"
+        && let Some(change) = body.get_mut("change")
+    {
+        retag(change, "field", Some("value"))?;
+    }
+    serde_json::from_value(value).map_err(|e| RuleError::Content(e.to_string()))
+}
+
+/// The operations of a change, decoded with Automerge's panics caught.
+fn decode(change: &Change) -> Result<automerge::ExpandedChange, RuleError> {
+    catch_unwind(AssertUnwindSafe(|| change.decode()))
+        .map_err(|_| RuleError::Apply("its operations could not be decoded".into()))
+}
+
+fn ex(op: &OpId) -> ObjId {
+    ObjId::Id(op.counter(), op.actor().clone(), 0)
+}
+
+/// Reads what a change signed by `signer` writes, from its operations alone, and checks
+/// everything about it that does not depend on the record it is applied to.
+pub fn read(change: &Change, signer: NodeId) -> Result<Read, RuleError> {
+    #[cfg(feature = "bench-baseline")]
+    if BASELINE.load(std::sync::atomic::Ordering::Relaxed) {
+        // The baseline reads nothing; `apply` applies without looking.
+        return Ok(Read {
+            writes: Writes::Stray(ObjId::Root),
+        });
+    }
+    let bytes = change.raw_bytes().len();
+    if bytes > CHANGE_BYTES_MAX {
+        return Err(RuleError::TooLarge(format!("{bytes} bytes")));
+    }
+    if change.len() > OPS_MAX {
+        return Err(RuleError::TooLarge(format!("{} operations", change.len())));
+    }
+    let time_ms = u64::try_from(change.timestamp()).unwrap_or(0);
+    let first = change.deps().is_empty();
+    let expanded = decode(change)?;
+    let actor = change.actor_id().clone();
+    let start = change.start_op().get();
+    let own = |op: &OpId, before: u64| {
+        op.actor() == &actor && op.counter() >= start && op.counter() < before
+    };
+    let mut made = Made::default();
+    if first {
+        made.objs.insert(0, Obj::Map(BTreeMap::new()));
+    }
+    // A later change's writes into objects it did not make.
+    let mut events: Vec<(ObjId, Option<ObjId>, u64)> = Vec::new();
+    let mut parties: Vec<(ObjId, String, u64)> = Vec::new();
+    let mut stray: Option<ObjId> = None;
+    for (i, op) in expanded.operations.iter().enumerate() {
+        let id = start.saturating_add(i as u64);
+        if matches!(op.action, OpType::Delete) && !first {
+            return Err(RuleError::Delete);
+        }
+        let (obj, here) = match &op.obj {
+            ObjectId::Root if first => (0, None),
+            ObjectId::Root => {
+                return Err(RuleError::RootWrite(match &op.key {
+                    Key::Map(k) => k.to_string(),
+                    Key::Seq(_) => String::new(),
+                }));
+            }
+            ObjectId::Id(o) if own(o, id) => (o.counter(), None),
+            // A first change makes every object it writes into.
+            ObjectId::Id(_) if first => return Err(RuleError::UnknownObject),
+            ObjectId::Id(o) => (0, Some(o)),
+        };
+        let value = match &op.action {
+            OpType::Make(ObjType::Map) => Val::Obj(id),
+            OpType::Make(ObjType::List) => Val::Obj(id),
+            OpType::Make(ObjType::Text) if first => Val::Obj(id),
+            OpType::Put(v) => Val::Scalar(v.clone()),
+            _ => return Err(RuleError::Operation),
+        };
+        if !op.pred.iter().all(|p| own(p, id)) {
+            return Err(RuleError::Overwrite);
+        }
+        if let Some(foreign) = here {
+            // An object the change did not make: only an event inserted into a list, or a
+            // party put into a map, each a new map; [`apply`] checks which objects.
+            let is_map = matches!(op.action, OpType::Make(ObjType::Map));
+            match &op.key {
+                Key::Seq(after) if op.insert && is_map && !first => {
+                    let after = match after {
+                        ElementId::Head => None,
+                        ElementId::Id(e) => Some(ex(e)),
+                    };
+                    events.push((ex(foreign), after, id));
+                }
+                Key::Map(key) if !op.insert && is_map && !first => {
+                    parties.push((ex(foreign), key.to_string(), id));
+                }
+                _ => {
+                    stray.get_or_insert_with(|| ex(foreign));
+                }
+            }
+            if let Val::Obj(_) = value {
+                made.objs.insert(id, Obj::Map(BTreeMap::new()));
+            }
+            continue;
+        }
+        if let OpType::Make(t) = op.action {
+            made.objs.insert(
+                id,
+                match t {
+                    ObjType::List => Obj::List {
+                        items: Vec::new(),
+                        text: false,
+                    },
+                    ObjType::Text => Obj::List {
+                        items: Vec::new(),
+                        text: true,
+                    },
+                    _ => Obj::Map(BTreeMap::new()),
+                },
+            );
+        }
+        let Some(target) = made.objs.get_mut(&obj) else {
+            return Err(RuleError::UnknownObject);
+        };
+        match (target, &op.key) {
+            (Obj::Map(m), Key::Map(k)) if !op.insert => {
+                m.insert(k.to_string(), value);
+            }
+            (Obj::List { items, .. }, Key::Seq(elem)) => {
+                seq_op(items, elem, op.insert, id, value, &own)?;
+            }
+            _ => return Err(RuleError::UnknownObject),
+        }
+    }
+    if first {
+        let (id, villages) = crate::record::check_created(made.json(0, 0)?, signer, time_ms)?;
+        return Ok(Read {
+            writes: Writes::Record { id, villages },
+        });
+    }
+    if let Some(obj) = stray {
+        return Ok(Read {
+            writes: Writes::Stray(obj),
+        });
+    }
+    let [(list, after, event_id)] = events.as_slice() else {
+        return Err(RuleError::Shape(format!("{} new events", events.len())));
+    };
+    if parties.len() > 1 {
+        return Err(RuleError::Shape(format!("{} new parties", parties.len())));
+    }
+    let event = event_of(made.json(*event_id, 0)?)?;
+    let party = match parties.pop() {
+        Some((map, key, obj)) => {
+            let party: Party = serde_json::from_value(made.json(obj, 0)?)
+                .map_err(|e| RuleError::Content(e.to_string()))?;
+            Some((map, key, party))
+        }
+        None => None,
+    };
+    crate::record::check_entry(
+        &event,
+        party.as_ref().map(|(_, k, p)| (k, p)),
+        signer,
+        time_ms,
+    )?;
+    Ok(Read {
+        writes: Writes::Entry(Box::new(Entry {
+            list: list.clone(),
+            after: after.clone(),
+            event,
+            event_obj: ObjId::Id(*event_id, actor.clone(), 0),
+            party,
+        })),
+    })
+}
+
+/// An operation on a list or text the change made: an insert after `elem`, or a value put
+/// over an element the change inserted.
+fn seq_op(
+    list: &mut Vec<(u64, Val)>,
+    elem: &ElementId,
+    insert: bool,
+    id: u64,
+    value: Val,
+    own: &dyn Fn(&OpId, u64) -> bool,
+) -> Result<(), RuleError> {
+    let at = match elem {
+        ElementId::Head => Some(0),
+        // Text and lists are written front to back: look at the end first.
+        ElementId::Id(e) if own(e, id) => list
+            .iter()
+            .rposition(|(el, _)| *el == e.counter())
+            .map(|p| p + 1),
+        ElementId::Id(_) => None,
+    };
+    let Some(at) = at else {
+        return Err(RuleError::MissingElement);
+    };
+    if insert {
+        list.insert(at.min(list.len()), (id, value));
+        return Ok(());
+    }
+    match at.checked_sub(1).and_then(|p| list.get_mut(p)) {
+        Some(slot) => {
+            slot.1 = value;
+            Ok(())
+        }
+        None => Err(RuleError::MissingElement),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Applying a change to its record
+// ---------------------------------------------------------------------------------------
+
+/// What the rules need of a record's change history: each change's highest operation and
+/// dependencies, and each actor's last change. Built once per record and kept up to date
+/// as changes are applied, so a batch of changes costs one walk.
 #[derive(Debug, Clone, Default)]
 pub struct History {
     changes: BTreeMap<ChangeHash, Meta>,
     last: BTreeMap<ActorId, (u64, ChangeHash)>,
+    /// What the rules read of the record itself, once, at its first later change.
+    record: Option<Shape>,
 }
 
 #[derive(Debug, Clone)]
 struct Meta {
     max_op: u64,
     deps: Vec<ChangeHash>,
+}
+
+/// The parts of a record the rules hold later changes against, read from the document
+/// once and kept up to date as changes apply.
+#[derive(Debug, Clone)]
+struct Shape {
+    events: ObjId,
+    parties: ObjId,
+    /// The event list's elements: where a new event may be inserted.
+    elements: BTreeSet<ObjId>,
+    parties_len: usize,
+    created_ms: u64,
+}
+
+fn object(doc: &Automerge, key: &str, ty: ObjType) -> Option<ObjId> {
+    match doc.get(ROOT, key) {
+        Ok(Some((Value::Object(t), id))) if t == ty => Some(id),
+        _ => None,
+    }
+}
+
+impl Shape {
+    fn of(doc: &Automerge) -> Result<Shape, RuleError> {
+        let events = object(doc, "events", ObjType::List)
+            .ok_or_else(|| RuleError::Content("the record has no event list".into()))?;
+        let parties = object(doc, "parties", ObjType::Map)
+            .ok_or_else(|| RuleError::Content("the record has no party map".into()))?;
+        let created_ms = match doc.get(ROOT, "created_ms") {
+            Ok(Some((Value::Scalar(v), _))) => v.as_u64(),
+            _ => None,
+        }
+        .ok_or_else(|| RuleError::Content("the record has no time of receipt".into()))?;
+        Ok(Shape {
+            elements: doc.list_range(&events, ..).map(|item| item.id()).collect(),
+            parties_len: doc.length(&parties),
+            events,
+            parties,
+            created_ms,
+        })
+    }
 }
 
 impl History {
@@ -227,7 +656,7 @@ impl History {
         self.changes.is_empty()
     }
 
-    /// Whether `ancestor` is `from` or reachable from it through dependencies.
+    /// Whether `ancestor` is among `from` or reachable from them through dependencies.
     fn reaches(&self, from: &[ChangeHash], ancestor: &ChangeHash) -> bool {
         let mut seen = BTreeSet::new();
         let mut stack: Vec<ChangeHash> = from.to_vec();
@@ -293,12 +722,6 @@ fn check_sequence(history: &History, change: &Change) -> Result<(), RuleError> {
     }
 }
 
-/// The operations of a change, decoded with Automerge's panics caught.
-fn decode(change: &Change) -> Result<automerge::ExpandedChange, RuleError> {
-    catch_unwind(AssertUnwindSafe(|| change.decode()))
-        .map_err(|_| RuleError::Apply("its operations could not be decoded".into()))
-}
-
 /// Applies a change with Automerge's panics caught, and checks it was applied rather than
 /// queued for a missing dependency.
 fn apply_guarded(doc: &mut Automerge, change: &Change) -> Result<(), RuleError> {
@@ -312,167 +735,25 @@ fn apply_guarded(doc: &mut Automerge, change: &Change) -> Result<(), RuleError> 
     Ok(())
 }
 
-fn ex(op: &OpId) -> ObjId {
-    ObjId::Id(op.counter(), op.actor().clone(), 0)
-}
-
-fn object(doc: &Automerge, key: &str, ty: ObjType) -> Option<ObjId> {
-    match doc.get(ROOT, key) {
-        Ok(Some((Value::Object(t), id))) if t == ty => Some(id),
-        _ => None,
+/// A write into an object that is not the one the rules allow: into an existing part of
+/// the record, or into one that does not exist.
+fn misplaced(doc: &Automerge, obj: &ObjId) -> RuleError {
+    if doc.object_type(obj).is_ok() {
+        RuleError::ExistingObject
+    } else {
+        RuleError::UnknownObject
     }
 }
 
-/// What a later change adds, found from its operations.
-struct Added {
-    /// The object of the new event.
-    event: ObjId,
-    /// The new party, if any: its key and object.
-    party: Option<(String, ObjId)>,
-}
-
-/// Checks a later change's operations against the record as it stands.
-fn check_ops(doc: &Automerge, change: &Change) -> Result<Added, RuleError> {
-    let expanded = decode(change)?;
-    if expanded.operations.len() > OPS_MAX {
-        return Err(RuleError::TooLarge(format!(
-            "{} operations",
-            expanded.operations.len()
-        )));
-    }
-    let events = object(doc, "events", ObjType::List)
-        .ok_or_else(|| RuleError::Content("the record has no event list".into()))?;
-    let parties = object(doc, "parties", ObjType::Map)
-        .ok_or_else(|| RuleError::Content("the record has no party map".into()))?;
-    // The event list's elements: insert positions a new event may follow.
-    let existing: BTreeSet<ObjId> = doc.list_range(&events, ..).map(|item| item.id()).collect();
-    let actor = change.actor_id().clone();
-    let start = change.start_op().get();
-    // Objects made by this change, with their types; list elements it inserted, by list.
-    let mut made: BTreeMap<u64, ObjType> = BTreeMap::new();
-    let mut elements: BTreeSet<(u64, u64)> = BTreeSet::new();
-    let mut new_events: Vec<ObjId> = Vec::new();
-    let mut new_parties: Vec<(String, ObjId)> = Vec::new();
-    let own = |op: &OpId, before: u64| {
-        op.actor() == &actor && op.counter() >= start && op.counter() < before
-    };
-    for (i, op) in expanded.operations.iter().enumerate() {
-        let id = start.saturating_add(i as u64);
-        if matches!(op.action, OpType::Delete) {
-            return Err(RuleError::Delete);
-        }
-        let obj = match &op.obj {
-            ObjectId::Root => {
-                return Err(RuleError::RootWrite(match &op.key {
-                    Key::Map(k) => k.to_string(),
-                    Key::Seq(_) => String::new(),
-                }));
-            }
-            ObjectId::Id(o) => o,
-        };
-        if !matches!(op.action, OpType::Make(_) | OpType::Put(_))
-            || matches!(op.action, OpType::Make(ObjType::Table))
-        {
-            return Err(RuleError::Operation);
-        }
-        let here = ex(obj);
-        let made_here = own(obj, id) && made.contains_key(&obj.counter());
-        if !made_here && here != events && here != parties {
-            return Err(if doc.object_type(&here).is_ok() {
-                RuleError::ExistingObject
-            } else {
-                RuleError::UnknownObject
-            });
-        }
-        if !op.pred.iter().all(|p| own(p, id)) {
-            return Err(RuleError::Overwrite);
-        }
-        if here == events {
-            // A new event: inserted (never put over an element) after the head, an
-            // element that exists, or one this change inserted before.
-            let after_ok = match &op.key {
-                Key::Seq(ElementId::Head) => true,
-                Key::Seq(ElementId::Id(e)) => {
-                    existing.contains(&ex(e)) || (own(e, id) && new_events.contains(&ex(e)))
-                }
-                Key::Map(_) => false,
-            };
-            if !op.insert || !after_ok {
-                return Err(RuleError::MissingElement);
-            }
-            if !matches!(op.action, OpType::Make(ObjType::Map)) {
-                return Err(RuleError::Content("an event that is not a map".into()));
-            }
-            made.insert(id, ObjType::Map);
-            new_events.push(ObjId::Id(id, actor.clone(), 0));
-            continue;
-        }
-        if here == parties {
-            let Key::Map(key) = &op.key else {
-                return Err(RuleError::UnknownObject);
-            };
-            if op.insert || !matches!(op.action, OpType::Make(ObjType::Map)) {
-                return Err(RuleError::Content("a party that is not a map".into()));
-            }
-            if !matches!(doc.get(&parties, key.as_str()), Ok(None))
-                || new_parties.iter().any(|(k, _)| k == key.as_str())
-            {
-                return Err(RuleError::PartyExists(key.to_string()));
-            }
-            made.insert(id, ObjType::Map);
-            new_parties.push((key.to_string(), ObjId::Id(id, actor.clone(), 0)));
-            continue;
-        }
-        // Anything else is an object this change made, earlier in the change.
-        let Some(ty) = made.get(&obj.counter()).copied() else {
-            return Err(RuleError::UnknownObject);
-        };
-        match (&op.key, ty) {
-            (Key::Map(_), ObjType::Map) => {
-                if op.insert {
-                    return Err(RuleError::Operation);
-                }
-            }
-            (Key::Seq(elem), ObjType::List | ObjType::Text) => {
-                let ok = match elem {
-                    ElementId::Head => true,
-                    ElementId::Id(e) => {
-                        own(e, id) && elements.contains(&(obj.counter(), e.counter()))
-                    }
-                };
-                if !ok {
-                    return Err(RuleError::MissingElement);
-                }
-                if !op.insert && op.pred.is_empty() {
-                    return Err(RuleError::MissingElement);
-                }
-                if op.insert {
-                    elements.insert((obj.counter(), id));
-                }
-            }
-            _ => return Err(RuleError::UnknownObject),
-        }
-        if let OpType::Make(t) = op.action {
-            made.insert(id, t);
-        }
-    }
-    if new_events.len() != 1 {
-        return Err(RuleError::Shape(format!("{} new events", new_events.len())));
-    }
-    if new_parties.len() > 1 {
-        return Err(RuleError::Shape(format!(
-            "{} new parties",
-            new_parties.len()
-        )));
-    }
-    Ok(Added {
-        event: new_events.swap_remove(0),
-        party: new_parties.pop(),
-    })
-}
+/// The ingest benchmark's baseline, and nothing else: with the `bench-baseline` feature
+/// (never in a build that ships) and this set, [`apply`] applies changes as Automerge alone
+/// would, so that the benchmark measures what the rules cost in the same run.
+#[cfg(feature = "bench-baseline")]
+pub static BASELINE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Applies `change`, signed by `signer`, to a record's document under the rules. `history`
-/// must be the document's (see [`History::of`]) and is kept up to date.
+/// must be the document's (see [`History::of`]) and is kept up to date. `read` is what
+/// [`read`] made of the change, if it was read already (verification reads every change).
 ///
 /// On an error the document may hold part of the change: discard it.
 pub fn apply(
@@ -480,32 +761,101 @@ pub fn apply(
     history: &mut History,
     change: &Change,
     signer: NodeId,
+    read_already: Option<Read>,
 ) -> Result<(), RuleError> {
-    let bytes = change.raw_bytes().len();
-    if bytes > CHANGE_BYTES_MAX {
-        return Err(RuleError::TooLarge(format!("{bytes} bytes")));
-    }
-    if change.len() > OPS_MAX {
-        return Err(RuleError::TooLarge(format!("{} operations", change.len())));
+    #[cfg(feature = "bench-baseline")]
+    if BASELINE.load(std::sync::atomic::Ordering::Relaxed) {
+        apply_guarded(doc, change)?;
+        history.note_change(change);
+        return Ok(());
     }
     check_sequence(history, change)?;
-    let time_ms = u64::try_from(change.timestamp()).unwrap_or(0);
+    let read = match read_already {
+        Some(r) => r,
+        None => read(change, signer)?,
+    };
     if history.is_empty() {
+        if !matches!(read.writes, Writes::Record { .. }) {
+            return Err(RuleError::NoRecord);
+        }
         apply_guarded(doc, change)?;
-        crate::record::check_created(doc, signer, time_ms)?;
-    } else {
-        let added = check_ops(doc, change)?;
-        apply_guarded(doc, change)?;
-        crate::record::check_added(doc, &added.event, added.party.as_ref(), signer, time_ms)?;
+        history.note_change(change);
+        return Ok(());
     }
+    let Entry {
+        list,
+        after,
+        event,
+        event_obj,
+        party,
+    } = match read.writes {
+        Writes::Record { .. } => return Err(RuleError::SecondRoot),
+        Writes::Stray(obj) => return Err(misplaced(doc, &obj)),
+        Writes::Entry(entry) => *entry,
+    };
+    let mut shape = match history.record.take() {
+        Some(shape) => shape,
+        None => Shape::of(doc)?,
+    };
+    if list != shape.events {
+        return Err(misplaced(doc, &list));
+    }
+    if after.as_ref().is_some_and(|a| !shape.elements.contains(a)) {
+        return Err(RuleError::MissingElement);
+    }
+    if event.at_ms < shape.created_ms {
+        return Err(RuleError::Time(
+            "the event happened before the record was received".into(),
+        ));
+    }
+    if shape.elements.len() >= crate::model::limits::EVENTS_MAX {
+        return Err(RuleError::Bounds("events".into()));
+    }
+    if let Some((map, key, _)) = &party {
+        if *map != shape.parties {
+            return Err(misplaced(doc, map));
+        }
+        if !matches!(doc.get(&shape.parties, key.as_str()), Ok(None)) {
+            return Err(RuleError::PartyExists(key.clone()));
+        }
+        if shape.parties_len >= crate::model::limits::PARTIES_MAX {
+            return Err(RuleError::Bounds("parties".into()));
+        }
+    }
+    apply_guarded(doc, change)?;
+    shape.elements.insert(event_obj);
+    shape.parties_len += usize::from(party.is_some());
+    history.record = Some(shape);
     history.note_change(change);
     Ok(())
 }
 
-/// Checks a first change on its own: the document it makes, as [`apply`] would on an empty
-/// record. Returns that document.
-pub fn create(change: &Change, signer: NodeId) -> Result<Automerge, RuleError> {
+/// Checks a first change on its own, as [`apply`] would on an empty record: returns the
+/// document it makes, and the record and villages it makes.
+pub fn create(
+    change: &Change,
+    signer: NodeId,
+) -> Result<(Automerge, RecordId, Vec<VillageCode>), RuleError> {
+    #[cfg(feature = "bench-baseline")]
+    if BASELINE.load(std::sync::atomic::Ordering::Relaxed) {
+        // As verification did before the rules: build the document, read the claim.
+        let mut doc = Automerge::new();
+        apply_guarded(&mut doc, change)?;
+        let id = crate::record::id_of(&doc).ok_or(RuleError::NoRecord)?;
+        let villages = crate::record::jurisdictions_of(&doc).ok_or(RuleError::NoRecord)?;
+        return Ok((doc, id, villages));
+    }
+    let read = read(change, signer)?;
+    let Some((id, villages)) = read.record().map(|(id, v)| (id, v.to_vec())) else {
+        return Err(RuleError::NoRecord);
+    };
     let mut doc = Automerge::new();
-    apply(&mut doc, &mut History::default(), change, signer)?;
-    Ok(doc)
+    apply(
+        &mut doc,
+        &mut History::default(),
+        change,
+        signer,
+        Some(read),
+    )?;
+    Ok((doc, id, villages))
 }

@@ -16,7 +16,7 @@ pub use crate::cert::CertLookup;
 use crate::cert::{CertError, Certificate, Keypair, RevocationBody, verify};
 use crate::division::VillageCode;
 use crate::id::{NodeId, RecordId};
-use crate::record::{Record, jurisdictions_of};
+use crate::record::Record;
 use crate::rules::RuleError;
 
 const CHANGE_TAG: &[u8] = b"guihe-change-v1";
@@ -158,6 +158,9 @@ pub struct Verified {
     /// For a first change, the record's document as that change makes it: built to check
     /// the claim, and kept so that ingesting it does not build it again.
     pub first: Option<automerge::Automerge>,
+    /// For a later change, what the change rules read of it (`rules::read`), so that
+    /// ingesting it does not read it again.
+    pub read: Option<crate::rules::Read>,
 }
 
 fn message(record: RecordId, jurisdictions: &[VillageCode], hash: &ChangeHash) -> Vec<u8> {
@@ -382,22 +385,31 @@ fn check(item: LookedUp, revocations: &RevocationBody) -> Result<Checked, Verify
     }
     let deps = change.deps().to_vec();
     let mut first = None;
+    let mut read = None;
     if deps.is_empty() {
         // A first change creates the record: it must make a whole record under the change
         // rules, and that record must be the one and the villages the signature claims, or
         // a writer of one village could create a record that lands in another's.
-        let doc = match crate::rules::create(&change, signer) {
-            Ok(doc) => doc,
+        // (A record of a schema this build does not know yet is held, and its claim
+        // checked when it is applied.)
+        match crate::rules::create(&change, signer) {
+            Ok((doc, id, villages)) => {
+                if id != signed.record || villages != signed.jurisdictions {
+                    let record = signed.record;
+                    return refuse(signed, VerifyError::WrongClaim(record));
+                }
+                first = Some(doc);
+            }
+            Err(e) if e.is_temporary() => {}
             Err(e) => return refuse(signed, VerifyError::Rule(e)),
-        };
-        let id: Option<RecordId> = autosurgeon::hydrate_prop(&doc, automerge::ROOT, "id").ok();
-        if id != Some(signed.record)
-            || jurisdictions_of(&doc).as_deref() != Some(signed.jurisdictions.as_slice())
-        {
-            let record = signed.record;
-            return refuse(signed, VerifyError::WrongClaim(record));
         }
-        first = Some(doc);
+    } else {
+        // What does not depend on the record is checked here, on every core.
+        match crate::rules::read(&change, signer) {
+            Ok(r) => read = Some(r),
+            Err(e) if e.is_temporary() => {}
+            Err(e) => return refuse(signed, VerifyError::Rule(e)),
+        }
     }
     Ok(Ok(Verified {
         signed,
@@ -407,5 +419,6 @@ fn check(item: LookedUp, revocations: &RevocationBody) -> Result<Checked, Verify
         time_ms,
         change,
         first,
+        read,
     }))
 }
