@@ -549,3 +549,176 @@ fn a_change_automerge_panics_on_is_refused_and_the_node_stays_up() {
         assert_eq!(n.store.quarantined().unwrap()[0].code, "unknown_object");
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Every entry a command writes passes the rules, as every peer will hold it.
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn every_kind_of_entry_a_command_writes_passes_the_rules() {
+    use guihe_protocol::event::*;
+    use guihe_protocol::model::{Category, Risk};
+    use guihe_protocol::record::{Command, CommandError};
+    use guihe_protocol::replica::ReplicaError;
+    use guihe_protocol::workflow::Status;
+    let mut s = Scene::new(30, Kind::Case);
+    let case_id = s.id;
+    let note = |t: &str| Note { note: t.into() };
+    let party = Party {
+        name: "谭德明".into(),
+        role: PartyRole::Respondent,
+        minor: false,
+        contact: Some("13800000000".into()),
+    };
+    let mut case = vec![
+        Body::Accept(note("")),
+        Body::Assign(Assign {
+            to: "tan.dm".parse().unwrap(),
+            note: "负责".into(),
+        }),
+        Body::Session(Session {
+            place: "村委会".into(),
+            note: "双方陈述".into(),
+        }),
+        Body::ProtectionRequest(ProtectionRequest {
+            court: "石柱县人民法院".into(),
+            urgent: true,
+            note: String::new(),
+        }),
+        Body::ProtectionResult(Outcome {
+            granted: true,
+            note: "（2026）渝0240民保令1号".into(),
+        }),
+        Body::Agreement(Agreement {
+            form: AgreementForm::Written,
+            terms: "以老界石为准".into(),
+            seek_confirmation: true,
+        }),
+        Body::JudicialRequest(Court {
+            court: "石柱县人民法院".into(),
+            note: String::new(),
+        }),
+        Body::JudicialResult(Outcome {
+            granted: true,
+            note: String::new(),
+        }),
+        Body::FollowUp(note("电话回访")),
+        Body::Satisfaction(Satisfaction {
+            rating: 5,
+            note: "满意".into(),
+        }),
+        Body::Close(note("")),
+        Body::Reopen(note("当事人反悔")),
+        Body::Refer(Refer {
+            level: ReferLevel::Township,
+            to: "西沱镇综治中心".into(),
+            reason: "涉及多村".into(),
+        }),
+        Body::Fail(note("分歧过大")),
+        Body::Resolve(note("和解")),
+        Body::Review(Review {
+            outcome: Some(Status::Resolved),
+            note: "核实".into(),
+        }),
+    ];
+    for change in [
+        Change::Category(Category::ForestLand),
+        Change::Risk(Risk::Major),
+        Change::Restricted(false),
+        Change::Note(note("日期有误")),
+    ] {
+        case.push(Body::Amend(Amend {
+            target: None,
+            change,
+            reason: "更正".into(),
+        }));
+    }
+    let mut written = 0;
+    let mut run = |s: &mut Scene, id: RecordId, command: Command| {
+        s.county.now_ms += 60_000;
+        match s.village.apply(
+            id,
+            s.county.now_ms,
+            &mut s.county.rng,
+            &s.county.rules,
+            command,
+        ) {
+            Ok(_) => written += 1,
+            Err(ReplicaError::Command(CommandError::Refused(_))) => {}
+            Err(e) => panic!("{e}"),
+        }
+    };
+    for body in case {
+        run(&mut s, case_id, Command::Event { at_ms: None, body });
+    }
+    run(
+        &mut s,
+        case_id,
+        Command::AddParty {
+            party: party.clone(),
+            reason: "追加当事人".into(),
+        },
+    );
+    run(
+        &mut s,
+        case_id,
+        Command::EditSummary {
+            text: "两户因宅基地界线发生争执（更正）".into(),
+            reason: "更正".into(),
+        },
+    );
+    let id = *s
+        .village
+        .record(case_id)
+        .unwrap()
+        .parties()
+        .unwrap()
+        .keys()
+        .next()
+        .unwrap();
+    run(
+        &mut s,
+        case_id,
+        Command::Event {
+            at_ms: None,
+            body: Body::Amend(Amend {
+                target: None,
+                change: Change::Party(PartyFix { id, party }),
+                reason: "更正姓名".into(),
+            }),
+        },
+    );
+    // A petition through its own steps, and one that is not accepted.
+    for bodies in [
+        vec![
+            Body::Accept(note("")),
+            Body::Extend(Extend {
+                days: 30,
+                reason: "需调查".into(),
+            }),
+            Body::Reply(note("答复意见")),
+            Body::ReexamRequest(note("")),
+            Body::ReexamAnswer(note("维持")),
+            Body::Close(note("")),
+        ],
+        vec![Body::NotAccept(note("不属于受理范围"))],
+    ] {
+        let petition = {
+            s.county.now_ms += 60_000;
+            let new =
+                workload::new_record(&mut s.county.rng, Kind::Petition, &[V1.parse().unwrap()]);
+            s.village
+                .create(s.county.now_ms, &mut s.county.rng, &s.county.rules, new)
+                .unwrap()
+                .0
+        };
+        for body in bodies {
+            run(&mut s, petition, Command::Event { at_ms: None, body });
+        }
+    }
+    assert!(written >= 20, "{written} entries written");
+    // And every one of them is accepted at the township.
+    sync(&s.county, &mut s.village, &mut s.township).unwrap();
+    assert!(s.township.store.quarantined().unwrap().is_empty());
+    assert!(same(&s.village, &s.township, s.id));
+}
