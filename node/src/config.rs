@@ -41,8 +41,9 @@ pub struct Config {
     /// Peers to dial: the township for a village, the county for a township.
     #[serde(default)]
     pub bootstrap: Vec<String>,
-    /// Find offices on the same LAN by mDNS.
-    #[serde(default = "default_true")]
+    /// Find offices on the same LAN by mDNS. Off unless set: an office dials the peers it
+    /// is configured with.
+    #[serde(default)]
     pub mdns: bool,
     /// Where the web pages and API listen (localhost by default).
     #[serde(default = "default_http")]
@@ -99,9 +100,6 @@ impl Default for Limits {
     }
 }
 
-fn default_true() -> bool {
-    true
-}
 fn default_staff() -> String {
     "mediator".into()
 }
@@ -126,7 +124,7 @@ impl Config {
             staff: default_staff(),
             listen: default_listen(),
             bootstrap: Vec::new(),
-            mdns: true,
+            mdns: false,
             http: default_http(),
             cache_mib: default_cache(),
             limits: Limits::default(),

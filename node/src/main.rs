@@ -91,6 +91,9 @@ enum Command {
         /// Peers to dial, such as the township's address (repeat for several).
         #[arg(long)]
         bootstrap: Vec<String>,
+        /// Look for offices on the LAN with mDNS (off unless asked for).
+        #[arg(long, conflicts_with = "no_mdns")]
+        mdns: bool,
         /// Do not look for offices on the LAN with mDNS.
         #[arg(long)]
         no_mdns: bool,
@@ -381,6 +384,7 @@ fn run(command: Command) -> Result<String, String> {
             cert,
             listen,
             bootstrap,
+            mdns,
             no_mdns,
             http,
         } => {
@@ -397,7 +401,7 @@ fn run(command: Command) -> Result<String, String> {
                 local::install_cert(&data, &cert).map_err(|e| s(&e))?;
                 out.push("证书已安装 certificate installed".into());
             }
-            if !listen.is_empty() || !bootstrap.is_empty() || no_mdns || http.is_some() {
+            if !listen.is_empty() || !bootstrap.is_empty() || mdns || no_mdns || http.is_some() {
                 let mut config = guihe_node::config::Config::load(&data).map_err(|e| s(&e))?;
                 if !listen.is_empty() {
                     config.listen = listen;
@@ -405,8 +409,8 @@ fn run(command: Command) -> Result<String, String> {
                 if !bootstrap.is_empty() {
                     config.bootstrap = bootstrap;
                 }
-                if no_mdns {
-                    config.mdns = false;
+                if mdns || no_mdns {
+                    config.mdns = mdns;
                 }
                 if let Some(http) = http {
                     http.parse::<std::net::SocketAddr>().map_err(|e| {

@@ -57,6 +57,10 @@ const API_QUEUE: usize = 64;
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
 /// Attempts to open the sync stream on a new connection before giving up on it.
 const OPEN_ATTEMPTS: u32 = 5;
+/// Peers remembered (those that showed a valid certificate), with their last sync.
+const KNOWN_MAX: usize = 256;
+/// A peer not heard from for this long is forgotten.
+const KNOWN_FOR_MS: u64 = 90 * 86_400_000;
 /// How often `status.json` and the gauges are refreshed.
 const STATUS_EVERY_MS: u64 = 2_000;
 
@@ -198,9 +202,24 @@ impl Open {
     }
 }
 
-fn expected_peer(node: &NodeId) -> Option<PeerId> {
-    let key = libp2p::identity::ed25519::PublicKey::try_from_bytes(node.as_bytes()).ok()?;
-    Some(libp2p::identity::PublicKey::from(key).to_peer_id())
+/// Whether two addresses are the same place, whether or not either pins a peer id
+/// (`/p2p/...`).
+fn same_place(a: &Multiaddr, b: &Multiaddr) -> bool {
+    let place = |m: &Multiaddr| -> Vec<libp2p::multiaddr::Protocol<'static>> {
+        m.iter()
+            .filter(|p| !matches!(p, libp2p::multiaddr::Protocol::P2p(_)))
+            .map(|p| p.acquire())
+            .collect()
+    };
+    place(a) == place(b)
+}
+
+/// The node key of a libp2p peer: its Ed25519 public key, which an Ed25519 peer id holds
+/// whole.
+fn node_of(peer: &PeerId) -> Option<NodeId> {
+    let key = libp2p::identity::PublicKey::try_decode_protobuf(peer.as_ref().digest()).ok()?;
+    let key: [u8; 32] = key.try_into_ed25519().ok()?.to_bytes();
+    Some(NodeId::from_bytes(key))
 }
 
 /// The core task's state: the node and its sessions.
@@ -242,7 +261,20 @@ struct Counts {
 }
 
 impl Core {
+    /// The record of a peer that showed a valid certificate. At most `KNOWN_MAX` are kept:
+    /// a new one pushes out the one heard from longest ago that is not connected.
     fn known(&mut self, peer: PeerId) -> &mut PeerReport {
+        if !self.known.contains_key(&peer) && self.known.len() >= KNOWN_MAX {
+            let oldest = self
+                .known
+                .iter()
+                .filter(|(_, p)| !p.connected)
+                .min_by_key(|(_, p)| p.last_seen_ms)
+                .map(|(id, _)| *id);
+            if let Some(oldest) = oldest {
+                self.known.remove(&oldest);
+            }
+        }
         self.known.entry(peer).or_insert_with(|| PeerReport {
             peer: peer.to_string(),
             division: None,
@@ -270,6 +302,11 @@ impl Core {
         }
         let id = self.next_id;
         self.next_id += 1;
+        let Some(key) = node_of(&peer) else {
+            // Not an Ed25519 identity: no certificate can be for it.
+            self.metrics.session("impostor");
+            return;
+        };
         let session = match Session::new(
             SessionConfig::default(),
             self.local.root,
@@ -277,7 +314,7 @@ impl Core {
             initiator,
             &self.local.replica.store,
         ) {
-            Ok(s) => s,
+            Ok(s) => s.expecting(key),
             Err(e) => {
                 tracing::warn!(%e, "session");
                 return;
@@ -317,7 +354,6 @@ impl Core {
                 verified,
             },
         );
-        self.known(peer).connected = true;
         // The peer learns nothing before the session is set up, so nothing can be received
         // here, and a refusal only closes the stream.
         let _ = self.flush(id).await;
@@ -340,7 +376,13 @@ impl Core {
             .handle(bytes, &mut self.local.replica.store, now)
         {
             tracing::warn!(%peer, %e, "session ended");
-            self.metrics.session("refused");
+            self.metrics.session(
+                if matches!(e, guihe_protocol::sync::SessionError::Impostor) {
+                    "impostor"
+                } else {
+                    "refused"
+                },
+            );
             self.close(id);
             if let Err(e) = self.local.replica.store.flush() {
                 self.fail(&e);
@@ -349,7 +391,6 @@ impl Core {
             // closing it lets the redial start a fresh one.
             return vec![peer];
         }
-        self.known(peer).last_seen_ms = Some(now);
         let mut disconnect = match self.flush(id).await {
             Err(peer) => vec![peer],
             Ok(received) => {
@@ -410,9 +451,10 @@ impl Core {
     fn close(&mut self, id: u64) {
         if let Some(open) = self.sessions.remove(&id) {
             let still = self.sessions.values().any(|o| o.peer == open.peer);
-            let known = self.known(open.peer);
-            known.connected = still;
-            known.reconciled &= still;
+            if let Some(known) = self.known.get_mut(&open.peer) {
+                known.connected = still;
+                known.reconciled &= still;
+            }
         }
     }
 
@@ -446,15 +488,10 @@ impl Core {
         while let Some(event) = open.session.poll_event() {
             match event {
                 Event::Peer(cert) => {
-                    if expected_peer(&cert.node()) != Some(peer) {
-                        tracing::warn!(%peer, "certificate key is not the peer's libp2p key");
-                        self.metrics.session("impostor");
-                        drop_it = true;
-                    } else {
-                        tracing::info!(%peer, division = %cert.body.division, "peer verified");
-                        open.verified.store(true, Ordering::Release);
-                        verified = Some(cert.body.division.to_string());
-                    }
+                    // The session checked the certificate is for the peer's key.
+                    tracing::info!(%peer, division = %cert.body.division, "peer verified");
+                    open.verified.store(true, Ordering::Release);
+                    verified = Some(cert.body.division.to_string());
                 }
                 Event::Received(changes) => {
                     tracing::info!(%peer, changes = changes.len(), "received");
@@ -499,7 +536,17 @@ impl Core {
             .changes_received
             .inc_by(stats.changes_in.saturating_sub(counted.changes_in));
         let now = now_ms();
+        if drop_it || open.session.peer().is_none() {
+            // Only a peer that showed a valid certificate is recorded.
+            if drop_it {
+                self.close(id);
+                return Err(peer);
+            }
+            return Ok(received);
+        }
         let known = self.known(peer);
+        known.connected = true;
+        known.last_seen_ms = Some(now);
         known.changes_in += stats.changes_in.saturating_sub(counted.changes_in);
         if verified.is_some() {
             known.division = verified;
@@ -723,6 +770,12 @@ impl Core {
 
     /// Refreshes the gauges and `status.json`.
     fn refresh(&mut self) {
+        let now = now_ms();
+        self.known.retain(|_, p| {
+            p.connected
+                || p.last_seen_ms
+                    .is_some_and(|t| now.saturating_sub(t) < KNOWN_FOR_MS)
+        });
         let report = self.report();
         metrics::set(&self.metrics.records, report.records);
         metrics::set(&self.metrics.changes, report.changes);
@@ -1000,7 +1053,7 @@ pub async fn run(local: Local, stop_after: Option<Duration>) -> Result<(), NetEr
                         }
                     }
                     SwarmEvent::ConnectionEstablished { peer_id, endpoint, connection_id, .. } if endpoint.is_dialer() => {
-                            if let Some(i) = bootstrap.iter().position(|a| endpoint.get_remote_address() == a)
+                            if let Some(i) = bootstrap.iter().position(|a| same_place(endpoint.get_remote_address(), a))
                                 && let Some(b) = backoff.get_mut(i)
                             {
                                 b.0 = Duration::from_secs(1);
@@ -1178,6 +1231,18 @@ fn spawn_stream(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_peers_node_key_is_the_key_its_peer_id_holds() {
+        let secret = [7u8; 32];
+        let ours = guihe_protocol::cert::Keypair::from_secret(secret).public();
+        let peer = libp2p::identity::Keypair::ed25519_from_bytes(secret)
+            .unwrap()
+            .public()
+            .to_peer_id();
+        assert_eq!(node_of(&peer), Some(ours));
+        assert_eq!(node_of(&PeerId::random()), None);
+    }
 
     fn outbox(capacity: usize) -> (Outbox, mpsc::Receiver<Vec<u8>>) {
         let (out, rx) = mpsc::channel(capacity);

@@ -122,6 +122,9 @@ pub enum SessionError {
     /// A bound was exceeded.
     #[error("bound exceeded: {0}")]
     Bound(&'static str),
+    /// The peer's certificate is not for the key the transport authenticated.
+    #[error("the peer's certificate is for another key than the one it connected with")]
+    Impostor,
     /// The store failed.
     #[error("store: {0}")]
     Store(String),
@@ -155,6 +158,8 @@ pub struct Session {
     root: NodeId,
     me: Identity,
     initiator: bool,
+    /// The key the transport authenticated the peer with, when the driver knows it.
+    peer_key: Option<NodeId>,
     peer: Option<Certificate>,
     negentropy: Option<Negentropy<'static, NegentropyStorageVector>>,
     outbox: VecDeque<Message>,
@@ -208,6 +213,7 @@ impl Session {
             root,
             me,
             initiator,
+            peer_key: None,
             peer: None,
             negentropy: None,
             outbox: VecDeque::new(),
@@ -230,6 +236,14 @@ impl Session {
             revocations,
         });
         Ok(session)
+    }
+
+    /// The key the transport authenticated the peer with (its libp2p identity): the
+    /// peer's certificate must be for it, and nothing derived from the store is sent
+    /// before that is checked. Set it before handling the first message.
+    pub fn expecting(mut self, key: NodeId) -> Session {
+        self.peer_key = Some(key);
+        self
     }
 
     /// The peer's certificate, once verified.
@@ -450,6 +464,9 @@ impl Session {
         }
         if version != PROTOCOL_VERSION {
             return Err(SessionError::Version(version));
+        }
+        if self.peer_key.is_some_and(|k| k != cert.node()) {
+            return Err(SessionError::Impostor);
         }
         cert.verify(&self.root)?;
         let ours = store.revocations().map_err(store_err)?;

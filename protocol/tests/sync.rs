@@ -533,3 +533,61 @@ fn a_want_for_an_unknown_hash_and_for_an_out_of_scope_hash_get_the_same_answer()
     assert!(unknown.is_empty());
     assert_eq!(unknown, out_of_scope);
 }
+
+#[test]
+fn the_dialling_side_sends_nothing_from_its_store_to_a_peer_whose_key_is_not_its_certificates() {
+    let mut county = County::new(42);
+    let mut village = county.node(Role::Village, V1);
+    let township = county.node(Role::Township, T1);
+    let impostor = county.node(Role::Village, V2);
+    county.case(&mut village, &[V1], 2);
+    // The village dials what should be its township; the transport authenticated the
+    // township's key, but the peer presents another node's certificate.
+    let mut session = Session::new(
+        Config::default(),
+        county.root.public(),
+        village.identity.clone(),
+        true,
+        &village.store,
+    )
+    .unwrap()
+    .expecting(township.identity.key.public());
+    let hello = |cert| Message::Hello {
+        version: guihe_protocol::wire::PROTOCOL_VERSION,
+        cert,
+        revocations: 0,
+    };
+    while session.poll_transmit().is_some() {}
+    let err = session
+        .handle(
+            &hello(impostor.identity.cert.clone()).encode().unwrap(),
+            &mut village.store,
+            county.now_ms,
+        )
+        .unwrap_err();
+    assert_eq!(err, SessionError::Impostor);
+    assert!(
+        session.poll_transmit().is_none(),
+        "nothing derived from the store"
+    );
+    assert!(session.peer().is_none());
+    // The right certificate: reconciliation starts at once.
+    let mut session = Session::new(
+        Config::default(),
+        county.root.public(),
+        village.identity.clone(),
+        true,
+        &village.store,
+    )
+    .unwrap()
+    .expecting(township.identity.key.public());
+    while session.poll_transmit().is_some() {}
+    session
+        .handle(
+            &hello(township.identity.cert.clone()).encode().unwrap(),
+            &mut village.store,
+            county.now_ms,
+        )
+        .unwrap();
+    assert!(session.poll_transmit().is_some());
+}

@@ -239,3 +239,59 @@ fn a_township_keeps_a_villages_bad_changes_aside_and_stays_up_through_a_restart(
         || quarantined(&lab, "township").len() == 2,
     );
 }
+
+/// The peer id of an enrolled node, from its key file.
+fn peer_id(lab: &Lab, name: &str) -> libp2p::PeerId {
+    let key = guihe_node::keys::read_key(&lab.data(name).join("node.key")).unwrap();
+    libp2p::identity::Keypair::ed25519_from_bytes(key.secret())
+        .unwrap()
+        .public()
+        .to_peer_id()
+}
+
+#[test]
+fn a_bootstrap_address_pinned_to_a_peer_id_reaches_that_node_only() {
+    let mut lab = Lab::new("pinned");
+    lab.add("township", "township", TOWNSHIP, None);
+    lab.add("village", "village", VILLAGE, Some("township"));
+    lab.add("other", "village", "500240001202", Some("township"));
+    let port = lab.port("township");
+    // The village pins the township's own id; the other village pins a wrong one.
+    let right = format!(
+        "/ip4/127.0.0.1/tcp/{port}/p2p/{}",
+        peer_id(&lab, "township")
+    );
+    let wrong = format!("/ip4/127.0.0.1/tcp/{port}/p2p/{}", peer_id(&lab, "village"));
+    lab.ok("village", &["init", "--bootstrap", &right]);
+    lab.ok("other", &["init", "--bootstrap", &wrong]);
+    let id = new_case(&lab, "village", "山林边界争议");
+    let other = lab
+        .ok(
+            "other",
+            &[
+                "case",
+                "new",
+                "--village",
+                "500240001202",
+                "--category",
+                "neighbour",
+                "--summary",
+                "邻里纠纷",
+                "--party",
+                "冉光荣",
+            ],
+        )
+        .trim()
+        .to_string();
+    for n in ["township", "village", "other"] {
+        lab.start(n);
+    }
+    lab.wait_for("the pinned village's case", Duration::from_secs(60), || {
+        lab.show("township", &id).is_some()
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        lab.show("township", &other).is_none(),
+        "a village pinned to another id never syncs with whoever answers"
+    );
+}
