@@ -98,10 +98,11 @@ pub struct Certificate {
     pub signature: Vec<u8>,
 }
 
-/// One revoked certificate.
+/// One revoked key. Every certificate of the key is revoked, whatever its serial.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Revoked {
-    /// The certificate's serial.
+    /// The serial of the certificate that was reported lost (for the record: the
+    /// revocation covers every certificate of `node`).
     pub serial: u64,
     /// The node.
     pub node: NodeId,
@@ -285,10 +286,12 @@ impl Certificate {
                 at_ms,
             });
         }
+        // A revocation names the node's key: every certificate of the key is revoked, so a
+        // renewed node cannot fall back on an older certificate.
         if revocations
             .revoked
             .iter()
-            .any(|r| r.serial == b.serial && r.node == b.node && at_ms >= r.from_ms)
+            .any(|r| r.node == b.node && at_ms >= r.from_ms)
         {
             return Err(CertError::Revoked {
                 serial: b.serial,

@@ -591,3 +591,42 @@ fn the_dialling_side_sends_nothing_from_its_store_to_a_peer_whose_key_is_not_its
         .unwrap();
     assert!(session.poll_transmit().is_some());
 }
+
+#[test]
+fn a_renewed_node_whose_newest_certificate_is_revoked_gets_nothing_with_its_older_one() {
+    let mut county = County::new(43);
+    let mut village = county.node(Role::Village, V1);
+    let mut township = county.node(Role::Township, T1);
+    let id = county.case(&mut township, &[V1], 1);
+    // The village was renewed: a second certificate for the same key, which is then
+    // reported stolen and revoked.
+    let old = village.identity.cert.clone();
+    county.serial += 1;
+    let renewed = county
+        .root
+        .issue(guihe_protocol::cert::CertBody {
+            serial: county.serial,
+            ..old.body.clone()
+        })
+        .unwrap();
+    let list = county
+        .root
+        .revocations(RevocationBody {
+            version: 1,
+            revoked: vec![Revoked {
+                serial: renewed.body.serial,
+                node: renewed.node(),
+                from_ms: county.now_ms - 1,
+            }],
+        })
+        .unwrap();
+    township.store.put_revocations(&list).unwrap();
+    // The thief presents the older, unrevoked certificate: refused at hello all the same.
+    village.identity.cert = old;
+    let err = sync(&county, &mut village, &mut township).unwrap_err();
+    assert!(
+        matches!(err, SessionError::Certificate(CertError::Revoked { .. })),
+        "{err}"
+    );
+    assert!(village.store.doc(id).unwrap().is_none());
+}
