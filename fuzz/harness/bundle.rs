@@ -138,6 +138,7 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
             "full",
             Bundle {
                 revocations: Some(f.revocations.clone()),
+                frontier: Some(f.frontier.clone()),
                 certs: vec![
                     f.village.cert.clone(),
                     f.township.cert.clone(),
@@ -150,6 +151,7 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
             "village",
             Bundle {
                 revocations: None,
+                frontier: None,
                 certs: vec![f.village.cert.clone()],
                 changes: changes(&f.village_store),
             },
@@ -158,6 +160,7 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
             "revocations-only",
             Bundle {
                 revocations: Some(f.revocations.clone()),
+                frontier: None,
                 certs: Vec::new(),
                 changes: Vec::new(),
             },
@@ -166,6 +169,7 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
             "empty",
             Bundle {
                 revocations: None,
+                frontier: None,
                 certs: Vec::new(),
                 changes: Vec::new(),
             },

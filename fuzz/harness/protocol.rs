@@ -17,7 +17,8 @@ use std::sync::OnceLock;
 
 use automerge::ChangeHash;
 use guihe_protocol::cert::{
-    CertBody, Certificate, Identity, Keypair, RevocationBody, RevocationList, Revoked, Role, Root,
+    CertBody, Certificate, Frontier, FrontierBody, Identity, KeyFrontier, Keypair, RevocationBody,
+    RevocationList, Revoked, Role, Root,
 };
 use guihe_protocol::deadline::Deadlines;
 use guihe_protocol::division::{Division, VillageCode};
@@ -26,7 +27,7 @@ use guihe_protocol::model::Kind;
 use guihe_protocol::replica::Replica;
 use guihe_protocol::store::{Key, MemStore, Store};
 use guihe_protocol::sync::{Config, Session};
-use guihe_protocol::wire::{MESSAGE_BYTES_MAX, Message, PROTOCOL_VERSION};
+use guihe_protocol::wire::{MESSAGE_BYTES_MAX, Message, OLDEST_PROTOCOL_VERSION, PROTOCOL_VERSION};
 use guihe_protocol::workload;
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
@@ -61,6 +62,8 @@ pub struct Fixture {
     pub issued: Vec<Certificate>,
     /// The root's revocation list (version 1; revokes a certificate no node here holds).
     pub revocations: RevocationList,
+    /// The root's frontier for that list (version 1).
+    pub frontier: Frontier,
     /// The township's store: a case of [`VILLAGE`] it recorded.
     pub township_store: MemStore,
     /// The village's store: two cases it recorded, which the township lacks.
@@ -107,6 +110,15 @@ fn build() -> Fixture {
             }],
         })
         .expect("a fixture revocation list");
+    let frontier = root
+        .frontier(FrontierBody {
+            version: 1,
+            keys: vec![KeyFrontier {
+                node: Keypair::from_secret([6; 32]).public(),
+                records: Vec::new(),
+            }],
+        })
+        .expect("a fixture frontier");
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let mut time = T0;
     let township_store = store_with(&township, VILLAGE, 1, &mut rng, &mut time);
@@ -120,6 +132,7 @@ fn build() -> Fixture {
         county,
         issued,
         revocations,
+        frontier,
         township_store,
         village_store,
         other_store,
@@ -278,6 +291,19 @@ pub fn session(data: &[u8]) -> SessionRun {
             .put_revocations(&f.revocations)
             .expect("the memory store cannot fail");
     }
+    // The session speaks the version of the peer's hello, as the node's transport would
+    // have agreed it (inputs recorded with version 1 replay as version 1).
+    let version = frames(data)
+        .first()
+        .and_then(|f| match Message::decode(f) {
+            Ok(Message::Hello { version, .. })
+                if (OLDEST_PROTOCOL_VERSION..=PROTOCOL_VERSION).contains(&version) =>
+            {
+                Some(version)
+            }
+            _ => None,
+        })
+        .unwrap_or(PROTOCOL_VERSION);
     let mut session = Session::new(
         Config::default(),
         f.root.public(),
@@ -285,11 +311,12 @@ pub fn session(data: &[u8]) -> SessionRun {
         bits & flags::INITIATOR != 0,
         &store,
     )
-    .expect("a session over the memory store");
+    .expect("a session over the memory store")
+    .speaking(version);
     drain(&mut session);
     if bits & flags::HELLO != 0 {
         let hello = Message::Hello {
-            version: PROTOCOL_VERSION,
+            version,
             cert: peer.cert.clone(),
             revocations: 0,
         };
@@ -376,6 +403,19 @@ pub fn cert(data: &[u8]) {
         }
         Err(e) => drop(e.to_string()),
     }
+    match Frontier::from_bytes(data) {
+        Ok(frontier) => {
+            let bytes = frontier.to_bytes().expect("a decoded frontier encodes");
+            assert_eq!(Frontier::from_bytes(&bytes).as_ref(), Ok(&frontier));
+            if frontier.verify(&root).is_ok() {
+                assert_eq!(
+                    frontier, f.frontier,
+                    "a frontier the root never signed verifies"
+                );
+            }
+        }
+        Err(e) => drop(e.to_string()),
+    }
     match RevocationList::from_bytes(data) {
         Ok(list) => {
             let bytes = list.to_bytes().expect("a decoded list encodes");
@@ -437,6 +477,8 @@ pub fn variant(message: &Message) -> &'static str {
         Message::Want(_) => "want",
         Message::Changes { .. } => "changes",
         Message::Ack { .. } => "ack",
+        Message::Greeting { .. } => "greeting",
+        Message::Frontier(_) => "frontier",
     }
 }
 
@@ -485,6 +527,11 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
             .expect("encodes"),
     );
     messages.push(Message::FullReconcile.encode().expect("encodes"));
+    messages.push(
+        Message::Frontier(f.frontier.clone())
+            .encode()
+            .expect("encodes"),
+    );
     let mut named = BTreeSet::new();
     for m in &messages {
         let name = variant(&Message::decode(m).expect("a real message"));
@@ -544,6 +591,11 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         "cert",
         "revocations".into(),
         f.revocations.to_bytes().expect("encodes"),
+    ));
+    out.push((
+        "cert",
+        "frontier".into(),
+        f.frontier.to_bytes().expect("encodes"),
     ));
     out
 }

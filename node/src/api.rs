@@ -640,4 +640,8 @@ pub struct PeerReport {
     pub last_seen_ms: Option<u64>,
     /// Changes received from it.
     pub changes_in: u64,
+    /// How far its clock was ahead of this node's (negative: behind) when it last greeted,
+    /// in milliseconds.
+    #[serde(default)]
+    pub clock_skew_ms: Option<i64>,
 }

@@ -13,7 +13,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use guihe_protocol::cert::{Certificate, RevocationList};
+use guihe_protocol::cert::{Certificate, Frontier, RevocationList, Revocations};
 use guihe_protocol::division::Division;
 use guihe_protocol::id::NodeId;
 use guihe_protocol::ingest::ingest;
@@ -25,7 +25,9 @@ use crate::local::Local;
 use crate::store::StoreError;
 
 const MAGIC: &[u8] = b"GUIHEBUN";
-const VERSION: u8 = 1;
+/// Version 2 adds the frontier of revoked keys. A bundle without one is written as
+/// version 1, which every release reads.
+const VERSION: u8 = 2;
 /// The largest bundle accepted, in bytes.
 pub const BUNDLE_BYTES_MAX: u64 = 1 << 30;
 
@@ -34,18 +36,41 @@ pub const BUNDLE_BYTES_MAX: u64 = 1 << 30;
 pub struct Bundle {
     /// The exporting node's newest revocation list.
     pub revocations: Option<RevocationList>,
+    /// The exporting node's newest frontier of revoked keys (version 2).
+    pub frontier: Option<Frontier>,
     /// The certificates of the changes' signers.
     pub certs: Vec<Certificate>,
     /// The changes, each with its signature.
     pub changes: Vec<SignedChange>,
 }
 
+/// A version 1 bundle: no frontier.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct BundleV1 {
+    revocations: Option<RevocationList>,
+    certs: Vec<Certificate>,
+    changes: Vec<SignedChange>,
+}
+
 impl Bundle {
     /// The bundle's file contents: the header and the encoding.
     pub fn to_bytes(&self) -> Result<Vec<u8>, BundleError> {
+        let format = |e: postcard::Error| BundleError::Format(e.to_string());
         let mut bytes = MAGIC.to_vec();
-        bytes.push(VERSION);
-        bytes.extend(postcard::to_allocvec(self).map_err(|e| BundleError::Format(e.to_string()))?);
+        if self.frontier.is_some() {
+            bytes.push(VERSION);
+            bytes.extend(postcard::to_allocvec(self).map_err(format)?);
+        } else {
+            bytes.push(1);
+            bytes.extend(
+                postcard::to_allocvec(&BundleV1 {
+                    revocations: self.revocations.clone(),
+                    certs: self.certs.clone(),
+                    changes: self.changes.clone(),
+                })
+                .map_err(format)?,
+            );
+        }
         Ok(bytes)
     }
 
@@ -62,12 +87,22 @@ impl Bundle {
         let (&version, body) = body
             .split_first()
             .ok_or_else(|| BundleError::Format("truncated".into()))?;
-        if version != VERSION {
-            return Err(BundleError::Format(format!(
-                "bundle version {version}, this build reads {VERSION}"
-            )));
+        let format = |e: postcard::Error| BundleError::Format(e.to_string());
+        match version {
+            1 => {
+                let v1: BundleV1 = postcard::from_bytes(body).map_err(format)?;
+                Ok(Bundle {
+                    revocations: v1.revocations,
+                    frontier: None,
+                    certs: v1.certs,
+                    changes: v1.changes,
+                })
+            }
+            VERSION => postcard::from_bytes(body).map_err(format),
+            _ => Err(BundleError::Format(format!(
+                "bundle version {version}, this build reads 1 to {VERSION}"
+            ))),
         }
-        postcard::from_bytes(body).map_err(|e| BundleError::Format(e.to_string()))
     }
 }
 
@@ -139,6 +174,7 @@ pub fn export(local: &Local, target: Option<Division>, path: &Path) -> Result<us
     let count = changes.len();
     let bundle = Bundle {
         revocations: store.revocations()?,
+        frontier: store.frontier()?,
         certs,
         changes,
     };
@@ -183,14 +219,31 @@ pub fn import_bytes(local: &mut Local, bytes: &[u8]) -> Result<Imported, BundleE
             newer_list = Some(list);
         }
     }
+    let our_frontier = store.frontier()?;
+    let mut newer_frontier = None;
+    if let Some(frontier) = bundle.frontier {
+        frontier.verify(&root)?;
+        if our_frontier
+            .as_ref()
+            .is_none_or(|o| o.body.version < frontier.body.version)
+        {
+            newer_frontier = Some(frontier);
+        }
+    }
     for cert in &bundle.certs {
         cert.verify(&root)?;
     }
-    let revocations = newer_list
-        .as_ref()
-        .or(ours.as_ref())
-        .map(|l| l.body.clone())
-        .unwrap_or_default();
+    let revocations = Revocations {
+        list: newer_list
+            .as_ref()
+            .or(ours.as_ref())
+            .map(|l| l.body.clone())
+            .unwrap_or_default(),
+        frontier: newer_frontier
+            .as_ref()
+            .or(our_frontier.as_ref())
+            .map(|f| f.body.clone()),
+    };
     let me = local.replica.identity.cert.clone();
     let mut result = Imported {
         changes: bundle.changes.len(),
@@ -211,6 +264,9 @@ pub fn import_bytes(local: &mut Local, bytes: &[u8]) -> Result<Imported, BundleE
     let verified = verify_batch(readable, &certs, &revocations)?;
     if let Some(list) = &newer_list {
         store.put_revocations(list)?;
+    }
+    if let Some(frontier) = &newer_frontier {
+        store.put_frontier(frontier)?;
     }
     for cert in &bundle.certs {
         store.put_certificate(cert)?;

@@ -40,7 +40,14 @@ use crate::http::{self, Endpoint, Request};
 use crate::local::{Local, now_ms};
 use crate::metrics::{self, Metrics};
 
-const PROTOCOL: StreamProtocol = StreamProtocol::new("/guihe/sync/1");
+/// The sync stream protocol of each protocol version this build speaks, newest first: a
+/// dialler asks for the newest and falls back, so that offices upgrade one by one.
+static PROTOCOLS: [(u16, StreamProtocol); 2] = [
+    (2, StreamProtocol::new("/guihe/sync/2")),
+    (1, StreamProtocol::new("/guihe/sync/1")),
+];
+/// A peer's clock this far from ours is shown on the status and sync pages.
+pub const SKEW_WARN_MS: i64 = 5 * 60_000;
 /// Frames waiting in one stream's outgoing queue before its session is slowed.
 const STREAM_QUEUE: usize = 8;
 /// Events waiting for the core task.
@@ -96,6 +103,7 @@ enum CoreMsg {
         peer: PeerId,
         stream: libp2p::Stream,
         initiator: bool,
+        version: u16,
     },
     Frame {
         id: u64,
@@ -283,11 +291,12 @@ impl Core {
             last_reconciled_ms: None,
             last_seen_ms: None,
             changes_in: 0,
+            clock_skew_ms: None,
         })
     }
 
     /// Starts a session on a new stream.
-    async fn open(&mut self, peer: PeerId, stream: libp2p::Stream, initiator: bool) {
+    async fn open(&mut self, peer: PeerId, stream: libp2p::Stream, initiator: bool, version: u16) {
         if self.disk_low {
             // Nothing can be stored: sync again when there is room.
             self.metrics.session("disk_low");
@@ -314,7 +323,7 @@ impl Core {
             initiator,
             &self.local.replica.store,
         ) {
-            Ok(s) => s.expecting(key),
+            Ok(s) => s.expecting(key).speaking(version),
             Err(e) => {
                 tracing::warn!(%e, "session");
                 return;
@@ -485,6 +494,7 @@ impl Core {
         let mut verified = None;
         let mut reconciled = false;
         let mut news = false;
+        let mut skew = None;
         while let Some(event) = open.session.poll_event() {
             match event {
                 Event::Peer(cert) => {
@@ -521,6 +531,16 @@ impl Core {
                     tracing::info!(version = v, "revocation list updated");
                     news = true;
                 }
+                Event::Frontier(v) => {
+                    tracing::info!(version = v, "frontier of revoked keys updated");
+                    news = true;
+                }
+                Event::Clock(skew_ms) => {
+                    if skew_ms.abs() > SKEW_WARN_MS {
+                        tracing::warn!(%peer, skew_ms, "the peer's clock is far from this node's");
+                    }
+                    skew = Some(skew_ms);
+                }
             }
         }
         let stats = open.session.stats();
@@ -547,6 +567,9 @@ impl Core {
         let known = self.known(peer);
         known.connected = true;
         known.last_seen_ms = Some(now);
+        if skew.is_some() {
+            known.clock_skew_ms = skew;
+        }
         known.changes_in += stats.changes_in.saturating_sub(counted.changes_in);
         if verified.is_some() {
             known.division = verified;
@@ -754,10 +777,14 @@ impl Core {
             self.metrics.session("refused");
             self.close(id);
         }
+        let frontier = self.local.replica.store.frontier().ok().flatten();
         let ids: Vec<u64> = self.sessions.keys().copied().collect();
         for id in ids {
             if let Some(open) = self.sessions.get_mut(&id) {
                 open.session.offer_revocations(&list);
+                if let Some(f) = &frontier {
+                    open.session.offer_frontier(f);
+                }
             }
             if let Err(peer) = self.flush(id).await {
                 peers.push(peer);
@@ -926,9 +953,9 @@ pub async fn run(local: Local, stop_after: Option<Duration>) -> Result<(), NetEr
     println!("api on {}", endpoint.url);
 
     let mut control = swarm.behaviour().stream.new_control();
-    let mut incoming = control.accept(PROTOCOL).map_err(|e| setup(&e))?;
     let (core_tx, mut core_rx) = mpsc::channel::<CoreMsg>(CORE_QUEUE);
-    {
+    for (version, protocol) in PROTOCOLS.iter().cloned() {
+        let mut incoming = control.accept(protocol).map_err(|e| setup(&e))?;
         let core_tx = core_tx.clone();
         tokio::spawn(async move {
             while let Some((peer, stream)) = incoming.next().await {
@@ -937,6 +964,7 @@ pub async fn run(local: Local, stop_after: Option<Duration>) -> Result<(), NetEr
                         peer,
                         stream,
                         initiator: false,
+                        version,
                     })
                     .await
                     .is_err()
@@ -1062,11 +1090,21 @@ pub async fn run(local: Local, stop_after: Option<Duration>) -> Result<(), NetEr
                             let mut control = control.clone();
                             let core_tx = core_tx.clone();
                             tokio::spawn(async move {
-                                for attempt in 1..=OPEN_ATTEMPTS {
-                                    match control.open_stream(peer_id, PROTOCOL).await {
+                                let mut versions = PROTOCOLS.iter().peekable();
+                                let mut attempt = 0;
+                                while let Some((version, protocol)) = versions.peek() {
+                                    attempt += 1;
+                                    if attempt > OPEN_ATTEMPTS {
+                                        break;
+                                    }
+                                    match control.open_stream(peer_id, protocol.clone()).await {
                                         Ok(stream) => {
-                                            let _ = core_tx.send(CoreMsg::Stream { peer: peer_id, stream, initiator: true }).await;
+                                            let _ = core_tx.send(CoreMsg::Stream { peer: peer_id, stream, initiator: true, version: *version }).await;
                                             return;
+                                        }
+                                        Err(libp2p_stream::OpenStreamError::UnsupportedProtocol(_)) => {
+                                            // A peer not upgraded yet: speak its version.
+                                            versions.next();
                                         }
                                         Err(e) => {
                                             tracing::info!(peer = %peer_id, attempt, %e, "could not open the sync stream");
@@ -1101,8 +1139,8 @@ pub async fn run(local: Local, stop_after: Option<Duration>) -> Result<(), NetEr
             }
             Some(msg) = core_rx.recv() => {
                 match msg {
-                    CoreMsg::Stream { peer, stream, initiator } => {
-                        core.open(peer, stream, initiator).await;
+                    CoreMsg::Stream { peer, stream, initiator, version } => {
+                        core.open(peer, stream, initiator, version).await;
                     }
                     CoreMsg::Frame { id, bytes } => {
                         for peer in core.frame(id, &bytes).await {

@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use automerge::{Automerge, ChangeHash};
-use guihe_protocol::cert::{Certificate, RevocationList};
+use guihe_protocol::cert::{Certificate, Frontier, RevocationList};
 use guihe_protocol::division::{Division, VillageCode};
 use guihe_protocol::id::{NodeId, RecordId};
 use guihe_protocol::quarantine::Quarantined;
@@ -914,6 +914,18 @@ impl Store for SledStore {
 
     fn put_revocations(&mut self, list: &RevocationList) -> Result<(), StoreError> {
         self.meta.insert(b"revocations", encode(list)?)?;
+        self.flush()
+    }
+
+    fn frontier(&self) -> Result<Option<Frontier>, StoreError> {
+        match self.meta.get(b"frontier")? {
+            Some(v) => decode("meta", b"frontier", &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn put_frontier(&mut self, frontier: &Frontier) -> Result<(), StoreError> {
+        self.meta.insert(b"frontier", encode(frontier)?)?;
         self.flush()
     }
 

@@ -129,8 +129,104 @@ pub struct RevocationList {
     pub signature: Vec<u8>,
 }
 
+/// What the county accepted from revoked keys before it revoked them: for each key, each
+/// record it wrote and each store incarnation of the key (the last 8 bytes of its
+/// Automerge actor), the sequence number of the last change of it the county holds.
+/// Sequence numbers are per record, so the frontier is per record.
+///
+/// A thief controls the clock of a stolen PC, so a revocation's time (`Revoked::from_ms`)
+/// cannot tell the office's work from the thief's: a change beyond the frontier is refused
+/// whatever time it claims, and one within it is accepted, on every path.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct FrontierBody {
+    /// Increases with every new frontier; the county makes one with each revocation list
+    /// that revokes a key, holding every revoked key so far.
+    pub version: u64,
+    /// One entry per revoked key.
+    pub keys: Vec<KeyFrontier>,
+}
+
+/// The frontier of one revoked key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyFrontier {
+    /// The revoked key.
+    pub node: NodeId,
+    /// The records it wrote, each with `(incarnation, last sequence number)` per store
+    /// incarnation of the key.
+    pub records: Vec<(crate::id::RecordId, Vec<(u64, u64)>)>,
+}
+
+impl FrontierBody {
+    /// Whether a change by `node` to `record`, made by its store incarnation `incarnation`
+    /// with sequence number `seq`, lies within what the county accepted; `None` when the
+    /// frontier says nothing of `node`.
+    pub fn allows(
+        &self,
+        node: &NodeId,
+        record: crate::id::RecordId,
+        incarnation: u64,
+        seq: u64,
+    ) -> Option<bool> {
+        let key = self.keys.iter().find(|k| k.node == *node)?;
+        Some(
+            key.records
+                .iter()
+                .filter(|(r, _)| *r == record)
+                .flat_map(|(_, last)| last.iter())
+                .any(|(inc, last)| *inc == incarnation && seq <= *last),
+        )
+    }
+}
+
+/// A county-signed frontier.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Frontier {
+    /// The frontier.
+    pub body: FrontierBody,
+    /// The root's signature over the tagged body.
+    pub signature: Vec<u8>,
+}
+
+impl Frontier {
+    /// The frontier's encoding (postcard), as files and messages carry it.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, CertError> {
+        encode(self)
+    }
+
+    /// A frontier from its encoding, refusing trailing bytes. Nothing is verified: call
+    /// [`Frontier::verify`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Frontier, CertError> {
+        decode(bytes)
+    }
+
+    /// Checks the root's signature.
+    pub fn verify(&self, root: &NodeId) -> Result<(), CertError> {
+        verify(root, &tagged(FRONTIER_TAG, &self.body)?, &self.signature)
+            .map_err(|_| CertError::UnknownRoot)
+    }
+}
+
+/// What a verifier knows of revocations: the newest list, and the newest frontier.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Revocations {
+    /// The newest revocation list.
+    pub list: RevocationBody,
+    /// The newest frontier, if the county made one.
+    pub frontier: Option<FrontierBody>,
+}
+
+impl From<RevocationBody> for Revocations {
+    fn from(list: RevocationBody) -> Revocations {
+        Revocations {
+            list,
+            frontier: None,
+        }
+    }
+}
+
 const CERT_TAG: &[u8] = b"guihe-cert-v1";
 const REVOCATION_TAG: &[u8] = b"guihe-revocations-v1";
+const FRONTIER_TAG: &[u8] = b"guihe-frontier-v1";
 
 fn tagged<T: Serialize>(tag: &[u8], body: &T) -> Result<Vec<u8>, CertError> {
     let mut out = tag.to_vec();
@@ -235,6 +331,12 @@ impl Root {
     pub fn revocations(&self, body: RevocationBody) -> Result<RevocationList, CertError> {
         let signature = self.key.sign(&tagged(REVOCATION_TAG, &body)?);
         Ok(RevocationList { body, signature })
+    }
+
+    /// Signs a frontier.
+    pub fn frontier(&self, body: FrontierBody) -> Result<Frontier, CertError> {
+        let signature = self.key.sign(&tagged(FRONTIER_TAG, &body)?);
+        Ok(Frontier { body, signature })
     }
 }
 

@@ -13,7 +13,7 @@ use automerge::{Change, ChangeHash};
 use serde::{Deserialize, Serialize};
 
 pub use crate::cert::CertLookup;
-use crate::cert::{CertError, Certificate, Keypair, RevocationBody, verify};
+use crate::cert::{CertError, Certificate, Keypair, RevocationBody, Revocations, verify};
 use crate::division::VillageCode;
 use crate::id::{NodeId, RecordId};
 use crate::record::Record;
@@ -223,7 +223,7 @@ pub fn sign_new(key: &Keypair, record: &Record, before: &[ChangeHash]) -> Vec<Si
 pub fn verify_change(
     signed: SignedChange,
     certs: &dyn CertLookup,
-    revocations: &RevocationBody,
+    revocations: &Revocations,
 ) -> Result<Verified, VerifyError> {
     check(look_up(signed, certs), revocations)?.map_err(|r| r.reason)
 }
@@ -239,7 +239,7 @@ const PARALLEL_MIN: usize = 32;
 pub fn verify_batch(
     batch: Vec<SignedChange>,
     certs: &dyn CertLookup,
-    revocations: &RevocationBody,
+    revocations: &Revocations,
 ) -> Result<Vec<Checked>, VerifyError> {
     let cached = Cached {
         inner: certs,
@@ -329,7 +329,7 @@ fn look_up(signed: SignedChange, certs: &dyn CertLookup) -> LookedUp {
 
 /// The checks of [`verify_change`], in its order, on a looked-up change. A fatal refusal
 /// is the outer error; a refusal of this change alone is the inner one.
-fn check(item: LookedUp, revocations: &RevocationBody) -> Result<Checked, VerifyError> {
+fn check(item: LookedUp, revocations: &Revocations) -> Result<Checked, VerifyError> {
     let LookedUp {
         signed,
         parsed,
@@ -356,10 +356,41 @@ fn check(item: LookedUp, revocations: &RevocationBody) -> Result<Checked, Verify
             reason,
         }))
     };
+    // A revoked key's changes are held against the county's frontier when there is one:
+    // within it they stand whatever time they claim, beyond it they are refused whatever
+    // time they claim. Without a frontier, the revocation's time is the cut-off.
+    let incarnation = change
+        .actor_id()
+        .to_bytes()
+        .get(32..40)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map_or(0, u64::from_be_bytes);
+    let frontier = revocations
+        .frontier
+        .as_ref()
+        .and_then(|f| f.allows(&signer, signed.record, incarnation, change.seq()));
+    let unrevoked = RevocationBody::default();
+    let by_time = match frontier {
+        Some(false) => {
+            let serial = known.first().map_or(0, |c| c.body.serial);
+            return refuse(
+                signed,
+                VerifyError::Certificate {
+                    signer,
+                    error: CertError::Revoked {
+                        serial,
+                        node: signer,
+                    },
+                },
+            );
+        }
+        Some(true) => &unrevoked,
+        None => &revocations.list,
+    };
     let mut authorised = false;
     let mut cert_error = None;
     for cert in &known {
-        match cert.valid_at(time_ms, revocations) {
+        match cert.valid_at(time_ms, by_time) {
             Ok(()) if cert.may_write(&signed.jurisdictions) => {
                 authorised = true;
                 break;
@@ -371,9 +402,7 @@ fn check(item: LookedUp, revocations: &RevocationBody) -> Result<Checked, Verify
     if !authorised {
         // A valid certificate that does not cover the record is a matter of authority;
         // only when no certificate was valid at the time is it a matter of validity.
-        let valid_somewhere = known
-            .iter()
-            .any(|c| c.valid_at(time_ms, revocations).is_ok());
+        let valid_somewhere = known.iter().any(|c| c.valid_at(time_ms, by_time).is_ok());
         let reason = match cert_error {
             Some(error) if !valid_somewhere => VerifyError::Certificate { signer, error },
             _ => VerifyError::NotAuthorised {

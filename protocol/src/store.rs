@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use automerge::{Automerge, ChangeHash};
 
-use crate::cert::{CertLookup, Certificate, RevocationList};
+use crate::cert::{CertLookup, Certificate, Frontier, RevocationList, Revocations};
 use crate::division::{Division, VillageCode};
 use crate::id::{NodeId, RecordId};
 use crate::quarantine::Quarantined;
@@ -106,6 +106,17 @@ pub trait Store {
     fn revocations(&self) -> Result<Option<RevocationList>, Self::Error>;
     /// Keeps a newer revocation list already verified against the county root.
     fn put_revocations(&mut self, list: &RevocationList) -> Result<(), Self::Error>;
+    /// The newest frontier of revoked keys, if any.
+    fn frontier(&self) -> Result<Option<Frontier>, Self::Error>;
+    /// Keeps a newer frontier already verified against the county root.
+    fn put_frontier(&mut self, frontier: &Frontier) -> Result<(), Self::Error>;
+    /// What a verifier needs of revocations: the newest list and frontier.
+    fn revocation_state(&self) -> Result<Revocations, Self::Error> {
+        Ok(Revocations {
+            list: self.revocations()?.map(|l| l.body).unwrap_or_default(),
+            frontier: self.frontier()?.map(|f| f.body),
+        })
+    }
 
     /// Keeps refused changes aside (`quarantine`): never applied, indexed, served or
     /// relayed. A change among them that is stored (as pending) is removed from the
@@ -152,6 +163,7 @@ pub struct MemStore {
     pending: BTreeMap<RecordId, BTreeSet<ChangeHash>>,
     certs: BTreeMap<NodeId, Vec<Certificate>>,
     revocations: Option<RevocationList>,
+    frontier: Option<Frontier>,
     watermarks: BTreeMap<NodeId, u64>,
     quarantine: BTreeMap<ChangeHash, Quarantined>,
 }
@@ -277,6 +289,15 @@ impl Store for MemStore {
 
     fn put_revocations(&mut self, list: &RevocationList) -> Result<(), Infallible> {
         self.revocations = Some(list.clone());
+        Ok(())
+    }
+
+    fn frontier(&self) -> Result<Option<Frontier>, Infallible> {
+        Ok(self.frontier.clone())
+    }
+
+    fn put_frontier(&mut self, frontier: &Frontier) -> Result<(), Infallible> {
+        self.frontier = Some(frontier.clone());
         Ok(())
     }
 

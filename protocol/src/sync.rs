@@ -34,7 +34,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use automerge::ChangeHash;
 use negentropy::{Id, Negentropy, NegentropyStorageVector};
 
-use crate::cert::{CertError, Certificate, Identity, RevocationBody, RevocationList};
+use crate::cert::{CertError, Certificate, Identity, RevocationList};
 use crate::division::VillageCode;
 use crate::id::NodeId;
 use crate::ingest::ingest;
@@ -78,6 +78,11 @@ pub enum Event {
     Peer(Certificate),
     /// A newer revocation list was received, verified and stored.
     Revocations(u64),
+    /// A newer frontier of revoked keys was received, verified and stored.
+    Frontier(u64),
+    /// The peer greeted: its clock is this many milliseconds ahead of this node's
+    /// (negative: behind), as far as one message's travel allows to tell.
+    Clock(i64),
     /// Received changes were applied to their records (new ones, and ones that had waited
     /// for them): what the driver passes on to its other sessions. Changes stored to wait
     /// for their dependencies are not in it until they are applied.
@@ -158,8 +163,12 @@ pub struct Session {
     root: NodeId,
     me: Identity,
     initiator: bool,
+    /// The protocol version this connection speaks (see `wire::PROTOCOL_VERSION`).
+    version: u16,
     /// The key the transport authenticated the peer with, when the driver knows it.
     peer_key: Option<NodeId>,
+    /// How far the peer's clock was ahead of ours when it greeted (version 2).
+    skew_ms: Option<i64>,
     peer: Option<Certificate>,
     negentropy: Option<Negentropy<'static, NegentropyStorageVector>>,
     outbox: VecDeque<Message>,
@@ -213,7 +222,9 @@ impl Session {
             root,
             me,
             initiator,
+            version: PROTOCOL_VERSION,
             peer_key: None,
+            skew_ms: None,
             peer: None,
             negentropy: None,
             outbox: VecDeque::new(),
@@ -236,6 +247,30 @@ impl Session {
             revocations,
         });
         Ok(session)
+    }
+
+    /// Speaks an older protocol version (see `wire::OLDEST_PROTOCOL_VERSION`), as the
+    /// transport agreed with a peer that has not been upgraded. Set it before anything is
+    /// sent.
+    pub fn speaking(mut self, version: u16) -> Session {
+        self.version = version;
+        for m in &mut self.outbox {
+            if let Message::Hello { version: v, .. } = m {
+                *v = version;
+            }
+        }
+        self
+    }
+
+    /// The protocol version this session speaks.
+    pub fn version(&self) -> u16 {
+        self.version
+    }
+
+    /// How far the peer's clock was ahead of this node's (negative: behind) when it
+    /// greeted, in milliseconds; `None` before that, or with a peer of version 1.
+    pub fn skew_ms(&self) -> Option<i64> {
+        self.skew_ms
     }
 
     /// The key the transport authenticated the peer with (its libp2p identity): the
@@ -314,6 +349,38 @@ impl Session {
                     if let Some(peer) = &self.peer {
                         peer.valid_at(now_ms, &list.body)?;
                     }
+                }
+            }
+            Message::Greeting { clock_ms, frontier } => {
+                self.require_peer("greeting")?;
+                if self.version < 2 || self.skew_ms.is_some() {
+                    return Err(SessionError::Unexpected("greeting"));
+                }
+                let skew = i128::from(clock_ms) - i128::from(now_ms);
+                let skew =
+                    i64::try_from(skew).unwrap_or(if skew < 0 { i64::MIN } else { i64::MAX });
+                self.skew_ms = Some(skew);
+                self.events.push_back(Event::Clock(skew));
+                if let Some(ours) = store.frontier().map_err(store_err)?
+                    && ours.body.version > frontier
+                {
+                    self.outbox.push_back(Message::Frontier(ours));
+                }
+            }
+            Message::Frontier(frontier) => {
+                self.require_peer("frontier")?;
+                if self.version < 2 {
+                    return Err(SessionError::Unexpected("frontier"));
+                }
+                frontier.verify(&self.root)?;
+                let ours = store.frontier().map_err(store_err)?;
+                if ours
+                    .as_ref()
+                    .is_none_or(|o| o.body.version < frontier.body.version)
+                {
+                    store.put_frontier(&frontier).map_err(store_err)?;
+                    self.events
+                        .push_back(Event::Frontier(frontier.body.version));
                 }
             }
             Message::Reconcile(frame) => self.on_reconcile(&frame, store)?,
@@ -443,6 +510,14 @@ impl Session {
         }
     }
 
+    /// Passes a newer frontier of revoked keys, installed here or received from another
+    /// peer, to the peer now (version 2 only; the peer keeps it only if it is newer).
+    pub fn offer_frontier(&mut self, frontier: &crate::cert::Frontier) {
+        if self.peer.is_some() && self.version >= 2 {
+            self.outbox.push_back(Message::Frontier(frontier.clone()));
+        }
+    }
+
     fn require_peer(&self, what: &'static str) -> Result<&Certificate, SessionError> {
         self.peer.as_ref().ok_or(SessionError::Unexpected(what))
     }
@@ -462,7 +537,7 @@ impl Session {
         if self.peer.is_some() {
             return Err(SessionError::Unexpected("second hello"));
         }
-        if version != PROTOCOL_VERSION {
+        if version != self.version {
             return Err(SessionError::Version(version));
         }
         if self.peer_key.is_some_and(|k| k != cert.node()) {
@@ -480,6 +555,13 @@ impl Session {
         }
         self.peer = Some(cert.clone());
         self.events.push_back(Event::Peer(cert));
+        if self.version >= 2 {
+            let frontier = store.frontier().map_err(store_err)?;
+            self.outbox.push_back(Message::Greeting {
+                clock_ms: now_ms,
+                frontier: frontier.map_or(0, |f| f.body.version),
+            });
+        }
         if self.initiator {
             let keys = self.scope_keys(store)?;
             self.scope_max_ms = keys.last().map_or(0, |k| k.0);
@@ -578,11 +660,7 @@ impl Session {
         for cert in &certs {
             store.put_certificate(cert).map_err(store_err)?;
         }
-        let revocations: RevocationBody = store
-            .revocations()
-            .map_err(store_err)?
-            .map(|l| l.body)
-            .unwrap_or_default();
+        let revocations = store.revocation_state().map_err(store_err)?;
         for signed in &changes {
             if !self.in_scope(&peer, &signed.jurisdictions) {
                 return Err(SessionError::Scope(format!(

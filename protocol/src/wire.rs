@@ -9,14 +9,21 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::cert::{Certificate, RevocationList};
+use crate::cert::{Certificate, Frontier, RevocationList};
 use crate::signed::SignedChange;
 
 /// The encoding's version, the first byte of every message.
 pub const WIRE_VERSION: u8 = 1;
 
-/// The sync protocol's version, exchanged in `Hello`.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// The sync protocol's version, exchanged in `Hello`. Version 2 adds `Greeting` and
+/// `Frontier`. A node speaks every version from [`OLDEST_PROTOCOL_VERSION`] on, so that a
+/// mesh keeps syncing while its offices are upgraded one by one; the transport settles
+/// which one a connection speaks before the first message (the node: one libp2p stream
+/// protocol per version).
+pub const PROTOCOL_VERSION: u16 = 2;
+
+/// The oldest sync protocol version this build still speaks.
+pub const OLDEST_PROTOCOL_VERSION: u16 = 1;
 
 /// The longest message accepted or sent, in bytes.
 pub const MESSAGE_BYTES_MAX: usize = 1 << 20;
@@ -70,6 +77,17 @@ pub enum Message {
         /// The batch acknowledged.
         batch: u64,
     },
+    /// (Version 2.) Sent once the peer's `Hello` verified: the sender's clock, so that
+    /// each side sees how far apart they are, and the version of the newest frontier of
+    /// revoked keys it holds.
+    Greeting {
+        /// The sender's clock when it sent this (ms since the epoch).
+        clock_ms: u64,
+        /// The version of its newest frontier (0: none).
+        frontier: u64,
+    },
+    /// (Version 2.) A newer frontier of revoked keys than the peer said it holds.
+    Frontier(Frontier),
 }
 
 /// Why a message could not be encoded or decoded.

@@ -10,7 +10,7 @@ mod harness;
 
 use std::path::{Path, PathBuf};
 
-use guihe_protocol::cert::{Certificate, RevocationList};
+use guihe_protocol::cert::{Certificate, Frontier, RevocationList};
 use guihe_protocol::signed::parse_change;
 use guihe_protocol::wire::Message;
 use proptest::prelude::*;
@@ -65,7 +65,10 @@ fn the_seed_corpus_is_valid_input() {
     for (name, bytes) in &cert {
         let verified = match Certificate::from_bytes(bytes) {
             Ok(c) => c.verify(&root),
-            Err(_) => RevocationList::from_bytes(bytes).unwrap().verify(&root),
+            Err(_) => match RevocationList::from_bytes(bytes) {
+                Ok(list) => list.verify(&root),
+                Err(_) => Frontier::from_bytes(bytes).unwrap().verify(&root),
+            },
         };
         assert_eq!(verified, Ok(()), "{name}");
         harness::cert(bytes);
