@@ -114,6 +114,20 @@ pub enum Call {
         /// The list, signed by the county root.
         list: RevocationList,
     },
+    /// The frontier of these keys in this node's store: what it holds of each (see
+    /// `guihe_protocol::revoke`). Made on the county node when a key is revoked, then
+    /// signed with the county key.
+    FrontierOf {
+        /// The revoked keys.
+        nodes: Vec<guihe_protocol::id::NodeId>,
+        /// The version to give it.
+        version: u64,
+    },
+    /// Install a newer county-signed frontier of revoked keys.
+    Frontier {
+        /// The frontier.
+        frontier: guihe_protocol::cert::Frontier,
+    },
 }
 
 /// One record with its events in order.
@@ -152,11 +166,13 @@ pub enum Reply {
     Account(Option<Box<crate::accounts::Account>>),
     /// Dashboard figures.
     Stats(Box<guihe_protocol::stats::Stats>),
-    /// The revocation list held now.
+    /// The revocation list (or frontier) held now.
     Installed {
         /// Its version.
         version: u64,
     },
+    /// A frontier, not signed yet.
+    FrontierBody(Box<guihe_protocol::cert::FrontierBody>),
 }
 
 /// Why a call failed. Nothing was written.
@@ -258,6 +274,7 @@ impl Call {
                 | Call::Event { .. }
                 | Call::AddStaff { .. }
                 | Call::Revocations { .. }
+                | Call::Frontier { .. }
         )
     }
 }
@@ -531,6 +548,37 @@ fn run(local: &mut Local, call: Call) -> Result<(Reply, Vec<StoredChange>), ApiE
             Ok((
                 Reply::Installed {
                     version: list.body.version,
+                },
+                Vec::new(),
+            ))
+        }
+        Call::FrontierOf { nodes, version } => {
+            let body = guihe_protocol::revoke::frontier(&local.replica.store, version, &nodes)
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            Ok((Reply::FrontierBody(Box::new(body)), Vec::new()))
+        }
+        Call::Frontier { frontier } => {
+            frontier
+                .verify(&local.root)
+                .map_err(|e| ApiError::field("frontier", e))?;
+            let store = &mut local.replica.store;
+            let held = store
+                .frontier()
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            if let Some(h) = held
+                && h.body.version > frontier.body.version
+            {
+                return Err(ApiError::Refused(format!(
+                    "this node holds frontier version {}, newer than {}",
+                    h.body.version, frontier.body.version
+                )));
+            }
+            store
+                .put_frontier(&frontier)
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            Ok((
+                Reply::Installed {
+                    version: frontier.body.version,
                 },
                 Vec::new(),
             ))

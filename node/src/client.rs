@@ -208,6 +208,21 @@ impl Remote {
                     self.request("GET", &path, None, None)?,
                 )))
             }
+            Call::FrontierOf { nodes, version } => {
+                let body = serde_json::json!({ "nodes": nodes, "version": version });
+                let f: guihe_protocol::cert::FrontierBody =
+                    self.request("POST", "/frontier/compute", None, Some(&body))?;
+                Ok(Reply::FrontierBody(Box::new(f)))
+            }
+            Call::Frontier { frontier } => {
+                #[derive(serde::Deserialize)]
+                struct Installed {
+                    version: u64,
+                }
+                let body = serde_json::to_value(&frontier).map_err(|e| self.fail(e))?;
+                let i: Installed = self.request("POST", "/frontier", None, Some(&body))?;
+                Ok(Reply::Installed { version: i.version })
+            }
             Call::Revocations { list } => {
                 #[derive(serde::Deserialize)]
                 struct Installed {

@@ -103,6 +103,8 @@ pub(crate) fn router(
         .route("/stats", get(stats))
         .route("/staff", post(add_staff))
         .route("/revocations", post(revocations))
+        .route("/frontier", post(frontier))
+        .route("/frontier/compute", post(frontier_of))
         .fallback(not_found)
         .route_layer(middleware::from_fn_with_state(state.clone(), authorise));
     Router::new()
@@ -179,7 +181,7 @@ async fn count(State(state): State<AppState>, request: HttpRequest, next: Next) 
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "guihe node API", description = "The JSON API every guihe node serves on its HTTP port. Authorization: Bearer <token from api.json>."),
-    paths(list_cases, list_petitions, list_all, create_case, create_petition, show, append, add_staff, stats, revocations, status, serve_metrics),
+    paths(list_cases, list_petitions, list_all, create_case, create_petition, show, append, add_staff, stats, revocations, frontier, frontier_of, status, serve_metrics),
     components(schemas(NewForm, crate::api::PartyForm, ErrorBody, StatusReport, crate::api::PeerReport, crate::api::Freshness, crate::api::QuarantineReport, StaffForm)),
     modifiers(&TokenScheme)
 )]
@@ -399,6 +401,45 @@ async fn revocations(State(state): State<AppState>, body: Bytes) -> Response {
     };
     respond(
         call(&state, None, Call::Revocations { list }).await,
+        StatusCode::OK,
+    )
+}
+
+#[utoipa::path(post, path = "/api/v1/frontier", tag = "node", request_body(content = Object, description = "A county-signed frontier of revoked keys"), responses((status = 200, description = "Installed; its version", body = Object), (status = 400, description = "Not signed by this county", body = ErrorBody), (status = 409, description = "A newer frontier is held", body = ErrorBody)), security(("token" = [])))]
+async fn frontier(State(state): State<AppState>, body: Bytes) -> Response {
+    let frontier = match json(&body) {
+        Ok(f) => f,
+        Err(e) => return e.into_response(),
+    };
+    respond(
+        call(&state, None, Call::Frontier { frontier }).await,
+        StatusCode::OK,
+    )
+}
+
+/// What `POST /api/v1/frontier/compute` takes.
+#[derive(Debug, serde::Deserialize)]
+struct FrontierOf {
+    nodes: Vec<guihe_protocol::id::NodeId>,
+    version: u64,
+}
+
+#[utoipa::path(post, path = "/api/v1/frontier/compute", tag = "node", request_body(content = Object, description = "The revoked keys (hex) and the version to give the frontier"), responses((status = 200, description = "The frontier of those keys in this node's store, to be signed with the county key", body = Object)), security(("token" = [])))]
+async fn frontier_of(State(state): State<AppState>, body: Bytes) -> Response {
+    let f: FrontierOf = match json(&body) {
+        Ok(f) => f,
+        Err(e) => return e.into_response(),
+    };
+    respond(
+        call(
+            &state,
+            None,
+            Call::FrontierOf {
+                nodes: f.nodes,
+                version: f.version,
+            },
+        )
+        .await,
         StatusCode::OK,
     )
 }

@@ -116,6 +116,9 @@ enum Command {
         data: PathBuf,
     },
     /// 安装吊销名单: installs a county revocation list on this node (running or not).
+    /// On the county node, with the county key, it also makes the frontier of every key
+    /// the list revokes from what this node holds, signs it and installs it: beyond the
+    /// frontier, a revoked key's changes are refused whatever time they claim.
     Revocations {
         /// The data folder.
         #[arg(long)]
@@ -123,6 +126,10 @@ enum Command {
         /// The list from `guihe county revoke`.
         #[arg(long)]
         list: PathBuf,
+        /// The county root key file: make, sign and install the frontier too (on the
+        /// county node).
+        #[arg(long)]
+        county_key: Option<PathBuf>,
     },
     /// 纠纷: dispute cases on this node.
     Case {
@@ -473,17 +480,51 @@ fn run(command: Command) -> Result<String, String> {
             let recovery = guihe_node::local::recover(&data).map_err(|e| s(&e))?;
             Ok(recovery.to_string())
         }
-        Command::Revocations { data, list } => {
+        Command::Revocations {
+            data,
+            list,
+            county_key,
+        } => {
+            use guihe_node::api::{Call, Reply};
             let list = guihe_node::keys::read_revocations(&list).map_err(|e| s(&e))?;
-            match open(&data)?
-                .call(None, guihe_node::api::Call::Revocations { list })
+            let mut node = open(&data)?;
+            let mut out = Vec::new();
+            if let Some(key) = county_key {
+                let root = guihe_protocol::cert::Root::new(
+                    guihe_node::keys::read_key(&key).map_err(|e| s(&e))?,
+                );
+                let nodes = list.body.revoked.iter().map(|r| r.node).collect();
+                let version = list.body.version;
+                let body = match node
+                    .call(None, Call::FrontierOf { nodes, version })
+                    .map_err(|e| s(&e))?
+                {
+                    Reply::FrontierBody(b) => *b,
+                    other => return Err(format!("unexpected reply {other:?}")),
+                };
+                let records: usize = body.keys.iter().map(|k| k.records.len()).sum();
+                let frontier = root.frontier(body).map_err(|e| s(&e))?;
+                match node
+                    .call(None, Call::Frontier { frontier })
+                    .map_err(|e| s(&e))?
+                {
+                    Reply::Installed { version } => out.push(format!(
+                        "前沿已安装 frontier version {version} installed: {records} records of the revoked keys are held here; their changes beyond what is held are refused everywhere"
+                    )),
+                    other => return Err(format!("unexpected reply {other:?}")),
+                }
+            }
+            match node
+                .call(None, Call::Revocations { list })
                 .map_err(|e| s(&e))?
             {
-                guihe_node::api::Reply::Installed { version } => Ok(format!(
-                    "吊销名单已安装 revocation list version {version} installed"
-                )),
-                other => Err(format!("unexpected reply {other:?}")),
+                Reply::Installed { version } => out.insert(
+                    0,
+                    format!("吊销名单已安装 revocation list version {version} installed"),
+                ),
+                other => return Err(format!("unexpected reply {other:?}")),
             }
+            Ok(out.join("\n"))
         }
         Command::Case { command } => record(Kind::Case, command),
         Command::Petition { command } => record(Kind::Petition, command),

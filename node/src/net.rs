@@ -674,7 +674,10 @@ impl Core {
                 let _ = reply.send(self.report());
             }
             Request::Call { staff, call, reply } => {
-                let revoking = matches!(call, api::Call::Revocations { .. });
+                let revoking = matches!(
+                    call,
+                    api::Call::Revocations { .. } | api::Call::Frontier { .. }
+                );
                 if self.disk_low && call.writes() {
                     let _ = reply.send(Err(api::ApiError::disk_full(&format_args!(
                         "less than {} MiB free",

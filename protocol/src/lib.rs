@@ -29,6 +29,7 @@ pub mod model;
 pub mod quarantine;
 pub mod record;
 pub mod replica;
+pub mod revoke;
 pub mod rules;
 pub mod signed;
 pub mod stats;

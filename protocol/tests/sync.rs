@@ -630,3 +630,137 @@ fn a_renewed_node_whose_newest_certificate_is_revoked_gets_nothing_with_its_olde
     );
     assert!(village.store.doc(id).unwrap().is_none());
 }
+
+/// A stolen village PC, revoked with a frontier, writes with its clock set back: through an
+/// honest carrier its changes are refused at the county, while what the county held before
+/// stands. With the revocation's time alone as the cut-off they would have been accepted.
+#[test]
+fn a_revoked_nodes_backdated_changes_are_refused_through_a_carrier_and_directly() {
+    use guihe_protocol::cert::{CertError, FrontierBody};
+    let mut county = County::new(44);
+    let mut village = county.node(Role::Village, V1);
+    let mut township = county.node(Role::Township, T1);
+    let mut top = county.node(Role::County, COUNTY);
+    let id = county.case(&mut village, &[V1], 2);
+    sync(&county, &mut village, &mut township).unwrap();
+    sync(&county, &mut township, &mut top).unwrap();
+    // Stolen. The county revokes the key from now, with the frontier of what it holds.
+    let revoked_from = county.now_ms + 1;
+    let list = county
+        .root
+        .revocations(RevocationBody {
+            version: 1,
+            revoked: vec![Revoked {
+                serial: village.identity.cert.body.serial,
+                node: village.identity.key.public(),
+                from_ms: revoked_from,
+            }],
+        })
+        .unwrap();
+    let body: FrontierBody =
+        guihe_protocol::revoke::frontier(&top.store, 1, &[village.identity.key.public()]).unwrap();
+    assert_eq!(body.keys[0].records.len(), 1);
+    let frontier = county.root.frontier(body).unwrap();
+    top.store.put_revocations(&list).unwrap();
+    top.store.put_frontier(&frontier).unwrap();
+    // The thief sets the clock back to before the revocation and writes: more on the
+    // record the county holds, and a new record.
+    county.now_ms = revoked_from - 150_000;
+    let later = county.work(&mut village, id);
+    let fresh = county.case(&mut village, &[V1], 0);
+    assert!(later[0].time_ms < revoked_from);
+    assert!(
+        village
+            .store
+            .change(&village.store.doc(fresh).unwrap().unwrap().get_heads()[0])
+            .unwrap()
+            .unwrap()
+            .time_ms
+            < revoked_from
+    );
+    // Directly: the key is refused at hello.
+    county.now_ms = revoked_from + 60_000;
+    let err = sync(&county, &mut village, &mut top).unwrap_err();
+    assert!(
+        matches!(err, SessionError::Certificate(CertError::Revoked { .. })),
+        "{err}"
+    );
+    // Through an honest carrier that took the thief's changes before it heard of the
+    // revocation: the county refuses both and keeps them aside.
+    let mut carrier = county.node(Role::Township, T1);
+    carrier.store = village.store.clone();
+    sync(&county, &mut carrier, &mut top).unwrap();
+    assert!(!top.store.has_change(&later[0].hash).unwrap());
+    assert!(top.store.doc(fresh).unwrap().is_none());
+    let kept = top.store.quarantined().unwrap();
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert!(kept.iter().all(|q| q.code == "revoked"));
+    // The carrier learnt the frontier from the county (protocol version 2).
+    assert_eq!(carrier.store.frontier().unwrap(), Some(frontier));
+    // What the office recorded before the theft stands.
+    assert!(same(&township, &top, id));
+
+    // Without the frontier, the revocation's time was the cut-off, and the backdated
+    // changes passed: the hole the frontier closes.
+    let mut old_county = county.node(Role::County, COUNTY);
+    sync(&county, &mut township, &mut old_county).unwrap();
+    old_county.store.put_revocations(&list).unwrap();
+    let mut carrier = county.node(Role::Township, T1);
+    carrier.store = village.store.clone();
+    sync(&county, &mut carrier, &mut old_county).unwrap();
+    assert!(old_county.store.has_change(&later[0].hash).unwrap());
+}
+
+/// A session speaking protocol version 1 (a peer not yet upgraded) syncs as before: no
+/// greeting, no frontier, and the records converge.
+#[test]
+fn a_session_speaking_version_1_syncs_with_a_peer_not_upgraded() {
+    let mut county = County::new(45);
+    let mut village = county.node(Role::Village, V1);
+    let mut township = county.node(Role::Township, T1);
+    let a = county.case(&mut village, &[V1], 3);
+    let b = county.case(&mut township, &[V1], 2);
+    let root = county.root.public();
+    let mut link = Link {
+        a: Session::new(
+            Config::default(),
+            root,
+            village.identity.clone(),
+            true,
+            &village.store,
+        )
+        .unwrap()
+        .speaking(1),
+        b: Session::new(
+            Config::default(),
+            root,
+            township.identity.clone(),
+            false,
+            &township.store,
+        )
+        .unwrap()
+        .speaking(1),
+    };
+    link.settle(&county, &mut village, &mut township);
+    assert!(same(&village, &township, a) && same(&village, &township, b));
+    assert_eq!(link.a.skew_ms(), None, "no greeting in version 1");
+    // A version 2 session meeting a version 1 hello refuses it: the transport must agree
+    // the version first.
+    let mut v2 = Session::new(
+        Config::default(),
+        root,
+        township.identity.clone(),
+        false,
+        &township.store,
+    )
+    .unwrap();
+    let hello = Message::Hello {
+        version: 1,
+        cert: village.identity.cert.clone(),
+        revocations: 0,
+    };
+    assert_eq!(
+        v2.handle(&hello.encode().unwrap(), &mut township.store, county.now_ms),
+        Err(SessionError::Version(1))
+    );
+}

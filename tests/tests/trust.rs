@@ -13,6 +13,7 @@ use guihe_protocol::id::RecordId;
 use guihe_protocol::signed::{sign, verify_batch};
 use guihe_protocol::store::{Store, StoreCerts, StoredChange};
 use guihe_tests::Lab;
+use rand_core::SeedableRng;
 
 const COUNTY: &str = "500240000000";
 const TOWNSHIP: &str = "500240001000";
@@ -293,5 +294,120 @@ fn a_bootstrap_address_pinned_to_a_peer_id_reaches_that_node_only() {
     assert!(
         lab.show("township", &other).is_none(),
         "a village pinned to another id never syncs with whoever answers"
+    );
+}
+
+/// A stolen village PC: the county revokes its key with a frontier made from what the
+/// county holds. The thief writes with the clock set back to before the revocation: the
+/// bundle it carries is imported with those changes refused and kept aside, and its own
+/// node is refused at hello; what the office recorded before stands.
+#[test]
+fn a_stolen_pcs_backdated_changes_are_refused_from_a_bundle_and_directly() {
+    let mut lab = Lab::new("stolen");
+    lab.add("county", "county", COUNTY, None);
+    lab.add("village", "village", VILLAGE, Some("county"));
+    let id = new_case(&lab, "village", "山林边界争议");
+    lab.ok("village", &["case", "event", &id, "--type", "accept"]);
+    lab.start("county");
+    lab.start("village");
+    lab.wait_for("the case at the county", Duration::from_secs(60), || {
+        lab.show("county", &id)
+            .is_some_and(|s| s.contains("\"status\": \"accepted\""))
+    });
+    lab.kill("village");
+    // Reported stolen: revoked from now, with the frontier of what the county holds.
+    let revoked_from = guihe_node::local::now_ms();
+    let list = lab.dir.join("revocations.bin");
+    let county_key = lab.dir.join("county/county.key");
+    guihe_tests::ok(&[
+        "county",
+        "revoke",
+        "--county-key",
+        guihe_tests::arg(&county_key),
+        "--cert",
+        guihe_tests::arg(&lab.dir.join("village.cert")),
+        "--list",
+        guihe_tests::arg(&list),
+    ]);
+    let installed = lab.ok(
+        "county",
+        &[
+            "revocations",
+            "--list",
+            guihe_tests::arg(&list),
+            "--county-key",
+            guihe_tests::arg(&county_key),
+        ],
+    );
+    assert!(
+        installed.contains("frontier version 1 installed"),
+        "{installed}"
+    );
+
+    // The thief writes with the PC's clock set back to before the revocation.
+    let backdated = revoked_from - 500;
+    let (later, fresh) = {
+        let mut village = Local::open(&lab.data("village")).unwrap();
+        let rules = guihe_protocol::deadline::Deadlines::default();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        let record: RecordId = id.parse().unwrap();
+        let (_, later) = village
+            .replica
+            .apply(
+                record,
+                backdated,
+                &mut rng,
+                &rules,
+                guihe_protocol::record::Command::Event {
+                    at_ms: None,
+                    body: guihe_protocol::event::Body::Session(guihe_protocol::event::Session {
+                        place: "村委会".into(),
+                        note: "冒名记录".into(),
+                    }),
+                },
+            )
+            .unwrap();
+        let new = guihe_protocol::workload::new_record(
+            &mut rng,
+            guihe_protocol::model::Kind::Case,
+            &[VILLAGE.parse().unwrap()],
+        );
+        let (fresh, _) = village
+            .replica
+            .create(backdated + 1, &mut rng, &rules, new)
+            .unwrap();
+        (later[0].hash, fresh)
+    };
+    assert!(backdated < revoked_from);
+
+    // Through a bundle the thief carries to the county office.
+    let bundle = lab.dir.join("stolen.bundle");
+    lab.ok(
+        "village",
+        &["bundle", "export", "--out", guihe_tests::arg(&bundle)],
+    );
+    lab.kill("county");
+    let imported = lab.ok("county", &["bundle", "import", guihe_tests::arg(&bundle)]);
+    assert!(imported.contains("已隔离 2"), "{imported}");
+    {
+        let county = Local::open(&lab.data("county")).unwrap();
+        assert!(!county.replica.store.has_change(&later).unwrap());
+        assert!(county.replica.store.doc(fresh).unwrap().is_none());
+        let kept = county.replica.store.quarantined().unwrap();
+        assert!(kept.iter().all(|q| q.code == "revoked"), "{kept:?}");
+    }
+    // Directly: the thief's node is refused at hello and the county gets nothing.
+    lab.start("county");
+    lab.start("village");
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(
+        lab.show("county", &fresh.to_string()).is_none(),
+        "{}",
+        lab.logs()
+    );
+    let shown: serde_json::Value = serde_json::from_str(&lab.show("county", &id).unwrap()).unwrap();
+    assert_eq!(
+        shown["status"], "accepted",
+        "what the office recorded stands"
     );
 }
