@@ -128,6 +128,9 @@ pub enum Call {
         /// The frontier.
         frontier: guihe_protocol::cert::Frontier,
     },
+    /// The operator's override after a clock that was fast has been put right: the node
+    /// writes again from now on (see `Replica::check_clock`).
+    AcceptClock,
 }
 
 /// One record with its events in order.
@@ -173,6 +176,11 @@ pub enum Reply {
     },
     /// A frontier, not signed yet.
     FrontierBody(Box<guihe_protocol::cert::FrontierBody>),
+    /// The node writes again from this time on.
+    ClockAccepted {
+        /// The time accepted (ms since the epoch).
+        from_ms: u64,
+    },
 }
 
 /// Why a call failed. Nothing was written.
@@ -250,6 +258,8 @@ impl From<LocalError> for ApiError {
             LocalError::Replica(ReplicaError::Command(c)) => match c {
                 CommandError::Document(d) => ApiError::Internal(d.to_string()),
                 CommandError::Refused(r) => ApiError::Refused(r.to_string()),
+                clock @ (CommandError::ClockOutsideCertificate { .. }
+                | CommandError::ClockBehind { .. }) => ApiError::Refused(clock.to_string()),
                 other => ApiError::Field {
                     field: "event".into(),
                     message: other.to_string(),
@@ -552,6 +562,10 @@ fn run(local: &mut Local, call: Call) -> Result<(Reply, Vec<StoredChange>), ApiE
                 Vec::new(),
             ))
         }
+        Call::AcceptClock => {
+            let from_ms = local.accept_clock()?;
+            Ok((Reply::ClockAccepted { from_ms }, Vec::new()))
+        }
         Call::FrontierOf { nodes, version } => {
             let body = guihe_protocol::revoke::frontier(&local.replica.store, version, &nodes)
                 .map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -615,6 +629,9 @@ pub struct StatusReport {
     /// Validly signed changes this node refused and keeps aside, newest first.
     #[serde(default)]
     pub quarantined: Vec<QuarantineReport>,
+    /// Changes stamped too far in the future, held until their time comes.
+    #[serde(default)]
+    pub held: usize,
 }
 
 /// One refused change in a [`StatusReport`].

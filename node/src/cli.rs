@@ -36,7 +36,10 @@ pub fn county_init(out: &Path) -> CliResult<String> {
     ))
 }
 
-/// `guihe enroll`: issues a certificate.
+/// `guihe enroll`: issues a certificate. `renew` is the node's current certificate when it
+/// is renewed: the new one starts where that one started, so that no gap opens in which
+/// the node's own changes could be refused.
+#[allow(clippy::too_many_arguments)]
 pub fn enroll(
     county_key: &Path,
     node: &str,
@@ -44,6 +47,7 @@ pub fn enroll(
     division: &str,
     days: u32,
     serial: Option<u64>,
+    renew: Option<&Path>,
     out: &Path,
 ) -> CliResult<String> {
     let root = Root::new(keys::read_key(county_key).map_err(s)?);
@@ -51,13 +55,28 @@ pub fn enroll(
         keys::parse_public(node).ok_or("the node key must be 64 hex digits (from `guihe init`)")?;
     let division: Division = division.parse().map_err(s)?;
     let now = now_ms();
+    let starts = match renew {
+        Some(path) => {
+            let old = keys::read_cert(path).map_err(s)?;
+            old.verify(&root.public())
+                .map_err(|e| format!("{}: not this county's certificate: {e}", path.display()))?;
+            if old.node() != node {
+                return Err(format!(
+                    "{} is the certificate of another node: a renewal is for the same key",
+                    path.display()
+                ));
+            }
+            old.body.not_before_ms
+        }
+        None => now.saturating_sub(86_400_000),
+    };
     let cert = root
         .issue(CertBody {
             serial: serial.unwrap_or(now),
             node,
             role,
             division,
-            not_before_ms: now.saturating_sub(86_400_000),
+            not_before_ms: starts,
             not_after_ms: now.saturating_add(u64::from(days) * 86_400_000),
         })
         .map_err(s)?;
@@ -374,6 +393,29 @@ pub fn status(node: &Node) -> CliResult<String> {
                 ));
             }
             quarantine_lines(&r.quarantined, &mut out);
+            if r.held > 0 {
+                out.push(format!(
+                    "暂存 {} 条时间戳在未来的变更 {} changes stamped in the future are held until their time comes",
+                    r.held, r.held
+                ));
+            }
+            for p in &r.peers {
+                if let Some(ms) = p
+                    .clock_skew_ms
+                    .filter(|ms| ms.abs() > crate::net::SKEW_WARN_MS)
+                {
+                    out.push(format!(
+                        "时钟不一致 clock apart: {} is {:.0} min {} this node",
+                        p.division.as_deref().unwrap_or("?"),
+                        (ms.unsigned_abs() as f64) / 60_000.0,
+                        if ms > 0 {
+                            "ahead of 快于"
+                        } else {
+                            "behind 慢于"
+                        }
+                    ));
+                }
+            }
             if !r.freshness.is_empty() {
                 out.push("数据新鲜度 freshness (newest change held, per village):".into());
                 for f in &r.freshness {

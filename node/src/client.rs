@@ -208,6 +208,14 @@ impl Remote {
                     self.request("GET", &path, None, None)?,
                 )))
             }
+            Call::AcceptClock => {
+                #[derive(serde::Deserialize)]
+                struct Accepted {
+                    from_ms: u64,
+                }
+                let a: Accepted = self.request("POST", "/clock/accept", None, None)?;
+                Ok(Reply::ClockAccepted { from_ms: a.from_ms })
+            }
             Call::FrontierOf { nodes, version } => {
                 let body = serde_json::json!({ "nodes": nodes, "version": version });
                 let f: guihe_protocol::cert::FrontierBody =

@@ -104,6 +104,7 @@ pub(crate) fn router(
         .route("/staff", post(add_staff))
         .route("/revocations", post(revocations))
         .route("/frontier", post(frontier))
+        .route("/clock/accept", post(accept_clock))
         .route("/frontier/compute", post(frontier_of))
         .fallback(not_found)
         .route_layer(middleware::from_fn_with_state(state.clone(), authorise));
@@ -181,7 +182,7 @@ async fn count(State(state): State<AppState>, request: HttpRequest, next: Next) 
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "guihe node API", description = "The JSON API every guihe node serves on its HTTP port. Authorization: Bearer <token from api.json>."),
-    paths(list_cases, list_petitions, list_all, create_case, create_petition, show, append, add_staff, stats, revocations, frontier, frontier_of, status, serve_metrics),
+    paths(list_cases, list_petitions, list_all, create_case, create_petition, show, append, add_staff, stats, revocations, frontier, frontier_of, accept_clock, status, serve_metrics),
     components(schemas(NewForm, crate::api::PartyForm, ErrorBody, StatusReport, crate::api::PeerReport, crate::api::Freshness, crate::api::QuarantineReport, StaffForm)),
     modifiers(&TokenScheme)
 )]
@@ -415,6 +416,11 @@ async fn frontier(State(state): State<AppState>, body: Bytes) -> Response {
         call(&state, None, Call::Frontier { frontier }).await,
         StatusCode::OK,
     )
+}
+
+#[utoipa::path(post, path = "/api/v1/clock/accept", tag = "node", responses((status = 200, description = "The node writes again from now on", body = Object)), security(("token" = [])))]
+async fn accept_clock(State(state): State<AppState>) -> Response {
+    respond(call(&state, None, Call::AcceptClock).await, StatusCode::OK)
 }
 
 /// What `POST /api/v1/frontier/compute` takes.

@@ -391,7 +391,8 @@ impl Local {
         // The node's own certificate travels with its changes (in bundles, and to peers
         // that relay them), so it is kept like any other.
         store.put_certificate(&cert)?;
-        let replica = Replica::new(Identity { key, cert }, store, staff, incarnation);
+        let mut replica = Replica::new(Identity { key, cert }, store, staff, incarnation);
+        replica.last_write_ms = replica.store.last_write_ms();
         Ok(Local {
             data: data.to_path_buf(),
             config,
@@ -413,9 +414,23 @@ impl Local {
     /// made come back, for a running daemon to push.
     pub fn create(&mut self, new: NewRecord) -> Result<(RecordId, Vec<StoredChange>), LocalError> {
         let rules = self.config.deadlines.clone();
-        Ok(self
+        let made = self
             .replica
-            .create(now_ms(), &mut rand::rng(), &rules, new)?)
+            .create(now_ms(), &mut rand::rng(), &rules, new)?;
+        self.replica
+            .store
+            .put_last_write_ms(self.replica.last_write_ms)?;
+        Ok(made)
+    }
+
+    /// The operator's override for a clock that was fast when the node last wrote and is
+    /// right now: writes are taken again from the current time on.
+    pub fn accept_clock(&mut self) -> Result<u64, LocalError> {
+        let now = now_ms();
+        self.replica.last_write_ms = now;
+        self.replica.store.put_last_write_ms(now)?;
+        self.replica.store.flush()?;
+        Ok(now)
     }
 
     /// Carries out a command on a record. The write is durable when this returns; the
@@ -429,6 +444,9 @@ impl Local {
         let (_, changes) = self
             .replica
             .apply(id, now_ms(), &mut rand::rng(), &rules, command)?;
+        self.replica
+            .store
+            .put_last_write_ms(self.replica.last_write_ms)?;
         Ok(changes)
     }
 

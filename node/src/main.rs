@@ -70,6 +70,10 @@ enum Command {
         /// Serial number (default: the time of issue).
         #[arg(long)]
         serial: Option<u64>,
+        /// Renew: the node's current certificate. The new one starts where it started, so
+        /// no gap opens.
+        #[arg(long)]
+        renew: Option<PathBuf>,
         /// Where to write the certificate.
         #[arg(long)]
         out: PathBuf,
@@ -114,6 +118,16 @@ enum Command {
         /// The data folder.
         #[arg(long)]
         data: PathBuf,
+    },
+    /// 时钟: after this PC's clock was fast when it last wrote and has been put right,
+    /// lets the node write again from now on (running or not).
+    Clock {
+        /// The data folder.
+        #[arg(long)]
+        data: PathBuf,
+        /// Accept the clock as it is now.
+        #[arg(long)]
+        accept: bool,
     },
     /// 安装吊销名单: installs a county revocation list on this node (running or not).
     /// On the county node, with the county key, it also makes the frontier of every key
@@ -375,6 +389,7 @@ fn run(command: Command) -> Result<String, String> {
             division,
             days,
             serial,
+            renew,
             out,
         } => {
             let role = match role {
@@ -383,7 +398,16 @@ fn run(command: Command) -> Result<String, String> {
                 RoleArg::County => Role::County,
                 RoleArg::Observer => Role::Observer,
             };
-            cli::enroll(&county_key, &node, role, &division, days, serial, &out)
+            cli::enroll(
+                &county_key,
+                &node,
+                role,
+                &division,
+                days,
+                serial,
+                renew.as_deref(),
+                &out,
+            )
         }
         Command::Init {
             data,
@@ -479,6 +503,23 @@ fn run(command: Command) -> Result<String, String> {
         Command::Repair { data } => {
             let recovery = guihe_node::local::recover(&data).map_err(|e| s(&e))?;
             Ok(recovery.to_string())
+        }
+        Command::Clock { data, accept } => {
+            if !accept {
+                return Err(
+                    "guihe clock: nothing asked; --accept lets the node write from now on".into(),
+                );
+            }
+            match open(&data)?
+                .call(None, guihe_node::api::Call::AcceptClock)
+                .map_err(|e| s(&e))?
+            {
+                guihe_node::api::Reply::ClockAccepted { from_ms } => Ok(format!(
+                    "已接受本机时钟 the clock is accepted: entries are taken from {} on",
+                    guihe_protocol::stats::date_of(from_ms)
+                )),
+                other => Err(format!("unexpected reply {other:?}")),
+            }
         }
         Command::Revocations {
             data,

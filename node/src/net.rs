@@ -68,6 +68,8 @@ const OPEN_ATTEMPTS: u32 = 5;
 const KNOWN_MAX: usize = 256;
 /// A peer not heard from for this long is forgotten.
 const KNOWN_FOR_MS: u64 = 90 * 86_400_000;
+/// How often changes held for their time are looked at again.
+const RETRY_HELD_EVERY_MS: u64 = 60_000;
 /// How often `status.json` and the gauges are refreshed.
 const STATUS_EVERY_MS: u64 = 2_000;
 
@@ -266,6 +268,7 @@ struct Counts {
     pending: usize,
     freshness: Vec<api::Freshness>,
     quarantined: Vec<api::QuarantineReport>,
+    held: usize,
 }
 
 impl Core {
@@ -632,6 +635,7 @@ impl Core {
                     })
                     .collect(),
                 quarantined: api::quarantine_reports(store),
+                held: store.held().map(|h| h.len()).unwrap_or(0),
             };
             self.counted = Some((std::time::Instant::now(), started.elapsed(), counts));
         }
@@ -663,6 +667,7 @@ impl Core {
             freshness: counts.freshness,
             disk_low: self.disk_low,
             quarantined: counts.quarantined,
+            held: counts.held,
         }
     }
 
@@ -796,6 +801,30 @@ impl Core {
         // Every session has just been checked against the list and given it.
         self.revocations_news = false;
         peers
+    }
+
+    /// Takes the changes held for a time that has now come (`ingest::retry_held`), and
+    /// passes on what they applied.
+    async fn retry_held(&mut self) {
+        match guihe_protocol::ingest::retry_held(&mut self.local.replica.store, now_ms()) {
+            Ok(done) => {
+                for q in &done.quarantined {
+                    self.metrics.quarantined(&q.code);
+                }
+                if !done.applied.is_empty() || !done.quarantined.is_empty() {
+                    tracing::info!(
+                        applied = done.applied.len(),
+                        refused = done.quarantined.len(),
+                        "held changes whose time came"
+                    );
+                    self.generation += 1;
+                }
+                if !done.applied.is_empty() {
+                    self.push(&done.applied, None).await;
+                }
+            }
+            Err(e) => self.fail(&e),
+        }
     }
 
     /// Refreshes the gauges and `status.json`.
@@ -1025,6 +1054,7 @@ pub async fn run(local: Local, stop_after: Option<Duration>) -> Result<(), NetEr
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let deadline = stop_after.map(|d| tokio::time::Instant::now() + d);
     let mut last_status = 0u64;
+    let mut last_retry = 0u64;
 
     loop {
         if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
@@ -1066,6 +1096,10 @@ pub async fn run(local: Local, stop_after: Option<Duration>) -> Result<(), NetEr
                 if now_ms().saturating_sub(last_status) >= STATUS_EVERY_MS {
                     last_status = now_ms();
                     core.refresh();
+                }
+                if now_ms().saturating_sub(last_retry) >= RETRY_HELD_EVERY_MS {
+                    last_retry = now_ms();
+                    core.retry_held().await;
                 }
             }
             Some(request) = api_rx.recv() => {

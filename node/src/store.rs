@@ -165,6 +165,8 @@ pub struct SledStore {
     accounts: sled::Tree,
     /// Refused changes kept aside, by hash (`guihe_protocol::quarantine`).
     quarantine: sled::Tree,
+    /// Changes stamped too far in the future, held until their time comes, by hash.
+    held: sled::Tree,
     /// Records whose document changed since their view was last stored.
     dirty: std::sync::Arc<std::sync::Mutex<BTreeSet<RecordId>>>,
     mark: Mark,
@@ -250,6 +252,7 @@ impl SledStore {
             views: db.open_tree("views")?,
             accounts: db.open_tree("accounts")?,
             quarantine: db.open_tree("quarantine")?,
+            held: db.open_tree("held")?,
             dirty: Default::default(),
             mark: Mark::of(dir),
             db,
@@ -528,6 +531,23 @@ impl SledStore {
             from = next;
         }
         Ok(out)
+    }
+
+    /// When this node last wrote (by its own clock), kept across restarts so that a
+    /// clock set back is caught (`Replica::check_clock`).
+    pub fn last_write_ms(&self) -> u64 {
+        self.meta
+            .get(b"last_write_ms")
+            .ok()
+            .flatten()
+            .and_then(|v| decode::<u64>("meta", b"last_write_ms", &v).ok())
+            .unwrap_or(0)
+    }
+
+    /// Keeps when this node last wrote; flushed with the write that follows it.
+    pub fn put_last_write_ms(&self, ms: u64) -> Result<(), StoreError> {
+        self.meta.insert(b"last_write_ms", encode(&ms)?)?;
+        Ok(())
     }
 
     /// Keeps what the daemon knows of a peer (its last sync), so that it survives a
@@ -951,6 +971,58 @@ impl Store for SledStore {
 
     fn is_quarantined(&self, hash: &ChangeHash) -> Result<bool, StoreError> {
         Ok(self.quarantine.contains_key(hash.0)?)
+    }
+
+    fn put_held(&mut self, held: &[StoredChange]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for c in held {
+            batch.insert(
+                &c.hash.0,
+                encode(&ChangeValue {
+                    time_ms: c.time_ms,
+                    deps: c.deps.iter().map(|d| d.0).collect(),
+                    signer: c.signer,
+                    signed: c.signed.clone(),
+                })?,
+            );
+        }
+        self.held.apply_batch(batch)?;
+        self.flush()
+    }
+
+    fn is_held(&self, hash: &ChangeHash) -> Result<bool, StoreError> {
+        Ok(self.held.contains_key(hash.0)?)
+    }
+
+    fn held(&self) -> Result<Vec<StoredChange>, StoreError> {
+        self.held
+            .iter()
+            .map(|item| {
+                let (k, v) = item?;
+                let c: ChangeValue = decode("held", &k, &v)?;
+                let hash: [u8; 32] = k.as_ref().try_into().map_err(|_| StoreError::Corrupt {
+                    tree: "held",
+                    key: hex(&k),
+                    reason: "not a change hash".into(),
+                })?;
+                Ok(StoredChange {
+                    hash: ChangeHash(hash),
+                    time_ms: c.time_ms,
+                    deps: c.deps.into_iter().map(ChangeHash).collect(),
+                    signer: c.signer,
+                    signed: c.signed,
+                })
+            })
+            .collect()
+    }
+
+    fn remove_held(&mut self, hashes: &[ChangeHash]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for h in hashes {
+            batch.remove(&h.0);
+        }
+        self.held.apply_batch(batch)?;
+        self.flush()
     }
 
     fn quarantined(&self) -> Result<Vec<Quarantined>, StoreError> {

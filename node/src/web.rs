@@ -1099,16 +1099,31 @@ async fn sync_page(State(state): State<AppState>, headers: HeaderMap) -> Respons
         }
         p { (t("本节点", "This node")) " " (r.division) " · " (r.role) " · "
             (t("记录", "records")) " " (r.records) " · " (t("待补依赖", "waiting for dependencies")) " " (r.pending) }
+        @if r.held > 0 {
+            p.flag id="held" { (t("有 ", "")) (r.held) (t(" 条变更的时间戳远在未来（发出方电脑时钟偏快），暂不采用，到时自动处理。",
+                " changes are stamped far in the future (the sender's PC clock is fast): they are held and taken when their time comes.")) }
+        }
         h2 { (t("对等节点", "Peers")) }
         table id="peers" {
-            tr { th { (t("辖区", "Division")) } th { (t("连接", "Link")) } th { (t("上次同步", "Last sync")) } th { (t("上次收到", "Last heard")) } th { (t("收到变更", "Changes in")) } }
+            tr { th { (t("辖区", "Division")) } th { (t("连接", "Link")) } th { (t("上次同步", "Last sync")) } th { (t("上次收到", "Last heard")) } th { (t("收到变更", "Changes in")) } th { (t("对方时钟", "Peer's clock")) } }
             @for p in &r.peers {
+                @let skew = p.clock_skew_ms.unwrap_or(0);
+                @let far = skew.abs() > crate::net::SKEW_WARN_MS;
                 tr {
                     td { (p.division.as_deref().unwrap_or("?")) }
                     td { (if p.connected { t("已连接", "connected") } else { t("未连接", "down") }) }
                     td { (ago(p.last_reconciled_ms)) }
                     td { (ago(p.last_seen_ms)) }
                     td { (p.changes_in) }
+                    td class=(if far { "flag" } else { "" }) {
+                        @match p.clock_skew_ms {
+                            None => { "—" }
+                            Some(_) if !far => { (t("一致", "in step")) }
+                            Some(ms) => {
+                                (format!("{} {:.0} {}", if ms > 0 { t("快", "ahead") } else { t("慢", "behind") }, (ms.unsigned_abs() as f64) / 60_000.0, t("分钟，请校正时钟", "min: set the clock right")))
+                            }
+                        }
+                    }
                 }
             }
         }

@@ -22,6 +22,11 @@ use crate::rules::{self, History, RuleError};
 use crate::signed::{Checked, Refused, Verified, VerifyError, parse_change, sign_new};
 use crate::store::{Store, StoredChange};
 
+/// How far in the future a received change may be stamped and still be taken now. Office
+/// PCs without time sync drift; a change stamped later than this is held until its time
+/// comes (`retry_held`), never applied early and never relayed.
+pub const FUTURE_HOLD_MS: u64 = 86_400_000;
+
 /// What an ingest did.
 #[derive(Debug, Clone, Default)]
 pub struct Ingested {
@@ -35,6 +40,9 @@ pub struct Ingested {
     pub quarantined: Vec<Quarantined>,
     /// Changes refused and dropped because their signer's quarantine is full.
     pub dropped: usize,
+    /// Changes stamped more than [`FUTURE_HOLD_MS`] ahead of this node's clock, held until
+    /// their time comes.
+    pub held: usize,
 }
 
 /// Stores verified changes and applies whatever can be applied under the change rules;
@@ -52,12 +60,37 @@ pub fn ingest<S: Store>(
     let mut reads: BTreeMap<ChangeHash, rules::Read> = BTreeMap::new();
     let mut firsts: BTreeMap<RecordId, Automerge> = BTreeMap::new();
     let mut seen: BTreeSet<ChangeHash> = BTreeSet::new();
+    let mut held: Vec<StoredChange> = Vec::new();
     for c in checked {
-        let hash = match &c {
-            Ok(v) => v.hash,
-            Err(r) => r.hash,
+        let (hash, time_ms) = match &c {
+            Ok(v) => (v.hash, v.time_ms),
+            Err(r) => (r.hash, r.time_ms),
         };
-        if !seen.insert(hash) || store.has_change(&hash)? || store.is_quarantined(&hash)? {
+        if !seen.insert(hash)
+            || store.has_change(&hash)?
+            || store.is_quarantined(&hash)?
+            || store.is_held(&hash)?
+        {
+            continue;
+        }
+        if time_ms > now_ms.saturating_add(FUTURE_HOLD_MS) {
+            // Judged when its time comes, by the rules and certificates of then.
+            held.push(match c {
+                Ok(v) => StoredChange {
+                    hash,
+                    time_ms,
+                    deps: v.deps,
+                    signer: v.signer,
+                    signed: v.signed,
+                },
+                Err(r) => StoredChange {
+                    hash,
+                    time_ms,
+                    deps: Vec::new(),
+                    signer: r.signer,
+                    signed: r.signed,
+                },
+            });
             continue;
         }
         match c {
@@ -91,6 +124,20 @@ pub fn ingest<S: Store>(
         }
     }
     let mut out = Ingested::default();
+    if !held.is_empty() {
+        // At most `PER_SIGNER_MAX` held per signer, like the quarantine.
+        let mut counts: BTreeMap<crate::id::NodeId, usize> = BTreeMap::new();
+        for c in store.held()? {
+            *counts.entry(c.signer).or_default() += 1;
+        }
+        held.retain(|c| {
+            let n = counts.entry(c.signer).or_default();
+            *n += 1;
+            *n <= PER_SIGNER_MAX
+        });
+        out.held = held.len();
+        store.put_held(&held)?;
+    }
     if new.is_empty() && refused.is_empty() {
         return Ok(out);
     }
@@ -178,6 +225,34 @@ pub fn ingest<S: Store>(
         store.put_quarantined(&out.quarantined)?;
     }
     Ok(out)
+}
+
+/// Takes the held changes whose time has come (within [`FUTURE_HOLD_MS`] of `now_ms`),
+/// verifies them afresh with the certificates and revocations held now, and ingests them.
+/// A node calls this now and then; what it returns is passed on like any ingest's.
+pub fn retry_held<S: Store>(store: &mut S, now_ms: u64) -> Result<Ingested, S::Error> {
+    let due: Vec<StoredChange> = store
+        .held()?
+        .into_iter()
+        .filter(|c| c.time_ms <= now_ms.saturating_add(FUTURE_HOLD_MS))
+        .collect();
+    if due.is_empty() {
+        return Ok(Ingested::default());
+    }
+    let hashes: Vec<ChangeHash> = due.iter().map(|c| c.hash).collect();
+    let revocations = store.revocation_state()?;
+    let checked = crate::signed::verify_batch(
+        due.into_iter().map(|c| c.signed).collect(),
+        &crate::store::StoreCerts(&*store),
+        &revocations,
+    );
+    store.remove_held(&hashes)?;
+    match checked {
+        Ok(checked) => ingest(store, checked, now_ms),
+        // They verified when they arrived; a batch that no longer does is dropped, and
+        // comes again from its sender if it is good.
+        Err(_) => Ok(Ingested::default()),
+    }
 }
 
 /// Rebuilds a record's document from its stored changes, as ingesting them one by one

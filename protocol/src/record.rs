@@ -149,6 +149,35 @@ pub enum CommandError {
     /// command, caught before anything was stored: every peer would refuse the change.
     #[error("the command broke the change rules: {0}")]
     Rules(RuleError),
+    /// The node's clock is outside its certificate's validity: the PC's date is wrong, and
+    /// every peer would refuse what it wrote.
+    #[error(
+        "本机时钟显示 {now}，不在本节点证书的有效期（{from} 至 {to}）内：请校正电脑的日期和时间后再录入。This PC's clock says {now}, outside its certificate's validity ({from} to {to}): set the date and time right, then enter it again.",
+        now = crate::stats::date_of(*now_ms),
+        from = crate::stats::date_of(*not_before_ms),
+        to = crate::stats::date_of(*not_after_ms)
+    )]
+    ClockOutsideCertificate {
+        /// The node's clock.
+        now_ms: u64,
+        /// The certificate's start.
+        not_before_ms: u64,
+        /// The certificate's end.
+        not_after_ms: u64,
+    },
+    /// The node's clock is earlier than its own latest entry by more than the tolerance:
+    /// the clock was set back, and entries would sort before what was already recorded.
+    #[error(
+        "本机时钟显示 {now}，早于本机上一次录入的时间 {last}：请校正电脑的日期和时间。若上次录入时时钟偏快、现已校正，请运营人员执行 guihe clock --data <数据目录> --accept。This PC's clock says {now}, before this node's last entry ({last}): set the date and time right; if the clock was fast then and is right now, the operator runs guihe clock --accept.",
+        now = crate::stats::date_of(*now_ms),
+        last = crate::stats::date_of(*last_ms)
+    )]
+    ClockBehind {
+        /// The node's clock.
+        now_ms: u64,
+        /// The node's latest entry.
+        last_ms: u64,
+    },
 }
 
 /// Who records an event.

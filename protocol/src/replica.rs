@@ -40,6 +40,10 @@ impl<E: std::error::Error> From<DocError> for ReplicaError<E> {
     }
 }
 
+/// How far a node's clock may fall behind its own latest entry before it refuses to
+/// write: clocks kept by the network move back a little now and then.
+pub const CLOCK_BACK_TOLERANCE_MS: u64 = 15 * 60_000;
+
 /// One node's identity, store and writer.
 #[derive(Debug)]
 pub struct Replica<S: Store> {
@@ -49,6 +53,8 @@ pub struct Replica<S: Store> {
     pub store: S,
     /// Its writing identity (clock, actor, staff).
     pub writer: Writer,
+    /// When this node last wrote (its own clock); the node keeps it across restarts.
+    pub last_write_ms: u64,
 }
 
 impl<S: Store> Replica<S> {
@@ -59,7 +65,29 @@ impl<S: Store> Replica<S> {
             identity,
             store,
             writer,
+            last_write_ms: 0,
         }
+    }
+
+    /// Refuses to write when the node's clock cannot be right: outside its certificate's
+    /// validity (every peer would refuse the change), or earlier than its own latest entry
+    /// by more than [`CLOCK_BACK_TOLERANCE_MS`] (the clock was set back).
+    pub fn check_clock(&self, now_ms: u64) -> Result<(), CommandError> {
+        let b = &self.identity.cert.body;
+        if now_ms < b.not_before_ms || now_ms > b.not_after_ms {
+            return Err(CommandError::ClockOutsideCertificate {
+                now_ms,
+                not_before_ms: b.not_before_ms,
+                not_after_ms: b.not_after_ms,
+            });
+        }
+        if now_ms.saturating_add(CLOCK_BACK_TOLERANCE_MS) < self.last_write_ms {
+            return Err(CommandError::ClockBehind {
+                now_ms,
+                last_ms: self.last_write_ms,
+            });
+        }
+        Ok(())
     }
 
     /// A record as currently stored.
@@ -80,8 +108,10 @@ impl<S: Store> Replica<S> {
         rules: &Deadlines,
         new: NewRecord,
     ) -> Result<(RecordId, Vec<StoredChange>), ReplicaError<S::Error>> {
+        self.check_clock(now_ms)?;
         let (record, _) = Record::create(&mut self.writer.ctx(now_ms, rng, rules), new)?;
         let changes = commit_local(&mut self.store, &self.identity.key, &record, &[])?;
+        self.last_write_ms = self.last_write_ms.max(now_ms);
         Ok((record.id(), changes))
     }
 
@@ -95,10 +125,12 @@ impl<S: Store> Replica<S> {
         rules: &Deadlines,
         command: Command,
     ) -> Result<(EventId, Vec<StoredChange>), ReplicaError<S::Error>> {
+        self.check_clock(now_ms)?;
         let mut record = self.record(id)?;
         let before: Vec<ChangeHash> = record.heads();
         let event = record.apply(&mut self.writer.ctx(now_ms, rng, rules), command)?;
         let changes = commit_local(&mut self.store, &self.identity.key, &record, &before)?;
+        self.last_write_ms = self.last_write_ms.max(now_ms);
         Ok((event, changes))
     }
 }

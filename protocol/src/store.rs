@@ -126,6 +126,15 @@ pub trait Store {
     fn is_quarantined(&self, hash: &ChangeHash) -> Result<bool, Self::Error>;
     /// Every change kept aside.
     fn quarantined(&self) -> Result<Vec<Quarantined>, Self::Error>;
+    /// Keeps changes stamped too far in the future aside until their time comes
+    /// (`ingest::retry_held`): never applied, indexed, served or relayed before.
+    fn put_held(&mut self, held: &[StoredChange]) -> Result<(), Self::Error>;
+    /// Whether a change is held for its time to come.
+    fn is_held(&self, hash: &ChangeHash) -> Result<bool, Self::Error>;
+    /// Every change held for its time to come.
+    fn held(&self) -> Result<Vec<StoredChange>, Self::Error>;
+    /// Stops holding these changes (their time came).
+    fn remove_held(&mut self, hashes: &[ChangeHash]) -> Result<(), Self::Error>;
     /// How many changes of `signer` are kept aside.
     fn quarantined_count(&self, signer: &NodeId) -> Result<usize, Self::Error> {
         Ok(self
@@ -166,6 +175,7 @@ pub struct MemStore {
     frontier: Option<Frontier>,
     watermarks: BTreeMap<NodeId, u64>,
     quarantine: BTreeMap<ChangeHash, Quarantined>,
+    held: BTreeMap<ChangeHash, StoredChange>,
 }
 
 /// The in-memory store cannot fail.
@@ -318,6 +328,28 @@ impl Store for MemStore {
 
     fn is_quarantined(&self, hash: &ChangeHash) -> Result<bool, Infallible> {
         Ok(self.quarantine.contains_key(hash))
+    }
+
+    fn put_held(&mut self, held: &[StoredChange]) -> Result<(), Infallible> {
+        for c in held {
+            self.held.insert(c.hash, c.clone());
+        }
+        Ok(())
+    }
+
+    fn is_held(&self, hash: &ChangeHash) -> Result<bool, Infallible> {
+        Ok(self.held.contains_key(hash))
+    }
+
+    fn held(&self) -> Result<Vec<StoredChange>, Infallible> {
+        Ok(self.held.values().cloned().collect())
+    }
+
+    fn remove_held(&mut self, hashes: &[ChangeHash]) -> Result<(), Infallible> {
+        for h in hashes {
+            self.held.remove(h);
+        }
+        Ok(())
     }
 
     fn quarantined(&self) -> Result<Vec<Quarantined>, Infallible> {

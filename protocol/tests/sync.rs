@@ -364,6 +364,7 @@ fn clone(n: &Node) -> Node {
         identity: n.identity.clone(),
         store: n.store.clone(),
         writer: n.writer.clone(),
+        last_write_ms: n.last_write_ms,
     }
 }
 
@@ -763,4 +764,102 @@ fn a_session_speaking_version_1_syncs_with_a_peer_not_upgraded() {
         v2.handle(&hello.encode().unwrap(), &mut township.store, county.now_ms),
         Err(SessionError::Version(1))
     );
+}
+
+#[test]
+fn a_node_whose_clock_is_before_its_certificate_or_its_last_entry_refuses_to_write() {
+    use guihe_protocol::record::CommandError;
+    use guihe_protocol::replica::ReplicaError;
+    let mut county = County::new(46);
+    let mut village = county.node(Role::Village, V1);
+    let new = |county: &mut County| {
+        guihe_protocol::workload::new_record(
+            &mut county.rng,
+            guihe_protocol::model::Kind::Case,
+            &[V1.parse().unwrap()],
+        )
+    };
+    // A PC whose date reset to before its certificate was issued.
+    let before = village.identity.cert.body.not_before_ms - 86_400_000;
+    let n = new(&mut county);
+    let err = village
+        .create(before, &mut county.rng, &county.rules, n)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ReplicaError::Command(CommandError::ClockOutsideCertificate { .. })
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("请校正电脑的日期和时间"), "{err}");
+    assert!(
+        village.store.records().unwrap().is_empty(),
+        "nothing written"
+    );
+    // A clock set back a day after an entry: refused too, until the operator accepts it.
+    county.now_ms += 5 * 86_400_000;
+    let id = county.case(&mut village, &[V1], 0);
+    let n = new(&mut county);
+    let err = village
+        .create(
+            county.now_ms - 86_400_000,
+            &mut county.rng,
+            &county.rules,
+            n,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(err, ReplicaError::Command(CommandError::ClockBehind { .. })),
+        "{err}"
+    );
+    // A few minutes back is within the tolerance.
+    let n = new(&mut county);
+    village
+        .create(county.now_ms - 60_000, &mut county.rng, &county.rules, n)
+        .unwrap();
+    let _ = id;
+}
+
+#[test]
+fn a_change_stamped_far_ahead_is_held_never_applied_early_nor_relayed() {
+    let mut county = County::new(47);
+    let mut village = county.node(Role::Village, V1);
+    let mut township = county.node(Role::Township, T1);
+    let mut top = county.node(Role::County, COUNTY);
+    // The village PC's clock is 300 days fast.
+    let now = county.now_ms;
+    county.now_ms = now + 300 * 86_400_000;
+    let ahead = county.case(&mut village, &[V1], 1);
+    county.now_ms = now;
+    let honest = {
+        let mut other = county.node(Role::Village, V1);
+        county.case(&mut other, &[V1], 0);
+        other
+    };
+    let _ = honest;
+    sync(&county, &mut village, &mut township).unwrap();
+    assert!(
+        township.store.doc(ahead).unwrap().is_none(),
+        "not applied early"
+    );
+    assert_eq!(township.store.held().unwrap().len(), 2);
+    assert!(
+        township.store.quarantined().unwrap().is_empty(),
+        "not refused for good"
+    );
+    // Not relayed: the county gets nothing of it from the township.
+    sync(&county, &mut township, &mut top).unwrap();
+    assert!(top.store.doc(ahead).unwrap().is_none());
+    assert!(top.store.held().unwrap().is_empty());
+    // Its time comes: it is verified and applied, and then passed on.
+    let later = now + 300 * 86_400_000;
+    let ingested = guihe_protocol::ingest::retry_held(&mut township.store, later).unwrap();
+    assert_eq!(ingested.applied.len(), 2);
+    assert!(township.store.held().unwrap().is_empty());
+    assert!(same(&village, &township, ahead));
+    let mut late = county;
+    late.now_ms = later;
+    sync(&late, &mut township, &mut top).unwrap();
+    assert!(same(&village, &top, ahead));
 }

@@ -378,6 +378,7 @@ fn clone_node(n: &Node) -> Node {
         identity: n.identity.clone(),
         store: n.store.clone(),
         writer: n.writer.clone(),
+        last_write_ms: n.last_write_ms,
     }
 }
 

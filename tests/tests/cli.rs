@@ -313,3 +313,51 @@ fn the_daemon_logs_json_lines_when_asked() {
     // The API's address was written while it ran and removed when it stopped.
     assert!(!v.join("api.json").exists());
 }
+
+#[test]
+fn a_renewed_certificate_starts_where_the_old_one_started() {
+    let dir = std::env::temp_dir().join(format!("guihe-renew-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    ok(&["county", "init", "--out", arg(&dir.join("county"))]);
+    let key = dir.join("county/county.key");
+    let node = hex_key(&dir);
+    let enroll = |out: &str, extra: &[&str]| {
+        let out = dir.join(out);
+        let mut args = vec![
+            "enroll",
+            "--county-key",
+            arg(&key),
+            "--node",
+            &node,
+            "--role",
+            "village",
+            "--division",
+            "500240001201",
+            "--out",
+            arg(&out),
+        ];
+        args.extend_from_slice(extra);
+        ok(&args);
+        guihe_node::keys::read_cert(&out).unwrap()
+    };
+    let old = enroll("old.cert", &[]);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let old_path = dir.join("old.cert");
+    let renewed = enroll("new.cert", &["--renew", arg(&old_path)]);
+    assert_eq!(renewed.body.not_before_ms, old.body.not_before_ms);
+    assert!(renewed.body.not_after_ms > old.body.not_after_ms);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A node key (hex), as `guihe init` prints it.
+fn hex_key(dir: &std::path::Path) -> String {
+    let out = ok(&[
+        "init",
+        "--data",
+        arg(&dir.join("node")),
+        "--county-root",
+        &std::fs::read_to_string(dir.join("county/county.pub")).unwrap(),
+    ]);
+    out.split_whitespace().last().unwrap().to_string()
+}
