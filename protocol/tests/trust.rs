@@ -723,3 +723,48 @@ fn every_kind_of_entry_a_command_writes_passes_the_rules() {
     assert!(s.township.store.quarantined().unwrap().is_empty());
     assert!(same(&s.village, &s.township, s.id));
 }
+
+/// A record of a newer schema than this build knows (written by an upgraded office) is
+/// held: not applied, not refused for good, not passed on, and its later changes wait with
+/// it, until this node is upgraded and knows the rules of that schema.
+#[test]
+fn a_record_of_a_newer_schema_is_held_never_quarantined() {
+    use automerge::legacy::{Key, OpType};
+    let mut s = Scene::new(31, Kind::Case);
+    // The village (upgraded) writes a record whose schema is 2.
+    let other = s.county.case(&mut s.village, &[V1], 1);
+    let changes: Vec<StoredChange> = s
+        .village
+        .store
+        .doc(other)
+        .unwrap()
+        .unwrap()
+        .get_changes(&[])
+        .iter()
+        .map(|c| s.village.store.change(&c.hash()).unwrap().unwrap())
+        .collect();
+    let first = automerge::Change::from_bytes(changes[0].signed.bytes.clone()).unwrap();
+    let mut e = first.decode();
+    for op in &mut e.operations {
+        if op.key == Key::Map("schema".into()) {
+            op.action = OpType::Put(ScalarValue::Uint(2));
+        }
+    }
+    e.hash = None;
+    let newer = automerge::Change::from(e);
+    let record = s.village.record(other).unwrap();
+    let held = StoredChange {
+        hash: newer.hash(),
+        time_ms: changes[0].time_ms,
+        deps: vec![],
+        signer: changes[0].signer,
+        signed: sign(&s.village.identity.key, &record, &newer),
+    };
+    deliver(&mut s, false, std::slice::from_ref(&held));
+    let node = &s.township;
+    assert!(node.store.doc(other).unwrap().is_none_or(|d| d.get_heads().is_empty()));
+    assert!(node.store.quarantined().unwrap().is_empty(), "never refused for good");
+    assert_eq!(node.store.pending(other).unwrap().len(), 1, "held, waiting");
+    let keys = node.store.keys(T1.parse().unwrap(), &|_| true).unwrap();
+    assert!(keys.iter().all(|(_, h)| *h != held.hash), "not passed on");
+}
