@@ -433,6 +433,221 @@ pub fn cert(data: &[u8]) {
     }
 }
 
+/// What a `signed` input did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SignedRun {
+    /// Changes the township applied.
+    pub applied: usize,
+    /// Changes it refused and kept aside.
+    pub quarantined: usize,
+}
+
+/// Target `signed`: arbitrary but validly signed changes of real records, in and out of
+/// order. The village's real changes (the fixture's) are edited as the input says (their
+/// sequence numbers, operation numbers, dependencies, time, and their operations' actions,
+/// objects, keys, predecessors and values), re-encoded, signed with the village's key, and
+/// ingested at the township with the honest ones, in an order and batches the input
+/// chooses. No edit may panic the township; every record it holds afterwards reads as a
+/// record and folds; nothing it keeps aside is among its changes.
+pub fn signed(data: &[u8]) -> SignedRun {
+    use automerge::legacy::{ElementId, Key, ObjectId, OpId, OpType};
+    use guihe_protocol::record::Record;
+    let f = fixture();
+    let honest: Vec<(RecordId, automerge::Change)> = {
+        let store = &f.village_store;
+        let mut out = Vec::new();
+        for record in store.records().expect("records") {
+            let doc = store.doc(record).expect("doc").expect("held");
+            for c in doc.get_changes(&[]) {
+                out.push((record, c));
+            }
+        }
+        out
+    };
+    let mut input = data.iter().copied();
+    let mut next = || input.next();
+    let mut changes: Vec<guihe_protocol::signed::SignedChange> = Vec::new();
+    for _ in 0..16 {
+        let (Some(which), Some(edit), Some(arg)) = (next(), next(), next()) else {
+            break;
+        };
+        let Some((record, change)) = honest.get(usize::from(which) % honest.len().max(1)) else {
+            break;
+        };
+        let mut e = change.decode();
+        let actor = e.actor_id.clone();
+        let arg64 = u64::from(arg);
+        let n = e.operations.len().max(1);
+        let at = usize::from(arg) % n;
+        match edit % 14 {
+            0 => e.seq = e.seq.wrapping_add(arg64 % 5).wrapping_sub(2),
+            1 => {
+                e.start_op = std::num::NonZeroU64::new(
+                    e.start_op
+                        .get()
+                        .wrapping_add(arg64 % 9)
+                        .wrapping_sub(4)
+                        .max(1),
+                )
+                .unwrap_or(e.start_op)
+            }
+            2 if at < e.operations.len() => {
+                e.operations.remove(at);
+            }
+            3 => {
+                if let Some(op) = e.operations.get(at).cloned() {
+                    e.operations.insert(at, op);
+                }
+            }
+            4 => {
+                if let Some(op) = e.operations.get_mut(at) {
+                    op.insert = !op.insert;
+                }
+            }
+            5 => {
+                if let Some(op) = e.operations.get_mut(at) {
+                    op.action = OpType::Delete;
+                }
+            }
+            6 => {
+                if let Some(op) = e.operations.get_mut(at) {
+                    op.obj = if arg % 2 == 0 {
+                        ObjectId::Root
+                    } else {
+                        ObjectId::Id(OpId(arg64, actor.clone()))
+                    };
+                }
+            }
+            7 => {
+                if let Some(op) = e.operations.get_mut(at) {
+                    op.key = match arg % 4 {
+                        0 => Key::Map("restricted".into()),
+                        1 => Key::Map("events".into()),
+                        2 => Key::Seq(ElementId::Head),
+                        _ => Key::Seq(ElementId::Id(OpId(arg64, actor.clone()))),
+                    };
+                }
+            }
+            8 => {
+                if let Some(op) = e.operations.get_mut(at) {
+                    let mut pred: Vec<OpId> = op.pred.iter().cloned().collect();
+                    pred.push(OpId(arg64, actor.clone()));
+                    op.pred = pred.into_iter().collect();
+                }
+            }
+            9 => {
+                if let Some(op) = e.operations.get_mut(at) {
+                    op.action = OpType::Put(match arg % 5 {
+                        0 => automerge::ScalarValue::Null,
+                        1 => automerge::ScalarValue::Boolean(false),
+                        2 => automerge::ScalarValue::Uint(arg64 << 40),
+                        3 => automerge::ScalarValue::Str("500240102201".into()),
+                        _ => automerge::ScalarValue::counter(i64::from(arg)),
+                    });
+                }
+            }
+            10 => {
+                if e.deps.is_empty() {
+                    e.deps.push(automerge::ChangeHash([arg; 32]));
+                } else {
+                    e.deps.remove(at % e.deps.len());
+                }
+            }
+            11 => {
+                e.time = e
+                    .time
+                    .wrapping_add(i64::from(arg) * 3_600_000)
+                    .wrapping_sub(128 * 3_600_000)
+            }
+            12 => {
+                if let Some(op) = e.operations.get_mut(at) {
+                    op.action = OpType::Make(match arg % 3 {
+                        0 => automerge::ObjType::Map,
+                        1 => automerge::ObjType::List,
+                        _ => automerge::ObjType::Text,
+                    });
+                }
+            }
+            _ => {}
+        }
+        e.hash = None;
+        // Encoding an edited change may itself refuse (Automerge asserts its own input);
+        // such an edit is not a change anyone could send.
+        let Ok(edited) =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| automerge::Change::from(e)))
+        else {
+            continue;
+        };
+        let doc = f
+            .village_store
+            .doc(*record)
+            .expect("the memory store cannot fail");
+        let Some(Ok(r)) = doc.map(Record::from_doc) else {
+            continue;
+        };
+        changes.push(guihe_protocol::signed::sign(&f.village.key, &r, &edited));
+    }
+    // The honest changes too, in an order the input chooses.
+    let mut all: Vec<guihe_protocol::signed::SignedChange> = honest
+        .iter()
+        .filter_map(|(record, c)| {
+            let doc = f
+                .village_store
+                .doc(*record)
+                .expect("the memory store cannot fail")?;
+            let r = Record::from_doc(doc).ok()?;
+            Some(guihe_protocol::signed::sign(&f.village.key, &r, c))
+        })
+        .collect();
+    let rotate = usize::from(next().unwrap_or(0)) % all.len().max(1);
+    all.rotate_left(rotate);
+    if next().unwrap_or(0) % 2 == 0 {
+        all.reverse();
+    }
+    for (i, c) in changes.into_iter().enumerate() {
+        let at = (i * 7 + rotate) % (all.len() + 1);
+        all.insert(at, c);
+    }
+    let batch = usize::from(next().unwrap_or(3) % 6) + 1;
+    let mut store = f.township_store.clone();
+    store
+        .put_certificate(&f.village.cert)
+        .expect("the memory store cannot fail");
+    let mut run = SignedRun::default();
+    for chunk in all.chunks(batch) {
+        let revocations = store
+            .revocation_state()
+            .expect("the memory store cannot fail");
+        let Ok(checked) = guihe_protocol::signed::verify_batch(
+            chunk.to_vec(),
+            &guihe_protocol::store::StoreCerts(&store),
+            &revocations,
+        ) else {
+            continue;
+        };
+        let done = guihe_protocol::ingest::ingest(&mut store, checked, NOW_MS)
+            .expect("the memory store cannot fail");
+        run.applied += done.applied.len();
+        run.quarantined += done.quarantined.len();
+    }
+    let rules = Deadlines::default();
+    for record in store.records().expect("records") {
+        if let Some(doc) = store.doc(record).expect("doc")
+            && !doc.get_heads().is_empty()
+        {
+            let r = Record::from_doc(doc).expect("a record the rules let through reads as one");
+            r.view(&rules).expect("and folds");
+        }
+    }
+    for q in store.quarantined().expect("quarantine") {
+        assert!(
+            !store.has_change(&q.change_hash()).expect("has"),
+            "a change kept aside is among the changes"
+        );
+    }
+    run
+}
+
 /// The messages two real sessions send each other until both are quiet: `a` dials `b`.
 /// Returns what `a` sent and what `b` sent, in order.
 pub fn converse(
@@ -578,6 +793,16 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         "responder-revocations".into(),
         session_input(flags::HELLO | flags::COUNTY_PEER, &[revocations]),
     ));
+
+    // signed: a few edits of each kind, and none.
+    out.push(("signed", "honest".into(), vec![]));
+    for edit in 0u8..14 {
+        out.push((
+            "signed",
+            format!("edit-{edit:02}"),
+            vec![edit, edit, edit.wrapping_mul(37), 1, 0, 2],
+        ));
+    }
 
     // cert: every certificate issued and the revocation list.
     for (i, cert) in f.issued.iter().enumerate() {

@@ -787,6 +787,22 @@ impl Record {
     }
 }
 
+/// The root fields of a record, as its first change writes them.
+const ROOT_KEYS: [&str; 12] = [
+    "schema",
+    "kind",
+    "id",
+    "jurisdictions",
+    "created_ms",
+    "category",
+    "risk",
+    "restricted",
+    "channel",
+    "parties",
+    "summary",
+    "events",
+];
+
 /// A record's root as its first change writes it (see `rules`), read from the change's
 /// own operations. Field for field the `Header` and the event list; any other field is
 /// refused.
@@ -826,7 +842,17 @@ pub(crate) fn check_created(
         Some(found) if found > SCHEMA_VERSION => return Err(RuleError::Schema(found)),
         _ => return Err(RuleError::Content("schema version".into())),
     }
+    // The record's reader asks for every field (an absent channel too).
+    if let Some(missing) = ROOT_KEYS.iter().find(|k| root.get(**k).is_none()) {
+        return Err(RuleError::Content(format!("no {missing} field")));
+    }
+    let parties_form = root.get("parties").cloned();
     let header: Created = serde_json::from_value(root).map_err(|e| content(&e))?;
+    if let Some(serde_json::Value::Object(parties)) = parties_form {
+        for value in parties.into_values() {
+            crate::rules::party_of(value)?;
+        }
+    }
     let kind_matches = matches!(
         (header.kind, header.id),
         (Kind::Case, RecordId::Case(_)) | (Kind::Petition, RecordId::Petition(_))

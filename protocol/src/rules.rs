@@ -240,10 +240,12 @@ enum Val {
 /// root, in a first change).
 #[derive(Debug, Clone)]
 enum Obj {
-    Map(BTreeMap<String, Val>),
-    /// A list, or (`text`) a text of one-character strings.
+    /// Each key's value, with the counter of the operation that wrote it.
+    Map(BTreeMap<String, (u64, Val)>),
+    /// A list, or (`text`) a text of one-character strings: each element's id, the counter
+    /// of the operation that wrote its value, and the value.
     List {
-        items: Vec<(u64, Val)>,
+        items: Vec<(u64, u64, Val)>,
         text: bool,
     },
 }
@@ -271,17 +273,17 @@ impl Made {
         match self.objs.get(&id) {
             Some(Obj::Map(m)) => m
                 .iter()
-                .map(|(k, v)| Ok((k.clone(), val(v)?)))
+                .map(|(k, (_, v))| Ok((k.clone(), val(v)?)))
                 .collect::<Result<serde_json::Map<_, _>, _>>()
                 .map(J::Object),
             Some(Obj::List { items, text: false }) => items
                 .iter()
-                .map(|(_, v)| val(v))
+                .map(|(_, _, v)| val(v))
                 .collect::<Result<_, _>>()
                 .map(J::Array),
             Some(Obj::List { items, text: true }) => items
                 .iter()
-                .map(|(_, v)| match v {
+                .map(|(_, _, v)| match v {
                     Val::Scalar(ScalarValue::Str(c)) => Ok(c.as_str()),
                     _ => Err(RuleError::Content("text that is not characters".into())),
                 })
@@ -335,8 +337,12 @@ fn retag(
 }
 
 /// An event as the record stores it (autosurgeon's form), read as the record reads it.
-pub(crate) fn event_of(mut value: serde_json::Value) -> Result<Event, RuleError> {
-    let body = value
+/// The record's reader asks for every field (an absent option too), so the event must hold
+/// exactly the fields it reads back as: it is read with serde, and written back in the
+/// record's form, which must be what was read.
+pub(crate) fn event_of(value: serde_json::Value) -> Result<Event, RuleError> {
+    let mut serde_form = value.clone();
+    let body = serde_form
         .get_mut("body")
         .ok_or_else(|| RuleError::Content("an event without a body".into()))?;
     if retag(body, "type", None)? == "amend"
@@ -344,7 +350,54 @@ pub(crate) fn event_of(mut value: serde_json::Value) -> Result<Event, RuleError>
     {
         retag(change, "field", Some("value"))?;
     }
-    serde_json::from_value(value).map_err(|e| RuleError::Content(e.to_string()))
+    let event: Event =
+        serde_json::from_value(serde_form).map_err(|e| RuleError::Content(e.to_string()))?;
+    if record_form(&event)? != value {
+        return Err(RuleError::Content(
+            "an event with fields missing or added".into(),
+        ));
+    }
+    Ok(event)
+}
+
+/// An event in the record's form (autosurgeon's): serde's form with the enums turned back.
+fn record_form(event: &Event) -> Result<serde_json::Value, RuleError> {
+    let content = |e: &dyn std::fmt::Display| RuleError::Content(e.to_string());
+    let mut value = serde_json::to_value(event).map_err(|e| content(&e))?;
+    let untag = |v: &mut serde_json::Value, tag: &str, content: Option<&str>| {
+        let Some(map) = v.as_object_mut() else {
+            return;
+        };
+        let Some(serde_json::Value::String(variant)) = map.remove(tag) else {
+            return;
+        };
+        let inner = match content {
+            Some(c) => map.remove(c).unwrap_or(serde_json::Value::Null),
+            None => serde_json::Value::Object(std::mem::take(map)),
+        };
+        let mut out = serde_json::Map::new();
+        out.insert(variant, inner);
+        *v = serde_json::Value::Object(out);
+    };
+    if let Some(body) = value.get_mut("body") {
+        if let Some(change) = body.get_mut("change") {
+            untag(change, "field", Some("value"));
+        }
+        untag(body, "type", None);
+    }
+    Ok(value)
+}
+
+/// A party as the record stores it, read as the record reads it (every field present).
+pub(crate) fn party_of(value: serde_json::Value) -> Result<Party, RuleError> {
+    let party: Party =
+        serde_json::from_value(value.clone()).map_err(|e| RuleError::Content(e.to_string()))?;
+    if serde_json::to_value(&party).ok() != Some(value) {
+        return Err(RuleError::Content(
+            "a party with fields missing or added".into(),
+        ));
+    }
+    Ok(party)
 }
 
 /// The operations of a change, decoded with Automerge's panics caught.
@@ -411,14 +464,27 @@ pub fn read(change: &Change, signer: NodeId) -> Result<Read, RuleError> {
         let value = match &op.action {
             OpType::Make(ObjType::Map) => Val::Obj(id),
             OpType::Make(ObjType::List) => Val::Obj(id),
-            OpType::Make(ObjType::Text) if first => Val::Obj(id),
+            // The one text of a record is its summary, made by the first change.
+            OpType::Make(ObjType::Text)
+                if first
+                    && matches!(op.obj, ObjectId::Root)
+                    && op.key == Key::Map("summary".into()) =>
+            {
+                Val::Obj(id)
+            }
             OpType::Put(v) => Val::Scalar(v.clone()),
             _ => return Err(RuleError::Operation),
         };
         if !op.pred.iter().all(|p| own(p, id)) {
             return Err(RuleError::Overwrite);
         }
+        // What the operation overwrites (see below): never anything in an object the
+        // change did not make, and nothing an insert writes.
+        let pred: BTreeSet<u64> = op.pred.iter().map(OpId::counter).collect();
         if let Some(foreign) = here {
+            if !pred.is_empty() {
+                return Err(RuleError::Overwrite);
+            }
             // An object the change did not make: only an event inserted into a list, or a
             // party put into a map, each a new map; [`apply`] checks which objects.
             let is_map = matches!(op.action, OpType::Make(ObjType::Map));
@@ -463,15 +529,34 @@ pub fn read(change: &Change, signer: NodeId) -> Result<Read, RuleError> {
         };
         match (target, &op.key) {
             (Obj::Map(m), Key::Map(k)) if !op.insert => {
-                m.insert(k.to_string(), value);
+                // A predecessor names exactly the value the key holds: Automerge hides
+                // whatever operation a predecessor names, wherever it is.
+                let held: BTreeSet<u64> = m.get(k.as_str()).map(|(w, _)| *w).into_iter().collect();
+                if pred != held {
+                    return Err(RuleError::Overwrite);
+                }
+                m.insert(k.to_string(), (id, value));
             }
             (Obj::List { items, .. }, Key::Seq(elem)) => {
-                seq_op(items, elem, op.insert, id, value, &own)?;
+                seq_op(items, elem, op.insert, id, value, &pred, &own)?;
             }
             _ => return Err(RuleError::UnknownObject),
         }
     }
     if first {
+        // The summary is a text, not a string.
+        let summary_is_text = match made.objs.get(&0) {
+            Some(Obj::Map(root)) => match root.get("summary") {
+                Some((_, Val::Obj(o))) => {
+                    matches!(made.objs.get(o), Some(Obj::List { text: true, .. }))
+                }
+                _ => false,
+            },
+            _ => false,
+        };
+        if !summary_is_text {
+            return Err(RuleError::Content("the summary is not a text".into()));
+        }
         let (id, villages) = crate::record::check_created(made.json(0, 0)?, signer, time_ms)?;
         return Ok(Read {
             writes: Writes::Record { id, villages },
@@ -490,11 +575,7 @@ pub fn read(change: &Change, signer: NodeId) -> Result<Read, RuleError> {
     }
     let event = event_of(made.json(*event_id, 0)?)?;
     let party = match parties.pop() {
-        Some((map, key, obj)) => {
-            let party: Party = serde_json::from_value(made.json(obj, 0)?)
-                .map_err(|e| RuleError::Content(e.to_string()))?;
-            Some((map, key, party))
-        }
+        Some((map, key, obj)) => Some((map, key, party_of(made.json(obj, 0)?)?)),
         None => None,
     };
     crate::record::check_entry(
@@ -514,14 +595,16 @@ pub fn read(change: &Change, signer: NodeId) -> Result<Read, RuleError> {
     })
 }
 
-/// An operation on a list or text the change made: an insert after `elem`, or a value put
-/// over an element the change inserted.
+/// An operation on a list or text the change made: an insert after `elem` (overwriting
+/// nothing), or a value put over an element the change inserted, overwriting exactly the
+/// value it holds.
 fn seq_op(
-    list: &mut Vec<(u64, Val)>,
+    list: &mut Vec<(u64, u64, Val)>,
     elem: &ElementId,
     insert: bool,
     id: u64,
     value: Val,
+    pred: &BTreeSet<u64>,
     own: &dyn Fn(&OpId, u64) -> bool,
 ) -> Result<(), RuleError> {
     let at = match elem {
@@ -529,7 +612,7 @@ fn seq_op(
         // Text and lists are written front to back: look at the end first.
         ElementId::Id(e) if own(e, id) => list
             .iter()
-            .rposition(|(el, _)| *el == e.counter())
+            .rposition(|(el, _, _)| *el == e.counter())
             .map(|p| p + 1),
         ElementId::Id(_) => None,
     };
@@ -537,12 +620,19 @@ fn seq_op(
         return Err(RuleError::MissingElement);
     };
     if insert {
-        list.insert(at.min(list.len()), (id, value));
+        if !pred.is_empty() {
+            return Err(RuleError::Overwrite);
+        }
+        list.insert(at.min(list.len()), (id, id, value));
         return Ok(());
     }
     match at.checked_sub(1).and_then(|p| list.get_mut(p)) {
         Some(slot) => {
-            slot.1 = value;
+            if *pred != BTreeSet::from([slot.1]) {
+                return Err(RuleError::Overwrite);
+            }
+            slot.1 = id;
+            slot.2 = value;
             Ok(())
         }
         None => Err(RuleError::MissingElement),

@@ -59,6 +59,12 @@ fn the_seed_corpus_is_valid_input() {
         assert_eq!(run.error, None, "{name}");
         assert!(run.accepted > 0, "{name}");
     }
+    let signed = inputs("corpus", "signed");
+    assert!(signed.len() >= 10);
+    for (name, bytes) in &signed {
+        let run = harness::signed(bytes);
+        assert!(run.applied > 0, "{name}: {run:?}");
+    }
     let cert = inputs("corpus", "cert");
     assert!(cert.len() >= 2);
     let root = harness::fixture().root.public();
@@ -72,6 +78,19 @@ fn the_seed_corpus_is_valid_input() {
         };
         assert_eq!(verified, Ok(()), "{name}");
         harness::cert(bytes);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Arbitrary edits of real changes, validly signed, in and out of order, never panic a
+    /// township, and every record it holds afterwards reads and folds.
+    #[test]
+    fn validly_signed_arbitrary_changes_never_panic_a_township(
+        input in prop::collection::vec(any::<u8>(), 0..96),
+    ) {
+        harness::signed(&input);
     }
 }
 

@@ -762,8 +762,16 @@ fn a_record_of_a_newer_schema_is_held_never_quarantined() {
     };
     deliver(&mut s, false, std::slice::from_ref(&held));
     let node = &s.township;
-    assert!(node.store.doc(other).unwrap().is_none_or(|d| d.get_heads().is_empty()));
-    assert!(node.store.quarantined().unwrap().is_empty(), "never refused for good");
+    assert!(
+        node.store
+            .doc(other)
+            .unwrap()
+            .is_none_or(|d| d.get_heads().is_empty())
+    );
+    assert!(
+        node.store.quarantined().unwrap().is_empty(),
+        "never refused for good"
+    );
     assert_eq!(node.store.pending(other).unwrap().len(), 1, "held, waiting");
     let keys = node.store.keys(T1.parse().unwrap(), &|_| true).unwrap();
     assert!(keys.iter().all(|(_, h)| *h != held.hash), "not passed on");
