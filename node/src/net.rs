@@ -825,6 +825,17 @@ impl Core {
             }
             Err(e) => self.fail(&e),
         }
+        match guihe_protocol::ingest::expire(&mut self.local.replica.store, now_ms()) {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(
+                    forgotten = n,
+                    "changes that waited too long for their dependencies"
+                );
+                self.generation += 1;
+            }
+            Err(e) => self.fail(&e),
+        }
     }
 
     /// Refreshes the gauges and `status.json`.

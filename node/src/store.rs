@@ -892,6 +892,46 @@ impl Store for SledStore {
         Ok(hashes.into_iter().map(ChangeHash).collect())
     }
 
+    fn all_pending(&self) -> Result<Vec<(RecordId, BTreeSet<ChangeHash>)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.pending.iter() {
+            let (k, v) = item?;
+            let record: RecordId = postcard::from_bytes(&k).map_err(|e| StoreError::Corrupt {
+                tree: "pending",
+                key: hex(&k),
+                reason: e.to_string(),
+            })?;
+            let hashes: Vec<[u8; 32]> = decode("pending", &k, &v)?;
+            out.push((record, hashes.into_iter().map(ChangeHash).collect()));
+        }
+        Ok(out)
+    }
+
+    fn forget_waiting(
+        &mut self,
+        record: RecordId,
+        hashes: &BTreeSet<ChangeHash>,
+    ) -> Result<(), StoreError> {
+        let key = record_key(record)?;
+        let left: Vec<[u8; 32]> = self
+            .pending(record)?
+            .into_iter()
+            .filter(|h| !hashes.contains(h))
+            .map(|h| h.0)
+            .collect();
+        if left.is_empty() {
+            self.pending.remove(&key)?;
+        } else {
+            self.pending.insert(key, encode(&left)?)?;
+        }
+        let mut batch = sled::Batch::default();
+        for h in hashes {
+            batch.remove(&h.0);
+        }
+        self.changes.apply_batch(batch)?;
+        self.flush()
+    }
+
     fn records(&self) -> Result<Vec<RecordId>, StoreError> {
         let mut out = BTreeSet::new();
         for tree in [&self.docs, &self.pending] {

@@ -27,6 +27,15 @@ use crate::store::{Store, StoredChange};
 /// comes (`retry_held`), never applied early and never relayed.
 pub const FUTURE_HOLD_MS: u64 = 86_400_000;
 
+/// Changes of one signer waiting for their dependencies, at most. Beyond it, a new one is
+/// not kept (it comes again from its sender once what it depends on is here), so that one
+/// certified node cannot fill a peer's disk with changes that never complete.
+pub const PENDING_PER_SIGNER_MAX: usize = 4_096;
+
+/// A change that has waited for its dependencies this long after it was made is forgotten
+/// (`expire`); it is fetched again if it is ever wanted.
+pub const PENDING_EXPIRY_MS: u64 = 30 * 86_400_000;
+
 /// What an ingest did.
 #[derive(Debug, Clone, Default)]
 pub struct Ingested {
@@ -43,6 +52,9 @@ pub struct Ingested {
     /// Changes stamped more than [`FUTURE_HOLD_MS`] ahead of this node's clock, held until
     /// their time comes.
     pub held: usize,
+    /// New changes that would have waited for their dependencies and were not kept, their
+    /// signer's waiting changes being at [`PENDING_PER_SIGNER_MAX`].
+    pub not_kept: usize,
 }
 
 /// Stores verified changes and applies whatever can be applied under the change rules;
@@ -188,11 +200,38 @@ pub fn ingest<S: Store>(
             None => store.change(h).transpose(),
         })
         .collect::<Result<_, _>>()?;
-    let stored: Vec<StoredChange> = new
+    let mut stored: Vec<StoredChange> = new
         .iter()
         .filter(|c| !rule_refused.contains(&c.hash))
         .cloned()
         .collect();
+    // New changes left waiting: at most `PENDING_PER_SIGNER_MAX` per signer.
+    let waiting_new: Vec<&StoredChange> = stored
+        .iter()
+        .filter(|c| {
+            docs.iter()
+                .any(|(r, _, p)| *r == c.signed.record && p.contains(&c.hash))
+        })
+        .collect();
+    if !waiting_new.is_empty() {
+        // (What is counted was stored before this batch: the new ones are not yet.)
+        let mut counts = store.waiting_per_signer()?;
+        let mut dropped: BTreeSet<ChangeHash> = BTreeSet::new();
+        for c in waiting_new {
+            let n = counts.entry(c.signer).or_default();
+            *n += 1;
+            if *n > PENDING_PER_SIGNER_MAX {
+                dropped.insert(c.hash);
+            }
+        }
+        if !dropped.is_empty() {
+            out.not_kept = dropped.len();
+            stored.retain(|c| !dropped.contains(&c.hash));
+            for (_, _, pending) in &mut docs {
+                pending.retain(|h| !dropped.contains(h));
+            }
+        }
+    }
     // The documents were built from what is in memory; the changes and the documents
     // become durable together. Changes that waited and are applied now come again, to be
     // indexed: only applied changes are announced and served.
@@ -253,6 +292,30 @@ pub fn retry_held<S: Store>(store: &mut S, now_ms: u64) -> Result<Ingested, S::E
         // comes again from its sender if it is good.
         Err(_) => Ok(Ingested::default()),
     }
+}
+
+/// Forgets the changes that have waited for their dependencies longer than
+/// [`PENDING_EXPIRY_MS`] since they were made, at `now_ms`; returns how many. They leave
+/// the store, and come again from a peer that holds them if they are ever wanted.
+pub fn expire<S: Store>(store: &mut S, now_ms: u64) -> Result<usize, S::Error> {
+    let mut forgotten = 0;
+    for (record, hashes) in store.all_pending()? {
+        let mut old = BTreeSet::new();
+        for h in hashes {
+            let stale = match store.change(&h)? {
+                Some(c) => now_ms.saturating_sub(c.time_ms) > PENDING_EXPIRY_MS,
+                None => true,
+            };
+            if stale {
+                old.insert(h);
+            }
+        }
+        if !old.is_empty() {
+            forgotten += old.len();
+            store.forget_waiting(record, &old)?;
+        }
+    }
+    Ok(forgotten)
 }
 
 /// Rebuilds a record's document from its stored changes, as ingesting them one by one

@@ -95,6 +95,27 @@ pub trait Store {
     }
     /// The changes of a record still waiting for their dependencies.
     fn pending(&self, record: RecordId) -> Result<BTreeSet<ChangeHash>, Self::Error>;
+    /// Every record with changes waiting, and those changes.
+    fn all_pending(&self) -> Result<Vec<(RecordId, BTreeSet<ChangeHash>)>, Self::Error>;
+    /// How many changes waiting for their dependencies each signer has.
+    fn waiting_per_signer(&self) -> Result<BTreeMap<NodeId, usize>, Self::Error> {
+        let mut counts = BTreeMap::new();
+        for (_, hashes) in self.all_pending()? {
+            for h in hashes {
+                if let Some(c) = self.change(&h)? {
+                    *counts.entry(c.signer).or_default() += 1;
+                }
+            }
+        }
+        Ok(counts)
+    }
+    /// Forgets changes that waited too long for their dependencies (`ingest::expire`): out
+    /// of the store and of their record's pending set, so that they can be fetched again.
+    fn forget_waiting(
+        &mut self,
+        record: RecordId,
+        hashes: &BTreeSet<ChangeHash>,
+    ) -> Result<(), Self::Error>;
     /// All records held.
     fn records(&self) -> Result<Vec<RecordId>, Self::Error>;
 
@@ -273,6 +294,39 @@ impl Store for MemStore {
 
     fn pending(&self, record: RecordId) -> Result<BTreeSet<ChangeHash>, Infallible> {
         Ok(self.pending.get(&record).cloned().unwrap_or_default())
+    }
+
+    fn waiting_per_signer(&self) -> Result<BTreeMap<NodeId, usize>, Infallible> {
+        let mut counts = BTreeMap::new();
+        for hashes in self.pending.values() {
+            for h in hashes {
+                if let Some(c) = self.changes.get(h) {
+                    *counts.entry(c.signer).or_default() += 1;
+                }
+            }
+        }
+        Ok(counts)
+    }
+
+    fn all_pending(&self) -> Result<Vec<(RecordId, BTreeSet<ChangeHash>)>, Infallible> {
+        Ok(self.pending.iter().map(|(r, p)| (*r, p.clone())).collect())
+    }
+
+    fn forget_waiting(
+        &mut self,
+        record: RecordId,
+        hashes: &BTreeSet<ChangeHash>,
+    ) -> Result<(), Infallible> {
+        for h in hashes {
+            self.changes.remove(h);
+        }
+        if let Some(p) = self.pending.get_mut(&record) {
+            p.retain(|h| !hashes.contains(h));
+            if p.is_empty() {
+                self.pending.remove(&record);
+            }
+        }
+        Ok(())
     }
 
     fn records(&self) -> Result<Vec<RecordId>, Infallible> {

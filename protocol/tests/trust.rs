@@ -776,3 +776,63 @@ fn a_record_of_a_newer_schema_is_held_never_quarantined() {
     let keys = node.store.keys(T1.parse().unwrap(), &|_| true).unwrap();
     assert!(keys.iter().all(|(_, h)| *h != held.hash), "not passed on");
 }
+
+// ---------------------------------------------------------------------------------------
+// Per-signer bounds on changes that wait.
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn changes_waiting_for_dependencies_are_bounded_per_signer_and_expire() {
+    use guihe_protocol::ingest::{PENDING_EXPIRY_MS, PENDING_PER_SIGNER_MAX, expire, ingest};
+    use guihe_protocol::signed::verify_batch;
+    use guihe_protocol::store::StoreCerts;
+    let mut s = Scene::new(32, Kind::Case);
+    let base = s.county.work(&mut s.village, s.id).remove(0);
+    // Validly signed changes that depend on changes that never come.
+    let flood: Vec<StoredChange> = (0..PENDING_PER_SIGNER_MAX + 50)
+        .map(|i| {
+            altered(&s, &base, |e| {
+                let mut missing = [0u8; 32];
+                missing[..8].copy_from_slice(&(i as u64).to_be_bytes());
+                e.deps = vec![automerge::ChangeHash(missing)];
+            })
+        })
+        .collect();
+    let node = &mut s.township;
+    node.store
+        .put_certificate(&s.village.identity.cert)
+        .unwrap();
+    let mut not_kept = 0;
+    for chunk in flood.chunks(400) {
+        let checked = verify_batch(
+            chunk.iter().map(|c| c.signed.clone()).collect(),
+            &StoreCerts(&node.store),
+            &Default::default(),
+        )
+        .unwrap();
+        not_kept += ingest(&mut node.store, checked, s.county.now_ms)
+            .unwrap()
+            .not_kept;
+    }
+    assert_eq!(not_kept, 50);
+    let waiting: usize = node
+        .store
+        .all_pending()
+        .unwrap()
+        .iter()
+        .map(|(_, p)| p.len())
+        .sum();
+    assert_eq!(waiting, PENDING_PER_SIGNER_MAX);
+    // None of them is announced to peers.
+    let keys = node.store.keys(T1.parse().unwrap(), &|_| true).unwrap();
+    assert!(keys.iter().all(|(_, h)| flood.iter().all(|f| f.hash != *h)));
+    // A month after they were made, they are forgotten.
+    assert_eq!(expire(&mut node.store, s.county.now_ms).unwrap(), 0);
+    let later = s.county.now_ms + PENDING_EXPIRY_MS + 60_000;
+    assert_eq!(
+        expire(&mut node.store, later).unwrap(),
+        PENDING_PER_SIGNER_MAX
+    );
+    assert!(node.store.all_pending().unwrap().is_empty());
+    assert!(!node.store.has_change(&flood[0].hash).unwrap());
+}

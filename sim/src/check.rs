@@ -93,6 +93,10 @@ pub struct Report {
     pub wire_per_change_byte: f64,
     /// Sessions ended by an error (forgers, revoked or broken peers).
     pub session_errors: u64,
+    /// Rule-breaking changes signed by compromised villages.
+    pub rule_breaking: usize,
+    /// Changes kept aside (quarantined), summed over the nodes.
+    pub quarantined: usize,
     /// Time from heal to the last delivery.
     pub heal_ms: u64,
     /// Events processed.
@@ -233,6 +237,39 @@ pub fn check(sim: &Sim) -> Report {
         }
     }
 
+    // Rule-breaking changes of compromised villages: applied nowhere but at their signer,
+    // and refused (kept aside) where they were offered.
+    for (n, node) in sim.nodes.iter().enumerate() {
+        for (hash, &signer) in &sim.bad {
+            if n != signer && node.replica.store.has_change(hash).unwrap_or(false) {
+                failures.push(format!(
+                    "{} accepted rule-breaking change {hash} (node {n})",
+                    node.name
+                ));
+            }
+        }
+    }
+    for (hash, &signer) in &sim.bad {
+        // The signer's township met it after healing at the latest: it kept them aside.
+        let township = sim.nodes[signer]
+            .links
+            .first()
+            .map(|&l| sim.links[l].b)
+            .filter(|&t| matches!(sim.nodes[t].kind, NodeKind::Township(_)));
+        if let Some(t) = township
+            && !sim.nodes[t]
+                .replica
+                .store
+                .is_quarantined(hash)
+                .unwrap_or(false)
+        {
+            failures.push(format!(
+                "{} did not keep rule-breaking change {hash} aside",
+                sim.nodes[t].name
+            ));
+        }
+    }
+
     let heal_ms = sim.last_delivery.saturating_sub(sim.heal_at);
     let bound_ms = (sim.scenario.heal_bound_hours * 3_600_000.0) as u64;
     if sim.last_delivery > sim.heal_at + bound_ms {
@@ -292,6 +329,12 @@ pub fn check(sim: &Sim) -> Report {
         messages_per_change: messages as f64 / changes.max(1) as f64,
         wire_per_change_byte: wire as f64 / change_bytes.max(1) as f64,
         session_errors: sim.session_errors,
+        rule_breaking: sim.bad.len(),
+        quarantined: sim
+            .nodes
+            .iter()
+            .map(|n| n.replica.store.quarantined().map_or(0, |q| q.len()))
+            .sum(),
         heal_ms,
         events: sim.events,
         convergence,

@@ -130,6 +130,10 @@ enum Ev {
     Heal,
 }
 
+/// What a compromised village does to its own record in one change.
+type Attack =
+    fn(&mut automerge::transaction::Transaction<'_>) -> Result<(), automerge::AutomergeError>;
+
 /// A change written during the run.
 #[derive(Debug, Clone)]
 pub(crate) struct Written {
@@ -158,6 +162,8 @@ pub struct Sim {
     pub(crate) written: BTreeMap<ChangeHash, Written>,
     pub(crate) arrived: BTreeMap<(ChangeHash, usize), u64>,
     pub(crate) forged: BTreeSet<ChangeHash>,
+    /// Rule-breaking changes signed by compromised villages, and their signers.
+    pub(crate) bad: BTreeMap<ChangeHash, usize>,
     pub(crate) records: BTreeMap<RecordId, usize>,
     pub(crate) session_errors: u64,
     pub(crate) events: u64,
@@ -272,11 +278,15 @@ impl Sim {
         }
         // Swarm testing: the seed may turn faults down, off or up.
         let (mut crash_scale, mut down_scale, mut forgers) = (1.0, 1.0, scenario.faults.forgers);
+        let mut compromised = scenario.faults.compromised;
         if scenario.faults.swarm {
             crash_scale = [0.0, 1.0, 3.0][pick(&mut rng, 3)];
             down_scale = [0.5, 1.0, 2.0][pick(&mut rng, 3)];
             if chance(&mut rng, 0.3) {
                 forgers = 0;
+            }
+            if chance(&mut rng, 0.3) {
+                compromised = 0;
             }
         }
         for f in 0..forgers {
@@ -338,6 +348,7 @@ impl Sim {
             written: BTreeMap::new(),
             arrived: BTreeMap::new(),
             forged: BTreeSet::new(),
+            bad: BTreeMap::new(),
             records: BTreeMap::new(),
             session_errors: 0,
             events: 0,
@@ -345,6 +356,7 @@ impl Sim {
             down_scale,
         };
         sim.plant_forgeries();
+        sim.plant_rule_breakers(compromised);
         Ok(sim)
     }
 
@@ -860,6 +872,84 @@ impl Sim {
                 .create(START_MS, &mut self.rng, &self.rules, new)
             {
                 self.forged.extend(changes.iter().map(|c| c.hash));
+            }
+        }
+    }
+
+    /// Compromised villages: each takes in a record of its own, then signs changes to it
+    /// that no command writes (as a second store incarnation of its key, so that its
+    /// honest work carries on beside them), and offers them to its township like any
+    /// other. Every node must refuse them.
+    fn plant_rule_breakers(&mut self, count: u32) {
+        use automerge::transaction::{CommitOptions, Transactable};
+        use automerge::{ObjType, ROOT, ReadDoc, Value};
+        let villages: Vec<usize> = (0..self.nodes.len())
+            .filter(|&n| matches!(self.nodes[n].kind, NodeKind::Village(_)))
+            .collect();
+        for i in 0..count as usize {
+            let Some(&n) = villages.get((i * 7 + 3) % villages.len().max(1)) else {
+                continue;
+            };
+            let Some(code) = self.village_code(n) else {
+                continue;
+            };
+            let new = workload::new_record(&mut self.rng, Kind::Case, &[code]);
+            let Ok((id, _)) =
+                self.nodes[n]
+                    .replica
+                    .create(START_MS, &mut self.rng, &self.rules, new)
+            else {
+                continue;
+            };
+            self.records.insert(id, n);
+            let node = &mut self.nodes[n];
+            let Ok(Some(doc)) = node.replica.store.doc(id) else {
+                continue;
+            };
+            let Ok(record) = Record::from_doc(doc.clone()) else {
+                continue;
+            };
+            let actor =
+                guihe_protocol::record::actor_id(node.replica.identity.key.public(), 7 + i as u64);
+            let attacks: [Attack; 3] = [
+                |tx| tx.put(ROOT, "restricted", true),
+                |tx| {
+                    let villages = tx.put_object(ROOT, "jurisdictions", ObjType::List)?;
+                    tx.insert(&villages, 0, "500240999201")
+                },
+                |tx| match tx.get(ROOT, "events")? {
+                    Some((Value::Object(ObjType::List), events)) => tx.delete(&events, 0),
+                    _ => Ok(()),
+                },
+            ];
+            let mut bad = Vec::new();
+            for attack in attacks {
+                let mut fork = doc.fork().with_actor(actor.clone());
+                let before = fork.get_heads();
+                let time = i64::try_from(START_MS + 1).unwrap_or(i64::MAX);
+                if fork
+                    .transact_with(|_| CommitOptions::default().with_time(time), attack)
+                    .is_err()
+                {
+                    continue;
+                }
+                for change in fork.get_changes(&before) {
+                    let signed =
+                        guihe_protocol::signed::sign(&node.replica.identity.key, &record, &change);
+                    bad.push(guihe_protocol::store::StoredChange {
+                        hash: change.hash(),
+                        time_ms: START_MS + 1,
+                        deps: change.deps().to_vec(),
+                        signer: node.replica.identity.key.public(),
+                        signed,
+                    });
+                }
+            }
+            // Offered like any change it holds; its own document stays as its commands
+            // left it.
+            let _ = node.replica.store.put_changes(&bad);
+            for c in bad {
+                self.bad.insert(c.hash, n);
             }
         }
     }

@@ -104,6 +104,11 @@ pub struct Faults {
     /// Forging nodes that try to inject changes (with a foreign root, or with a real
     /// village certificate writing another village's records).
     pub forgers: u32,
+    /// Compromised villages: real, certified offices that sign rule-breaking changes to
+    /// their own records (jurisdictions rewritten, events deleted, the restriction lifted)
+    /// among their honest work.
+    #[serde(default)]
+    pub compromised: u32,
     /// Let the seed choose a mix of faults (some seeds turn faults up or off).
     pub swarm: bool,
     /// Scheduled partitions.

@@ -49,6 +49,22 @@ fn forgers_get_nothing_in() {
 }
 
 #[test]
+fn compromised_villages_get_no_rule_breaking_change_applied() {
+    let mut s = small();
+    s.faults.swarm = false;
+    s.faults.compromised = 2;
+    let r = run_and_check(&s, config(22, 5.0)).unwrap();
+    assert!(r.passed(), "{:?}", r.failures);
+    assert_eq!(r.delivery_ratio, 1.0);
+    assert_eq!(r.rule_breaking, 6, "three attacks per compromised village");
+    assert!(
+        r.quarantined >= 6,
+        "kept aside where they were offered: {}",
+        r.quarantined
+    );
+}
+
+#[test]
 fn a_protocol_that_drops_batches_is_caught() {
     let mut s = small();
     s.workload.petition_share = 0.5;
