@@ -590,6 +590,7 @@ fn run(local: &mut Local, call: Call) -> Result<(Reply, Vec<StoredChange>), ApiE
             store
                 .put_frontier(&frontier)
                 .map_err(|e| ApiError::Internal(e.to_string()))?;
+            local.flag_beyond_frontier()?;
             Ok((
                 Reply::Installed {
                     version: frontier.body.version,

@@ -274,6 +274,11 @@ pub fn import_bytes(local: &mut Local, bytes: &[u8]) -> Result<Imported, BundleE
     let ingested = ingest(store, verified, crate::local::now_ms())?;
     result.new = ingested.stored.len();
     result.quarantined = ingested.quarantined.len() + ingested.dropped;
+    if newer_frontier.is_some()
+        && let Err(e) = local.flag_beyond_frontier()
+    {
+        tracing::warn!(%e, "could not check records against the frontier");
+    }
     Ok(result)
 }
 

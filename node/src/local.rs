@@ -423,6 +423,18 @@ impl Local {
         Ok(made)
     }
 
+    /// After a newer frontier of revoked keys arrived: the records holding their entries
+    /// beyond it are put up for review. Returns how many.
+    pub fn flag_beyond_frontier(&mut self) -> Result<usize, LocalError> {
+        let store = &self.replica.store;
+        let Some(frontier) = store.frontier()? else {
+            return Ok(0);
+        };
+        let records = guihe_protocol::revoke::beyond_frontier(store, &frontier.body)?;
+        store.flag(&records)?;
+        Ok(records.len())
+    }
+
     /// The operator's override for a clock that was fast when the node last wrote and is
     /// right now: writes are taken again from the current time on.
     pub fn accept_clock(&mut self) -> Result<u64, LocalError> {
@@ -466,9 +478,13 @@ impl Local {
     /// One record's view.
     pub fn view(&self, id: RecordId) -> Result<View, LocalError> {
         let record = self.replica.record(id)?;
-        Ok(record
+        let mut view = record
             .view(&self.config.deadlines)
-            .map_err(ReplicaError::from)?)
+            .map_err(ReplicaError::from)?;
+        if self.replica.store.flagged().contains(&id) {
+            view.flag_revoked_entries();
+        }
+        Ok(view)
     }
 }
 

@@ -762,6 +762,17 @@ impl Core {
     /// Closes the sessions whose peer the held revocation list revokes now, and passes the
     /// list to the others. Returns the peers to disconnect.
     async fn revoked(&mut self) -> Vec<PeerId> {
+        match self.local.flag_beyond_frontier() {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::warn!(
+                    records = n,
+                    "records hold entries of a revoked key beyond its frontier; up for review"
+                );
+                self.generation += 1;
+            }
+            Err(e) => tracing::warn!(%e, "could not check records against the frontier"),
+        }
         let Ok(Some(list)) = self.local.replica.store.revocations() else {
             return Vec::new();
         };

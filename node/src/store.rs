@@ -533,6 +533,31 @@ impl SledStore {
         Ok(out)
     }
 
+    /// Records holding entries of a revoked key beyond its frontier, applied here before
+    /// the frontier arrived: shown for review (`guihe_protocol::revoke::beyond_frontier`).
+    pub fn flagged(&self) -> BTreeSet<RecordId> {
+        self.meta
+            .get(b"flagged")
+            .ok()
+            .flatten()
+            .and_then(|v| decode::<Vec<RecordId>>("meta", b"flagged", &v).ok())
+            .map(|v| v.into_iter().collect())
+            .unwrap_or_default()
+    }
+
+    /// Adds records to those shown for review, and has their views made again.
+    pub fn flag(&self, records: &[RecordId]) -> Result<(), StoreError> {
+        let mut all = self.flagged();
+        all.extend(records.iter().copied());
+        let list: Vec<RecordId> = all.into_iter().collect();
+        self.meta.insert(b"flagged", encode(&list)?)?;
+        self.flush()?;
+        for r in records {
+            self.mark_stale(*r);
+        }
+        Ok(())
+    }
+
     /// When this node last wrote (by its own clock), kept across restarts so that a
     /// clock set back is caught (`Replica::check_clock`).
     pub fn last_write_ms(&self) -> u64 {

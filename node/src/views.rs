@@ -40,13 +40,22 @@ impl Views {
             }
             self.loaded = true;
         }
-        for id in store.take_dirty() {
+        let dirty = store.take_dirty();
+        let flagged = if dirty.is_empty() {
+            Default::default()
+        } else {
+            store.flagged()
+        };
+        for id in dirty {
             let view = replica
                 .record(id)
                 .map_err(|e| e.to_string())
                 .and_then(|r| r.view(rules).map_err(|e| e.to_string()));
             match view {
-                Ok(v) => {
+                Ok(mut v) => {
+                    if flagged.contains(&id) {
+                        v.flag_revoked_entries();
+                    }
                     if let Ok(json) = serde_json::to_vec(&v) {
                         store.put_view(id, &json)?;
                     }

@@ -921,6 +921,10 @@ async fn record_view(
             @if c.needs_review { " · " span.flag { (t("待审核", "needs review")) } }
             @if c.restricted { " · " span.flag { (t("限制查看", "restricted")) } }
         }
+        @if c.revoked_entries {
+            p.error { (t("本记录含有被吊销节点在吊销前未送达县里的录入（可能是失窃电脑上的冒名录入），已保留待审核：请核对纸质卷宗，必要时由乡镇更正。",
+                "This record holds entries of a revoked office node that had not reached the county when it was revoked (perhaps a thief's, on a stolen PC): kept for review; check them against the paper file and have the township correct them if needed.")) }
+        }
         p { (t("村", "Villages")) ": " (c.jurisdictions.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")) }
         p { (t("当事人", "Parties")) ": "
             @for p in &c.parties { (p.name) "（" (p.role.label_zh()) @if p.minor { "，" (t("未成年", "minor")) } "） " }

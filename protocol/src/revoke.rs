@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 
 use crate::cert::{FrontierBody, KeyFrontier};
 use crate::id::NodeId;
+use crate::id::RecordId;
 use crate::store::Store;
 
 /// The frontier of `nodes` in `store` (the county's), as version `version`.
@@ -67,4 +68,38 @@ pub fn frontier<S: Store>(
         version,
         keys: keys.into_values().collect(),
     })
+}
+
+/// The records in `store` that hold changes of a revoked key beyond `frontier`: applied
+/// here before the revocation and its frontier arrived. They stay (other changes may
+/// depend on them), and their records are put up for review.
+pub fn beyond_frontier<S: Store>(
+    store: &S,
+    frontier: &FrontierBody,
+) -> Result<Vec<RecordId>, S::Error> {
+    let mut out = Vec::new();
+    for record in store.records()? {
+        let Some(doc) = store.doc(record)? else {
+            continue;
+        };
+        let beyond = doc.get_changes_meta(&[]).into_iter().any(|meta| {
+            let bytes = meta.actor.to_bytes();
+            let (Some(key), Some(inc)) = (bytes.get(..32), bytes.get(32..40)) else {
+                return false;
+            };
+            let (Ok(key), Ok(inc)) = (<[u8; 32]>::try_from(key), <[u8; 8]>::try_from(inc)) else {
+                return false;
+            };
+            frontier.allows(
+                &NodeId::from_bytes(key),
+                record,
+                u64::from_be_bytes(inc),
+                meta.seq,
+            ) == Some(false)
+        });
+        if beyond {
+            out.push(record);
+        }
+    }
+    Ok(out)
 }

@@ -80,6 +80,11 @@ pub struct Common {
     /// restricted.
     #[serde(default)]
     pub staff: Vec<StaffId>,
+    /// It holds entries of a revoked key beyond what the county held when it revoked it
+    /// (applied here before the revocation arrived): up for review. Set by the node that
+    /// holds them (see `revoke::beyond_frontier`); it implies `needs_review`.
+    #[serde(default)]
+    pub revoked_entries: bool,
 }
 
 impl Common {
@@ -201,6 +206,7 @@ impl View {
                 staff.extend(fold.handler);
                 staff.into_iter().collect()
             },
+            revoked_entries: false,
         };
         match id {
             RecordId::Case(id) => View::Case(CaseView {
@@ -222,6 +228,17 @@ impl View {
                 reexam_answered_ms: fold.reexam_answered_ms,
             }),
         }
+    }
+
+    /// Marks the record as holding entries of a revoked key beyond its frontier: up for
+    /// review.
+    pub fn flag_revoked_entries(&mut self) {
+        let common = match self {
+            View::Case(c) => &mut c.common,
+            View::Petition(p) => &mut p.common,
+        };
+        common.revoked_entries = true;
+        common.needs_review = true;
     }
 
     /// The fields both kinds share.

@@ -863,3 +863,54 @@ fn a_change_stamped_far_ahead_is_held_never_applied_early_nor_relayed() {
     sync(&late, &mut township, &mut top).unwrap();
     assert!(same(&village, &top, ahead));
 }
+
+/// A township that took a stolen PC's backdated entries before it heard of the revocation
+/// keeps them (others may build on them), and the frontier, when it arrives, names their
+/// record for review; the county, which revoked with the frontier, refuses them.
+#[test]
+fn entries_taken_before_the_frontier_arrived_put_their_record_up_for_review() {
+    let mut county = County::new(48);
+    let mut village = county.node(Role::Village, V1);
+    let mut township = county.node(Role::Township, T1);
+    let mut top = county.node(Role::County, COUNTY);
+    let id = county.case(&mut village, &[V1], 1);
+    let other = county.case(&mut village, &[V1], 1);
+    sync(&county, &mut village, &mut township).unwrap();
+    sync(&county, &mut township, &mut top).unwrap();
+    let revoked_from = county.now_ms + 1;
+    let list = county
+        .root
+        .revocations(RevocationBody {
+            version: 1,
+            revoked: vec![Revoked {
+                serial: village.identity.cert.body.serial,
+                node: village.identity.key.public(),
+                from_ms: revoked_from,
+            }],
+        })
+        .unwrap();
+    let body =
+        guihe_protocol::revoke::frontier(&top.store, 1, &[village.identity.key.public()]).unwrap();
+    let frontier = county.root.frontier(body).unwrap();
+    top.store.put_revocations(&list).unwrap();
+    top.store.put_frontier(&frontier).unwrap();
+    // The thief, clock set back, reaches the township before the list does.
+    county.now_ms = revoked_from - 90_000;
+    let later = county.work(&mut village, id);
+    sync(&county, &mut village, &mut township).unwrap();
+    assert!(township.store.has_change(&later[0].hash).unwrap());
+    // The township hears of it from the county: the record is up for review there.
+    county.now_ms = revoked_from + 60_000;
+    sync(&county, &mut township, &mut top).unwrap();
+    let held = township.store.frontier().unwrap().unwrap();
+    assert_eq!(
+        guihe_protocol::revoke::beyond_frontier(&township.store, &held.body).unwrap(),
+        vec![id]
+    );
+    let mut view = township.record(id).unwrap().view(&county.rules).unwrap();
+    view.flag_revoked_entries();
+    assert!(view.common().needs_review && view.common().revoked_entries);
+    // The county refused the entry the township carried; the other record is untouched.
+    assert!(!top.store.has_change(&later[0].hash).unwrap());
+    assert!(same(&township, &top, other));
+}
