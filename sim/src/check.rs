@@ -122,9 +122,29 @@ impl Report {
 /// Checks a finished run and computes its figures.
 pub fn check(sim: &Sim) -> Report {
     let mut failures = Vec::new();
+    // A stolen village's records diverge by design: the thief's entries, and the office's
+    // that had not reached the county when it revoked the key, stay where they were taken
+    // and are refused at the county. They are checked for that below, not for convergence.
+    let stolen_records: BTreeSet<guihe_protocol::id::RecordId> = match &sim.stolen {
+        Some((v, ..)) => sim
+            .records
+            .iter()
+            .filter(|(_, origin)| *origin == v)
+            .map(|(r, _)| *r)
+            .collect(),
+        None => BTreeSet::new(),
+    };
     let mut readers_of = BTreeMap::new();
     for &record in sim.records.keys() {
-        readers_of.insert(record, sim.readers(&sim.villages_of_record(record)));
+        if stolen_records.contains(&record) {
+            continue;
+        }
+        let mut readers = sim.readers(&sim.villages_of_record(record));
+        // The stolen PC is revoked: it reads nothing more.
+        if let Some((v, ..)) = &sim.stolen {
+            readers.retain(|n| n != v);
+        }
+        readers_of.insert(record, readers);
     }
 
     // Convergence and authorisation.
@@ -157,8 +177,10 @@ pub fn check(sim: &Sim) -> Report {
                 }
             }
         }
+        let stolen = sim.stolen.as_ref().map(|(v, ..)| *v);
         for (n, node) in sim.nodes.iter().enumerate() {
             if node.kind != NodeKind::Forger
+                && Some(n) != stolen
                 && !readers.contains(&n)
                 && node.replica.store.doc(record).ok().flatten().is_some()
             {
@@ -181,7 +203,9 @@ pub fn check(sim: &Sim) -> Report {
     let mut due_times = Vec::new();
     let bound_sample = 400usize;
     for (i, (hash, w)) in sim.written.iter().enumerate() {
-        let readers = &readers_of[&w.record];
+        let Some(readers) = readers_of.get(&w.record) else {
+            continue;
+        };
         let bound = (i < bound_sample).then(|| foremost(sim, w.origin, w.time, readers));
         for &n in readers {
             due += 1;
@@ -267,6 +291,36 @@ pub fn check(sim: &Sim) -> Report {
                 "{} did not keep rule-breaking change {hash} aside",
                 sim.nodes[t].name
             ));
+        }
+    }
+
+    // A stolen PC: the county holds no change of the revoked key beyond its frontier,
+    // whatever time it claims.
+    if let Some((v, _, frontier)) = &sim.stolen {
+        let key = sim.nodes[*v].replica.identity.key.public();
+        let county = &sim.nodes[0].replica.store;
+        let division = sim.nodes[0].replica.identity.cert.body.division;
+        for (_, hash) in county.keys(division, &|_| true).unwrap_or_default() {
+            let Ok(Some(c)) = county.change(&hash) else {
+                continue;
+            };
+            if c.signer != key {
+                continue;
+            }
+            let Ok(change) = automerge::Change::from_bytes(c.signed.bytes.clone()) else {
+                continue;
+            };
+            let incarnation = change
+                .actor_id()
+                .to_bytes()
+                .get(32..40)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map_or(0, u64::from_be_bytes);
+            if frontier.allows(&key, c.signed.record, incarnation, change.seq()) != Some(true) {
+                failures.push(format!(
+                    "the county holds {hash} of the stolen PC, beyond its frontier"
+                ));
+            }
         }
     }
 

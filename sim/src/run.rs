@@ -127,6 +127,9 @@ enum Ev {
         township: usize,
         on: bool,
     },
+    Theft,
+    /// The thief writes on the stolen PC, every hour until the county's links heal.
+    ThiefWrites,
     Heal,
 }
 
@@ -164,6 +167,10 @@ pub struct Sim {
     pub(crate) forged: BTreeSet<ChangeHash>,
     /// Rule-breaking changes signed by compromised villages, and their signers.
     pub(crate) bad: BTreeMap<ChangeHash, usize>,
+    /// The stolen village node and when the county revoked it, with the frontier.
+    pub(crate) stolen: Option<(usize, u64, guihe_protocol::cert::FrontierBody)>,
+    /// Whether this run has a stolen PC (the scenario's, unless the seed turned it off).
+    theft: bool,
     pub(crate) records: BTreeMap<RecordId, usize>,
     pub(crate) session_errors: u64,
     pub(crate) events: u64,
@@ -279,6 +286,7 @@ impl Sim {
         // Swarm testing: the seed may turn faults down, off or up.
         let (mut crash_scale, mut down_scale, mut forgers) = (1.0, 1.0, scenario.faults.forgers);
         let mut compromised = scenario.faults.compromised;
+        let mut theft = scenario.faults.stolen;
         if scenario.faults.swarm {
             crash_scale = [0.0, 1.0, 3.0][pick(&mut rng, 3)];
             down_scale = [0.5, 1.0, 2.0][pick(&mut rng, 3)];
@@ -287,6 +295,9 @@ impl Sim {
             }
             if chance(&mut rng, 0.3) {
                 compromised = 0;
+            }
+            if chance(&mut rng, 0.3) {
+                theft = false;
             }
         }
         for f in 0..forgers {
@@ -349,6 +360,8 @@ impl Sim {
             arrived: BTreeMap::new(),
             forged: BTreeSet::new(),
             bad: BTreeMap::new(),
+            stolen: None,
+            theft,
             records: BTreeMap::new(),
             session_errors: 0,
             events: 0,
@@ -413,6 +426,9 @@ impl Sim {
                     on: false,
                 },
             );
+        }
+        if self.theft {
+            self.at(START_MS + (days * DAY_MS / 3.0) as u64, Ev::Theft);
         }
         self.at(self.heal_at, Ev::Heal);
         let bound = self.heal_at + (self.scenario.heal_bound_hours * HOUR_MS) as u64;
@@ -511,6 +527,13 @@ impl Sim {
                     .position(|n| n.kind == NodeKind::Township(township))
                 {
                     self.refresh_node(t);
+                }
+            }
+            Ev::Theft => self.theft(),
+            Ev::ThiefWrites => {
+                if !self.healing {
+                    self.thief_writes();
+                    self.at(self.now + 3_600_000, Ev::ThiefWrites);
                 }
             }
             Ev::Heal => {
@@ -749,13 +772,14 @@ impl Sim {
             return;
         }
         let new = workload::new_record(&mut self.rng, kind, &codes);
-        let now = self.now;
+        let now = self.thief_clock(origin);
         let node = &mut self.nodes[origin];
         let Ok((id, changes)) = node.replica.create(now, &mut self.rng, &self.rules, new) else {
             return;
         };
         self.records.insert(id, origin);
         self.wrote(origin, id, &changes);
+        let now = self.now;
         let gap = exp(&mut self.rng, w.work_mean_days * DAY_MS).max(1);
         self.at(
             now + gap,
@@ -811,13 +835,18 @@ impl Sim {
         let Some(command) = workload::next_command(&mut self.rng, &fold) else {
             return;
         };
+        // After a theft, nobody but the thief writes the stolen village's records.
+        let stolen_record = self.stolen.as_ref().is_some_and(|(v, ..)| *v == origin);
         let now = self.now;
-        let node = &mut self.nodes[actor];
-        if let Ok((_, changes)) =
-            node.replica
-                .apply(record, now, &mut self.rng, &self.rules, command)
-        {
-            self.wrote(actor, record, &changes);
+        if !stolen_record || actor == origin {
+            let at = self.thief_clock(actor);
+            let node = &mut self.nodes[actor];
+            if let Ok((_, changes)) =
+                node.replica
+                    .apply(record, at, &mut self.rng, &self.rules, command)
+            {
+                self.wrote(actor, record, &changes);
+            }
         }
         self.at(
             now + gap,
@@ -829,7 +858,84 @@ impl Sim {
         );
     }
 
+    /// The time a node writes with: the thief sets a stolen PC's clock back to before
+    /// the revocation.
+    fn thief_clock(&self, node: usize) -> u64 {
+        match &self.stolen {
+            Some((v, at, _)) if *v == node => at.saturating_sub(2 * 3_600_000).max(START_MS),
+            _ => self.now,
+        }
+    }
+
+    /// A village PC is stolen: the county revokes its key with the frontier of what it
+    /// holds, and offers both to its peers at once; the thief writes on.
+    fn theft(&mut self) {
+        let villages: Vec<usize> = (0..self.nodes.len())
+            .filter(|&n| matches!(self.nodes[n].kind, NodeKind::Village(_)))
+            .collect();
+        let Some(&v) = villages.get(pick(&mut self.rng, villages.len())) else {
+            return;
+        };
+        let key = self.nodes[v].replica.identity.key.public();
+        let serial = self.nodes[v].replica.identity.cert.body.serial;
+        let body = match guihe_protocol::revoke::frontier(&self.nodes[0].replica.store, 1, &[key]) {
+            Ok(body) => body,
+            Err(never) => match never {},
+        };
+        let list = self.root.revocations(guihe_protocol::cert::RevocationBody {
+            version: 1,
+            revoked: vec![guihe_protocol::cert::Revoked {
+                serial,
+                node: key,
+                from_ms: self.now,
+            }],
+        });
+        let frontier = self.root.frontier(body.clone());
+        let (Ok(list), Ok(frontier)) = (list, frontier) else {
+            return;
+        };
+        let county = &mut self.nodes[0].replica.store;
+        let _ = county.put_revocations(&list);
+        let _ = county.put_frontier(&frontier);
+        self.stolen = Some((v, self.now, body));
+        self.at(self.now + 1, Ev::ThiefWrites);
+        // The thief's writes are not the office's: nothing expects them anywhere.
+        for l in self.nodes[0].links.clone() {
+            let county_is_a = self.links[l].a == 0;
+            if let Some((sa, sb)) = self.links[l].sessions.as_mut() {
+                let county_side = if county_is_a { sa } else { sb };
+                county_side.offer_revocations(&list);
+                county_side.offer_frontier(&frontier);
+            }
+            self.pump(l);
+        }
+    }
+
+    /// The thief takes in a record on the stolen PC, its clock set back to before the
+    /// revocation.
+    fn thief_writes(&mut self) {
+        let Some((v, ..)) = self.stolen.as_ref() else {
+            return;
+        };
+        let v = *v;
+        let Some(code) = self.village_code(v) else {
+            return;
+        };
+        let new = workload::new_record(&mut self.rng, Kind::Case, &[code]);
+        let at = self.thief_clock(v);
+        let node = &mut self.nodes[v];
+        if let Ok((id, changes)) = node.replica.create(at, &mut self.rng, &self.rules, new) {
+            self.records.insert(id, v);
+            self.wrote(v, id, &changes);
+        }
+    }
+
     fn wrote(&mut self, node: usize, record: RecordId, changes: &[StoredChange]) {
+        if self.stolen.as_ref().is_some_and(|(v, ..)| *v == node) {
+            // The thief's: relayed as any change, expected nowhere.
+            self.relay(node, usize::MAX, changes);
+            return;
+        }
         for c in changes {
             self.written.insert(
                 c.hash,

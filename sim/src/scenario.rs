@@ -109,6 +109,10 @@ pub struct Faults {
     /// among their honest work.
     #[serde(default)]
     pub compromised: u32,
+    /// A village PC stolen a third of the way into the run: the county revokes its key
+    /// with a frontier, and the thief keeps writing with the clock set back.
+    #[serde(default)]
+    pub stolen: bool,
     /// Let the seed choose a mix of faults (some seeds turn faults up or off).
     pub swarm: bool,
     /// Scheduled partitions.

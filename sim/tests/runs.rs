@@ -65,6 +65,24 @@ fn compromised_villages_get_no_rule_breaking_change_applied() {
 }
 
 #[test]
+fn a_stolen_pc_gets_nothing_beyond_its_frontier_to_the_county() {
+    let mut s = small();
+    s.faults.swarm = false;
+    s.faults.stolen = true;
+    s.faults.forgers = 0;
+    s.faults.compromised = 0;
+    // Over a few seeds, some of the thief's backdated entries reach a township before the
+    // revocation does, and are carried to the county, which refuses them.
+    let mut refused = 0;
+    for seed in [23, 24, 25, 26] {
+        let r = run_and_check(&s, config(seed, 9.0)).unwrap();
+        assert!(r.passed(), "seed {seed}: {:?}", r.failures);
+        refused += r.quarantined;
+    }
+    assert!(refused > 0, "no backdated entry was carried to the county");
+}
+
+#[test]
 fn a_protocol_that_drops_batches_is_caught() {
     let mut s = small();
     s.workload.petition_share = 0.5;
