@@ -257,6 +257,15 @@ pub fn actor_id(node: NodeId, incarnation: u64) -> ActorId {
     ActorId::from(bytes)
 }
 
+/// The node and store incarnation an Automerge actor id names (see [`actor_id`]); `None`
+/// for an actor no node's writer makes.
+pub fn actor_parts(actor: &ActorId) -> Option<(NodeId, u64)> {
+    let bytes = actor.to_bytes();
+    let key: [u8; 32] = bytes.get(..32)?.try_into().ok()?;
+    let incarnation: [u8; 8] = bytes.get(32..40)?.try_into().ok()?;
+    Some((NodeId::from_bytes(key), u64::from_be_bytes(incarnation)))
+}
+
 /// A new record, as taken in.
 #[derive(Debug, Clone)]
 pub struct NewRecord {

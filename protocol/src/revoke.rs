@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use crate::cert::{FrontierBody, KeyFrontier};
 use crate::id::NodeId;
 use crate::id::RecordId;
+use crate::record::actor_parts;
 use crate::store::Store;
 
 /// The frontier of `nodes` in `store` (the county's), as version `version`.
@@ -40,21 +41,16 @@ pub fn frontier<S: Store>(
         // Per key: per incarnation, the highest sequence number held.
         let mut last: BTreeMap<NodeId, BTreeMap<u64, u64>> = BTreeMap::new();
         for meta in doc.get_changes_meta(&[]) {
-            let bytes = meta.actor.to_bytes();
-            let (Some(key), Some(inc)) = (bytes.get(..32), bytes.get(32..40)) else {
+            let Some((node, incarnation)) = actor_parts(&meta.actor) else {
                 continue;
             };
-            let (Ok(key), Ok(inc)) = (<[u8; 32]>::try_from(key), <[u8; 8]>::try_from(inc)) else {
-                continue;
-            };
-            let node = NodeId::from_bytes(key);
             if !keys.contains_key(&node) {
                 continue;
             }
             let seq = last
                 .entry(node)
                 .or_default()
-                .entry(u64::from_be_bytes(inc))
+                .entry(incarnation)
                 .or_insert(0);
             *seq = (*seq).max(meta.seq);
         }
@@ -83,19 +79,9 @@ pub fn beyond_frontier<S: Store>(
             continue;
         };
         let beyond = doc.get_changes_meta(&[]).into_iter().any(|meta| {
-            let bytes = meta.actor.to_bytes();
-            let (Some(key), Some(inc)) = (bytes.get(..32), bytes.get(32..40)) else {
-                return false;
-            };
-            let (Ok(key), Ok(inc)) = (<[u8; 32]>::try_from(key), <[u8; 8]>::try_from(inc)) else {
-                return false;
-            };
-            frontier.allows(
-                &NodeId::from_bytes(key),
-                record,
-                u64::from_be_bytes(inc),
-                meta.seq,
-            ) == Some(false)
+            actor_parts(&meta.actor).is_some_and(|(node, incarnation)| {
+                frontier.allows(&node, record, incarnation, meta.seq) == Some(false)
+            })
         });
         if beyond {
             out.push(record);

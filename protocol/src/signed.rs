@@ -359,12 +359,7 @@ fn check(item: LookedUp, revocations: &Revocations) -> Result<Checked, VerifyErr
     // A revoked key's changes are held against the county's frontier when there is one:
     // within it they stand whatever time they claim, beyond it they are refused whatever
     // time they claim. Without a frontier, the revocation's time is the cut-off.
-    let incarnation = change
-        .actor_id()
-        .to_bytes()
-        .get(32..40)
-        .and_then(|b| <[u8; 8]>::try_from(b).ok())
-        .map_or(0, u64::from_be_bytes);
+    let incarnation = crate::record::actor_parts(change.actor_id()).map_or(0, |(_, i)| i);
     let frontier = revocations
         .frontier
         .as_ref()

@@ -310,12 +310,8 @@ pub fn check(sim: &Sim) -> Report {
             let Ok(change) = automerge::Change::from_bytes(c.signed.bytes.clone()) else {
                 continue;
             };
-            let incarnation = change
-                .actor_id()
-                .to_bytes()
-                .get(32..40)
-                .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                .map_or(0, u64::from_be_bytes);
+            let incarnation =
+                guihe_protocol::record::actor_parts(change.actor_id()).map_or(0, |(_, i)| i);
             if frontier.allows(&key, c.signed.record, incarnation, change.seq()) != Some(true) {
                 failures.push(format!(
                     "the county holds {hash} of the stolen PC, beyond its frontier"
