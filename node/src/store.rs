@@ -149,6 +149,17 @@ impl Mark {
     fn forget(&self) {
         let _ = std::fs::remove_file(&self.0);
     }
+
+    /// The changes named leave the store on purpose (kept aside, or forgotten after
+    /// waiting too long): a mark naming one of them would make the store look damaged at
+    /// its next opening, so it is forgotten until the next change is stored.
+    fn leaving(&self, hashes: impl IntoIterator<Item = ChangeHash>) {
+        if let Some(marked) = self.read()
+            && hashes.into_iter().any(|h| h.0 == marked)
+        {
+            self.forget();
+        }
+    }
 }
 
 /// The sled store.
@@ -954,7 +965,9 @@ impl Store for SledStore {
             batch.remove(&h.0);
         }
         self.changes.apply_batch(batch)?;
-        self.flush()
+        self.flush()?;
+        self.mark.leaving(hashes.iter().copied());
+        Ok(())
     }
 
     fn records(&self) -> Result<Vec<RecordId>, StoreError> {
@@ -1031,7 +1044,10 @@ impl Store for SledStore {
         self.quarantine.apply_batch(quarantine)?;
         self.index.apply_batch(index)?;
         self.changes.apply_batch(changes)?;
-        self.flush()
+        self.flush()?;
+        self.mark
+            .leaving(refused.iter().map(Quarantined::change_hash));
+        Ok(())
     }
 
     fn is_quarantined(&self, hash: &ChangeHash) -> Result<bool, StoreError> {
@@ -1153,6 +1169,80 @@ mod tests {
             Some(&mut reopen),
         )
         .unwrap();
+    }
+
+    /// Regression: a change that leaves the store on purpose (kept aside, or forgotten
+    /// after waiting too long) while the mark names it must not make the store look damaged
+    /// at its next opening.
+    #[test]
+    fn a_change_kept_aside_or_forgotten_does_not_make_the_store_look_damaged() {
+        use guihe_protocol::cert::{CertBody, Keypair, Role, Root};
+        use guihe_protocol::model::Kind;
+        use guihe_protocol::quarantine::Quarantined;
+        use guihe_protocol::replica::Replica;
+        use guihe_protocol::rules::RuleError;
+        use guihe_protocol::signed::VerifyError;
+        use rand_core::SeedableRng;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(6);
+        let root = Root::new(Keypair::generate(&mut rng));
+        let key = Keypair::generate(&mut rng);
+        let cert = root
+            .issue(CertBody {
+                serial: 1,
+                node: key.public(),
+                role: Role::Village,
+                division: "500240001201".parse().unwrap(),
+                not_before_ms: 0,
+                not_after_ms: u64::MAX,
+            })
+            .unwrap();
+        let identity = guihe_protocol::cert::Identity { key, cert };
+        let mut writer = Replica::new(
+            identity,
+            guihe_protocol::store::MemStore::new(),
+            "tan".parse().unwrap(),
+            1,
+        );
+        let code: VillageCode = "500240001201".parse().unwrap();
+        let mut made = Vec::new();
+        for i in 0..2 {
+            let new = guihe_protocol::workload::new_record(&mut rng, Kind::Case, &[code]);
+            let (id, changes) = writer
+                .create(1_800_000_000_000 + i, &mut rng, &Default::default(), new)
+                .unwrap();
+            made.push((id, changes[0].clone()));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store");
+        let reopen = |s: SledStore| {
+            drop(s);
+            SledStore::open(&path, &Options::default())
+        };
+        let mut store = SledStore::open(&path, &Options::default()).unwrap();
+        // Kept aside.
+        let (_, first) = &made[0];
+        store.put_changes(std::slice::from_ref(first)).unwrap();
+        let q = Quarantined::new(
+            first.signed.clone(),
+            first.hash,
+            first.signer,
+            first.time_ms,
+            0,
+            &VerifyError::Rule(RuleError::Delete),
+        );
+        store.put_quarantined(&[q]).unwrap();
+        let mut store = reopen(store).expect("not damaged after a change was kept aside");
+        // Forgotten after waiting.
+        let (id, second) = &made[1];
+        store.put_waiting(std::slice::from_ref(second)).unwrap();
+        store
+            .put_docs(&[(*id, Automerge::new(), [second.hash].into_iter().collect())])
+            .unwrap();
+        store.mark.write(&second.hash);
+        store
+            .forget_waiting(*id, &[second.hash].into_iter().collect())
+            .unwrap();
+        reopen(store).expect("not damaged after a waiting change was forgotten");
     }
 
     #[test]
