@@ -268,9 +268,12 @@ impl SledStore {
             mark: Mark::of(dir),
             db,
         };
+        // (A mark not synced to disk may name a change kept aside since, after a power
+        // cut: that change was durable, so the store is whole.)
         if options.check_mark
             && let Some(hash) = store.mark.read()
             && !store.changes.contains_key(hash)?
+            && !store.quarantine.contains_key(hash)?
         {
             return Err(StoreError::Truncated(
                 hash.iter().take(8).map(|b| format!("{b:02x}")).collect(),
@@ -490,6 +493,8 @@ impl SledStore {
             ("certs", &self.certs),
             ("meta", &self.meta),
             ("accounts", &self.accounts),
+            ("quarantine", &self.quarantine),
+            ("held", &self.held),
         ] {
             for item in tree.iter() {
                 match item {
@@ -616,6 +621,25 @@ impl SledStore {
     /// Nothing corrupt is ever served meanwhile: reads check every value.
     pub fn repair(&mut self) -> Result<Repair, StoreError> {
         let mut report = Repair::default();
+        // Changes kept aside or held for their time: a damaged one is dropped (it comes
+        // again from its sender, and is judged again).
+        for (name, tree) in [("quarantine", &self.quarantine), ("held", &self.held)] {
+            let mut bad = Vec::new();
+            for item in tree.iter() {
+                let (k, v) = item?;
+                let readable = match name {
+                    "quarantine" => decode::<Quarantined>(name, &k, &v).is_ok(),
+                    _ => decode::<ChangeValue>(name, &k, &v).is_ok(),
+                };
+                if !readable {
+                    bad.push(k);
+                }
+            }
+            for k in bad {
+                tree.remove(k)?;
+                report.other_dropped += 1;
+            }
+        }
         let mut rebuild: BTreeSet<RecordId> = BTreeSet::new();
         let mut drop_docs = Vec::new();
         for item in self.docs.iter() {

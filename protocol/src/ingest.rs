@@ -158,6 +158,7 @@ pub fn ingest<S: Store>(
         by_record.entry(c.signed.record).or_default().push(c.hash);
     }
     let arrived: BTreeMap<ChangeHash, &StoredChange> = new.iter().map(|c| (c.hash, c)).collect();
+    let frontier = store.frontier()?.map(|f| f.body);
     let mut docs = Vec::with_capacity(by_record.len());
     let mut applied: Vec<ChangeHash> = Vec::new();
     let mut rule_refused: BTreeSet<ChangeHash> = BTreeSet::new();
@@ -171,6 +172,7 @@ pub fn ingest<S: Store>(
                 arrived: &arrived,
                 parsed: &mut parsed,
                 reads: &mut reads,
+                frontier: frontier.clone(),
             },
             first,
         )?;
@@ -242,10 +244,31 @@ pub fn ingest<S: Store>(
             .filter(|c| !arrived.contains_key(&c.hash))
             .cloned(),
     );
+    // Refused changes are moved aside first: a crash in between leaves a waiting set
+    // naming a change the store no longer holds, which the next ingest drops, never a
+    // refused change among the changes.
+    let quarantine = quarantine(store, refused, &rule_refused, &arrived, now_ms, &mut out)?;
+    if !quarantine.is_empty() {
+        store.put_quarantined(&quarantine)?;
+    }
+    out.quarantined = quarantine;
     store.put_ingested(&writes, &docs)?;
     out.stored = stored;
-    // At most `PER_SIGNER_MAX` kept per signer. A refused change that was stored while it
-    // waited is always moved aside, so that it leaves the changes and the index.
+    Ok(out)
+}
+
+/// The refused changes to keep aside: at most `PER_SIGNER_MAX` per signer. A refused
+/// change that was stored while it waited is always moved aside, so that it leaves the
+/// changes; the others beyond the bound are dropped (and counted in `out`).
+fn quarantine<S: Store>(
+    store: &S,
+    refused: Vec<Refused>,
+    rule_refused: &BTreeSet<ChangeHash>,
+    arrived: &BTreeMap<ChangeHash, &StoredChange>,
+    now_ms: u64,
+    out: &mut Ingested,
+) -> Result<Vec<Quarantined>, S::Error> {
+    let mut kept = Vec::new();
     let mut counts: BTreeMap<crate::id::NodeId, usize> = BTreeMap::new();
     for r in refused {
         let count = match counts.get(&r.signer) {
@@ -258,12 +281,9 @@ pub fn ingest<S: Store>(
             continue;
         }
         counts.insert(r.signer, count + 1);
-        out.quarantined.push(r.quarantined(now_ms));
+        kept.push(r.quarantined(now_ms));
     }
-    if !out.quarantined.is_empty() {
-        store.put_quarantined(&out.quarantined)?;
-    }
-    Ok(out)
+    Ok(kept)
 }
 
 /// Takes the held changes whose time has come (within [`FUTURE_HOLD_MS`] of `now_ms`),
@@ -343,6 +363,7 @@ pub fn rebuild(record: RecordId, changes: &[StoredChange]) -> (Automerge, BTreeS
             arrived: &arrived,
             parsed: &mut parsed,
             reads: &mut reads,
+            frontier: None,
         },
         None,
     ) {
@@ -363,6 +384,9 @@ struct Known<'a> {
     arrived: &'a BTreeMap<ChangeHash, &'a StoredChange>,
     parsed: &'a mut BTreeMap<ChangeHash, Change>,
     reads: &'a mut BTreeMap<ChangeHash, rules::Read>,
+    /// The newest frontier of revoked keys: a change that waited may meet one that came
+    /// after it was verified.
+    frontier: Option<crate::cert::FrontierBody>,
 }
 
 impl Known<'_> {
@@ -480,6 +504,23 @@ fn apply_ready<S: Store>(
                     continue;
                 }
             };
+            let incarnation = crate::record::actor_parts(change.actor_id()).map_or(0, |(_, i)| i);
+            if known.frontier.as_ref().is_some_and(|f| {
+                f.allows(&stored.signer, record, incarnation, change.seq()) == Some(false)
+            }) {
+                // Verified before the frontier arrived, beyond it now.
+                ready.refused.push((
+                    hash,
+                    VerifyError::Certificate {
+                        signer: stored.signer,
+                        error: crate::cert::CertError::Revoked {
+                            serial: 0,
+                            node: stored.signer,
+                        },
+                    },
+                ));
+                continue;
+            }
             let read = known.reads.remove(&hash);
             match rules::apply(&mut ready.doc, &mut history, &change, stored.signer, read) {
                 Ok(()) => {
@@ -506,14 +547,18 @@ fn apply_ready<S: Store>(
                     good.push(change);
                 }
                 Err(e) => {
+                    let touched = e.touched_document();
                     if e.is_temporary() {
                         held.insert(hash);
                     } else {
                         ready.refused.push((hash, VerifyError::Rule(e)));
                     }
-                    ready.doc = reload(store, record, &good)?;
-                    history = History::of(&ready.doc);
-                    villages = jurisdictions_of(&ready.doc);
+                    // Most refusals come before the document is touched.
+                    if touched {
+                        ready.doc = reload(store, record, &good)?;
+                        history = History::of(&ready.doc);
+                        villages = jurisdictions_of(&ready.doc);
+                    }
                 }
             }
         }

@@ -145,6 +145,13 @@ pub enum RuleError {
     /// this node is upgraded.
     #[error("record schema version {0} is newer than this build knows")]
     Schema(u64),
+    /// The change's actor is not one a node writes as (its key and a store incarnation,
+    /// nothing more): another actor would start its own sequence beside the key's.
+    #[error("the change's actor is not its signer's")]
+    Actor,
+    /// The new event takes the id of an event the record holds.
+    #[error("an event with the id of one the record holds")]
+    DuplicateEvent,
 }
 
 impl RuleError {
@@ -152,6 +159,12 @@ impl RuleError {
     /// upgrade), so it is held rather than quarantined.
     pub fn is_temporary(&self) -> bool {
         matches!(self, RuleError::Schema(_))
+    }
+
+    /// Whether the refusal came after Automerge was asked to apply the change, so that
+    /// the document may hold part of it. Every other refusal leaves it untouched.
+    pub fn touched_document(&self) -> bool {
+        matches!(self, RuleError::Apply(_) | RuleError::MissingDependency)
     }
 
     /// A short stable code for reports and metrics.
@@ -178,6 +191,8 @@ impl RuleError {
             RuleError::Bounds(_) => "bounds",
             RuleError::Apply(_) => "apply",
             RuleError::Schema(_) => "schema",
+            RuleError::Actor => "actor",
+            RuleError::DuplicateEvent => "duplicate_event",
         }
     }
 }
@@ -298,7 +313,7 @@ fn scalar(s: &ScalarValue) -> Result<serde_json::Value, RuleError> {
     use serde_json::Value as J;
     Ok(match s {
         ScalarValue::Str(t) => J::String(t.to_string()),
-        ScalarValue::Int(i) => J::from(*i),
+        // Every number of the record is unsigned, and the reader reads it so only.
         ScalarValue::Uint(u) => J::from(*u),
         ScalarValue::Boolean(b) => J::Bool(*b),
         ScalarValue::Null => J::Null,
@@ -429,6 +444,10 @@ pub fn read(change: &Change, signer: NodeId) -> Result<Read, RuleError> {
     }
     let time_ms = u64::try_from(change.timestamp()).unwrap_or(0);
     let first = change.deps().is_empty();
+    let writer = crate::record::actor_parts(change.actor_id());
+    if writer.map(|(node, _)| node) != Some(signer) || change.actor_id().to_bytes().len() != 40 {
+        return Err(RuleError::Actor);
+    }
     let expanded = decode(change)?;
     let actor = change.actor_id().clone();
     let start = change.start_op().get();
@@ -595,9 +614,8 @@ pub fn read(change: &Change, signer: NodeId) -> Result<Read, RuleError> {
     })
 }
 
-/// An operation on a list or text the change made: an insert after `elem` (overwriting
-/// nothing), or a value put over an element the change inserted, overwriting exactly the
-/// value it holds.
+/// An operation on a list or text the change made: an insert after `elem`, overwriting
+/// nothing.
 fn seq_op(
     list: &mut Vec<(u64, u64, Val)>,
     elem: &ElementId,
@@ -619,24 +637,13 @@ fn seq_op(
     let Some(at) = at else {
         return Err(RuleError::MissingElement);
     };
-    if insert {
-        if !pred.is_empty() {
-            return Err(RuleError::Overwrite);
-        }
-        list.insert(at.min(list.len()), (id, id, value));
-        return Ok(());
+    // Commands only ever insert into the lists and texts they make: a value put over an
+    // element would also change which id the element's value carries.
+    if !insert || !pred.is_empty() {
+        return Err(RuleError::Overwrite);
     }
-    match at.checked_sub(1).and_then(|p| list.get_mut(p)) {
-        Some(slot) => {
-            if *pred != BTreeSet::from([slot.1]) {
-                return Err(RuleError::Overwrite);
-            }
-            slot.1 = id;
-            slot.2 = value;
-            Ok(())
-        }
-        None => Err(RuleError::MissingElement),
-    }
+    list.insert(at.min(list.len()), (id, id, value));
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -668,6 +675,8 @@ struct Shape {
     parties: ObjId,
     /// The event list's elements: where a new event may be inserted.
     elements: BTreeSet<ObjId>,
+    /// The ids of the events (the fold tells events apart by them).
+    ids: BTreeSet<String>,
     parties_len: usize,
     created_ms: u64,
 }
@@ -690,8 +699,20 @@ impl Shape {
             _ => None,
         }
         .ok_or_else(|| RuleError::Content("the record has no time of receipt".into()))?;
+        let mut elements = BTreeSet::new();
+        let mut ids = BTreeSet::new();
+        for item in doc.list_range(&events, ..) {
+            let element = item.id();
+            if let Ok(Some((Value::Scalar(id), _))) = doc.get(&element, "id")
+                && let Some(id) = id.as_str()
+            {
+                ids.insert(id.to_string());
+            }
+            elements.insert(element);
+        }
         Ok(Shape {
-            elements: doc.list_range(&events, ..).map(|item| item.id()).collect(),
+            elements,
+            ids,
             parties_len: doc.length(&parties),
             events,
             parties,
@@ -893,6 +914,10 @@ pub fn apply(
     if after.as_ref().is_some_and(|a| !shape.elements.contains(a)) {
         return Err(RuleError::MissingElement);
     }
+    let event_id = event.id.to_string();
+    if shape.ids.contains(&event_id) {
+        return Err(RuleError::DuplicateEvent);
+    }
     if event.at_ms < shape.created_ms {
         return Err(RuleError::Time(
             "the event happened before the record was received".into(),
@@ -914,6 +939,7 @@ pub fn apply(
     }
     apply_guarded(doc, change)?;
     shape.elements.insert(event_obj);
+    shape.ids.insert(event_id);
     shape.parties_len += usize::from(party.is_some());
     history.record = Some(shape);
     history.note_change(change);

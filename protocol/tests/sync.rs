@@ -914,3 +914,79 @@ fn entries_taken_before_the_frontier_arrived_put_their_record_up_for_review() {
     assert!(!top.store.has_change(&later[0].hash).unwrap());
     assert!(same(&township, &top, other));
 }
+
+/// A change of a revoked key that was verified and left waiting before the frontier
+/// arrived is held against the frontier when its dependency comes, not applied.
+#[test]
+fn a_waiting_change_of_a_revoked_key_meets_the_frontier_that_came_after_it() {
+    use guihe_protocol::ingest::ingest;
+    use guihe_protocol::signed::verify_batch;
+    use guihe_protocol::store::StoreCerts;
+    let mut county = County::new(49);
+    let mut village = county.node(Role::Village, V1);
+    let mut township = county.node(Role::Township, T1);
+    let mut top = county.node(Role::County, COUNTY);
+    let id = county.case(&mut village, &[V1], 0);
+    let d = county.work(&mut village, id).remove(0);
+    sync(&county, &mut village, &mut top).unwrap();
+    // The county revokes with a frontier that holds D; the thief then writes E after D.
+    let revoked_from = county.now_ms + 1;
+    let list = county
+        .root
+        .revocations(RevocationBody {
+            version: 1,
+            revoked: vec![Revoked {
+                serial: village.identity.cert.body.serial,
+                node: village.identity.key.public(),
+                from_ms: revoked_from,
+            }],
+        })
+        .unwrap();
+    let body =
+        guihe_protocol::revoke::frontier(&top.store, 1, &[village.identity.key.public()]).unwrap();
+    let frontier = county.root.frontier(body).unwrap();
+    county.now_ms = revoked_from - 50_000;
+    let e = county.work(&mut village, id).remove(0);
+    // The township gets the record's first change, then E (waiting for D), before it
+    // hears of the revocation.
+    let first = village
+        .store
+        .doc(id)
+        .unwrap()
+        .unwrap()
+        .get_changes(&[])
+        .first()
+        .map(|c| village.store.change(&c.hash()).unwrap().unwrap())
+        .unwrap();
+    township
+        .store
+        .put_certificate(&village.identity.cert)
+        .unwrap();
+    for batch in [vec![first], vec![e.clone()]] {
+        let checked = verify_batch(
+            batch.into_iter().map(|c| c.signed).collect(),
+            &StoreCerts(&township.store),
+            &township.store.revocation_state().unwrap(),
+        )
+        .unwrap();
+        ingest(&mut township.store, checked, county.now_ms).unwrap();
+    }
+    assert_eq!(
+        township.store.pending(id).unwrap().len(),
+        1,
+        "E waits for D"
+    );
+    // The list and frontier arrive; then D: D is within the frontier, E beyond it.
+    township.store.put_revocations(&list).unwrap();
+    township.store.put_frontier(&frontier).unwrap();
+    let checked = verify_batch(
+        vec![d.signed.clone()],
+        &StoreCerts(&township.store),
+        &township.store.revocation_state().unwrap(),
+    )
+    .unwrap();
+    let done = ingest(&mut township.store, checked, revoked_from + 60_000).unwrap();
+    assert_eq!(done.applied.len(), 1, "D applies");
+    assert!(!township.store.has_change(&e.hash).unwrap(), "E does not");
+    assert_eq!(done.quarantined[0].code, "revoked");
+}

@@ -836,3 +836,93 @@ fn changes_waiting_for_dependencies_are_bounded_per_signer_and_expire() {
     assert!(node.store.all_pending().unwrap().is_empty());
     assert!(!node.store.has_change(&flood[0].hash).unwrap());
 }
+
+// ---------------------------------------------------------------------------------------
+// Found in review: other actors of a key, repeated event ids, signed numbers.
+// ---------------------------------------------------------------------------------------
+
+/// `change` re-made by another actor (`actor`), with its operations' own ids renamed.
+fn as_actor(s: &Scene, change: &StoredChange, actor: automerge::ActorId) -> StoredChange {
+    use automerge::legacy::{ElementId, Key, ObjectId, OpId};
+    altered(s, change, |e| {
+        let old = e.actor_id.clone();
+        let swap = |id: &mut OpId| {
+            if id.1 == old {
+                id.1 = actor.clone();
+            }
+        };
+        e.actor_id = actor.clone();
+        for op in &mut e.operations {
+            if let ObjectId::Id(id) = &mut op.obj {
+                swap(id);
+            }
+            if let Key::Seq(ElementId::Id(id)) = &mut op.key {
+                swap(id);
+            }
+            let mut pred: Vec<OpId> = op.pred.iter().cloned().collect();
+            pred.iter_mut().for_each(swap);
+            op.pred = pred.into_iter().collect();
+        }
+        e.seq = 1;
+    })
+}
+
+#[test]
+fn a_change_under_a_longer_actor_of_the_key_is_refused() {
+    let mut s = Scene::new(33, Kind::Case);
+    let honest = s.county.work(&mut s.village, s.id).remove(0);
+    // The key's bytes, an incarnation, and more: Automerge would take it for a new actor
+    // starting its own sequence.
+    let mut bytes = s.village.writer.actor.to_bytes().to_vec();
+    bytes.extend_from_slice(b"more");
+    let forged = as_actor(&s, &honest, automerge::ActorId::from(bytes));
+    let before = held(&s.township, s.id);
+    deliver(&mut s, false, std::slice::from_ref(&forged));
+    assert_eq!(held(&s.township, s.id), before);
+    assert_eq!(s.township.store.quarantined().unwrap()[0].code, "actor");
+}
+
+#[test]
+fn an_event_that_takes_the_id_of_one_the_record_holds_is_refused() {
+    refused_everywhere(34, Kind::Case, "duplicate_event", |tx, doc| {
+        let events = list(doc, "events");
+        let intake: guihe_protocol::event::Event =
+            autosurgeon::hydrate_prop(doc, &events, 0_usize).unwrap();
+        let last: guihe_protocol::event::Event =
+            autosurgeon::hydrate_prop(doc, &events, doc.length(&events) - 1).unwrap();
+        // An entry under the intake's id: the fold tells entries apart by id, so one of
+        // the two would disappear from it.
+        let mut copy = last.clone();
+        copy.id = intake.id;
+        copy.hlc.wall_ms = u64::MAX / 4;
+        copy.body = guihe_protocol::event::Body::Amend(guihe_protocol::event::Amend {
+            target: None,
+            change: guihe_protocol::event::Change::Note(guihe_protocol::event::Note {
+                note: String::new(),
+            }),
+            reason: "替换".into(),
+        });
+        autosurgeon::reconcile_insert(tx, events, 0, &copy).unwrap();
+        Ok(())
+    });
+}
+
+#[test]
+fn a_number_written_signed_is_refused() {
+    let mut s = Scene::new(35, Kind::Case);
+    let honest = s.county.work(&mut s.village, s.id).remove(0);
+    let forged = altered(&s, &honest, |e| {
+        use automerge::legacy::{Key, OpType};
+        for op in &mut e.operations {
+            if op.key == Key::Map("at_ms".into())
+                && let OpType::Put(ScalarValue::Uint(u)) = op.action
+            {
+                op.action = OpType::Put(ScalarValue::Int(u as i64));
+            }
+        }
+    });
+    let before = held(&s.township, s.id);
+    deliver(&mut s, false, std::slice::from_ref(&forged));
+    assert_eq!(held(&s.township, s.id), before);
+    assert_eq!(s.township.store.quarantined().unwrap()[0].code, "content");
+}

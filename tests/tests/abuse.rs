@@ -18,7 +18,8 @@ use rand_core::SeedableRng;
 const TOWNSHIP: &str = "500240001000";
 const HONEST: &str = "500240001201";
 const OTHER: &str = "500240001202";
-const PROTOCOL: StreamProtocol = StreamProtocol::new("/guihe/sync/1");
+/// The newest sync protocol, whose version the hello below speaks.
+const PROTOCOL: StreamProtocol = StreamProtocol::new("/guihe/sync/2");
 
 /// A township with an honest village dialling it, and a second village enrolled (its
 /// identity is the hostile peers' to use) but never started.
@@ -123,8 +124,17 @@ impl Rogue {
     }
 
     async fn stream(&mut self) -> Option<libp2p::Stream> {
+        self.stream_of(PROTOCOL).await
+    }
+
+    /// A stream of another sync protocol version.
+    async fn stream_of(&mut self, protocol: StreamProtocol) -> Option<libp2p::Stream> {
         for _ in 0..50 {
-            match self.control.open_stream(self.township, PROTOCOL).await {
+            match self
+                .control
+                .open_stream(self.township, protocol.clone())
+                .await
+            {
                 Ok(s) => return Some(s),
                 Err(libp2p_stream::OpenStreamError::UnsupportedProtocol(_)) => return None,
                 Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
@@ -218,6 +228,36 @@ fn a_peer_whose_libp2p_key_is_not_its_certificates_is_dropped() {
         assert!(
             !ends_within(&mut stream, Duration::from_secs(3)).await,
             "the genuine village's session stays open"
+        );
+
+        // A village not yet upgraded speaks protocol version 1 on its own stream protocol:
+        // it is served as before.
+        let mut old = Rogue::connect(&lab, node_keypair(&lab, "other")).await;
+        let mut stream = old
+            .stream_of(StreamProtocol::new("/guihe/sync/1"))
+            .await
+            .expect("a version 1 stream");
+        let cert = guihe_node::keys::read_cert(&lab.data("other").join("node.cert")).unwrap();
+        let hello_v1 = Message::Hello {
+            version: 1,
+            cert,
+            revocations: 0,
+        }
+        .encode()
+        .unwrap();
+        stream.write_all(&frame(&hello_v1)).await.unwrap();
+        stream.flush().await.unwrap();
+        let first = read_frame(&mut stream, Duration::from_secs(10)).await;
+        assert!(
+            matches!(
+                first.as_deref().map(Message::decode),
+                Some(Ok(Message::Hello { version: 1, .. }))
+            ),
+            "the township greets a version 1 peer in version 1"
+        );
+        assert!(
+            !ends_within(&mut stream, Duration::from_secs(3)).await,
+            "the version 1 village's session stays open"
         );
     });
     assert_eq!(sessions(&lab, "impostor"), 1, "{}", lab.logs());
