@@ -137,8 +137,12 @@ fn a_township_keeps_a_villages_bad_changes_aside_and_stays_up_through_a_restart(
             &Default::default(),
         )
         .unwrap();
-        let ingested =
-            guihe_protocol::ingest::ingest(&mut township.replica.store, checked, 0).unwrap();
+        let ingested = guihe_protocol::ingest::ingest(
+            &mut township.replica.store,
+            checked,
+            guihe_node::local::now_ms(),
+        )
+        .unwrap();
         assert_eq!(ingested.stored.len(), 1);
         assert!(ingested.applied.is_empty());
         assert_eq!(township.replica.store.pending(record).unwrap().len(), 1);
