@@ -633,6 +633,85 @@ pub struct StatusReport {
     /// Changes stamped too far in the future, held until their time comes.
     #[serde(default)]
     pub held: usize,
+    /// Changes the offices below refused, from their quarantine reports, newest first (at
+    /// most [`REPORTED_MAX`]). Empty at a village, which reads no such report.
+    #[serde(default)]
+    pub reported: Vec<ReportedRefusal>,
+}
+
+/// The most refusals reported from below that the status shows.
+pub const REPORTED_MAX: usize = 500;
+
+/// A change an office below refused, as its quarantine report says (`owned`).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ReportedRefusal {
+    /// The office that refused it: the report's owner (a township code, or the county's).
+    pub office: String,
+    /// The signer's key.
+    pub signer: String,
+    /// The signer's division, when its certificate is known here.
+    pub signer_division: Option<String>,
+    /// The record the change claims.
+    pub record: String,
+    /// The reason's code.
+    pub code: String,
+    /// The reason, in Chinese.
+    pub reason_zh: String,
+    /// The reason, in English.
+    pub reason_en: String,
+    /// When the office refused it (ms since the epoch, the office's clock).
+    pub refused_ms: u64,
+}
+
+/// The refusals that offices other than `mine` reported in the quarantine reports this
+/// store holds, newest first.
+pub fn reported_refusals<S: guihe_protocol::store::Store>(
+    store: &S,
+    mine: guihe_protocol::division::Division,
+) -> Vec<ReportedRefusal> {
+    use guihe_protocol::owned::{Body, Owned, OwnedKind};
+    let mut out = Vec::new();
+    for id in store.records().unwrap_or_default() {
+        if !id.is_owned() {
+            continue;
+        }
+        let Some(report) = store
+            .doc(id)
+            .ok()
+            .flatten()
+            .and_then(|doc| Owned::from_doc(doc).ok())
+        else {
+            continue;
+        };
+        if report.kind() != OwnedKind::QuarantineReport || report.owner() == mine {
+            continue;
+        }
+        for entry in report.entries().0 {
+            let Body::Refusal {
+                signer,
+                record,
+                code,
+                ..
+            } = entry.body;
+            let (zh, en) = guihe_protocol::quarantine::label(&code);
+            out.push(ReportedRefusal {
+                office: report.owner().to_string(),
+                signer: crate::keys::public_hex(&signer),
+                signer_division: store
+                    .certificates_of(&signer)
+                    .ok()
+                    .and_then(|c| c.last().map(|c| c.body.division.to_string())),
+                record: record.to_string(),
+                code,
+                reason_zh: zh.into(),
+                reason_en: en.into(),
+                refused_ms: entry.at_ms,
+            });
+        }
+    }
+    out.sort_by_key(|r| std::cmp::Reverse(r.refused_ms));
+    out.truncate(REPORTED_MAX);
+    out
 }
 
 /// One refused change in a [`StatusReport`].

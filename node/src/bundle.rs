@@ -25,9 +25,11 @@ use crate::local::Local;
 use crate::store::StoreError;
 
 const MAGIC: &[u8] = b"GUIHEBUN";
-/// Version 2 adds the frontier of revoked keys. A bundle without one is written as
-/// version 1, which every release reads.
-const VERSION: u8 = 2;
+/// Version 2 adds the frontier of revoked keys. Version 3 is version 2 that may carry
+/// divisions' own records (`owned`), which a build before it cannot read. A bundle is
+/// written in the oldest version that holds what it carries: without a frontier or such
+/// records, version 1, which every release reads.
+const VERSION: u8 = 3;
 /// The largest bundle accepted, in bytes.
 pub const BUNDLE_BYTES_MAX: u64 = 1 << 30;
 
@@ -57,8 +59,9 @@ impl Bundle {
     pub fn to_bytes(&self) -> Result<Vec<u8>, BundleError> {
         let format = |e: postcard::Error| BundleError::Format(e.to_string());
         let mut bytes = MAGIC.to_vec();
-        if self.frontier.is_some() {
-            bytes.push(VERSION);
+        let owned = self.changes.iter().any(|c| c.record.is_owned());
+        if owned || self.frontier.is_some() {
+            bytes.push(if owned { VERSION } else { 2 });
             bytes.extend(postcard::to_allocvec(self).map_err(format)?);
         } else {
             bytes.push(1);
@@ -98,7 +101,7 @@ impl Bundle {
                     changes: v1.changes,
                 })
             }
-            VERSION => postcard::from_bytes(body).map_err(format),
+            2..=VERSION => postcard::from_bytes(body).map_err(format),
             _ => Err(BundleError::Format(format!(
                 "bundle version {version}, this build reads 1 to {VERSION}"
             ))),
@@ -156,7 +159,7 @@ pub fn export(local: &Local, target: Option<Division>, path: &Path) -> Result<us
     let store = &local.replica.store;
     let mine = local.replica.identity.cert.body.division;
     let keys = store.keys(mine, &|villages| match target {
-        Some(t) => villages.iter().any(|v| t.covers(*v)),
+        Some(t) => villages.iter().any(|v| t.contains(*v)),
         None => true,
     })?;
     let mut changes = Vec::with_capacity(keys.len());
@@ -271,9 +274,18 @@ pub fn import_bytes(local: &mut Local, bytes: &[u8]) -> Result<Imported, BundleE
     for cert in &bundle.certs {
         store.put_certificate(cert)?;
     }
-    let ingested = ingest(store, verified, crate::local::now_ms())?;
+    let now = crate::local::now_ms();
+    let ingested = ingest(store, verified, now)?;
     result.new = ingested.stored.len();
     result.quarantined = ingested.quarantined.len() + ingested.dropped;
+    // What was refused goes into this office's quarantine report, which syncs up to the
+    // county the next time the daemon runs.
+    if let Err(e) = local
+        .replica
+        .report_quarantined(now, &mut rand::rng(), &ingested.quarantined)
+    {
+        tracing::warn!(%e, "could not write the refused changes into the quarantine report");
+    }
     if newer_frontier.is_some()
         && let Err(e) = local.flag_beyond_frontier()
     {

@@ -393,6 +393,13 @@ pub fn status(node: &Node) -> CliResult<String> {
                 ));
             }
             quarantine_lines(&r.quarantined, &mut out);
+            if !r.reported.is_empty() {
+                out.push(format!(
+                    "下级上报 {} 条被拒收的变更 {} refused changes reported from offices below (see the sync page)",
+                    r.reported.len(),
+                    r.reported.len()
+                ));
+            }
             if r.held > 0 {
                 out.push(format!(
                     "暂存 {} 条时间戳在未来的变更 {} changes stamped in the future are held until their time comes",

@@ -1,8 +1,8 @@
 //! The daemon: the node's protocol sessions over libp2p, and its HTTP API.
 //!
 //! Transports: TCP and QUIC, with Noise and Yamux; identify, ping, and mDNS for offices on
-//! one LAN. Each connection the node dialled carries one sync stream (`/guihe/sync/1`) that
-//! the dialler opens; the other side accepts it. Messages on the stream are framed with a
+//! one LAN. Each connection the node dialled carries one sync stream (`/guihe/sync/3`, or an
+//! older version the peer speaks) that the dialler opens; the other side accepts it. Messages on the stream are framed with a
 //! 4-byte big-endian length, never more than the wire bound. A peer whose libp2p identity
 //! is not the key in its certificate is dropped. Bootstrap peers are redialled with capped,
 //! jittered backoff. Incoming connections are capped in number, per peer, and while the
@@ -42,7 +42,8 @@ use crate::metrics::{self, Metrics};
 
 /// The sync stream protocol of each protocol version this build speaks, newest first: a
 /// dialler asks for the newest and falls back, so that offices upgrade one by one.
-static PROTOCOLS: [(u16, StreamProtocol); 2] = [
+static PROTOCOLS: [(u16, StreamProtocol); 3] = [
+    (3, StreamProtocol::new("/guihe/sync/3")),
     (2, StreamProtocol::new("/guihe/sync/2")),
     (1, StreamProtocol::new("/guihe/sync/1")),
 ];
@@ -257,6 +258,8 @@ struct Core {
     /// The store failed so that the daemon must stop (sled refuses every operation after
     /// a failed write); why.
     fatal: Option<String>,
+    /// Changes refused since the quarantine report was last written.
+    refused: Vec<guihe_protocol::quarantine::Quarantined>,
 }
 
 /// What the status report counts in the store.
@@ -269,6 +272,7 @@ struct Counts {
     freshness: Vec<api::Freshness>,
     quarantined: Vec<api::QuarantineReport>,
     held: usize,
+    reported: Vec<api::ReportedRefusal>,
 }
 
 impl Core {
@@ -410,6 +414,7 @@ impl Core {
                     self.generation += 1;
                     self.push(&received, Some(id)).await;
                 }
+                self.report_refused().await;
                 Vec::new()
             }
         };
@@ -519,6 +524,7 @@ impl Core {
                         tracing::warn!(%peer, signer = %q.signer, record = %q.record, reason = %q.detail, "refused a change and kept it aside");
                         self.metrics.quarantined(&q.code);
                     }
+                    self.refused.extend(changes);
                     if dropped > 0 {
                         tracing::warn!(%peer, dropped, "refused changes not kept: their signer's quarantine is full");
                         self.metrics
@@ -589,6 +595,34 @@ impl Core {
         Ok(received)
     }
 
+    /// Writes the changes refused since the last time into this office's quarantine
+    /// report (`Replica::report_quarantined`) and offers the report's new changes to every
+    /// session: the report syncs to the township's and the county's nodes, never to a
+    /// village.
+    async fn report_refused(&mut self) {
+        if self.refused.is_empty() {
+            return;
+        }
+        let refused = std::mem::take(&mut self.refused);
+        match self
+            .local
+            .replica
+            .report_quarantined(now_ms(), &mut rand::rng(), &refused)
+        {
+            Ok(changes) if changes.is_empty() => {}
+            Ok(changes) => {
+                tracing::info!(
+                    refusals = refused.len(),
+                    "quarantine report written for the levels above"
+                );
+                self.generation += 1;
+                self.push(&changes, None).await;
+            }
+            Err(guihe_protocol::replica::ReportError::Store(e)) => self.fail(&e),
+            Err(e) => tracing::warn!(%e, "could not write the quarantine report"),
+        }
+    }
+
     /// Offers changes to every open session but `except` (the one they came from).
     async fn push(&mut self, changes: &[StoredChange], except: Option<u64>) {
         let ids: Vec<u64> = self.sessions.keys().copied().collect();
@@ -636,6 +670,10 @@ impl Core {
                     .collect(),
                 quarantined: api::quarantine_reports(store),
                 held: store.held().map(|h| h.len()).unwrap_or(0),
+                reported: api::reported_refusals(
+                    store,
+                    self.local.replica.identity.cert.body.division,
+                ),
             };
             self.counted = Some((std::time::Instant::now(), started.elapsed(), counts));
         }
@@ -667,6 +705,7 @@ impl Core {
             freshness: counts.freshness,
             disk_low: self.disk_low,
             quarantined: counts.quarantined,
+            reported: counts.reported,
             held: counts.held,
         }
     }
@@ -833,6 +872,8 @@ impl Core {
                 if !done.applied.is_empty() {
                     self.push(&done.applied, None).await;
                 }
+                self.refused.extend(done.quarantined);
+                self.report_refused().await;
             }
             Err(e) => self.fail(&e),
         }
@@ -1060,6 +1101,7 @@ pub async fn run(local: Local, stop_after: Option<Duration>) -> Result<(), NetEr
         disk_reserve: config.limits.disk_reserve_mib.saturating_mul(1024 * 1024),
         disk_low: false,
         fatal: None,
+        refused: Vec::new(),
     };
     for peer in core.check_disk() {
         let _ = swarm.disconnect_peer_id(peer);

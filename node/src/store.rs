@@ -880,7 +880,7 @@ impl Store for SledStore {
     fn keys(
         &self,
         division: Division,
-        also: &dyn Fn(&[VillageCode]) -> bool,
+        also: &dyn Fn(&[Division]) -> bool,
     ) -> Result<Vec<Key>, StoreError> {
         let (from, to) = match division {
             Division::Village(v) => (v.as_u64(), v.as_u64()),
@@ -1160,9 +1160,12 @@ fn watermark_key(peer: &NodeId) -> Vec<u8> {
     k
 }
 
-fn index_key(village: VillageCode, time: u64, hash: &ChangeHash) -> Vec<u8> {
+/// A key of the reconciliation index: the division's 12-digit code (a village, or the owner
+/// of a division's own record, so that a range over a township's codes holds its villages
+/// and its own records), the change's time and its hash.
+fn index_key(division: Division, time: u64, hash: &ChangeHash) -> Vec<u8> {
     let mut k = Vec::with_capacity(48);
-    k.extend_from_slice(&village.as_u64().to_be_bytes());
+    k.extend_from_slice(&division.as_u64().to_be_bytes());
     k.extend_from_slice(&time.to_be_bytes());
     k.extend_from_slice(&hash.0);
     k

@@ -47,6 +47,11 @@ impl Views {
             store.flagged()
         };
         for id in dirty {
+            // A division's own record (a quarantine report) is no case or petition: it has
+            // no view and is not listed.
+            if id.is_owned() {
+                continue;
+            }
             let view = replica
                 .record(id)
                 .map_err(|e| e.to_string())

@@ -1147,6 +1147,23 @@ async fn sync_page(State(state): State<AppState>, headers: HeaderMap) -> Respons
                 }
             }
         }
+        @if !r.reported.is_empty() {
+            h2 { (t("下级上报的隔离变更", "Refused changes reported from below")) }
+            p { (t("以下变更被下级办公室拒收并上报（隔离报告只在乡镇和县之间同步，不会发给村）。",
+                "Offices below refused these changes and reported them (quarantine reports travel between townships and the county, never to villages).")) }
+            table id="reported" {
+                tr { th { (t("上报办公室", "Reported by")) } th { (t("签名节点", "Signed by")) } th { (t("记录", "Record")) } th { (t("原因", "Reason")) } th { (t("拒收时间", "Refused")) } }
+                @for q in &r.reported {
+                    tr {
+                        td { (q.office) }
+                        td { (q.signer_division.as_deref().unwrap_or("?")) " " small { (q.signer.chars().take(12).collect::<String>()) } }
+                        td { (q.record) }
+                        td title=(q.code) { (t(&q.reason_zh, &q.reason_en)) }
+                        td { (ago(Some(q.refused_ms))) }
+                    }
+                }
+            }
+        }
         h2 { (t("各村数据新鲜度", "Data freshness per village")) }
         table id="freshness" {
             tr { th { (t("村", "Village")) } th { (t("最新变更", "Newest change")) } }

@@ -13,7 +13,7 @@
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
-use crate::division::{Division, Level, VillageCode};
+use crate::division::{Division, Level};
 use crate::id::NodeId;
 
 /// Why a certificate, a revocation list or a signature was refused.
@@ -408,17 +408,27 @@ impl Certificate {
         self.body.node
     }
 
-    /// Whether the holder may read a record of these villages: it covers any of them.
-    pub fn may_read(&self, villages: &[VillageCode]) -> bool {
-        villages.iter().any(|v| self.body.division.covers(*v))
+    /// Whether the holder may read a record that belongs to these divisions: its division
+    /// contains any of them. A case or petition belongs to villages, so it is read by them,
+    /// their township and the county; a division's own record (`owned`) belongs to a
+    /// township or the county, so it is read by its owner and the levels above, never by a
+    /// village.
+    pub fn may_read<D: Copy + Into<Division>>(&self, places: &[D]) -> bool {
+        places
+            .iter()
+            .any(|d| self.body.division.contains((*d).into()))
     }
 
-    /// Whether the holder may write a record of these villages: it is not an observer and
-    /// covers every one of them.
-    pub fn may_write(&self, villages: &[VillageCode]) -> bool {
+    /// Whether the holder may write a record that belongs to these divisions: it is not an
+    /// observer, its division contains every village of the record, and a division's own
+    /// record is written by that division alone (not by the levels above).
+    pub fn may_write<D: Copy + Into<Division>>(&self, places: &[D]) -> bool {
         self.body.role != Role::Observer
-            && !villages.is_empty()
-            && villages.iter().all(|v| self.body.division.covers(*v))
+            && !places.is_empty()
+            && places.iter().all(|d| match (*d).into() {
+                Division::Village(v) => self.body.division.covers(v),
+                owner => self.body.division == owner,
+            })
     }
 }
 
@@ -525,8 +535,8 @@ mod tests {
 
     #[test]
     fn read_and_write_rules() {
-        let v1: VillageCode = "500240101201".parse().unwrap();
-        let v2: VillageCode = "500240101202".parse().unwrap();
+        let v1: crate::division::VillageCode = "500240101201".parse().unwrap();
+        let v2: crate::division::VillageCode = "500240101202".parse().unwrap();
         let village = root().issue(body(Role::Village, "500240101201")).unwrap();
         let township = root().issue(body(Role::Township, "500240101000")).unwrap();
         let observer = root().issue(body(Role::Observer, "500240000000")).unwrap();
@@ -534,5 +544,22 @@ mod tests {
         assert!(village.may_write(&[v1]) && !village.may_read(&[v2]));
         assert!(township.may_write(&[v1, v2]));
         assert!(observer.may_read(&[v1]) && !observer.may_write(&[v1]));
+    }
+
+    #[test]
+    fn a_division_record_is_read_by_its_owner_and_above_and_written_by_its_owner() {
+        let d = |s: &str| s.parse::<Division>().unwrap();
+        let own = d("500240101000");
+        let village = root().issue(body(Role::Village, "500240101201")).unwrap();
+        let township = root().issue(body(Role::Township, "500240101000")).unwrap();
+        let other = root().issue(body(Role::Township, "500240102000")).unwrap();
+        let county = root().issue(body(Role::County, "500240000000")).unwrap();
+        assert!(!village.may_read(&[own]) && !village.may_write(&[own]));
+        assert!(township.may_read(&[own]) && township.may_write(&[own]));
+        assert!(!other.may_read(&[own]) && !other.may_write(&[own]));
+        assert!(county.may_read(&[own]) && !county.may_write(&[own]));
+        let county_own = d("500240000000");
+        assert!(county.may_read(&[county_own]) && county.may_write(&[county_own]));
+        assert!(!township.may_read(&[county_own]));
     }
 }

@@ -257,6 +257,14 @@ impl fmt::Display for Division {
     }
 }
 
+crate::mapping::string_mapped!(Division);
+
+impl From<VillageCode> for Division {
+    fn from(v: VillageCode) -> Division {
+        Division::Village(v)
+    }
+}
+
 impl Division {
     /// The code as its 12-digit number.
     pub fn as_u64(self) -> u64 {

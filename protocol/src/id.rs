@@ -173,6 +173,13 @@ random_id!(
     "pet-"
 );
 random_id!(
+    /// A division's own record (`owned`), for example a township's quarantine report:
+    /// `div-5a0e…`.
+    OwnedId,
+    16,
+    "div-"
+);
+random_id!(
     /// One event in a record's history.
     EventId,
     16,
@@ -198,6 +205,15 @@ pub enum RecordId {
     Case(CaseId),
     /// A petition.
     Petition(PetitionId),
+    /// A division's own record (`owned`): read by its owner and the levels above only.
+    Owned(OwnedId),
+}
+
+impl RecordId {
+    /// Whether this is a division's own record rather than a case or petition.
+    pub fn is_owned(&self) -> bool {
+        matches!(self, RecordId::Owned(_))
+    }
 }
 
 impl fmt::Display for RecordId {
@@ -205,6 +221,7 @@ impl fmt::Display for RecordId {
         match self {
             RecordId::Case(c) => c.fmt(f),
             RecordId::Petition(p) => p.fmt(f),
+            RecordId::Owned(o) => o.fmt(f),
         }
     }
 }
@@ -216,9 +233,11 @@ impl FromStr for RecordId {
             s.parse().map(RecordId::Case)
         } else if s.starts_with(PetitionId::PREFIX) {
             s.parse().map(RecordId::Petition)
+        } else if s.starts_with(OwnedId::PREFIX) {
+            s.parse().map(RecordId::Owned)
         } else {
             Err(IdError::Prefix {
-                expected: "case- or pet-",
+                expected: "case-, pet- or div-",
                 found: shorten(s),
             })
         }
@@ -233,6 +252,7 @@ impl serde::Serialize for RecordId {
         match self {
             RecordId::Case(c) => (0u8, c.0).serialize(s),
             RecordId::Petition(p) => (1u8, p.0).serialize(s),
+            RecordId::Owned(o) => (2u8, o.0).serialize(s),
         }
     }
 }
@@ -246,6 +266,7 @@ impl<'de> serde::Deserialize<'de> for RecordId {
         match <(u8, [u8; 16])>::deserialize(d)? {
             (0, bytes) => Ok(RecordId::Case(CaseId(bytes))),
             (1, bytes) => Ok(RecordId::Petition(PetitionId(bytes))),
+            (2, bytes) => Ok(RecordId::Owned(OwnedId(bytes))),
             (tag, _) => Err(serde::de::Error::custom(format!(
                 "unknown record kind {tag}"
             ))),

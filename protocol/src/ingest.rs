@@ -17,7 +17,7 @@ use automerge::{Automerge, Change, ChangeHash, ReadDoc};
 use crate::cert::Keypair;
 use crate::id::RecordId;
 use crate::quarantine::{PER_SIGNER_MAX, Quarantined};
-use crate::record::{Record, jurisdictions_of};
+use crate::record::jurisdictions_of;
 use crate::rules::{self, History, RuleError};
 use crate::signed::{Checked, Refused, Verified, VerifyError, parse_change, sign_new};
 use crate::store::{Store, StoredChange};
@@ -591,11 +591,12 @@ pub enum CommitError<E: std::error::Error> {
 pub fn commit_local<S: Store>(
     store: &mut S,
     key: &Keypair,
-    record: &Record,
+    record: &dyn crate::signed::Document,
     before: &[ChangeHash],
 ) -> Result<Vec<StoredChange>, CommitError<S::Error>> {
+    let id = record.record_id();
     let mut doc = store
-        .doc(record.id())
+        .doc(id)
         .map_err(CommitError::Store)?
         .unwrap_or_default();
     let mut history = History::of(&doc);
@@ -614,9 +615,9 @@ pub fn commit_local<S: Store>(
         });
     }
     store.put_changes(&stored).map_err(CommitError::Store)?;
-    let pending = store.pending(record.id()).map_err(CommitError::Store)?;
+    let pending = store.pending(id).map_err(CommitError::Store)?;
     store
-        .put_doc(record.id(), record.doc(), &pending)
+        .put_doc(id, record.document(), &pending)
         .map_err(CommitError::Store)?;
     Ok(stored)
 }

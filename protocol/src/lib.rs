@@ -26,6 +26,7 @@ pub mod id;
 pub mod ingest;
 mod mapping;
 pub mod model;
+pub mod owned;
 pub mod quarantine;
 pub mod record;
 pub mod replica;

@@ -662,13 +662,7 @@ impl Record {
             .summary
             .clone()
             .unwrap_or_else(|| header.summary.as_str().to_string());
-        Ok(View::build(
-            self.id,
-            &self.jurisdictions,
-            header.channel,
-            summary,
-            fold,
-        ))
+        View::build(self.id, &self.jurisdictions, header.channel, summary, fold)
     }
 
     /// Carries out a command as one Automerge change. On any error nothing is written.
@@ -964,9 +958,10 @@ pub fn id_of(doc: &Automerge) -> Option<RecordId> {
     autosurgeon::hydrate_prop(doc, ROOT, "id").ok()
 }
 
-/// The villages of the record a document holds, read without hydrating anything else;
-/// `None` until the document holds its first change.
-pub fn jurisdictions_of(doc: &Automerge) -> Option<Vec<VillageCode>> {
+/// The divisions the record a document holds belongs to (its villages, or the owner of a
+/// division's own record), read without hydrating anything else; `None` until the
+/// document holds its first change.
+pub fn jurisdictions_of(doc: &Automerge) -> Option<Vec<crate::division::Division>> {
     autosurgeon::hydrate_prop(doc, ROOT, "jurisdictions").ok()
 }
 

@@ -8,8 +8,33 @@ use crate::cert::Identity;
 use crate::deadline::Deadlines;
 use crate::id::{EventId, RecordId};
 use crate::ingest::{CommitError, commit_local};
+use crate::owned::{Body, Entry, Owned, OwnedError, OwnedKind};
+use crate::quarantine::Quarantined;
 use crate::record::{Command, CommandError, DocError, NewRecord, Record, Writer};
 use crate::store::{Store, StoredChange};
+
+/// Why this office's quarantine report could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError<E: std::error::Error> {
+    /// The node may not write now (its clock), or the report could not be written.
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    /// The report could not be written.
+    #[error(transparent)]
+    Owned(#[from] OwnedError),
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(E),
+}
+
+impl<E: std::error::Error> From<CommitError<E>> for ReportError<E> {
+    fn from(e: CommitError<E>) -> Self {
+        match e {
+            CommitError::Store(e) => ReportError::Store(e),
+            CommitError::Rules(e) => ReportError::Command(CommandError::Rules(e)),
+        }
+    }
+}
 
 /// Why a local command failed.
 #[derive(Debug, thiserror::Error)]
@@ -132,5 +157,107 @@ impl<S: Store> Replica<S> {
         let changes = commit_local(&mut self.store, &self.identity.key, &record, &before)?;
         self.last_write_ms = self.last_write_ms.max(now_ms);
         Ok((event, changes))
+    }
+
+    /// Writes the changes this node just refused (`quarantine`) into its office's
+    /// quarantine report: a division's own record (`owned`) that the township's or the
+    /// county's other nodes and the county read, and no village. Refusals the report holds
+    /// already are not written again. A village writes no report (its quarantine stays on
+    /// its own status page): villages own no records. Returns the signed, stored changes to
+    /// push; none when there was nothing new.
+    pub fn report_quarantined(
+        &mut self,
+        now_ms: u64,
+        rng: &mut dyn rand_core::RngCore,
+        refused: &[Quarantined],
+    ) -> Result<Vec<StoredChange>, ReportError<S::Error>> {
+        let owner = self.identity.cert.body.division;
+        if refused.is_empty()
+            || owner.level() == crate::division::Level::Village
+            || !self.identity.cert.may_write(&[owner])
+        {
+            return Ok(Vec::new());
+        }
+        self.check_clock(now_ms)?;
+        let mut reports = Vec::new();
+        let mut known = std::collections::BTreeSet::new();
+        for id in self.store.records().map_err(ReportError::Store)? {
+            if !id.is_owned() {
+                continue;
+            }
+            let Some(doc) = self.store.doc(id).map_err(ReportError::Store)? else {
+                continue;
+            };
+            let Ok(report) = Owned::from_doc(doc) else {
+                continue;
+            };
+            if report.kind() != OwnedKind::QuarantineReport || report.owner() != owner {
+                continue;
+            }
+            for e in report.entries().0 {
+                let Body::Refusal { change, .. } = e.body;
+                known.insert(change);
+            }
+            reports.push(report);
+        }
+        let me = self.identity.key.public();
+        let mut entries = Vec::new();
+        for q in refused {
+            let change = q.change_hash().to_string();
+            if !known.insert(change.clone()) {
+                continue;
+            }
+            entries.push(Entry {
+                id: crate::id::EventId::random(rng),
+                node: me,
+                at_ms: now_ms,
+                body: Body::Refusal {
+                    signer: q.signer,
+                    record: q.record,
+                    change,
+                    change_ms: q.time_ms,
+                    code: q.code.clone(),
+                },
+            });
+        }
+        let mut out = Vec::new();
+        let mut current = reports
+            .into_iter()
+            .find(|r| r.len() < crate::model::limits::EVENTS_MAX);
+        for entry in entries {
+            let report = match current.take() {
+                Some(mut report) if report.len() < crate::model::limits::EVENTS_MAX => {
+                    let before = report.doc().get_heads();
+                    report.append(&self.writer.actor, now_ms, &entry)?;
+                    out.extend(commit_local(
+                        &mut self.store,
+                        &self.identity.key,
+                        &report,
+                        &before,
+                    )?);
+                    report
+                }
+                _ => {
+                    let report = Owned::create(
+                        self.writer.actor.clone(),
+                        now_ms,
+                        rng,
+                        owner,
+                        OwnedKind::QuarantineReport,
+                        std::slice::from_ref(&entry),
+                    )?;
+                    out.extend(commit_local(
+                        &mut self.store,
+                        &self.identity.key,
+                        &report,
+                        &[],
+                    )?);
+                    report
+                }
+            };
+            current = Some(report);
+        }
+        self.last_write_ms = self.last_write_ms.max(now_ms);
+        Ok(out)
     }
 }

@@ -47,7 +47,7 @@ use automerge::{
     ActorId, Automerge, Change, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value,
 };
 
-use crate::division::VillageCode;
+use crate::division::Division;
 use crate::event::Event;
 use crate::id::{NodeId, RecordId};
 use crate::model::Party;
@@ -212,7 +212,7 @@ enum Writes {
     /// A first change: the record it makes.
     Record {
         id: RecordId,
-        villages: Vec<VillageCode>,
+        villages: Vec<Division>,
     },
     /// A later change: one event inserted into a list after `after` (`None`: at the head),
     /// and perhaps one party put into a map under a key; both objects the change did not
@@ -226,7 +226,7 @@ enum Writes {
 
 impl Read {
     /// For a first change, the record and the villages it makes.
-    pub fn record(&self) -> Option<(RecordId, &[VillageCode])> {
+    pub fn record(&self) -> Option<(RecordId, &[Division])> {
         match &self.writes {
             Writes::Record { id, villages } => Some((*id, villages)),
             _ => None,
@@ -239,9 +239,33 @@ impl Read {
 struct Entry {
     list: ObjId,
     after: Option<ObjId>,
-    event: Event,
+    item: Item,
     event_obj: ObjId,
     party: Option<(ObjId, String, Party)>,
+}
+
+/// What a later change inserts into a record's list: an event of a case or petition, or an
+/// entry of a division's own record (`owned`).
+#[derive(Debug, Clone)]
+enum Item {
+    Event(Box<Event>),
+    Owned(crate::owned::Entry),
+}
+
+impl Item {
+    fn id(&self) -> String {
+        match self {
+            Item::Event(e) => e.id.to_string(),
+            Item::Owned(e) => e.id.to_string(),
+        }
+    }
+
+    fn at_ms(&self) -> u64 {
+        match self {
+            Item::Event(e) => e.at_ms,
+            Item::Owned(e) => e.at_ms,
+        }
+    }
 }
 
 /// A value written by a change into an object it made.
@@ -562,6 +586,15 @@ pub fn read(change: &Change, signer: NodeId) -> Result<Read, RuleError> {
             _ => return Err(RuleError::UnknownObject),
         }
     }
+    if first && crate::owned::is_owned_root(&made.json(0, 0)?) {
+        let (id, owner) = crate::owned::check_created(made.json(0, 0)?, signer, time_ms)?;
+        return Ok(Read {
+            writes: Writes::Record {
+                id,
+                villages: vec![owner],
+            },
+        });
+    }
     if first {
         // The summary is a text, not a string.
         let summary_is_text = match made.objs.get(&0) {
@@ -578,7 +611,10 @@ pub fn read(change: &Change, signer: NodeId) -> Result<Read, RuleError> {
         }
         let (id, villages) = crate::record::check_created(made.json(0, 0)?, signer, time_ms)?;
         return Ok(Read {
-            writes: Writes::Record { id, villages },
+            writes: Writes::Record {
+                id,
+                villages: villages.into_iter().map(Division::from).collect(),
+            },
         });
     }
     if let Some(obj) = stray {
@@ -592,22 +628,33 @@ pub fn read(change: &Change, signer: NodeId) -> Result<Read, RuleError> {
     if parties.len() > 1 {
         return Err(RuleError::Shape(format!("{} new parties", parties.len())));
     }
-    let event = event_of(made.json(*event_id, 0)?)?;
+    let json = made.json(*event_id, 0)?;
+    let item = match event_of(json.clone()) {
+        Ok(event) => Item::Event(Box::new(event)),
+        // A division's own record holds entries, not events, and no parties.
+        Err(e) => match crate::owned::entry_of(json) {
+            Ok(entry) if parties.is_empty() => Item::Owned(entry),
+            _ => return Err(e),
+        },
+    };
     let party = match parties.pop() {
         Some((map, key, obj)) => Some((map, key, party_of(made.json(obj, 0)?)?)),
         None => None,
     };
-    crate::record::check_entry(
-        &event,
-        party.as_ref().map(|(_, k, p)| (k, p)),
-        signer,
-        time_ms,
-    )?;
+    match &item {
+        Item::Event(event) => crate::record::check_entry(
+            event,
+            party.as_ref().map(|(_, k, p)| (k, p)),
+            signer,
+            time_ms,
+        )?,
+        Item::Owned(entry) => crate::owned::check_entry(entry, signer, time_ms)?,
+    }
     Ok(Read {
         writes: Writes::Entry(Box::new(Entry {
             list: list.clone(),
             after: after.clone(),
-            event,
+            item,
             event_obj: ObjId::Id(*event_id, actor.clone(), 0),
             party,
         })),
@@ -672,7 +719,10 @@ struct Meta {
 #[derive(Debug, Clone)]
 struct Shape {
     events: ObjId,
-    parties: ObjId,
+    /// The party map; `None` for a division's own record, which has none.
+    parties: Option<ObjId>,
+    /// The kind of entry the list holds: a division's own record's (`owned`), or events.
+    owned: Option<crate::owned::OwnedKind>,
     /// The event list's elements: where a new event may be inserted.
     elements: BTreeSet<ObjId>,
     /// The ids of the events (the fold tells events apart by them).
@@ -692,8 +742,19 @@ impl Shape {
     fn of(doc: &Automerge) -> Result<Shape, RuleError> {
         let events = object(doc, "events", ObjType::List)
             .ok_or_else(|| RuleError::Content("the record has no event list".into()))?;
-        let parties = object(doc, "parties", ObjType::Map)
-            .ok_or_else(|| RuleError::Content("the record has no party map".into()))?;
+        let owned = crate::owned::kind_of(doc);
+        if owned.is_none() && crate::record::id_of(doc).is_some_and(|id| id.is_owned()) {
+            return Err(RuleError::Content(
+                "a division's record of no known kind".into(),
+            ));
+        }
+        let parties = match owned {
+            Some(_) => None,
+            None => Some(
+                object(doc, "parties", ObjType::Map)
+                    .ok_or_else(|| RuleError::Content("the record has no party map".into()))?,
+            ),
+        };
         let created_ms = match doc.get(ROOT, "created_ms") {
             Ok(Some((Value::Scalar(v), _))) => v.as_u64(),
             _ => None,
@@ -713,9 +774,10 @@ impl Shape {
         Ok(Shape {
             elements,
             ids,
-            parties_len: doc.length(&parties),
+            parties_len: parties.as_ref().map_or(0, |p| doc.length(p)),
             events,
             parties,
+            owned,
             created_ms,
         })
     }
@@ -896,7 +958,7 @@ pub fn apply(
     let Entry {
         list,
         after,
-        event,
+        item,
         event_obj,
         party,
     } = match read.writes {
@@ -914,11 +976,21 @@ pub fn apply(
     if after.as_ref().is_some_and(|a| !shape.elements.contains(a)) {
         return Err(RuleError::MissingElement);
     }
-    let event_id = event.id.to_string();
+    let kind_agrees = match (&item, shape.owned) {
+        (Item::Event(_), None) => true,
+        (Item::Owned(entry), Some(kind)) => entry.body.kind() == kind,
+        _ => false,
+    };
+    if !kind_agrees {
+        return Err(RuleError::Content(
+            "an entry of another kind of record".into(),
+        ));
+    }
+    let event_id = item.id();
     if shape.ids.contains(&event_id) {
         return Err(RuleError::DuplicateEvent);
     }
-    if event.at_ms < shape.created_ms {
+    if item.at_ms() < shape.created_ms {
         return Err(RuleError::Time(
             "the event happened before the record was received".into(),
         ));
@@ -927,10 +999,10 @@ pub fn apply(
         return Err(RuleError::Bounds("events".into()));
     }
     if let Some((map, key, _)) = &party {
-        if *map != shape.parties {
+        let Some(parties) = shape.parties.as_ref().filter(|p| *p == map) else {
             return Err(misplaced(doc, map));
-        }
-        if !matches!(doc.get(&shape.parties, key.as_str()), Ok(None)) {
+        };
+        if !matches!(doc.get(parties, key.as_str()), Ok(None)) {
             return Err(RuleError::PartyExists(key.clone()));
         }
         if shape.parties_len >= crate::model::limits::PARTIES_MAX {
@@ -951,7 +1023,7 @@ pub fn apply(
 pub fn create(
     change: &Change,
     signer: NodeId,
-) -> Result<(Automerge, RecordId, Vec<VillageCode>), RuleError> {
+) -> Result<(Automerge, RecordId, Vec<Division>), RuleError> {
     #[cfg(feature = "bench-baseline")]
     if BASELINE.load(std::sync::atomic::Ordering::Relaxed) {
         // As verification did before the rules: build the document, read the claim.

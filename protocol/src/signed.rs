@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::cert::CertLookup;
 use crate::cert::{CertError, Certificate, Keypair, RevocationBody, Revocations, verify};
-use crate::division::VillageCode;
+use crate::division::Division;
 use crate::id::{NodeId, RecordId};
 use crate::record::Record;
 use crate::rules::RuleError;
@@ -26,8 +26,10 @@ const CHANGE_TAG: &[u8] = b"guihe-change-v1";
 pub struct SignedChange {
     /// The record the change belongs to.
     pub record: RecordId,
-    /// The villages of that record.
-    pub jurisdictions: Vec<VillageCode>,
+    /// The divisions the record belongs to: the villages of a case or petition, or the
+    /// owner of a division's own record (`owned`). On the wire each is its 12-digit code,
+    /// as a village was before division-owned records existed.
+    pub jurisdictions: Vec<Division>,
     /// The Automerge change. Its actor id starts with the signer's public key, so the
     /// signer does not travel separately.
     pub bytes: Vec<u8>,
@@ -163,7 +165,7 @@ pub struct Verified {
     pub read: Option<crate::rules::Read>,
 }
 
-fn message(record: RecordId, jurisdictions: &[VillageCode], hash: &ChangeHash) -> Vec<u8> {
+fn message(record: RecordId, jurisdictions: &[Division], hash: &ChangeHash) -> Vec<u8> {
     let mut out = CHANGE_TAG.to_vec();
     out.extend_from_slice(record.to_string().as_bytes());
     for v in jurisdictions {
@@ -196,12 +198,52 @@ pub fn signer_of(change: &Change) -> Option<NodeId> {
     Some(NodeId::from_bytes(key))
 }
 
+/// A document whose changes a node signs: a case or petition (`record`), or a division's
+/// own record (`owned`).
+pub trait Document {
+    /// The record's id.
+    fn record_id(&self) -> RecordId;
+    /// The divisions it belongs to: its villages, or its owner.
+    fn divisions(&self) -> Vec<Division>;
+    /// Its Automerge document.
+    fn document(&self) -> &automerge::Automerge;
+}
+
+impl Document for Record {
+    fn record_id(&self) -> RecordId {
+        self.id()
+    }
+    fn divisions(&self) -> Vec<Division> {
+        self.jurisdictions()
+            .iter()
+            .copied()
+            .map(Division::from)
+            .collect()
+    }
+    fn document(&self) -> &automerge::Automerge {
+        self.doc()
+    }
+}
+
+impl Document for crate::owned::Owned {
+    fn record_id(&self) -> RecordId {
+        self.id()
+    }
+    fn divisions(&self) -> Vec<Division> {
+        vec![self.owner()]
+    }
+    fn document(&self) -> &automerge::Automerge {
+        self.doc()
+    }
+}
+
 /// Signs a change made by this node.
-pub fn sign(key: &Keypair, record: &Record, change: &Change) -> SignedChange {
-    let jurisdictions = record.jurisdictions().to_vec();
+pub fn sign(key: &Keypair, record: &dyn Document, change: &Change) -> SignedChange {
+    let jurisdictions = record.divisions();
+    let id = record.record_id();
     SignedChange {
-        record: record.id(),
-        signature: key.sign(&message(record.id(), &jurisdictions, &change.hash())),
+        record: id,
+        signature: key.sign(&message(id, &jurisdictions, &change.hash())),
         jurisdictions,
         bytes: change.raw_bytes().to_vec(),
     }
@@ -209,9 +251,9 @@ pub fn sign(key: &Keypair, record: &Record, change: &Change) -> SignedChange {
 
 /// Signs every change of `record` that is not an ancestor of `before`: what a command (or
 /// the creation of the record) just wrote.
-pub fn sign_new(key: &Keypair, record: &Record, before: &[ChangeHash]) -> Vec<SignedChange> {
+pub fn sign_new(key: &Keypair, record: &dyn Document, before: &[ChangeHash]) -> Vec<SignedChange> {
     record
-        .doc()
+        .document()
         .get_changes(before)
         .into_iter()
         .map(|c| sign(key, record, &c))

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use automerge::{Automerge, ChangeHash};
 
 use crate::cert::{CertLookup, Certificate, Frontier, RevocationList, Revocations};
-use crate::division::{Division, VillageCode};
+use crate::division::Division;
 use crate::id::{NodeId, RecordId};
 use crate::quarantine::Quarantined;
 use crate::signed::SignedChange;
@@ -44,14 +44,15 @@ pub trait Store {
     fn change(&self, hash: &ChangeHash) -> Result<Option<StoredChange>, Self::Error>;
     /// Whether the store holds a change.
     fn has_change(&self, hash: &ChangeHash) -> Result<bool, Self::Error>;
-    /// Stores changes and indexes them under every village of their record, all or none.
+    /// Stores changes and indexes them under every division of their record (its villages,
+    /// or the owner of a division's own record), all or none.
     fn put_changes(&mut self, changes: &[StoredChange]) -> Result<(), Self::Error>;
-    /// The keys of the changes of records that touch a village `division` covers and that
-    /// `also` accepts (given the record's villages), in key order.
+    /// The keys of the changes of records that belong to a division inside `division` and
+    /// that `also` accepts (given the record's divisions), in key order.
     fn keys(
         &self,
         division: Division,
-        also: &dyn Fn(&[VillageCode]) -> bool,
+        also: &dyn Fn(&[Division]) -> bool,
     ) -> Result<Vec<Key>, Self::Error>;
 
     /// A record's current document.
@@ -188,7 +189,7 @@ pub fn split_waiting(
 #[derive(Debug, Clone, Default)]
 pub struct MemStore {
     changes: BTreeMap<ChangeHash, StoredChange>,
-    index: BTreeMap<VillageCode, BTreeSet<Key>>,
+    index: BTreeMap<Division, BTreeSet<Key>>,
     docs: BTreeMap<RecordId, Automerge>,
     pending: BTreeMap<RecordId, BTreeSet<ChangeHash>>,
     certs: BTreeMap<NodeId, Vec<Certificate>>,
@@ -255,11 +256,11 @@ impl Store for MemStore {
     fn keys(
         &self,
         division: Division,
-        also: &dyn Fn(&[VillageCode]) -> bool,
+        also: &dyn Fn(&[Division]) -> bool,
     ) -> Result<Vec<Key>, Infallible> {
         let mut out = BTreeSet::new();
         for (village, keys) in &self.index {
-            if !division.covers(*village) {
+            if !division.contains(*village) {
                 continue;
             }
             for key in keys {

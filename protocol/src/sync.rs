@@ -35,7 +35,7 @@ use automerge::ChangeHash;
 use negentropy::{Id, Negentropy, NegentropyStorageVector};
 
 use crate::cert::{CertError, Certificate, Identity, RevocationList};
-use crate::division::VillageCode;
+use crate::division::Division;
 use crate::id::NodeId;
 use crate::ingest::ingest;
 use crate::quarantine::Quarantined;
@@ -522,8 +522,8 @@ impl Session {
         self.peer.as_ref().ok_or(SessionError::Unexpected(what))
     }
 
-    fn in_scope(&self, peer: &Certificate, villages: &[VillageCode]) -> bool {
-        self.me.cert.may_read(villages) && peer.may_read(villages)
+    fn in_scope(&self, peer: &Certificate, villages: &[Division]) -> bool {
+        in_scope(&self.me.cert, peer, self.version, villages)
     }
 
     fn on_hello<S: Store>(
@@ -593,8 +593,9 @@ impl Session {
     fn scope_keys<S: Store>(&self, store: &S) -> Result<Vec<crate::store::Key>, SessionError> {
         let peer = self.require_peer("reconcile")?.clone();
         let me = self.me.cert.clone();
+        let version = self.version;
         store
-            .keys(me.body.division, &|v| me.may_read(v) && peer.may_read(v))
+            .keys(me.body.division, &|v| in_scope(&me, &peer, version, v))
             .map_err(store_err)
     }
 
@@ -836,4 +837,13 @@ fn causal_order<S: Store>(
         }
     }
     Ok(out)
+}
+
+/// Whether a record of these divisions is in the scope of a session between `me` and
+/// `peer` speaking `version`: both may read it, and a peer of a version before 3 is not
+/// sent a division's own record, which it could not read.
+fn in_scope(me: &Certificate, peer: &Certificate, version: u16, divisions: &[Division]) -> bool {
+    me.may_read(divisions)
+        && peer.may_read(divisions)
+        && (version >= 3 || divisions.iter().all(|d| matches!(d, Division::Village(_))))
 }

@@ -166,7 +166,7 @@ impl View {
         channel: Option<Channel>,
         summary: String,
         fold: Fold,
-    ) -> View {
+    ) -> Result<View, crate::record::DocError> {
         let restricted = fold.restricted_flag || fold.parties.values().any(|p| p.minor);
         let needs_review = fold.needs_review();
         let common = Common {
@@ -208,7 +208,12 @@ impl View {
             },
             revoked_entries: false,
         };
-        match id {
+        Ok(match id {
+            RecordId::Owned(_) => {
+                return Err(crate::record::DocError::Shape(
+                    "a division's own record is not a case or petition".into(),
+                ));
+            }
             RecordId::Case(id) => View::Case(CaseView {
                 id,
                 common,
@@ -227,7 +232,7 @@ impl View {
                 reexam_requested_ms: fold.reexam_requested_ms,
                 reexam_answered_ms: fold.reexam_answered_ms,
             }),
-        }
+        })
     }
 
     /// Marks the record as holding entries of a revoked key beyond its frontier: up for

@@ -16,11 +16,13 @@ use crate::signed::SignedChange;
 pub const WIRE_VERSION: u8 = 1;
 
 /// The sync protocol's version, exchanged in `Hello`. Version 2 adds `Greeting` and
-/// `Frontier`. A node speaks every version from [`OLDEST_PROTOCOL_VERSION`] on, so that a
+/// `Frontier`. Version 3 adds divisions' own records (`owned`): a record id of kind 2 and
+/// an owner's code among a change's divisions, which a node of version 1 or 2 cannot
+/// read, so sessions of those versions leave such records out of their scope. A node speaks every version from [`OLDEST_PROTOCOL_VERSION`] on, so that a
 /// mesh keeps syncing while its offices are upgraded one by one; the transport settles
 /// which one a connection speaks before the first message (the node: one libp2p stream
 /// protocol per version).
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// The oldest sync protocol version this build still speaks.
 pub const OLDEST_PROTOCOL_VERSION: u16 = 1;

@@ -97,6 +97,8 @@ pub struct Report {
     pub rule_breaking: usize,
     /// Changes kept aside (quarantined), summed over the nodes.
     pub quarantined: usize,
+    /// Refusals in the quarantine reports the county holds (its own and the townships').
+    pub reported_at_county: usize,
     /// Time from heal to the last delivery.
     pub heal_ms: u64,
     /// Events processed.
@@ -294,6 +296,32 @@ pub fn check(sim: &Sim) -> Report {
         }
     }
 
+    // Quarantine reports: every change a township kept aside is in a report of that
+    // township's that the county holds; no village holds any report.
+    let county_reported = reported(&sim.nodes[0].replica.store);
+    for node in &sim.nodes {
+        let division = node.replica.identity.cert.body.division;
+        match node.kind {
+            NodeKind::Township(_) => {
+                for q in node.replica.store.quarantined().unwrap_or_default() {
+                    if !county_reported.contains(&(division, q.change_hash().to_string())) {
+                        failures.push(format!(
+                            "the county has no report from {} of refused change {}",
+                            node.name,
+                            q.change_hash()
+                        ));
+                    }
+                }
+            }
+            NodeKind::Village(_) => {
+                if !reported(&node.replica.store).is_empty() {
+                    failures.push(format!("{} holds a quarantine report", node.name));
+                }
+            }
+            NodeKind::County | NodeKind::Forger => {}
+        }
+    }
+
     // A stolen PC: the county holds no change of the revoked key beyond its frontier,
     // whatever time it claims.
     if let Some((v, _, frontier)) = &sim.stolen {
@@ -385,6 +413,7 @@ pub fn check(sim: &Sim) -> Report {
             .iter()
             .map(|n| n.replica.store.quarantined().map_or(0, |q| q.len()))
             .sum(),
+        reported_at_county: county_reported.len(),
         heal_ms,
         events: sim.events,
         convergence,
@@ -453,4 +482,31 @@ fn foremost(sim: &Sim, origin: usize, start: u64, readers: &[usize]) -> BTreeMap
         }
     }
     best
+}
+
+/// The refusals in the quarantine reports a store holds: (reporting office, change hash).
+fn reported(
+    store: &guihe_protocol::store::MemStore,
+) -> BTreeSet<(guihe_protocol::division::Division, String)> {
+    use guihe_protocol::owned::{Body, Owned};
+    use guihe_protocol::store::Store;
+    let mut out = BTreeSet::new();
+    for id in store.records().unwrap_or_default() {
+        if !id.is_owned() {
+            continue;
+        }
+        let Some(report) = store
+            .doc(id)
+            .ok()
+            .flatten()
+            .and_then(|d| Owned::from_doc(d).ok())
+        else {
+            continue;
+        };
+        for e in report.entries().0 {
+            let Body::Refusal { change, .. } = e.body;
+            out.insert((report.owner(), change));
+        }
+    }
+    out
 }

@@ -650,11 +650,31 @@ impl Sim {
 
     fn session_events(&mut self, node: usize, from_link: usize, events: Vec<SessionEvent>) {
         for e in events {
-            if let SessionEvent::Received(changes) = e {
-                for c in &changes {
-                    self.arrived.entry((c.hash, node)).or_insert(self.now);
+            match e {
+                SessionEvent::Received(changes) => {
+                    for c in &changes {
+                        self.arrived.entry((c.hash, node)).or_insert(self.now);
+                    }
+                    self.relay(node, from_link, &changes);
                 }
-                self.relay(node, from_link, &changes);
+                SessionEvent::Quarantined { changes, .. } => {
+                    // The node writes what it refused into its office's quarantine report,
+                    // as the daemon does, and offers it on every link (sessions send it
+                    // only to peers that may read it). Its own generator, so that the
+                    // workload's draws do not depend on what was refused.
+                    let mut rng = ChaCha8Rng::seed_from_u64(self.now ^ ((node as u64) << 48));
+                    let written = self.nodes[node]
+                        .replica
+                        .report_quarantined(self.now, &mut rng, &changes);
+                    match written {
+                        Ok(written) if !written.is_empty() => {
+                            self.relay(node, usize::MAX, &written);
+                        }
+                        Ok(_) => {}
+                        Err(_) => self.session_errors += 1,
+                    }
+                }
+                _ => {}
             }
         }
     }

@@ -62,6 +62,11 @@ fn compromised_villages_get_no_rule_breaking_change_applied() {
         "kept aside where they were offered: {}",
         r.quarantined
     );
+    assert!(
+        r.reported_at_county >= 6,
+        "the townships' quarantine reports reach the county: {}",
+        r.reported_at_county
+    );
 }
 
 #[test]

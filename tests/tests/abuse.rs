@@ -19,7 +19,7 @@ const TOWNSHIP: &str = "500240001000";
 const HONEST: &str = "500240001201";
 const OTHER: &str = "500240001202";
 /// The newest sync protocol, whose version the hello below speaks.
-const PROTOCOL: StreamProtocol = StreamProtocol::new("/guihe/sync/2");
+const PROTOCOL: StreamProtocol = StreamProtocol::new("/guihe/sync/3");
 
 /// A township with an honest village dialling it, and a second village enrolled (its
 /// identity is the hostile peers' to use) but never started.

@@ -234,6 +234,25 @@ fn a_township_keeps_a_villages_bad_changes_aside_and_stays_up_through_a_restart(
     let text = lab.ok("township", &["status"]);
     assert!(text.contains("已隔离的变更"), "{text}");
     assert!(text.contains("删除了记录内容"), "{text}");
+    // The township's quarantine report reaches the county, which lists what the township
+    // refused; the village never holds it.
+    lab.wait_for(
+        "the township's report at the county",
+        Duration::from_secs(60),
+        || status(&lab, "county")["reported"].as_array().map(Vec::len) == Some(2),
+    );
+    let reported = status(&lab, "county")["reported"].clone();
+    assert!(
+        reported
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["office"] == TOWNSHIP && r["signer_division"] == VILLAGE),
+        "{reported}"
+    );
+    assert!(lab.ok("county", &["status"]).contains("下级上报"));
+    assert_eq!(status(&lab, "township")["reported"], serde_json::json!([]));
+    assert_eq!(status(&lab, "village")["reported"], serde_json::json!([]));
 
     // The quarantine survives a restart.
     lab.kill("township");
@@ -242,6 +261,18 @@ fn a_township_keeps_a_villages_bad_changes_aside_and_stays_up_through_a_restart(
         "the township's status again",
         Duration::from_secs(30),
         || quarantined(&lab, "township").len() == 2,
+    );
+    lab.kill("village");
+    let village = Local::open(&lab.data("village")).unwrap();
+    assert!(
+        village
+            .replica
+            .store
+            .records()
+            .unwrap()
+            .iter()
+            .all(|r| !r.is_owned()),
+        "a village holds no division's record"
     );
 }
 
