@@ -379,7 +379,7 @@ fn retag(
 /// The record's reader asks for every field (an absent option too), so the event must hold
 /// exactly the fields it reads back as: it is read with serde, and written back in the
 /// record's form, which must be what was read.
-pub(crate) fn event_of(value: serde_json::Value) -> Result<Event, RuleError> {
+pub(crate) fn event_of(value: &serde_json::Value) -> Result<Event, RuleError> {
     let mut serde_form = value.clone();
     let body = serde_form
         .get_mut("body")
@@ -391,7 +391,7 @@ pub(crate) fn event_of(value: serde_json::Value) -> Result<Event, RuleError> {
     }
     let event: Event =
         serde_json::from_value(serde_form).map_err(|e| RuleError::Content(e.to_string()))?;
-    if record_form(&event)? != value {
+    if record_form(&event)? != *value {
         return Err(RuleError::Content(
             "an event with fields missing or added".into(),
         ));
@@ -586,16 +586,17 @@ pub fn read(change: &Change, signer: NodeId) -> Result<Read, RuleError> {
             _ => return Err(RuleError::UnknownObject),
         }
     }
-    if first && crate::owned::is_owned_root(&made.json(0, 0)?) {
-        let (id, owner) = crate::owned::check_created(made.json(0, 0)?, signer, time_ms)?;
-        return Ok(Read {
-            writes: Writes::Record {
-                id,
-                villages: vec![owner],
-            },
-        });
-    }
     if first {
+        let root = made.json(0, 0)?;
+        if crate::owned::is_owned_root(&root) {
+            let (id, owner) = crate::owned::check_created(root, signer, time_ms)?;
+            return Ok(Read {
+                writes: Writes::Record {
+                    id,
+                    villages: vec![owner],
+                },
+            });
+        }
         // The summary is a text, not a string.
         let summary_is_text = match made.objs.get(&0) {
             Some(Obj::Map(root)) => match root.get("summary") {
@@ -609,7 +610,7 @@ pub fn read(change: &Change, signer: NodeId) -> Result<Read, RuleError> {
         if !summary_is_text {
             return Err(RuleError::Content("the summary is not a text".into()));
         }
-        let (id, villages) = crate::record::check_created(made.json(0, 0)?, signer, time_ms)?;
+        let (id, villages) = crate::record::check_created(root, signer, time_ms)?;
         return Ok(Read {
             writes: Writes::Record {
                 id,
@@ -629,7 +630,7 @@ pub fn read(change: &Change, signer: NodeId) -> Result<Read, RuleError> {
         return Err(RuleError::Shape(format!("{} new parties", parties.len())));
     }
     let json = made.json(*event_id, 0)?;
-    let item = match event_of(json.clone()) {
+    let item = match event_of(&json) {
         Ok(event) => Item::Event(Box::new(event)),
         // A division's own record holds entries, not events, and no parties.
         Err(e) => match crate::owned::entry_of(json) {
