@@ -694,6 +694,7 @@ pub fn variant(message: &Message) -> &'static str {
         Message::Ack { .. } => "ack",
         Message::Greeting { .. } => "greeting",
         Message::Frontier(_) => "frontier",
+        Message::Refused(_) => "refused",
     }
 }
 

@@ -140,6 +140,10 @@ pub struct Detail {
     pub view: View,
     /// Its events, in the order the fold reads them.
     pub timeline: Vec<Event>,
+    /// An office above refused a change this node made to the record, so this node
+    /// writes no more to it: the reason's code (see `quarantine::label`).
+    #[serde(default)]
+    pub refused_upstream: Option<String>,
 }
 
 /// What a call returns.
@@ -259,7 +263,8 @@ impl From<LocalError> for ApiError {
                 CommandError::Document(d) => ApiError::Internal(d.to_string()),
                 CommandError::Refused(r) => ApiError::Refused(r.to_string()),
                 clock @ (CommandError::ClockOutsideCertificate { .. }
-                | CommandError::ClockBehind { .. }) => ApiError::Refused(clock.to_string()),
+                | CommandError::ClockBehind { .. }
+                | CommandError::RefusedUpstream { .. }) => ApiError::Refused(clock.to_string()),
                 other => ApiError::Field {
                     field: "event".into(),
                     message: other.to_string(),
@@ -465,8 +470,20 @@ fn run(local: &mut Local, call: Call) -> Result<(Reply, Vec<StoredChange>), ApiE
                 .map_err(|e| ApiError::Internal(e.to_string()))?
                 .events;
             guihe_protocol::fold::order(&mut timeline);
+            let refused_upstream = local
+                .replica
+                .store
+                .own_refused()
+                .map_err(LocalError::from)?
+                .into_iter()
+                .find(|r| r.record == id)
+                .map(|r| r.code);
             Ok((
-                Reply::Detail(Box::new(Detail { view, timeline })),
+                Reply::Detail(Box::new(Detail {
+                    view,
+                    timeline,
+                    refused_upstream,
+                })),
                 Vec::new(),
             ))
         }
@@ -637,6 +654,46 @@ pub struct StatusReport {
     /// most [`REPORTED_MAX`]). Empty at a village, which reads no such report.
     #[serde(default)]
     pub reported: Vec<ReportedRefusal>,
+    /// Changes of this node's own that an office above refused: their records can no
+    /// longer be written here.
+    #[serde(default)]
+    pub refused_upstream: Vec<RefusedUpstream>,
+}
+
+/// A change of this node's own that an office above refused, in a [`StatusReport`].
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RefusedUpstream {
+    /// The record, which this node no longer writes to.
+    pub record: String,
+    /// The reason's code.
+    pub code: String,
+    /// The reason, in Chinese.
+    pub reason_zh: String,
+    /// The reason, in English.
+    pub reason_en: String,
+    /// When this node learned of it (ms since the epoch).
+    pub at_ms: u64,
+}
+
+/// What offices above refused of this node's own changes, newest first.
+pub fn refused_upstream<S: guihe_protocol::store::Store>(store: &S) -> Vec<RefusedUpstream> {
+    let mut out: Vec<RefusedUpstream> = store
+        .own_refused()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| {
+            let (zh, en) = guihe_protocol::quarantine::label(&r.code);
+            RefusedUpstream {
+                record: r.record.to_string(),
+                code: r.code,
+                reason_zh: zh.into(),
+                reason_en: en.into(),
+                at_ms: r.at_ms,
+            }
+        })
+        .collect();
+    out.sort_by_key(|r| std::cmp::Reverse(r.at_ms));
+    out
 }
 
 /// The most refusals reported from below that the status shows.

@@ -393,6 +393,12 @@ pub fn status(node: &Node) -> CliResult<String> {
                 ));
             }
             quarantine_lines(&r.quarantined, &mut out);
+            for q in &r.refused_upstream {
+                out.push(format!(
+                    "上级拒收了本机对记录 {} 的修改（{}），本机不能再修改该记录 the office above refused this office's change to record {} ({}): it can no longer be changed here",
+                    q.record, q.reason_zh, q.record, q.reason_en
+                ));
+            }
             if !r.reported.is_empty() {
                 out.push(format!(
                     "下级上报 {} 条被拒收的变更 {} refused changes reported from offices below (see the sync page)",

@@ -183,7 +183,7 @@ async fn count(State(state): State<AppState>, request: HttpRequest, next: Next) 
 #[openapi(
     info(title = "guihe node API", description = "The JSON API every guihe node serves on its HTTP port. Authorization: Bearer <token from api.json>."),
     paths(list_cases, list_petitions, list_all, create_case, create_petition, show, append, add_staff, stats, revocations, frontier, frontier_of, accept_clock, status, serve_metrics),
-    components(schemas(NewForm, crate::api::PartyForm, ErrorBody, StatusReport, crate::api::PeerReport, crate::api::Freshness, crate::api::QuarantineReport, crate::api::ReportedRefusal, StaffForm)),
+    components(schemas(NewForm, crate::api::PartyForm, ErrorBody, StatusReport, crate::api::PeerReport, crate::api::Freshness, crate::api::QuarantineReport, crate::api::ReportedRefusal, crate::api::RefusedUpstream, StaffForm)),
     modifiers(&TokenScheme)
 )]
 #[derive(Debug)]

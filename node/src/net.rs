@@ -273,6 +273,7 @@ struct Counts {
     quarantined: Vec<api::QuarantineReport>,
     held: usize,
     reported: Vec<api::ReportedRefusal>,
+    refused_upstream: Vec<api::RefusedUpstream>,
 }
 
 impl Core {
@@ -536,6 +537,12 @@ impl Core {
                     }
                     self.generation += 1;
                 }
+                Event::RefusedByPeer(own) => {
+                    for r in &own {
+                        tracing::warn!(%peer, record = %r.record, code = %r.code, "an office above refused a change of this node's; no more writes to that record here");
+                    }
+                    self.generation += 1;
+                }
                 Event::Revocations(v) => {
                     tracing::info!(version = v, "revocation list updated");
                     news = true;
@@ -674,6 +681,7 @@ impl Core {
                     store,
                     self.local.replica.identity.cert.body.division,
                 ),
+                refused_upstream: api::refused_upstream(store),
             };
             self.counted = Some((std::time::Instant::now(), started.elapsed(), counts));
         }
@@ -706,6 +714,7 @@ impl Core {
             disk_low: self.disk_low,
             quarantined: counts.quarantined,
             reported: counts.reported,
+            refused_upstream: counts.refused_upstream,
             held: counts.held,
         }
     }

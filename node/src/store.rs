@@ -24,7 +24,7 @@ use automerge::{Automerge, ChangeHash};
 use guihe_protocol::cert::{Certificate, Frontier, RevocationList};
 use guihe_protocol::division::{Division, VillageCode};
 use guihe_protocol::id::{NodeId, RecordId};
-use guihe_protocol::quarantine::Quarantined;
+use guihe_protocol::quarantine::{OwnRefused, Quarantined};
 use guihe_protocol::signed::SignedChange;
 use guihe_protocol::store::{Key, Store, StoredChange};
 use serde::{Deserialize, Serialize};
@@ -1049,6 +1049,19 @@ impl Store for SledStore {
     fn put_frontier(&mut self, frontier: &Frontier) -> Result<(), StoreError> {
         self.meta.insert(b"frontier", encode(frontier)?)?;
         self.flush()
+    }
+
+    fn put_own_refused(&mut self, refused: &[OwnRefused]) -> Result<(), StoreError> {
+        let kept = guihe_protocol::store::merge_own_refused(self.own_refused()?, refused);
+        self.meta.insert(b"own_refused", encode(&kept)?)?;
+        self.flush()
+    }
+
+    fn own_refused(&self) -> Result<Vec<OwnRefused>, StoreError> {
+        match self.meta.get(b"own_refused")? {
+            Some(v) => decode("meta", b"own_refused", &v),
+            None => Ok(Vec::new()),
+        }
     }
 
     fn put_quarantined(&mut self, refused: &[Quarantined]) -> Result<(), StoreError> {

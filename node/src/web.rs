@@ -921,6 +921,11 @@ async fn record_view(
             @if c.needs_review { " · " span.flag { (t("待审核", "needs review")) } }
             @if c.restricted { " · " span.flag { (t("限制查看", "restricted")) } }
         }
+        @if let Some(code) = &detail.refused_upstream {
+            @let (zh, en) = guihe_protocol::quarantine::label(code);
+            p.error id="refused-upstream" { (t("本机对此记录的一项修改已被上级节点拒收", "A change this office made to this record was refused by the office above")) "（" (t(zh, en)) "）。" (t("本机此后对该记录的修改都无法同步，因此已不能再修改此记录。请联系乡镇（街道）调解办公室，由上级重新登记需要补充的内容。",
+                "Nothing more this office writes to it could reach them, so it can no longer be changed here. Ask the township office to record what is needed.")) }
+        }
         @if c.revoked_entries {
             p.error { (t("本记录含有被吊销节点在吊销前未送达县里的录入（可能是失窃电脑上的冒名录入），已保留待审核：请核对纸质卷宗，必要时由乡镇更正。",
                 "This record holds entries of a revoked office node that had not reached the county when it was revoked (perhaps a thief's, on a stolen PC): kept for review; check them against the paper file and have the township correct them if needed.")) }
@@ -1143,6 +1148,21 @@ async fn sync_page(State(state): State<AppState>, headers: HeaderMap) -> Respons
                         td { (q.record) }
                         td title=(q.detail) { (t(&q.reason_zh, &q.reason_en)) }
                         td { (ago(Some(q.refused_ms))) }
+                    }
+                }
+            }
+        }
+        @if !r.refused_upstream.is_empty() {
+            h2 { (t("本机被上级拒收的修改", "This office's changes refused above")) }
+            p.error { (t("上级节点拒收了本机对以下记录的修改，本机已不能再修改这些记录。请联系乡镇（街道）调解办公室，由上级重新登记需要补充的内容。",
+                "The office above refused this office's changes to these records, which can no longer be changed here. Ask the township office to record what is needed.")) }
+            table id="refused-upstream" {
+                tr { th { (t("记录", "Record")) } th { (t("原因", "Reason")) } th { (t("得知时间", "Learned")) } }
+                @for q in &r.refused_upstream {
+                    tr {
+                        td { a href=(format!("/records/{}", q.record)) { (q.record) } }
+                        td title=(q.code) { (t(&q.reason_zh, &q.reason_en)) }
+                        td { (ago(Some(q.at_ms))) }
                     }
                 }
             }

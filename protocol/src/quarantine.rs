@@ -72,6 +72,36 @@ impl Quarantined {
     }
 }
 
+/// A change of this node's own that an office above refused and kept aside, as that office
+/// said over sync (`wire::Message::Refused`). Automerge applies one actor's changes to a
+/// record in order, so nothing this node writes to the record after it can reach that
+/// office: the node refuses further writes to the record (`Replica::apply`), and the
+/// office above records what is needed instead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnRefused {
+    /// The record.
+    pub record: RecordId,
+    /// The refused change's hash.
+    pub hash: [u8; 32],
+    /// Why it was refused (see [`label`]).
+    pub code: String,
+    /// The node that refused it.
+    pub by: NodeId,
+    /// When this node learned of it.
+    pub at_ms: u64,
+}
+
+/// Own refused changes a store keeps (the first per record); beyond that the oldest are
+/// forgotten.
+pub const OWN_REFUSED_MAX: usize = 4_096;
+
+/// Whether a refusal's code is one a node would send: a short lowercase word.
+pub fn is_code(code: &str) -> bool {
+    !code.is_empty()
+        && code.len() <= 64
+        && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+}
+
 /// The words for a refusal's code, Chinese and English, for the status and sync pages.
 /// Codes this build does not know (written by a newer one) get a general label.
 pub fn label(code: &str) -> (&'static str, &'static str) {

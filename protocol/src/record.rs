@@ -178,6 +178,17 @@ pub enum CommandError {
         /// The node's latest entry.
         last_ms: u64,
     },
+    /// An office above refused a change this node made to the record (`quarantine`):
+    /// nothing this node writes to it can reach that office any more.
+    #[error(
+        "此记录的一项修改已被上级节点拒收（{zh}），本机此后对该记录的修改都无法同步，因此不能再修改。请联系乡镇（街道）调解办公室，由上级重新登记需要补充的内容。A change this office made to the record was refused by the office above ({en}); nothing more this office writes to it could reach them, so it can no longer be changed here. Ask the township office to record what is needed.",
+        zh = crate::quarantine::label(code).0,
+        en = crate::quarantine::label(code).1
+    )]
+    RefusedUpstream {
+        /// Why the office above refused the change.
+        code: String,
+    },
 }
 
 /// Who records an event.

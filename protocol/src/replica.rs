@@ -151,6 +151,17 @@ impl<S: Store> Replica<S> {
         command: Command,
     ) -> Result<(EventId, Vec<StoredChange>), ReplicaError<S::Error>> {
         self.check_clock(now_ms)?;
+        if let Some(r) = self
+            .store
+            .own_refused()
+            .map_err(ReplicaError::Store)?
+            .into_iter()
+            .find(|r| r.record == id)
+        {
+            return Err(ReplicaError::Command(CommandError::RefusedUpstream {
+                code: r.code,
+            }));
+        }
         let mut record = self.record(id)?;
         let before: Vec<ChangeHash> = record.heads();
         let event = record.apply(&mut self.writer.ctx(now_ms, rng, rules), command)?;

@@ -14,7 +14,7 @@ use automerge::{Automerge, ChangeHash};
 use crate::cert::{CertLookup, Certificate, Frontier, RevocationList, Revocations};
 use crate::division::Division;
 use crate::id::{NodeId, RecordId};
-use crate::quarantine::Quarantined;
+use crate::quarantine::{OWN_REFUSED_MAX, OwnRefused, Quarantined};
 use crate::signed::SignedChange;
 
 /// A change as stored.
@@ -157,6 +157,13 @@ pub trait Store {
     fn held(&self) -> Result<Vec<StoredChange>, Self::Error>;
     /// Stops holding these changes (their time came).
     fn remove_held(&mut self, hashes: &[ChangeHash]) -> Result<(), Self::Error>;
+    /// Keeps what an office above said it refused of this node's own changes: the first
+    /// per record, at most [`crate::quarantine::OWN_REFUSED_MAX`] (the oldest forgotten).
+    /// Durable when it returns.
+    fn put_own_refused(&mut self, refused: &[OwnRefused]) -> Result<(), Self::Error>;
+    /// Changes of this node's own that an office above said it refused, one per record.
+    fn own_refused(&self) -> Result<Vec<OwnRefused>, Self::Error>;
+
     /// How many changes of `signer` are kept aside.
     fn quarantined_count(&self, signer: &NodeId) -> Result<usize, Self::Error> {
         Ok(self
@@ -198,6 +205,7 @@ pub struct MemStore {
     watermarks: BTreeMap<NodeId, u64>,
     quarantine: BTreeMap<ChangeHash, Quarantined>,
     held: BTreeMap<ChangeHash, StoredChange>,
+    own_refused: Vec<OwnRefused>,
 }
 
 /// The in-memory store cannot fail.
@@ -411,6 +419,15 @@ impl Store for MemStore {
         Ok(self.quarantine.values().cloned().collect())
     }
 
+    fn put_own_refused(&mut self, refused: &[OwnRefused]) -> Result<(), Infallible> {
+        self.own_refused = merge_own_refused(std::mem::take(&mut self.own_refused), refused);
+        Ok(())
+    }
+
+    fn own_refused(&self) -> Result<Vec<OwnRefused>, Infallible> {
+        Ok(self.own_refused.clone())
+    }
+
     fn watermark(&self, peer: &NodeId) -> Result<Option<u64>, Infallible> {
         Ok(self.watermarks.get(peer).copied())
     }
@@ -419,6 +436,20 @@ impl Store for MemStore {
         self.watermarks.insert(*peer, time_ms);
         Ok(())
     }
+}
+
+/// What a store keeps of its own refused changes after `new` arrive: the first per record,
+/// in arrival order, at most [`OWN_REFUSED_MAX`] (the oldest forgotten). Every store keeps
+/// them so.
+pub fn merge_own_refused(mut kept: Vec<OwnRefused>, new: &[OwnRefused]) -> Vec<OwnRefused> {
+    for r in new {
+        if !kept.iter().any(|k| k.record == r.record) {
+            kept.push(r.clone());
+        }
+    }
+    let over = kept.len().saturating_sub(OWN_REFUSED_MAX);
+    kept.drain(..over);
+    kept
 }
 
 /// Looks certificates up in a store, treating a store error as "none known".

@@ -38,10 +38,10 @@ use crate::cert::{CertError, Certificate, Identity, RevocationList};
 use crate::division::Division;
 use crate::id::NodeId;
 use crate::ingest::ingest;
-use crate::quarantine::Quarantined;
+use crate::quarantine::{OwnRefused, Quarantined};
 use crate::signed::{VerifyError, verify_batch};
 use crate::store::{Store, StoreCerts, StoredChange};
-use crate::wire::{MESSAGE_BYTES_MAX, Message, PROTOCOL_VERSION, WireError};
+use crate::wire::{MESSAGE_BYTES_MAX, Message, PROTOCOL_VERSION, REFUSALS_MAX, Refusal, WireError};
 
 /// The bounds of a session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,6 +98,9 @@ pub enum Event {
     /// The initiator finished reconciling: everything either side lacked is asked for or
     /// queued.
     Reconciled,
+    /// The peer, an office above this node, refused changes this node signed: stored
+    /// (`Store::put_own_refused`), so this node writes no more to those records.
+    RefusedByPeer(Vec<OwnRefused>),
 }
 
 /// Why a session ended.
@@ -383,6 +386,7 @@ impl Session {
                         .push_back(Event::Frontier(frontier.body.version));
                 }
             }
+            Message::Refused(list) => self.on_refused(list, store, now_ms)?,
             Message::Reconcile(frame) => self.on_reconcile(&frame, store)?,
             Message::Tail {
                 below_ms,
@@ -672,6 +676,25 @@ impl Session {
         }
         let checked = verify_batch(changes, &StoreCerts(&*store), &revocations)?;
         self.stats.changes_in += checked.len() as u64;
+        // Changes of the peer's own that were refused before and come again: the peer is
+        // told again (it may not have heard).
+        let mut again = Vec::new();
+        if self.version >= 3 {
+            for c in &checked {
+                if let Err(r) = c
+                    && r.signer == peer.node()
+                    && store.is_quarantined(&r.hash).map_err(store_err)?
+                {
+                    again.push(r.hash);
+                }
+                if let Ok(v) = c
+                    && v.signer == peer.node()
+                    && store.is_quarantined(&v.hash).map_err(store_err)?
+                {
+                    again.push(v.hash);
+                }
+            }
+        }
         for c in &checked {
             let hash = match c {
                 Ok(v) => v.hash,
@@ -684,6 +707,33 @@ impl Session {
         if !ingested.applied.is_empty() {
             self.events.push_back(Event::Received(ingested.applied));
         }
+        if self.version >= 3 {
+            // Tell the signer what of its own was refused, so that it stops writing to
+            // those records.
+            let mut refusals: Vec<Refusal> = ingested
+                .quarantined
+                .iter()
+                .filter(|q| q.signer == peer.node())
+                .map(|q| Refusal {
+                    hash: q.hash,
+                    code: q.code.clone(),
+                })
+                .collect();
+            if !again.is_empty() {
+                for q in store.quarantined().map_err(store_err)? {
+                    if again.contains(&q.change_hash()) {
+                        refusals.push(Refusal {
+                            hash: q.hash,
+                            code: q.code,
+                        });
+                    }
+                }
+            }
+            refusals.truncate(REFUSALS_MAX);
+            if !refusals.is_empty() {
+                self.outbox.push_back(Message::Refused(refusals));
+            }
+        }
         if !ingested.quarantined.is_empty() || ingested.dropped > 0 {
             self.events.push_back(Event::Quarantined {
                 changes: ingested.quarantined,
@@ -691,6 +741,49 @@ impl Session {
             });
         }
         self.outbox.push_back(Message::Ack { batch });
+        Ok(())
+    }
+
+    /// The peer refused changes of this node's own. Only an office above this node is
+    /// heeded (a village cannot stop its township writing), and only for changes this
+    /// node holds and signed; anything else in the list is ignored.
+    fn on_refused<S: Store>(
+        &mut self,
+        list: Vec<Refusal>,
+        store: &mut S,
+        now_ms: u64,
+    ) -> Result<(), SessionError> {
+        let peer = self.require_peer("refused")?.clone();
+        if self.version < 3 || list.len() > REFUSALS_MAX {
+            return Err(SessionError::Unexpected("refused"));
+        }
+        let mine = self.me.cert.body.division;
+        if peer.body.division == mine || !peer.body.division.contains(mine) {
+            return Ok(());
+        }
+        let me = self.me.cert.node();
+        let mut own = Vec::new();
+        for r in list {
+            if !crate::quarantine::is_code(&r.code) {
+                continue;
+            }
+            let Some(c) = store.change(&ChangeHash(r.hash)).map_err(store_err)? else {
+                continue;
+            };
+            if c.signer == me {
+                own.push(OwnRefused {
+                    record: c.signed.record,
+                    hash: r.hash,
+                    code: r.code,
+                    by: peer.node(),
+                    at_ms: now_ms,
+                });
+            }
+        }
+        if !own.is_empty() {
+            store.put_own_refused(&own).map_err(store_err)?;
+            self.events.push_back(Event::RefusedByPeer(own));
+        }
         Ok(())
     }
 

@@ -18,7 +18,8 @@ pub const WIRE_VERSION: u8 = 1;
 /// The sync protocol's version, exchanged in `Hello`. Version 2 adds `Greeting` and
 /// `Frontier`. Version 3 adds divisions' own records (`owned`): a record id of kind 2 and
 /// an owner's code among a change's divisions, which a node of version 1 or 2 cannot
-/// read, so sessions of those versions leave such records out of their scope. A node speaks every version from [`OLDEST_PROTOCOL_VERSION`] on, so that a
+/// read, so sessions of those versions leave such records out of their scope; and
+/// `Refused`, which tells a signer that its change was refused. A node speaks every version from [`OLDEST_PROTOCOL_VERSION`] on, so that a
 /// mesh keeps syncing while its offices are upgraded one by one; the transport settles
 /// which one a connection speaks before the first message (the node: one libp2p stream
 /// protocol per version).
@@ -90,6 +91,22 @@ pub enum Message {
     },
     /// (Version 2.) A newer frontier of revoked keys than the peer said it holds.
     Frontier(Frontier),
+    /// (Version 3.) Changes the peer signed and sent that the sender refused and keeps
+    /// aside, so that the peer stops writing to those records (at most
+    /// [`REFUSALS_MAX`]).
+    Refused(Vec<Refusal>),
+}
+
+/// The most refusals one `Refused` message carries.
+pub const REFUSALS_MAX: usize = 1_024;
+
+/// One refused change in a `Refused` message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    /// The change's hash.
+    pub hash: [u8; 32],
+    /// Why it was refused (`signed::VerifyError::code`).
+    pub code: String,
 }
 
 /// Why a message could not be encoded or decoded.

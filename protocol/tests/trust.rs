@@ -926,3 +926,77 @@ fn a_number_written_signed_is_refused() {
     assert_eq!(held(&s.township, s.id), before);
     assert_eq!(s.township.store.quarantined().unwrap()[0].code, "content");
 }
+
+/// The signer's own node learns that its township refused its change, and writes no more
+/// to that record (its later changes could never reach the township), with a message in
+/// Chinese; its other records are written and synced as before. A village cannot stop its
+/// township writing the same way.
+#[test]
+fn the_signers_node_learns_of_its_refused_change_and_writes_no_more_to_that_record() {
+    use guihe_protocol::record::{Command, CommandError};
+    use guihe_protocol::replica::ReplicaError;
+    use guihe_protocol::wire::{Message, Refusal};
+    let mut s = Scene::new(81, Kind::Case);
+    let forged = s.forge(|tx, _| tx.put(ROOT, "restricted", false));
+    sync(&s.county, &mut s.village, &mut s.township).unwrap();
+    assert!(s.township.store.is_quarantined(&forged.hash).unwrap());
+    let own = s.village.store.own_refused().unwrap();
+    assert_eq!(own.len(), 1, "{own:?}");
+    assert_eq!(own[0].record, s.id);
+    assert_eq!(own[0].code, "root_write");
+    assert_eq!(own[0].by, s.township.identity.key.public());
+
+    s.county.now_ms += 60_000;
+    let err = s
+        .village
+        .apply(
+            s.id,
+            s.county.now_ms,
+            &mut s.county.rng,
+            &s.county.rules,
+            Command::Event {
+                at_ms: None,
+                body: guihe_protocol::event::Body::Amend(guihe_protocol::event::Amend {
+                    target: None,
+                    change: guihe_protocol::event::Change::Note(Default::default()),
+                    reason: "补充说明".into(),
+                }),
+            },
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ReplicaError::Command(CommandError::RefusedUpstream { .. })
+        ),
+        "{err:?}"
+    );
+    let message = err.to_string();
+    assert!(message.contains("已被上级节点拒收"), "{message}");
+    assert!(message.contains("改写了登记后不可更改的字段"), "{message}");
+
+    // The village's next record is written and reaches the county as before.
+    let next = s.county.case(&mut s.village, &[V1], 1);
+    sync(&s.county, &mut s.village, &mut s.township).unwrap();
+    sync(&s.county, &mut s.township, &mut s.top).unwrap();
+    assert!(same(&s.village, &s.top, next));
+
+    // A village telling its township that the township's own change was refused is not
+    // heeded.
+    let mine = s.county.work(&mut s.township, next);
+    let mut link = Link::open(&s.county, &s.village, &s.township);
+    link.settle(&s.county, &mut s.village, &mut s.township);
+    let claim = Message::Refused(vec![Refusal {
+        hash: mine[0].hash.0,
+        code: "root_write".into(),
+    }]);
+    link.b
+        .handle(
+            &claim.encode().unwrap(),
+            &mut s.township.store,
+            s.county.now_ms,
+        )
+        .unwrap();
+    assert!(s.township.store.own_refused().unwrap().is_empty());
+    s.county.work(&mut s.township, next);
+}

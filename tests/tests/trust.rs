@@ -262,7 +262,43 @@ fn a_township_keeps_a_villages_bad_changes_aside_and_stays_up_through_a_restart(
         Duration::from_secs(30),
         || quarantined(&lab, "township").len() == 2,
     );
+    // The village learned that its change to the record was refused: it says so, and
+    // refuses to write to that record any more, in Chinese.
+    lab.wait_for(
+        "the village told of its refused change",
+        Duration::from_secs(30),
+        || {
+            status(&lab, "village")["refused_upstream"]
+                .as_array()
+                .is_some_and(|a| a.len() == 1)
+        },
+    );
+    assert_eq!(
+        status(&lab, "village")["refused_upstream"][0]["record"],
+        id.as_str()
+    );
+    assert!(
+        lab.ok("village", &["status"])
+            .contains("上级拒收了本机对记录")
+    );
     lab.kill("village");
+    let refused = lab
+        .guihe(
+            "village",
+            &[
+                "case",
+                "event",
+                &id,
+                "--type",
+                "session",
+                "--note",
+                "补充",
+                "--place",
+                "村委会",
+            ],
+        )
+        .unwrap_err();
+    assert!(refused.contains("已被上级节点拒收"), "{refused}");
     let village = Local::open(&lab.data("village")).unwrap();
     assert!(
         village
