@@ -681,6 +681,14 @@ pub fn converse(
     panic!("the sessions did not settle");
 }
 
+/// A refusal of some change, as a `Refused` message carries it.
+fn wire_refusal() -> guihe_protocol::wire::Refusal {
+    guihe_protocol::wire::Refusal {
+        hash: [7; 32],
+        code: "root_write".into(),
+    }
+}
+
 /// The name of a message's variant, for seed file names.
 pub fn variant(message: &Message) -> &'static str {
     match message {
@@ -748,6 +756,10 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
             .encode()
             .expect("encodes"),
     );
+    let refused = Message::Refused(vec![wire_refusal()])
+        .encode()
+        .expect("encodes");
+    messages.push(refused.clone());
     let mut named = BTreeSet::new();
     for m in &messages {
         let name = variant(&Message::decode(m).expect("a real message"));
@@ -793,6 +805,11 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         "session",
         "responder-revocations".into(),
         session_input(flags::HELLO | flags::COUNTY_PEER, &[revocations]),
+    ));
+    out.push((
+        "session",
+        "responder-refused".into(),
+        session_input(flags::HELLO | flags::COUNTY_PEER, &[refused]),
     ));
 
     // signed: a few edits of each kind, and none.
