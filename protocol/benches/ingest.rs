@@ -8,12 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use guihe_protocol::cert::{CertBody, Identity, Keypair, Role, Root};
-use guihe_protocol::deadline::Deadlines;
-use guihe_protocol::division::Division;
-use guihe_protocol::model::Kind;
-use guihe_protocol::record::Command;
-use guihe_protocol::replica::Replica;
+use guihe_protocol::cert::Identity;
 use guihe_protocol::rules::BASELINE;
 use guihe_protocol::signed::verify_batch;
 use guihe_protocol::store::{MemStore, Store, StoreCerts, StoredChange};
@@ -30,67 +25,6 @@ fn arg(args: &[String], name: &str, default: usize) -> usize {
         .and_then(|i| args.get(i + 1))
         .and_then(|n| n.parse().ok())
         .unwrap_or(default)
-}
-
-/// A village that wrote `cases` records with a few entries each; its changes in the order
-/// a session sends them, and its certificate.
-fn village(cases: usize) -> (Vec<StoredChange>, Identity) {
-    let mut rng = ChaCha8Rng::seed_from_u64(13);
-    let root = Root::new(Keypair::generate(&mut rng));
-    let key = Keypair::generate(&mut rng);
-    let cert = root
-        .issue(CertBody {
-            serial: 1,
-            node: key.public(),
-            role: Role::Village,
-            division: "500240101201".parse().expect("village"),
-            not_before_ms: 0,
-            not_after_ms: u64::MAX,
-        })
-        .expect("certificate");
-    let identity = Identity { key, cert };
-    let mut replica = Replica::new(
-        identity.clone(),
-        MemStore::new(),
-        "bench".parse().expect("staff"),
-        1,
-    );
-    let rules = Deadlines::default();
-    let village = ["500240101201".parse().expect("village")];
-    let mut now = T0;
-    for i in 0..cases {
-        now += 60_000;
-        let kind = if i % 5 == 4 {
-            Kind::Petition
-        } else {
-            Kind::Case
-        };
-        let new = workload::new_record(&mut rng, kind, &village);
-        let (id, _) = replica.create(now, &mut rng, &rules, new).expect("create");
-        for _ in 0..(i % 6) {
-            now += 60_000;
-            let fold = replica
-                .record(id)
-                .expect("record")
-                .fold(&rules)
-                .expect("fold");
-            let Some(command): Option<Command> = workload::next_command(&mut rng, &fold) else {
-                break;
-            };
-            if replica.apply(id, now, &mut rng, &rules, command).is_err() {
-                break;
-            }
-        }
-    }
-    let keys = replica
-        .store
-        .keys(Division::Village(village[0]), &|_| true)
-        .expect("keys");
-    let changes = keys
-        .iter()
-        .filter_map(|(_, h)| replica.store.change(h).expect("change"))
-        .collect();
-    (changes, identity)
 }
 
 /// Verifies and ingests every change into a fresh store; the time it took.
@@ -123,7 +57,8 @@ fn main() {
     let json = args.iter().any(|a| a == "--json");
     let cases = arg(&args, "--cases", 5_000);
     let rounds = arg(&args, "--rounds", 3).max(1);
-    let (changes, identity) = village(cases);
+    let (changes, identity) =
+        workload::village_history(&mut ChaCha8Rng::seed_from_u64(13), cases, T0).expect("history");
     let mut on = Vec::new();
     let mut off = Vec::new();
     // Alternate, so that both see the same machine.

@@ -277,3 +277,63 @@ fn review_outcomes(kind: Kind) -> Vec<Status> {
         .filter(|s| s.applies_to(kind))
         .collect()
 }
+
+/// A village's history, for the ingest benchmarks: a village node (certified by a root
+/// made here, valid for all time) that wrote `cases` records, one in five a petition, with
+/// zero to five entries each, a minute apart from `start_ms` on. Returns its changes in the
+/// order a session sends them, and its identity; `None` if a command failed.
+pub fn village_history(
+    rng: &mut dyn RngCore,
+    cases: usize,
+    start_ms: u64,
+) -> Option<(Vec<crate::store::StoredChange>, crate::cert::Identity)> {
+    use crate::cert::{CertBody, Identity, Keypair, Role, Root};
+    use crate::store::{MemStore, Store};
+    let root = Root::new(Keypair::generate(rng));
+    let key = Keypair::generate(rng);
+    let village: VillageCode = "500240101201".parse().ok()?;
+    let cert = root
+        .issue(CertBody {
+            serial: 1,
+            node: key.public(),
+            role: Role::Village,
+            division: crate::division::Division::Village(village),
+            not_before_ms: 0,
+            not_after_ms: u64::MAX,
+        })
+        .ok()?;
+    let identity = Identity { key, cert };
+    let mut replica =
+        crate::replica::Replica::new(identity.clone(), MemStore::new(), "bench".parse().ok()?, 1);
+    let rules = crate::deadline::Deadlines::default();
+    let mut now = start_ms;
+    for i in 0..cases {
+        now += 60_000;
+        let kind = if i % 5 == 4 {
+            Kind::Petition
+        } else {
+            Kind::Case
+        };
+        let new = new_record(rng, kind, &[village]);
+        let (id, _) = replica.create(now, rng, &rules, new).ok()?;
+        for _ in 0..(i % 6) {
+            now += 60_000;
+            let fold = replica.record(id).ok()?.fold(&rules).ok()?;
+            let Some(command) = next_command(rng, &fold) else {
+                break;
+            };
+            if replica.apply(id, now, rng, &rules, command).is_err() {
+                break;
+            }
+        }
+    }
+    let keys = replica
+        .store
+        .keys(crate::division::Division::Village(village), &|_| true)
+        .ok()?;
+    let changes = keys
+        .iter()
+        .filter_map(|(_, h)| replica.store.change(h).ok().flatten())
+        .collect();
+    Some((changes, identity))
+}
