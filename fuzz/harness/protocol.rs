@@ -703,6 +703,7 @@ pub fn variant(message: &Message) -> &'static str {
         Message::Greeting { .. } => "greeting",
         Message::Frontier(_) => "frontier",
         Message::Refused(_) => "refused",
+        Message::Settings(_) => "settings",
     }
 }
 
@@ -760,6 +761,18 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         .encode()
         .expect("encodes");
     messages.push(refused.clone());
+    let settings = Message::Settings(
+        f.root
+            .settings(guihe_protocol::cert::SettingsBody {
+                version: 1,
+                record_schema: 1,
+                issued_ms: NOW_MS,
+            })
+            .expect("signs"),
+    )
+    .encode()
+    .expect("encodes");
+    messages.push(settings.clone());
     let mut named = BTreeSet::new();
     for m in &messages {
         let name = variant(&Message::decode(m).expect("a real message"));
@@ -810,6 +823,11 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         "session",
         "responder-refused".into(),
         session_input(flags::HELLO | flags::COUNTY_PEER, &[refused]),
+    ));
+    out.push((
+        "session",
+        "responder-settings".into(),
+        session_input(flags::HELLO | flags::COUNTY_PEER, &[settings]),
     ));
 
     // signed: a few edits of each kind, and none.

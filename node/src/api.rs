@@ -128,6 +128,11 @@ pub enum Call {
         /// The frontier.
         frontier: guihe_protocol::cert::Frontier,
     },
+    /// Install newer county-signed settings (which record schema nodes may write).
+    Settings {
+        /// The settings.
+        settings: guihe_protocol::cert::Settings,
+    },
     /// The operator's override after a clock that was fast has been put right: the node
     /// writes again from now on (see `Replica::check_clock`).
     AcceptClock,
@@ -290,6 +295,7 @@ impl Call {
                 | Call::AddStaff { .. }
                 | Call::Revocations { .. }
                 | Call::Frontier { .. }
+                | Call::Settings { .. }
         )
     }
 }
@@ -588,6 +594,32 @@ fn run(local: &mut Local, call: Call) -> Result<(Reply, Vec<StoredChange>), ApiE
                 .map_err(|e| ApiError::Internal(e.to_string()))?;
             Ok((Reply::FrontierBody(Box::new(body)), Vec::new()))
         }
+        Call::Settings { settings } => {
+            settings
+                .verify(&local.root)
+                .map_err(|e| ApiError::field("settings", e))?;
+            let store = &mut local.replica.store;
+            let held = store
+                .settings()
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            if let Some(h) = held
+                && h.body.version >= settings.body.version
+            {
+                return Err(ApiError::Refused(format!(
+                    "本节点已有版本 {} 的县级设置，不早于 {} this node holds county settings version {}, not older than {}",
+                    h.body.version, settings.body.version, h.body.version, settings.body.version
+                )));
+            }
+            store
+                .put_settings(&settings)
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            Ok((
+                Reply::Installed {
+                    version: settings.body.version,
+                },
+                Vec::new(),
+            ))
+        }
         Call::Frontier { frontier } => {
             frontier
                 .verify(&local.root)
@@ -658,6 +690,26 @@ pub struct StatusReport {
     /// longer be written here.
     #[serde(default)]
     pub refused_upstream: Vec<RefusedUpstream>,
+    /// The version of the county settings held (0: none).
+    #[serde(default)]
+    pub settings_version: u64,
+    /// The record schema this node writes new records in: the newest it knows that the
+    /// county's settings allow.
+    #[serde(default)]
+    pub record_schema: u64,
+}
+
+/// The county settings a store holds, as the status shows them: (their version, 0 for
+/// none; the record schema this build writes under them).
+pub fn settings_line<S: guihe_protocol::store::Store>(store: &S) -> (u64, u64) {
+    let settings = store.settings().ok().flatten();
+    (
+        settings.as_ref().map_or(0, |s| s.body.version),
+        guihe_protocol::cert::writable_schema(
+            settings.as_ref().map(|s| &s.body),
+            guihe_protocol::record::SCHEMA_VERSION,
+        ),
+    )
 }
 
 /// A change of this node's own that an office above refused, in a [`StatusReport`].

@@ -231,6 +231,15 @@ impl Remote {
                 let i: Installed = self.request("POST", "/frontier", None, Some(&body))?;
                 Ok(Reply::Installed { version: i.version })
             }
+            Call::Settings { settings } => {
+                #[derive(serde::Deserialize)]
+                struct Installed {
+                    version: u64,
+                }
+                let body = serde_json::to_value(&settings).map_err(|e| self.fail(e))?;
+                let i: Installed = self.request("POST", "/settings", None, Some(&body))?;
+                Ok(Reply::Installed { version: i.version })
+            }
             Call::Revocations { list } => {
                 #[derive(serde::Deserialize)]
                 struct Installed {

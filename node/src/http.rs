@@ -104,6 +104,7 @@ pub(crate) fn router(
         .route("/staff", post(add_staff))
         .route("/revocations", post(revocations))
         .route("/frontier", post(frontier))
+        .route("/settings", post(settings))
         .route("/clock/accept", post(accept_clock))
         .route("/frontier/compute", post(frontier_of))
         .fallback(not_found)
@@ -182,7 +183,7 @@ async fn count(State(state): State<AppState>, request: HttpRequest, next: Next) 
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "guihe node API", description = "The JSON API every guihe node serves on its HTTP port. Authorization: Bearer <token from api.json>."),
-    paths(list_cases, list_petitions, list_all, create_case, create_petition, show, append, add_staff, stats, revocations, frontier, frontier_of, accept_clock, status, serve_metrics),
+    paths(list_cases, list_petitions, list_all, create_case, create_petition, show, append, add_staff, stats, revocations, frontier, settings, frontier_of, accept_clock, status, serve_metrics),
     components(schemas(NewForm, crate::api::PartyForm, ErrorBody, StatusReport, crate::api::PeerReport, crate::api::Freshness, crate::api::QuarantineReport, crate::api::ReportedRefusal, crate::api::RefusedUpstream, StaffForm)),
     modifiers(&TokenScheme)
 )]
@@ -414,6 +415,18 @@ async fn frontier(State(state): State<AppState>, body: Bytes) -> Response {
     };
     respond(
         call(&state, None, Call::Frontier { frontier }).await,
+        StatusCode::OK,
+    )
+}
+
+#[utoipa::path(post, path = "/api/v1/settings", tag = "node", request_body(content = Object, description = "County-signed settings: the newest record schema nodes may write"), responses((status = 200, description = "Installed; their version", body = Object), (status = 400, description = "Not signed by this county", body = ErrorBody), (status = 409, description = "Settings as new or newer are held", body = ErrorBody)), security(("token" = [])))]
+async fn settings(State(state): State<AppState>, body: Bytes) -> Response {
+    let settings = match json(&body) {
+        Ok(f) => f,
+        Err(e) => return e.into_response(),
+    };
+    respond(
+        call(&state, None, Call::Settings { settings }).await,
         StatusCode::OK,
     )
 }

@@ -145,6 +145,20 @@ enum Command {
         #[arg(long)]
         county_key: Option<PathBuf>,
     },
+    /// 县级设置: on the county node, with the county key, signs and installs the county's
+    /// settings, which every node receives when it syncs: the newest record schema nodes
+    /// may write. Raise it only once every office runs a release that reads that schema.
+    Settings {
+        /// The data folder.
+        #[arg(long)]
+        data: PathBuf,
+        /// The county root key file.
+        #[arg(long)]
+        county_key: PathBuf,
+        /// The newest record schema nodes may write.
+        #[arg(long)]
+        record_schema: u64,
+    },
     /// 纠纷: dispute cases on this node.
     Case {
         #[command(subcommand)]
@@ -566,6 +580,34 @@ fn run(command: Command) -> Result<String, String> {
                 other => return Err(format!("unexpected reply {other:?}")),
             }
             Ok(out.join("\n"))
+        }
+        Command::Settings {
+            data,
+            county_key,
+            record_schema,
+        } => {
+            use guihe_node::api::{Call, Reply};
+            let root = guihe_protocol::cert::Root::new(
+                guihe_node::keys::read_key(&county_key).map_err(|e| s(&e))?,
+            );
+            let now = guihe_node::local::now_ms();
+            // A county issues settings rarely: its clock orders them.
+            let settings = root
+                .settings(guihe_protocol::cert::SettingsBody {
+                    version: now,
+                    record_schema,
+                    issued_ms: now,
+                })
+                .map_err(|e| s(&e))?;
+            match open(&data)?
+                .call(None, Call::Settings { settings })
+                .map_err(|e| s(&e))?
+            {
+                Reply::Installed { version } => Ok(format!(
+                    "县级设置已安装 county settings version {version} installed: nodes may write record schema up to {record_schema}; they receive it when they next sync"
+                )),
+                other => Err(format!("unexpected reply {other:?}")),
+            }
         }
         Command::Case { command } => record(Kind::Case, command),
         Command::Petition { command } => record(Kind::Petition, command),

@@ -551,6 +551,10 @@ impl Core {
                     tracing::info!(version = v, "frontier of revoked keys updated");
                     news = true;
                 }
+                Event::Settings(v) => {
+                    tracing::info!(version = v, "county settings updated");
+                    news = true;
+                }
                 Event::Clock(skew_ms) => {
                     if skew_ms.abs() > SKEW_WARN_MS {
                         tracing::warn!(%peer, skew_ms, "the peer's clock is far from this node's");
@@ -701,6 +705,7 @@ impl Core {
                 .values()
                 .any(|o| o.peer.to_string() == p.peer && o.session.is_reconciled());
         }
+        let (settings_version, record_schema) = api::settings_line(&self.local.replica.store);
         StatusReport {
             node: crate::keys::public_hex(&cert.node()),
             role: format!("{:?}", cert.body.role),
@@ -714,6 +719,8 @@ impl Core {
             disk_low: self.disk_low,
             quarantined: counts.quarantined,
             reported: counts.reported,
+            settings_version,
+            record_schema,
             refused_upstream: counts.refused_upstream,
             held: counts.held,
         }
@@ -729,7 +736,9 @@ impl Core {
             Request::Call { staff, call, reply } => {
                 let revoking = matches!(
                     call,
-                    api::Call::Revocations { .. } | api::Call::Frontier { .. }
+                    api::Call::Revocations { .. }
+                        | api::Call::Frontier { .. }
+                        | api::Call::Settings { .. }
                 );
                 if self.disk_low && call.writes() {
                     let _ = reply.send(Err(api::ApiError::disk_full(&format_args!(
@@ -821,8 +830,25 @@ impl Core {
             }
             Err(e) => tracing::warn!(%e, "could not check records against the frontier"),
         }
+        // Newer county settings go to every peer, as the revocation list does.
+        if let Ok(Some(settings)) = self.local.replica.store.settings() {
+            let ids: Vec<u64> = self.sessions.keys().copied().collect();
+            for id in ids {
+                if let Some(open) = self.sessions.get_mut(&id) {
+                    open.session.offer_settings(&settings);
+                }
+            }
+        }
         let Ok(Some(list)) = self.local.replica.store.revocations() else {
-            return Vec::new();
+            let ids: Vec<u64> = self.sessions.keys().copied().collect();
+            let mut peers = Vec::new();
+            for id in ids {
+                if let Err(peer) = self.flush(id).await {
+                    peers.push(peer);
+                }
+            }
+            self.revocations_news = false;
+            return peers;
         };
         let now = now_ms();
         let ids: Vec<u64> = self

@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use automerge::{Automerge, ChangeHash};
-use guihe_protocol::cert::{Certificate, Frontier, RevocationList};
+use guihe_protocol::cert::{Certificate, Frontier, RevocationList, Settings};
 use guihe_protocol::division::{Division, VillageCode};
 use guihe_protocol::id::{NodeId, RecordId};
 use guihe_protocol::quarantine::{OwnRefused, Quarantined};
@@ -1054,6 +1054,18 @@ impl Store for SledStore {
     fn put_own_refused(&mut self, refused: &[OwnRefused]) -> Result<(), StoreError> {
         let kept = guihe_protocol::store::merge_own_refused(self.own_refused()?, refused);
         self.meta.insert(b"own_refused", encode(&kept)?)?;
+        self.flush()
+    }
+
+    fn settings(&self) -> Result<Option<Settings>, StoreError> {
+        match self.meta.get(b"settings")? {
+            Some(v) => decode("meta", b"settings", &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn put_settings(&mut self, settings: &Settings) -> Result<(), StoreError> {
+        self.meta.insert(b"settings", encode(settings)?)?;
         self.flush()
     }
 

@@ -206,6 +206,61 @@ impl Frontier {
     }
 }
 
+/// What the county lets every node write, signed by the root and carried by sync (protocol
+/// version 3) to every node: the mesh's settings.
+///
+/// Offices upgrade one by one, so a build may know a record schema that older builds in
+/// the mesh do not: if it wrote it, they would hold its records unread (`rules` holds a
+/// record of a schema it does not know) until they are upgraded. So a build writes the
+/// newest schema it knows that the county allows: the county raises `record_schema` once
+/// every office runs a build that reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettingsBody {
+    /// Increases with every new setting.
+    pub version: u64,
+    /// The newest record schema the county allows nodes to write.
+    pub record_schema: u64,
+    /// When the county made it (ms since the epoch).
+    pub issued_ms: u64,
+}
+
+/// County-signed settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settings {
+    /// The settings.
+    pub body: SettingsBody,
+    /// The root's signature over the tagged body.
+    pub signature: Vec<u8>,
+}
+
+impl Settings {
+    /// The settings' encoding (postcard), as files and messages carry it.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, CertError> {
+        encode(self)
+    }
+
+    /// Settings from their encoding, refusing trailing bytes. Nothing is verified: call
+    /// [`Settings::verify`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Settings, CertError> {
+        decode(bytes)
+    }
+
+    /// Checks the root's signature.
+    pub fn verify(&self, root: &NodeId) -> Result<(), CertError> {
+        verify(root, &tagged(SETTINGS_TAG, &self.body)?, &self.signature)
+            .map_err(|_| CertError::UnknownRoot)
+    }
+}
+
+/// The record schema a build that knows schemas up to `known` writes under `settings`:
+/// the newest it knows that the county allows; schema 1, which every build reads, without
+/// settings.
+pub fn writable_schema(settings: Option<&SettingsBody>, known: u64) -> u64 {
+    settings
+        .map_or(1, |s| s.record_schema)
+        .clamp(1, known.max(1))
+}
+
 /// What a verifier knows of revocations: the newest list, and the newest frontier.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Revocations {
@@ -227,6 +282,7 @@ impl From<RevocationBody> for Revocations {
 const CERT_TAG: &[u8] = b"guihe-cert-v1";
 const REVOCATION_TAG: &[u8] = b"guihe-revocations-v1";
 const FRONTIER_TAG: &[u8] = b"guihe-frontier-v1";
+const SETTINGS_TAG: &[u8] = b"guihe-settings-v1";
 
 fn tagged<T: Serialize>(tag: &[u8], body: &T) -> Result<Vec<u8>, CertError> {
     let mut out = tag.to_vec();
@@ -337,6 +393,12 @@ impl Root {
     pub fn frontier(&self, body: FrontierBody) -> Result<Frontier, CertError> {
         let signature = self.key.sign(&tagged(FRONTIER_TAG, &body)?);
         Ok(Frontier { body, signature })
+    }
+
+    /// Signs settings.
+    pub fn settings(&self, body: SettingsBody) -> Result<Settings, CertError> {
+        let signature = self.key.sign(&tagged(SETTINGS_TAG, &body)?);
+        Ok(Settings { body, signature })
     }
 }
 
@@ -544,6 +606,25 @@ mod tests {
         assert!(village.may_write(&[v1]) && !village.may_read(&[v2]));
         assert!(township.may_write(&[v1, v2]));
         assert!(observer.may_read(&[v1]) && !observer.may_write(&[v1]));
+    }
+
+    #[test]
+    fn a_build_writes_the_newest_schema_it_knows_that_the_county_allows() {
+        let allows = |n| SettingsBody {
+            version: 1,
+            record_schema: n,
+            issued_ms: 0,
+        };
+        assert_eq!(writable_schema(None, 3), 1);
+        assert_eq!(writable_schema(Some(&allows(0)), 3), 1);
+        assert_eq!(writable_schema(Some(&allows(2)), 3), 2);
+        assert_eq!(writable_schema(Some(&allows(9)), 3), 3);
+        let settings = root().settings(allows(2)).unwrap();
+        settings.verify(&root().public()).unwrap();
+        let bytes = settings.to_bytes().unwrap();
+        assert_eq!(Settings::from_bytes(&bytes).unwrap(), settings);
+        let other = Root::new(Keypair::from_secret([9; 32]));
+        assert!(settings.verify(&other.public()).is_err());
     }
 
     #[test]

@@ -216,6 +216,9 @@ pub struct Ctx<'a> {
     pub author: &'a Author,
     /// Deadline rules.
     pub rules: &'a Deadlines,
+    /// The schema version a new record is written in (clamped to those this build can
+    /// write): what the county's settings allow (`cert::writable_schema`).
+    pub schema: u64,
 }
 
 /// A node's writing identity: its clock, its Automerge actor and who is at the keyboard.
@@ -228,6 +231,9 @@ pub struct Writer {
     pub actor: ActorId,
     /// Who records.
     pub author: Author,
+    /// The schema version new records are written in (see [`Ctx::schema`]); the node sets
+    /// it from the county's settings.
+    pub schema: u64,
 }
 
 impl Writer {
@@ -237,6 +243,7 @@ impl Writer {
             clock: hlc::Clock::new(),
             actor: actor_id(node, incarnation),
             author: Author { node, staff },
+            schema: 1,
         }
     }
 
@@ -254,6 +261,7 @@ impl Writer {
             actor: &self.actor,
             author: &self.author,
             rules,
+            schema: self.schema,
         }
     }
 }
@@ -417,7 +425,8 @@ impl Record {
             .map(|p| (PartyId::random(ctx.rng).to_string(), p))
             .collect();
         let header = Header {
-            schema: SCHEMA_VERSION,
+            // This build writes every schema version up to its own (there is one so far).
+            schema: ctx.schema.clamp(1, SCHEMA_VERSION),
             kind: new.kind,
             id,
             jurisdictions: new.jurisdictions.clone(),

@@ -134,6 +134,12 @@ impl<S: Store> Replica<S> {
         new: NewRecord,
     ) -> Result<(RecordId, Vec<StoredChange>), ReplicaError<S::Error>> {
         self.check_clock(now_ms)?;
+        // The newest schema this build knows that the county allows.
+        let settings = self.store.settings().map_err(ReplicaError::Store)?;
+        self.writer.schema = crate::cert::writable_schema(
+            settings.as_ref().map(|s| &s.body),
+            crate::record::SCHEMA_VERSION,
+        );
         let (record, _) = Record::create(&mut self.writer.ctx(now_ms, rng, rules), new)?;
         let changes = commit_local(&mut self.store, &self.identity.key, &record, &[])?;
         self.last_write_ms = self.last_write_ms.max(now_ms);

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use automerge::{Automerge, ChangeHash};
 
-use crate::cert::{CertLookup, Certificate, Frontier, RevocationList, Revocations};
+use crate::cert::{CertLookup, Certificate, Frontier, RevocationList, Revocations, Settings};
 use crate::division::Division;
 use crate::id::{NodeId, RecordId};
 use crate::quarantine::{OWN_REFUSED_MAX, OwnRefused, Quarantined};
@@ -157,6 +157,10 @@ pub trait Store {
     fn held(&self) -> Result<Vec<StoredChange>, Self::Error>;
     /// Stops holding these changes (their time came).
     fn remove_held(&mut self, hashes: &[ChangeHash]) -> Result<(), Self::Error>;
+    /// The newest county settings held (`cert::Settings`).
+    fn settings(&self) -> Result<Option<Settings>, Self::Error>;
+    /// Stores county settings (already verified and newer). Durable when it returns.
+    fn put_settings(&mut self, settings: &Settings) -> Result<(), Self::Error>;
     /// Keeps what an office above said it refused of this node's own changes: the first
     /// per record, at most [`crate::quarantine::OWN_REFUSED_MAX`] (the oldest forgotten).
     /// Durable when it returns.
@@ -206,6 +210,7 @@ pub struct MemStore {
     quarantine: BTreeMap<ChangeHash, Quarantined>,
     held: BTreeMap<ChangeHash, StoredChange>,
     own_refused: Vec<OwnRefused>,
+    settings: Option<Settings>,
 }
 
 /// The in-memory store cannot fail.
@@ -426,6 +431,15 @@ impl Store for MemStore {
 
     fn own_refused(&self) -> Result<Vec<OwnRefused>, Infallible> {
         Ok(self.own_refused.clone())
+    }
+
+    fn settings(&self) -> Result<Option<Settings>, Infallible> {
+        Ok(self.settings.clone())
+    }
+
+    fn put_settings(&mut self, settings: &Settings) -> Result<(), Infallible> {
+        self.settings = Some(settings.clone());
+        Ok(())
     }
 
     fn watermark(&self, peer: &NodeId) -> Result<Option<u64>, Infallible> {

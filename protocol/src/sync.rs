@@ -98,6 +98,8 @@ pub enum Event {
     /// The initiator finished reconciling: everything either side lacked is asked for or
     /// queued.
     Reconciled,
+    /// Newer county settings were received, verified and stored.
+    Settings(u64),
     /// The peer, an office above this node, refused changes this node signed: stored
     /// (`Store::put_own_refused`), so this node writes no more to those records.
     RefusedByPeer(Vec<OwnRefused>),
@@ -387,6 +389,22 @@ impl Session {
                 }
             }
             Message::Refused(list) => self.on_refused(list, store, now_ms)?,
+            Message::Settings(settings) => {
+                self.require_peer("settings")?;
+                if self.version < 3 {
+                    return Err(SessionError::Unexpected("settings"));
+                }
+                settings.verify(&self.root)?;
+                let ours = store.settings().map_err(store_err)?;
+                if ours
+                    .as_ref()
+                    .is_none_or(|o| o.body.version < settings.body.version)
+                {
+                    store.put_settings(&settings).map_err(store_err)?;
+                    self.events
+                        .push_back(Event::Settings(settings.body.version));
+                }
+            }
             Message::Reconcile(frame) => self.on_reconcile(&frame, store)?,
             Message::Tail {
                 below_ms,
@@ -522,6 +540,14 @@ impl Session {
         }
     }
 
+    /// Passes newer county settings, installed here or received from another peer, to the
+    /// peer now (version 3 only; the peer keeps them only if they are newer).
+    pub fn offer_settings(&mut self, settings: &crate::cert::Settings) {
+        if self.peer.is_some() && self.version >= 3 {
+            self.outbox.push_back(Message::Settings(settings.clone()));
+        }
+    }
+
     fn require_peer(&self, what: &'static str) -> Result<&Certificate, SessionError> {
         self.peer.as_ref().ok_or(SessionError::Unexpected(what))
     }
@@ -565,6 +591,11 @@ impl Session {
                 clock_ms: now_ms,
                 frontier: frontier.map_or(0, |f| f.body.version),
             });
+        }
+        if self.version >= 3
+            && let Some(settings) = store.settings().map_err(store_err)?
+        {
+            self.outbox.push_back(Message::Settings(settings));
         }
         if self.initiator {
             let keys = self.scope_keys(store)?;

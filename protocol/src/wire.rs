@@ -9,7 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::cert::{Certificate, Frontier, RevocationList};
+use crate::cert::{Certificate, Frontier, RevocationList, Settings};
 use crate::signed::SignedChange;
 
 /// The encoding's version, the first byte of every message.
@@ -19,7 +19,8 @@ pub const WIRE_VERSION: u8 = 1;
 /// `Frontier`. Version 3 adds divisions' own records (`owned`): a record id of kind 2 and
 /// an owner's code among a change's divisions, which a node of version 1 or 2 cannot
 /// read, so sessions of those versions leave such records out of their scope; and
-/// `Refused`, which tells a signer that its change was refused. A node speaks every version from [`OLDEST_PROTOCOL_VERSION`] on, so that a
+/// `Refused`, which tells a signer that its change was refused, and `Settings`, the county's
+/// settings (which record schema nodes may write). A node speaks every version from [`OLDEST_PROTOCOL_VERSION`] on, so that a
 /// mesh keeps syncing while its offices are upgraded one by one; the transport settles
 /// which one a connection speaks before the first message (the node: one libp2p stream
 /// protocol per version).
@@ -95,6 +96,10 @@ pub enum Message {
     /// aside, so that the peer stops writing to those records (at most
     /// [`REFUSALS_MAX`]).
     Refused(Vec<Refusal>),
+    /// (Version 3.) The sender's county settings (`cert::Settings`), sent once the peer's
+    /// `Hello` verified, and again when newer ones arrive; the receiver keeps them if they
+    /// are newer than its own.
+    Settings(Settings),
 }
 
 /// The most refusals one `Refused` message carries.

@@ -990,3 +990,101 @@ fn a_waiting_change_of_a_revoked_key_meets_the_frontier_that_came_after_it() {
     assert!(!township.store.has_change(&e.hash).unwrap(), "E does not");
     assert_eq!(done.quarantined[0].code, "revoked");
 }
+
+/// The county's settings (which record schema nodes may write) travel by sync to every
+/// node, a newer version replacing an older one and never the reverse; a node writes the
+/// newest schema it knows that they allow; settings not signed by the county end the
+/// session; a peer of protocol version 2 is not sent them.
+#[test]
+fn county_settings_reach_every_node_and_gate_the_schema_it_writes() {
+    use automerge::ReadDoc;
+    use guihe_protocol::cert::{Keypair, Root, SettingsBody};
+    let mut county = County::new(91);
+    let mut village = county.node(Role::Village, V1);
+    let mut township = county.node(Role::Township, T1);
+    let mut top = county.node(Role::County, COUNTY);
+    let settings = |county: &County, version: u64, record_schema: u64| {
+        county
+            .root
+            .settings(SettingsBody {
+                version,
+                record_schema,
+                issued_ms: county.now_ms,
+            })
+            .unwrap()
+    };
+    top.store.put_settings(&settings(&county, 1, 1)).unwrap();
+
+    // Version 2 sessions carry no settings.
+    let root = county.root.public();
+    let mut link = Link {
+        a: Session::new(
+            Config::default(),
+            root,
+            township.identity.clone(),
+            true,
+            &township.store,
+        )
+        .unwrap()
+        .speaking(2),
+        b: Session::new(
+            Config::default(),
+            root,
+            top.identity.clone(),
+            false,
+            &top.store,
+        )
+        .unwrap()
+        .speaking(2),
+    };
+    link.settle(&county, &mut township, &mut top);
+    assert!(township.store.settings().unwrap().is_none());
+
+    sync(&county, &mut township, &mut top).unwrap();
+    sync(&county, &mut village, &mut township).unwrap();
+    assert_eq!(village.store.settings().unwrap().unwrap().body.version, 1);
+
+    // Newer settings allow a schema newer than this build knows: it writes its own newest.
+    top.store.put_settings(&settings(&county, 2, 9)).unwrap();
+    sync(&county, &mut township, &mut top).unwrap();
+    sync(&county, &mut village, &mut township).unwrap();
+    assert_eq!(village.store.settings().unwrap().unwrap().body.version, 2);
+    let id = county.case(&mut village, &[V1], 0);
+    let doc = village.store.doc(id).unwrap().unwrap();
+    let schema = match doc.get(automerge::ROOT, "schema").unwrap() {
+        Some((automerge::Value::Scalar(s), _)) => s.as_u64(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(schema, Some(guihe_protocol::record::SCHEMA_VERSION));
+
+    // Older settings do not replace newer ones.
+    village
+        .store
+        .put_settings(&settings(&county, 1, 1))
+        .unwrap();
+    sync(&county, &mut village, &mut township).unwrap();
+    assert_eq!(village.store.settings().unwrap().unwrap().body.version, 2);
+    assert_eq!(township.store.settings().unwrap().unwrap().body.version, 2);
+
+    // Settings of another root end the session.
+    let other = Root::new(Keypair::from_secret([42; 32]));
+    let forged = other
+        .settings(SettingsBody {
+            version: 3,
+            record_schema: 1,
+            issued_ms: county.now_ms,
+        })
+        .unwrap();
+    let mut link = Link::open(&county, &village, &township);
+    link.settle(&county, &mut village, &mut township);
+    let result = link.b.handle(
+        &Message::Settings(forged).encode().unwrap(),
+        &mut township.store,
+        county.now_ms,
+    );
+    assert!(
+        matches!(result, Err(SessionError::Certificate(_))),
+        "{result:?}"
+    );
+    assert_eq!(township.store.settings().unwrap().unwrap().body.version, 2);
+}

@@ -119,6 +119,7 @@ fn documents(n: usize) -> Vec<automerge::Automerge> {
                 actor: &actor,
                 author: &author,
                 rules: &rules,
+                schema: guihe_protocol::record::SCHEMA_VERSION,
             };
             Record::create(&mut ctx, new)
                 .expect("create")

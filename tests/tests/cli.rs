@@ -361,3 +361,42 @@ fn hex_key(dir: &std::path::Path) -> String {
     ]);
     out.split_whitespace().last().unwrap().to_string()
 }
+
+/// The county signs and installs its settings on the county node (the status says what
+/// schema the node writes); a key that is not the county's is refused.
+#[test]
+fn the_county_installs_settings_that_gate_the_schema_nodes_write() {
+    let dir = county("settings");
+    let c = node(&dir.0, "c", "county", "500240000000");
+    let before = ok(&["status", "--data", p(&c)]);
+    assert!(before.contains("尚无县级设置"), "{before}");
+    let out = ok(&[
+        "settings",
+        "--data",
+        p(&c),
+        "--county-key",
+        p(&dir.0.join("county/county.key")),
+        "--record-schema",
+        "1",
+    ]);
+    assert!(out.contains("县级设置已安装"), "{out}");
+    let after = ok(&["status", "--data", p(&c)]);
+    assert!(
+        after.contains("record schema written: 1 · 县级设置"),
+        "{after}"
+    );
+
+    // Another county's key.
+    let elsewhere = county("settings-elsewhere");
+    let refused = guihe(&[
+        "settings",
+        "--data",
+        p(&c),
+        "--county-key",
+        p(&elsewhere.0.join("county/county.key")),
+        "--record-schema",
+        "1",
+    ])
+    .unwrap_err();
+    assert!(refused.contains("settings"), "{refused}");
+}

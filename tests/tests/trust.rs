@@ -281,6 +281,26 @@ fn a_township_keeps_a_villages_bad_changes_aside_and_stays_up_through_a_restart(
         lab.ok("village", &["status"])
             .contains("上级拒收了本机对记录")
     );
+
+    // The county's settings, installed on the running county node, reach the village
+    // through the township.
+    let county_key = lab.dir.join("county/county.key");
+    lab.ok(
+        "county",
+        &[
+            "settings",
+            "--county-key",
+            guihe_tests::arg(&county_key),
+            "--record-schema",
+            "1",
+        ],
+    );
+    lab.wait_for(
+        "the county's settings at the village",
+        Duration::from_secs(60),
+        || status(&lab, "village")["settings_version"].as_u64() > Some(0),
+    );
+    assert_eq!(status(&lab, "village")["record_schema"], 1);
     lab.kill("village");
     let refused = lab
         .guihe(
