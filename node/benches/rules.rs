@@ -1,99 +1,20 @@
-//! What the change rules cost a node's ingest: the same changes verified and ingested into
-//! the node's own sled store (durable after each batch, as a session's batch is), in
-//! batches of 400, with the rules on (as shipped) and off (Automerge alone, the
-//! `bench-baseline` feature), alternating, in one run. The protocol's `ingest` bench
-//! measures the same into the in-memory store, where nothing else costs anything.
+//! What the change rules cost a node's ingest: the protocol's ingest benchmark
+//! (`protocol/benches/shared/rules.rs`) into the node's own sled store, durable after each
+//! batch as a session's batch is.
 //!
 //! `cargo bench -p guihe-node --features bench-baseline --bench rules -- [--cases N] [--rounds R] [--json]`
 //!
 //! Target (issue 13): the rules cost at most 10% of ingest.
 
-use std::time::{Duration, Instant};
+#[path = "../../protocol/benches/shared/rules.rs"]
+mod shared;
 
 use guihe_node::store::{Options, SledStore};
-use guihe_protocol::cert::Identity;
-use guihe_protocol::rules::BASELINE;
-use guihe_protocol::signed::verify_batch;
-use guihe_protocol::store::{Store, StoreCerts, StoredChange};
-use guihe_protocol::workload;
-use rand_chacha::ChaCha8Rng;
-use rand_core::SeedableRng;
-
-const T0: u64 = 1_772_323_200_000;
-const BATCH: usize = 400;
-
-fn arg(args: &[String], name: &str, default: usize) -> usize {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(default)
-}
-
-/// Verifies and ingests every change into a fresh sled store; the time it took.
-fn ingest_all(changes: &[StoredChange], identity: &Identity, rules_on: bool) -> Duration {
-    BASELINE.store(!rules_on, std::sync::atomic::Ordering::Relaxed);
-    let dir = tempfile::tempdir().expect("temporary folder");
-    let mut store = SledStore::open(dir.path(), &Options::default()).expect("store");
-    store.put_certificate(&identity.cert).expect("certificate");
-    let started = Instant::now();
-    for batch in changes.chunks(BATCH) {
-        let signed = batch.iter().map(|c| c.signed.clone()).collect();
-        let checked =
-            verify_batch(signed, &StoreCerts(&store), &Default::default()).expect("verify");
-        // (At the end of the village's year: nothing is stamped in the future.)
-        let out = guihe_protocol::ingest::ingest(&mut store, checked, T0 + 365 * 86_400_000)
-            .expect("ingest");
-        assert!(out.quarantined.is_empty(), "an honest change was refused");
-    }
-    let took = started.elapsed();
-    assert_eq!(store.change_count(), changes.len());
-    took
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v.get(v.len() / 2).copied().unwrap_or_default()
-}
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let json = args.iter().any(|a| a == "--json");
-    let cases = arg(&args, "--cases", 5_000);
-    let rounds = arg(&args, "--rounds", 3).max(1);
-    let (changes, identity) =
-        workload::village_history(&mut ChaCha8Rng::seed_from_u64(13), cases, T0).expect("history");
-    let mut on = Vec::new();
-    let mut off = Vec::new();
-    // Alternate, so that both see the same machine.
-    for _ in 0..rounds {
-        off.push(ingest_all(&changes, &identity, false));
-        on.push(ingest_all(&changes, &identity, true));
-    }
-    let (on, off) = (median(on), median(off));
-    let rate = |d: Duration| changes.len() as f64 / d.as_secs_f64().max(1e-9);
-    let overhead = (on.as_secs_f64() / off.as_secs_f64().max(1e-9) - 1.0) * 100.0;
-    if json {
-        println!(
-            "{{\"changes\":{},\"rules_on_per_s\":{:.0},\"rules_off_per_s\":{:.0},\"overhead_pct\":{:.1}}}",
-            changes.len(),
-            rate(on),
-            rate(off),
-            overhead
-        );
-    } else {
-        println!(
-            "ingest into the node's sled store of {} changes ({} records), median of {} rounds, batches of {}:",
-            changes.len(),
-            cases,
-            rounds,
-            BATCH
-        );
-        println!("  rules on   {:>8.0} changes/s", rate(on));
-        println!(
-            "  rules off  {:>8.0} changes/s  (baseline: Automerge alone)",
-            rate(off)
-        );
-        println!("  the rules cost {overhead:.1}% (target: at most 10%)");
-    }
+    shared::run("the node's sled store", &|| {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let store = SledStore::open(dir.path(), &Options::default()).expect("store");
+        (store, dir)
+    });
 }

@@ -778,21 +778,10 @@ pub fn reported_refusals<S: guihe_protocol::store::Store>(
     store: &S,
     mine: guihe_protocol::division::Division,
 ) -> Vec<ReportedRefusal> {
-    use guihe_protocol::owned::{Body, Owned, OwnedKind};
+    use guihe_protocol::owned::{Body, OwnedKind, all_of};
     let mut out = Vec::new();
-    for id in store.records().unwrap_or_default() {
-        if !id.is_owned() {
-            continue;
-        }
-        let Some(report) = store
-            .doc(id)
-            .ok()
-            .flatten()
-            .and_then(|doc| Owned::from_doc(doc).ok())
-        else {
-            continue;
-        };
-        if report.kind() != OwnedKind::QuarantineReport || report.owner() == mine {
+    for report in all_of(store, OwnedKind::QuarantineReport).unwrap_or_default() {
+        if report.owner() == mine {
             continue;
         }
         for entry in report.entries().0 {

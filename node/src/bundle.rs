@@ -280,11 +280,19 @@ pub fn import_bytes(local: &mut Local, bytes: &[u8]) -> Result<Imported, BundleE
     result.quarantined = ingested.quarantined.len() + ingested.dropped;
     // What was refused goes into this office's quarantine report, which syncs up to the
     // county the next time the daemon runs.
-    if let Err(e) = local
-        .replica
-        .report_quarantined(now, &mut rand::rng(), &ingested.quarantined)
-    {
-        tracing::warn!(%e, "could not write the refused changes into the quarantine report");
+    if !ingested.quarantined.is_empty() {
+        match local.replica.report_quarantined(now, &mut rand::rng()) {
+            Ok(written) if !written.is_empty() => {
+                local
+                    .replica
+                    .store
+                    .put_last_write_ms(local.replica.last_write_ms)?;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(%e, "could not write the refused changes into the quarantine report; the daemon writes it when it runs");
+            }
+        }
     }
     if newer_frontier.is_some()
         && let Err(e) = local.flag_beyond_frontier()

@@ -258,8 +258,11 @@ struct Core {
     /// The store failed so that the daemon must stop (sled refuses every operation after
     /// a failed write); why.
     fatal: Option<String>,
-    /// Changes refused since the quarantine report was last written.
-    refused: Vec<guihe_protocol::quarantine::Quarantined>,
+    /// Something was refused since the quarantine report was last written (or the daemon
+    /// just started): write it.
+    report_due: bool,
+    /// Writing the report failed: try again at the next minute's tick.
+    report_retry: bool,
 }
 
 /// What the status report counts in the store.
@@ -525,7 +528,9 @@ impl Core {
                         tracing::warn!(%peer, signer = %q.signer, record = %q.record, reason = %q.detail, "refused a change and kept it aside");
                         self.metrics.quarantined(&q.code);
                     }
-                    self.refused.extend(changes);
+                    if !changes.is_empty() {
+                        self.report_due = true;
+                    }
                     if dropped > 0 {
                         tracing::warn!(%peer, dropped, "refused changes not kept: their signer's quarantine is full");
                         self.metrics
@@ -606,31 +611,41 @@ impl Core {
         Ok(received)
     }
 
-    /// Writes the changes refused since the last time into this office's quarantine
-    /// report (`Replica::report_quarantined`) and offers the report's new changes to every
-    /// session: the report syncs to the township's and the county's nodes, never to a
-    /// village.
+    /// Writes what this node keeps aside and its office's quarantine reports do not hold
+    /// yet into them (`Replica::report_quarantined`), when something was refused, and
+    /// offers the reports' new changes to every session: they sync to the county (and the
+    /// township's other nodes), never to a village.
     async fn report_refused(&mut self) {
-        if self.refused.is_empty() {
+        if !std::mem::take(&mut self.report_due) {
             return;
         }
-        let refused = std::mem::take(&mut self.refused);
         match self
             .local
             .replica
-            .report_quarantined(now_ms(), &mut rand::rng(), &refused)
+            .report_quarantined(now_ms(), &mut rand::rng())
         {
             Ok(changes) if changes.is_empty() => {}
             Ok(changes) => {
                 tracing::info!(
-                    refusals = refused.len(),
+                    entries = changes.len(),
                     "quarantine report written for the levels above"
                 );
+                if let Err(e) = self
+                    .local
+                    .replica
+                    .store
+                    .put_last_write_ms(self.local.replica.last_write_ms)
+                {
+                    self.fail(&e);
+                }
                 self.generation += 1;
                 self.push(&changes, None).await;
             }
             Err(guihe_protocol::replica::ReportError::Store(e)) => self.fail(&e),
-            Err(e) => tracing::warn!(%e, "could not write the quarantine report"),
+            Err(e) => {
+                tracing::warn!(%e, "could not write the quarantine report; trying again in a minute");
+                self.report_retry = true;
+            }
         }
     }
 
@@ -907,7 +922,12 @@ impl Core {
                 if !done.applied.is_empty() {
                     self.push(&done.applied, None).await;
                 }
-                self.refused.extend(done.quarantined);
+                if !done.quarantined.is_empty() {
+                    self.report_due = true;
+                }
+                if std::mem::take(&mut self.report_retry) {
+                    self.report_due = true;
+                }
                 self.report_refused().await;
             }
             Err(e) => self.fail(&e),
@@ -1136,7 +1156,8 @@ pub async fn run(local: Local, stop_after: Option<Duration>) -> Result<(), NetEr
         disk_reserve: config.limits.disk_reserve_mib.saturating_mul(1024 * 1024),
         disk_low: false,
         fatal: None,
-        refused: Vec::new(),
+        report_due: true,
+        report_retry: false,
     };
     for peer in core.check_disk() {
         let _ = swarm.disconnect_peer_id(peer);

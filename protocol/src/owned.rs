@@ -430,6 +430,25 @@ impl Owned {
     }
 }
 
+/// Every division's own record of `kind` a store holds (those it cannot read are left out).
+pub fn all_of<S: crate::store::Store>(store: &S, kind: OwnedKind) -> Result<Vec<Owned>, S::Error> {
+    let mut out = Vec::new();
+    for id in store.records()? {
+        if !id.is_owned() {
+            continue;
+        }
+        let Some(doc) = store.doc(id)? else {
+            continue;
+        };
+        if let Ok(owned) = Owned::from_doc(doc)
+            && owned.kind() == kind
+        {
+            out.push(owned);
+        }
+    }
+    Ok(out)
+}
+
 // ---------------------------------------------------------------------------------------
 // The change rules' part (see `rules`)
 // ---------------------------------------------------------------------------------------

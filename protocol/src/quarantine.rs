@@ -91,8 +91,9 @@ pub struct OwnRefused {
     pub at_ms: u64,
 }
 
-/// Own refused changes a store keeps (the first per record); beyond that the oldest are
-/// forgotten.
+/// Own refused changes a store keeps (the first per record); beyond that new ones are not
+/// kept, and none is forgotten. The office above keeps a refused change aside for good, so
+/// the record stays closed here for good: the office above records what is needed.
 pub const OWN_REFUSED_MAX: usize = 4_096;
 
 /// Whether a refusal's code is one a node would send: a short lowercase word.

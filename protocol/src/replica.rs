@@ -176,50 +176,52 @@ impl<S: Store> Replica<S> {
         Ok((event, changes))
     }
 
-    /// Writes the changes this node just refused (`quarantine`) into its office's
-    /// quarantine report: a division's own record (`owned`) that the township's or the
-    /// county's other nodes and the county read, and no village. Refusals the report holds
-    /// already are not written again. A village writes no report (its quarantine stays on
-    /// its own status page): villages own no records. Returns the signed, stored changes to
-    /// push; none when there was nothing new.
+    /// Writes every change this node keeps aside (`quarantine`) that its office's
+    /// quarantine reports do not hold yet into the current report: a division's own record
+    /// (`owned`) that the county (and the township's other nodes) read, and no village.
+    /// What to write is read from the store each time, so nothing is lost to a failed
+    /// write or a restart: call it after anything was refused, and now and then. A report
+    /// the office above refused a change of is not written to again (nothing more of it
+    /// could reach the county): a new one is started. A village writes no report (its
+    /// quarantine stays on its own pages): villages own no records. Returns the signed,
+    /// stored changes to push; none when there was nothing new.
     pub fn report_quarantined(
         &mut self,
         now_ms: u64,
         rng: &mut dyn rand_core::RngCore,
-        refused: &[Quarantined],
     ) -> Result<Vec<StoredChange>, ReportError<S::Error>> {
         let owner = self.identity.cert.body.division;
-        if refused.is_empty()
-            || owner.level() == crate::division::Level::Village
+        if owner.level() == crate::division::Level::Village
             || !self.identity.cert.may_write(&[owner])
         {
             return Ok(Vec::new());
         }
-        self.check_clock(now_ms)?;
-        let mut reports = Vec::new();
+        let mut refused: Vec<Quarantined> = self.store.quarantined().map_err(ReportError::Store)?;
+        refused.sort_by_key(|q| (q.refused_ms, q.hash));
+        if refused.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut reports = crate::owned::all_of(&self.store, OwnedKind::QuarantineReport)
+            .map_err(ReportError::Store)?;
+        reports.retain(|r| r.owner() == owner);
         let mut known = std::collections::BTreeSet::new();
-        for id in self.store.records().map_err(ReportError::Store)? {
-            if !id.is_owned() {
-                continue;
-            }
-            let Some(doc) = self.store.doc(id).map_err(ReportError::Store)? else {
-                continue;
-            };
-            let Ok(report) = Owned::from_doc(doc) else {
-                continue;
-            };
-            if report.kind() != OwnedKind::QuarantineReport || report.owner() != owner {
-                continue;
-            }
+        for report in &reports {
             for e in report.entries().0 {
                 let Body::Refusal { change, .. } = e.body;
                 known.insert(change);
             }
-            reports.push(report);
         }
+        let closed: std::collections::BTreeSet<_> = self
+            .store
+            .own_refused()
+            .map_err(ReportError::Store)?
+            .into_iter()
+            .map(|r| r.record)
+            .collect();
+        reports.retain(|r| !closed.contains(&r.id()));
         let me = self.identity.key.public();
         let mut entries = Vec::new();
-        for q in refused {
+        for q in &refused {
             let change = q.change_hash().to_string();
             if !known.insert(change.clone()) {
                 continue;
@@ -237,6 +239,10 @@ impl<S: Store> Replica<S> {
                 },
             });
         }
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.check_clock(now_ms)?;
         let mut out = Vec::new();
         let mut current = reports
             .into_iter()

@@ -389,6 +389,14 @@ fn check(item: LookedUp, revocations: &Revocations) -> Result<Checked, VerifyErr
     if known.is_empty() {
         return Err(VerifyError::UnknownSigner(signer));
     }
+    // A case or petition belongs to villages; a division's own record to one township or
+    // county. A claim of any other shape is no record's, whatever the change holds.
+    let shape_claimed = match signed.jurisdictions.as_slice() {
+        [owner] if !matches!(owner, Division::Village(_)) => signed.record.is_owned(),
+        places => {
+            !signed.record.is_owned() && places.iter().all(|d| matches!(d, Division::Village(_)))
+        }
+    };
     let refuse = |signed: SignedChange, reason: VerifyError| {
         Ok(Err(Refused {
             signed,
@@ -398,6 +406,10 @@ fn check(item: LookedUp, revocations: &Revocations) -> Result<Checked, VerifyErr
             reason,
         }))
     };
+    if !shape_claimed {
+        let record = signed.record;
+        return refuse(signed, VerifyError::WrongClaim(record));
+    }
     // A revoked key's changes are held against the county's frontier when there is one:
     // within it they stand whatever time they claim, beyond it they are refused whatever
     // time they claim. Without a frontier, the revocation's time is the cut-off.

@@ -162,8 +162,8 @@ pub trait Store {
     /// Stores county settings (already verified and newer). Durable when it returns.
     fn put_settings(&mut self, settings: &Settings) -> Result<(), Self::Error>;
     /// Keeps what an office above said it refused of this node's own changes: the first
-    /// per record, at most [`crate::quarantine::OWN_REFUSED_MAX`] (the oldest forgotten).
-    /// Durable when it returns.
+    /// per record, at most [`crate::quarantine::OWN_REFUSED_MAX`] (see
+    /// [`merge_own_refused`]). Durable when it returns.
     fn put_own_refused(&mut self, refused: &[OwnRefused]) -> Result<(), Self::Error>;
     /// Changes of this node's own that an office above said it refused, one per record.
     fn own_refused(&self) -> Result<Vec<OwnRefused>, Self::Error>;
@@ -453,16 +453,14 @@ impl Store for MemStore {
 }
 
 /// What a store keeps of its own refused changes after `new` arrive: the first per record,
-/// in arrival order, at most [`OWN_REFUSED_MAX`] (the oldest forgotten). Every store keeps
-/// them so.
+/// in arrival order, at most [`OWN_REFUSED_MAX`] (none is ever forgotten: beyond that, new
+/// ones are not kept). Every store keeps them so.
 pub fn merge_own_refused(mut kept: Vec<OwnRefused>, new: &[OwnRefused]) -> Vec<OwnRefused> {
     for r in new {
-        if !kept.iter().any(|k| k.record == r.record) {
+        if kept.len() < OWN_REFUSED_MAX && !kept.iter().any(|k| k.record == r.record) {
             kept.push(r.clone());
         }
     }
-    let over = kept.len().saturating_sub(OWN_REFUSED_MAX);
-    kept.drain(..over);
     kept
 }
 

@@ -181,6 +181,9 @@ pub struct Session {
     queue: VecDeque<ChangeHash>,
     /// Changes queued or sent in this session, or received from this peer: never sent
     /// (again).
+    /// Changes this node signed that this session sent: the only ones a `Refused` from
+    /// the peer may name.
+    sent_own: BTreeSet<ChangeHash>,
     known: BTreeSet<ChangeHash>,
     certs_sent: BTreeSet<NodeId>,
     next_batch: u64,
@@ -235,6 +238,7 @@ impl Session {
             outbox: VecDeque::new(),
             events: VecDeque::new(),
             queue: VecDeque::new(),
+            sent_own: BTreeSet::new(),
             known: BTreeSet::new(),
             certs_sent: BTreeSet::new(),
             next_batch: 0,
@@ -775,9 +779,10 @@ impl Session {
         Ok(())
     }
 
-    /// The peer refused changes of this node's own. Only an office above this node is
-    /// heeded (a village cannot stop its township writing), and only for changes this
-    /// node holds and signed; anything else in the list is ignored.
+    /// The peer refused changes of this node's own. Only a township or county node above
+    /// this node is heeded (not an observer, and a village cannot stop its township
+    /// writing), and only for changes this node signed and sent it in this session;
+    /// anything else in the list is ignored.
     fn on_refused<S: Store>(
         &mut self,
         list: Vec<Refusal>,
@@ -789,13 +794,18 @@ impl Session {
             return Err(SessionError::Unexpected("refused"));
         }
         let mine = self.me.cert.body.division;
-        if peer.body.division == mine || !peer.body.division.contains(mine) {
+        let office = matches!(
+            peer.body.role,
+            crate::cert::Role::Township | crate::cert::Role::County
+        );
+        if !office || peer.body.division == mine || !peer.body.division.contains(mine) {
             return Ok(());
         }
         let me = self.me.cert.node();
         let mut own = Vec::new();
         for r in list {
-            if !crate::quarantine::is_code(&r.code) {
+            if !crate::quarantine::is_code(&r.code) || !self.sent_own.contains(&ChangeHash(r.hash))
+            {
                 continue;
             }
             let Some(c) = store.change(&ChangeHash(r.hash)).map_err(store_err)? else {
@@ -863,6 +873,9 @@ impl Session {
                 self.queue.pop_front();
                 bytes += size;
                 let signer = stored.signer;
+                if signer == self.me.cert.node() {
+                    self.sent_own.insert(hash);
+                }
                 if self.certs_sent.insert(signer) {
                     certs.extend(store.certificates_of(&signer).map_err(store_err)?);
                 }

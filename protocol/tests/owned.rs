@@ -99,7 +99,7 @@ fn scene(seed: u64) -> Scene {
     assert_eq!(kept.len(), 1);
     county.now_ms += 60_000;
     let written = township
-        .report_quarantined(county.now_ms, &mut county.rng, &kept)
+        .report_quarantined(county.now_ms, &mut county.rng)
         .unwrap();
     assert_eq!(written.len(), 1, "one change starts the report");
     Scene {
@@ -156,21 +156,53 @@ fn a_quarantine_report_reaches_the_township_and_the_county_and_never_a_village()
     let kept = s.township.store.quarantined().unwrap();
     let again = s
         .township
-        .report_quarantined(s.county.now_ms, &mut s.county.rng, &kept)
+        .report_quarantined(s.county.now_ms, &mut s.county.rng)
         .unwrap();
     assert!(again.is_empty());
     let mut other = kept[0].clone();
     other.hash = [7; 32];
+    s.township
+        .store
+        .put_quarantined(std::slice::from_ref(&other))
+        .unwrap();
     s.county.now_ms += 60_000;
     let more = s
         .township
-        .report_quarantined(s.county.now_ms, &mut s.county.rng, &[other])
+        .report_quarantined(s.county.now_ms, &mut s.county.rng)
         .unwrap();
     assert_eq!(more.len(), 1);
     sync(&s.county, &mut s.township, &mut s.top).unwrap();
     let at_county = owned(&s.top);
     assert_eq!(at_county.len(), 1);
     assert_eq!(at_county[0].len(), 2);
+
+    // A report the county refused a change of is written to no more (nothing more of it
+    // could reach the county): the next refusal starts a new one.
+    let report = at_county[0].id();
+    s.township
+        .store
+        .put_own_refused(&[guihe_protocol::quarantine::OwnRefused {
+            record: report,
+            hash: [1; 32],
+            code: "time".into(),
+            by: s.top.identity.key.public(),
+            at_ms: s.county.now_ms,
+        }])
+        .unwrap();
+    let mut third = other.clone();
+    third.hash = [8; 32];
+    s.township
+        .store
+        .put_quarantined(std::slice::from_ref(&third))
+        .unwrap();
+    s.county.now_ms += 60_000;
+    s.township
+        .report_quarantined(s.county.now_ms, &mut s.county.rng)
+        .unwrap();
+    sync(&s.county, &mut s.township, &mut s.top).unwrap();
+    let at_county = owned(&s.top);
+    assert_eq!(at_county.len(), 2, "a new report");
+    assert_eq!(at_county.iter().map(Owned::len).sum::<usize>(), 3);
 }
 
 /// A village that somehow holds a township's report (a stolen copy) cannot write into it,

@@ -488,21 +488,9 @@ fn foremost(sim: &Sim, origin: usize, start: u64, readers: &[usize]) -> BTreeMap
 fn reported(
     store: &guihe_protocol::store::MemStore,
 ) -> BTreeSet<(guihe_protocol::division::Division, String)> {
-    use guihe_protocol::owned::{Body, Owned};
-    use guihe_protocol::store::Store;
+    use guihe_protocol::owned::{Body, OwnedKind, all_of};
     let mut out = BTreeSet::new();
-    for id in store.records().unwrap_or_default() {
-        if !id.is_owned() {
-            continue;
-        }
-        let Some(report) = store
-            .doc(id)
-            .ok()
-            .flatten()
-            .and_then(|d| Owned::from_doc(d).ok())
-        else {
-            continue;
-        };
+    for report in all_of(store, OwnedKind::QuarantineReport).unwrap_or_default() {
         for e in report.entries().0 {
             let Body::Refusal { change, .. } = e.body;
             out.insert((report.owner(), change));

@@ -151,6 +151,8 @@ pub struct Sim {
     pub(crate) scenario: Scenario,
     pub(crate) config: Config,
     rng: ChaCha8Rng,
+    /// The generator quarantine reports draw their ids from.
+    report_rng: ChaCha8Rng,
     pub(crate) now: u64,
     queue: BTreeMap<(u64, u64), Ev>,
     seq: u64,
@@ -224,6 +226,7 @@ impl Sim {
     /// Builds the county of the scenario with the run's seed.
     pub fn new(scenario: Scenario, config: Config) -> Result<Sim, SetupError> {
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+        let report_rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x7265_706f_7274);
         let root = Root::new(Keypair::generate(&mut rng));
         let layout = |e: guihe_protocol::division::CodeError| SetupError::Layout(e.to_string());
         let county =
@@ -345,6 +348,7 @@ impl Sim {
             scenario,
             config,
             rng,
+            report_rng,
             now: START_MS,
             queue: BTreeMap::new(),
             seq: 0,
@@ -657,15 +661,14 @@ impl Sim {
                     }
                     self.relay(node, from_link, &changes);
                 }
-                SessionEvent::Quarantined { changes, .. } => {
+                SessionEvent::Quarantined { changes, .. } if !changes.is_empty() => {
                     // The node writes what it refused into its office's quarantine report,
                     // as the daemon does, and offers it on every link (sessions send it
-                    // only to peers that may read it). Its own generator, so that the
-                    // workload's draws do not depend on what was refused.
-                    let mut rng = ChaCha8Rng::seed_from_u64(self.now ^ ((node as u64) << 48));
+                    // only to peers that may read it). Reports draw from a generator of
+                    // their own, so that the workload's draws do not depend on them.
                     let written = self.nodes[node]
                         .replica
-                        .report_quarantined(self.now, &mut rng, &changes);
+                        .report_quarantined(self.now, &mut self.report_rng);
                     match written {
                         Ok(written) if !written.is_empty() => {
                             self.relay(node, usize::MAX, &written);

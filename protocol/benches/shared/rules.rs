@@ -1,0 +1,102 @@
+//! What the change rules cost ingest, into any store: shared by the protocol's `ingest`
+//! benchmark (in-memory store) and the node's `rules` benchmark (its sled store).
+//!
+//! A village's history (`workload::village_history`) is verified and ingested into a fresh
+//! store in batches of 400, as a session carries them, with the rules on (as shipped) and
+//! off (Automerge alone, the `bench-baseline` feature), alternating, in one run.
+//!
+//! Target (issue 13): the rules cost at most 10% of ingest.
+
+use std::time::{Duration, Instant};
+
+use guihe_protocol::rules::BASELINE;
+use guihe_protocol::signed::verify_batch;
+use guihe_protocol::store::{Store, StoreCerts};
+use guihe_protocol::workload;
+use rand_chacha::ChaCha8Rng;
+use rand_core::SeedableRng;
+
+const T0: u64 = 1_772_323_200_000;
+const BATCH: usize = 400;
+
+fn arg(args: &[String], name: &str, default: usize) -> usize {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default)
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v.get(v.len() / 2).copied().unwrap_or_default()
+}
+
+/// Runs the benchmark on the command line's `[--cases N] [--rounds R] [--json]`; `fresh`
+/// opens an empty store (and whatever must live as long as it), and `store_name` says
+/// which in the report.
+pub(crate) fn run<S: Store, G>(store_name: &str, fresh: &dyn Fn() -> (S, G)) {
+    let args: Vec<String> = std::env::args().collect();
+    let json = args.iter().any(|a| a == "--json");
+    let cases = arg(&args, "--cases", 5_000);
+    let rounds = arg(&args, "--rounds", 3).max(1);
+    let (changes, identity) =
+        workload::village_history(&mut ChaCha8Rng::seed_from_u64(13), cases, T0).expect("history");
+    // Verifies and ingests every change into a fresh store; the time it took.
+    let ingest_all = |rules_on: bool| -> Duration {
+        BASELINE.store(!rules_on, std::sync::atomic::Ordering::Relaxed);
+        let (mut store, _guard) = fresh();
+        store.put_certificate(&identity.cert).expect("certificate");
+        let started = Instant::now();
+        for batch in changes.chunks(BATCH) {
+            let signed = batch.iter().map(|c| c.signed.clone()).collect();
+            let checked =
+                verify_batch(signed, &StoreCerts(&store), &Default::default()).expect("verify");
+            // (At the end of the village's year: nothing is stamped in the future.)
+            let out = guihe_protocol::ingest::ingest(&mut store, checked, T0 + 365 * 86_400_000)
+                .expect("ingest");
+            assert!(out.quarantined.is_empty(), "an honest change was refused");
+        }
+        let took = started.elapsed();
+        assert!(
+            changes
+                .iter()
+                .all(|c| store.has_change(&c.hash).expect("store")),
+            "every change is stored"
+        );
+        took
+    };
+    let mut on = Vec::new();
+    let mut off = Vec::new();
+    // Alternate, so that both see the same machine.
+    for _ in 0..rounds {
+        off.push(ingest_all(false));
+        on.push(ingest_all(true));
+    }
+    let (on, off) = (median(on), median(off));
+    let rate = |d: Duration| changes.len() as f64 / d.as_secs_f64().max(1e-9);
+    let overhead = (on.as_secs_f64() / off.as_secs_f64().max(1e-9) - 1.0) * 100.0;
+    if json {
+        println!(
+            "{{\"store\":\"{store_name}\",\"changes\":{},\"rules_on_per_s\":{:.0},\"rules_off_per_s\":{:.0},\"overhead_pct\":{:.1}}}",
+            changes.len(),
+            rate(on),
+            rate(off),
+            overhead
+        );
+    } else {
+        println!(
+            "ingest into {store_name} of {} changes ({} records), median of {} rounds, batches of {}:",
+            changes.len(),
+            cases,
+            rounds,
+            BATCH
+        );
+        println!("  rules on   {:>8.0} changes/s", rate(on));
+        println!(
+            "  rules off  {:>8.0} changes/s  (baseline: Automerge alone)",
+            rate(off)
+        );
+        println!("  the rules cost {overhead:.1}% (target: at most 10%)");
+    }
+}
