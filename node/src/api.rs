@@ -605,9 +605,12 @@ fn run(local: &mut Local, call: Call) -> Result<(Reply, Vec<StoredChange>), ApiE
             if let Some(h) = held
                 && h.body.version >= settings.body.version
             {
+                let (held, given) = (
+                    guihe_protocol::stats::date_of(h.body.issued_ms),
+                    guihe_protocol::stats::date_of(settings.body.issued_ms),
+                );
                 return Err(ApiError::Refused(format!(
-                    "本节点已有版本 {} 的县级设置，不早于 {} this node holds county settings version {}, not older than {}",
-                    h.body.version, settings.body.version, h.body.version, settings.body.version
+                    "本节点已有 {held} 签发的县级设置，不早于这份（{given} 签发）：无需安装。This node holds county settings issued {held}, not older than these (issued {given}): nothing to install."
                 )));
             }
             store
@@ -693,23 +696,57 @@ pub struct StatusReport {
     /// The version of the county settings held (0: none).
     #[serde(default)]
     pub settings_version: u64,
+    /// When the county issued them (ms since the epoch; 0: none).
+    #[serde(default)]
+    pub settings_issued_ms: u64,
     /// The record schema this node writes new records in: the newest it knows that the
     /// county's settings allow.
     #[serde(default)]
     pub record_schema: u64,
 }
 
-/// The county settings a store holds, as the status shows them: (their version, 0 for
-/// none; the record schema this build writes under them).
-pub fn settings_line<S: guihe_protocol::store::Store>(store: &S) -> (u64, u64) {
-    let settings = store.settings().ok().flatten();
-    (
-        settings.as_ref().map_or(0, |s| s.body.version),
-        guihe_protocol::cert::writable_schema(
-            settings.as_ref().map(|s| &s.body),
-            guihe_protocol::record::SCHEMA_VERSION,
-        ),
-    )
+/// The county settings a store holds, as the status shows them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SettingsLine {
+    /// Their version (0: none).
+    pub version: u64,
+    /// When the county issued them (0: none).
+    pub issued_ms: u64,
+    /// The record schema this build writes under them.
+    pub record_schema: u64,
+}
+
+impl SettingsLine {
+    /// What a store holds.
+    pub fn of<S: guihe_protocol::store::Store>(store: &S) -> SettingsLine {
+        let settings = store.settings().ok().flatten();
+        let body = settings.as_ref().map(|s| &s.body);
+        SettingsLine {
+            version: body.map_or(0, |b| b.version),
+            issued_ms: body.map_or(0, |b| b.issued_ms),
+            record_schema: guihe_protocol::cert::writable_schema(
+                body,
+                guihe_protocol::record::SCHEMA_VERSION,
+            ),
+        }
+    }
+
+    /// The status line, Chinese first.
+    pub fn text(&self) -> String {
+        format!(
+            "写入的记录格式 record schema written: {}{}",
+            self.record_schema,
+            if self.version == 0 {
+                " · 尚无县级设置 no county settings yet".to_string()
+            } else {
+                format!(
+                    " · 县级设置 {} 签发 county settings issued {}",
+                    guihe_protocol::stats::date_of(self.issued_ms),
+                    guihe_protocol::stats::date_of(self.issued_ms)
+                )
+            }
+        )
+    }
 }
 
 /// A change of this node's own that an office above refused, in a [`StatusReport`].
@@ -795,10 +832,7 @@ pub fn reported_refusals<S: guihe_protocol::store::Store>(
             out.push(ReportedRefusal {
                 office: report.owner().to_string(),
                 signer: crate::keys::public_hex(&signer),
-                signer_division: store
-                    .certificates_of(&signer)
-                    .ok()
-                    .and_then(|c| c.last().map(|c| c.body.division.to_string())),
+                signer_division: division_of(store, &signer),
                 record: record.to_string(),
                 code,
                 reason_zh: zh.into(),
@@ -833,6 +867,17 @@ pub struct QuarantineReport {
     pub refused_ms: u64,
 }
 
+/// A node's division, from its newest certificate the store knows.
+fn division_of<S: guihe_protocol::store::Store>(
+    store: &S,
+    node: &guihe_protocol::id::NodeId,
+) -> Option<String> {
+    store
+        .certificates_of(node)
+        .ok()
+        .and_then(|c| c.last().map(|c| c.body.division.to_string()))
+}
+
 /// The refused changes a store keeps aside, newest first, as the status report shows them.
 pub fn quarantine_reports<S: guihe_protocol::store::Store>(store: &S) -> Vec<QuarantineReport> {
     let mut kept = store.quarantined().unwrap_or_default();
@@ -842,10 +887,7 @@ pub fn quarantine_reports<S: guihe_protocol::store::Store>(store: &S) -> Vec<Qua
             let (zh, en) = guihe_protocol::quarantine::label(&q.code);
             QuarantineReport {
                 signer: crate::keys::public_hex(&q.signer),
-                signer_division: store
-                    .certificates_of(&q.signer)
-                    .ok()
-                    .and_then(|c| c.last().map(|c| c.body.division.to_string())),
+                signer_division: division_of(store, &q.signer),
                 record: q.record.to_string(),
                 code: q.code,
                 reason_zh: zh.into(),

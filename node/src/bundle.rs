@@ -103,7 +103,7 @@ impl Bundle {
             }
             2..=VERSION => postcard::from_bytes(body).map_err(format),
             _ => Err(BundleError::Format(format!(
-                "bundle version {version}, this build reads 1 to {VERSION}"
+                "此同步文件由更新版本的 guihe 写成（格式 {version}），本机只能读取格式 1 至 {VERSION}：请先升级本机再导入。 bundle format {version}, this release reads 1 to {VERSION}: upgrade this node, then import it again"
             ))),
         }
     }
@@ -318,5 +318,71 @@ impl<S: Store> CertLookup for WithBundle<'_, S> {
             }
         }
         certs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use guihe_protocol::cert::{FrontierBody, Keypair, Root};
+    use guihe_protocol::id::{CaseId, OwnedId, RecordId};
+
+    fn change(record: RecordId, place: &str) -> SignedChange {
+        SignedChange {
+            record,
+            jurisdictions: vec![place.parse().unwrap()],
+            bytes: vec![1, 2, 3],
+            signature: vec![4; 64],
+        }
+    }
+
+    /// Every bundle format written so far reads back as written: format 1 (no frontier, as
+    /// release 0.1 wrote it), 2 (a frontier) and 3 (a division's own record); each is
+    /// written only when what it carries needs it, and a newer format is refused in words.
+    #[test]
+    fn bundles_of_every_format_read_back_and_the_oldest_that_holds_them_is_written() {
+        let case = change(RecordId::Case(CaseId::from_bytes([1; 16])), "500240101201");
+        let report = change(
+            RecordId::Owned(OwnedId::from_bytes([2; 16])),
+            "500240101000",
+        );
+        let frontier = Root::new(Keypair::from_secret([1; 32]))
+            .frontier(FrontierBody::default())
+            .unwrap();
+        let plain = Bundle {
+            revocations: None,
+            frontier: None,
+            certs: Vec::new(),
+            changes: vec![case.clone()],
+        };
+        let with_frontier = Bundle {
+            frontier: Some(frontier),
+            ..plain.clone()
+        };
+        let with_report = Bundle {
+            changes: vec![case, report],
+            ..plain.clone()
+        };
+        for (bundle, format) in [(&plain, 1), (&with_frontier, 2), (&with_report, 3)] {
+            let bytes = bundle.to_bytes().unwrap();
+            assert_eq!(bytes[MAGIC.len()], format);
+            assert_eq!(&Bundle::from_bytes(&bytes).unwrap(), bundle);
+        }
+        // Format 1 as release 0.1 wrote it.
+        let mut old = MAGIC.to_vec();
+        old.push(1);
+        old.extend(
+            postcard::to_allocvec(&BundleV1 {
+                revocations: None,
+                certs: Vec::new(),
+                changes: plain.changes.clone(),
+            })
+            .unwrap(),
+        );
+        assert_eq!(Bundle::from_bytes(&old).unwrap(), plain);
+        let mut newer = plain.to_bytes().unwrap();
+        newer[MAGIC.len()] = VERSION + 1;
+        let refused = Bundle::from_bytes(&newer).unwrap_err().to_string();
+        assert!(refused.contains("请先升级本机"), "{refused}");
     }
 }

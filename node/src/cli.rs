@@ -368,15 +368,14 @@ pub fn status(node: &Node) -> CliResult<String> {
                 ),
                 format!("对等节点 peers {}:", r.peers.len()),
             ];
-            out.push(format!(
-                "写入的记录格式 record schema written: {}{}",
-                r.record_schema,
-                if r.settings_version == 0 {
-                    " · 尚无县级设置 no county settings yet".to_string()
-                } else {
-                    format!(" · 县级设置 county settings version {}", r.settings_version)
+            out.push(
+                crate::api::SettingsLine {
+                    version: r.settings_version,
+                    issued_ms: r.settings_issued_ms,
+                    record_schema: r.record_schema,
                 }
-            ));
+                .text(),
+            );
             if r.disk_low {
                 out.insert(
                     1,
@@ -478,15 +477,7 @@ fn status_local(local: &Local) -> CliResult<String> {
     let corrupt = store.verify();
     let mut kept = Vec::new();
     quarantine_lines(&crate::api::quarantine_reports(store), &mut kept);
-    let (settings_version, record_schema) = crate::api::settings_line(store);
-    kept.push(format!(
-        "写入的记录格式 record schema written: {record_schema}{}",
-        if settings_version == 0 {
-            " · 尚无县级设置 no county settings yet".to_string()
-        } else {
-            format!(" · 县级设置 county settings version {settings_version}")
-        }
-    ));
+    kept.push(crate::api::SettingsLine::of(store).text());
     let kept = kept.iter().map(|l| format!("\n{l}")).collect::<String>();
     Ok(format!(
         "节点 node {}\n角色 role {:?} · 辖区 division {}\n证书有效期至 certificate valid until {} (ms)\n记录 records {} · 变更 changes {} · 待补依赖 waiting for dependencies {}\n存储 store {} bytes · 校验 checksums: {}{}",

@@ -603,8 +603,9 @@ fn run(command: Command) -> Result<String, String> {
                 .call(None, Call::Settings { settings })
                 .map_err(|e| s(&e))?
             {
-                Reply::Installed { version } => Ok(format!(
-                    "县级设置已安装 county settings version {version} installed: nodes may write record schema up to {record_schema}; they receive it when they next sync"
+                Reply::Installed { .. } => Ok(format!(
+                    "县级设置已安装：各节点下次同步时收到，此后可写入至第 {record_schema} 版记录格式。County settings installed: every node receives them when it next syncs, and may then write record schema up to {record_schema}. ({})",
+                    guihe_protocol::stats::date_of(now)
                 )),
                 other => Err(format!("unexpected reply {other:?}")),
             }

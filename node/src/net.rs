@@ -720,7 +720,7 @@ impl Core {
                 .values()
                 .any(|o| o.peer.to_string() == p.peer && o.session.is_reconciled());
         }
-        let (settings_version, record_schema) = api::settings_line(&self.local.replica.store);
+        let settings = api::SettingsLine::of(&self.local.replica.store);
         StatusReport {
             node: crate::keys::public_hex(&cert.node()),
             role: format!("{:?}", cert.body.role),
@@ -734,8 +734,9 @@ impl Core {
             disk_low: self.disk_low,
             quarantined: counts.quarantined,
             reported: counts.reported,
-            settings_version,
-            record_schema,
+            settings_version: settings.version,
+            settings_issued_ms: settings.issued_ms,
+            record_schema: settings.record_schema,
             refused_upstream: counts.refused_upstream,
             held: counts.held,
         }
@@ -845,53 +846,44 @@ impl Core {
             }
             Err(e) => tracing::warn!(%e, "could not check records against the frontier"),
         }
-        // Newer county settings go to every peer, as the revocation list does.
-        if let Ok(Some(settings)) = self.local.replica.store.settings() {
-            let ids: Vec<u64> = self.sessions.keys().copied().collect();
-            for id in ids {
-                if let Some(open) = self.sessions.get_mut(&id) {
-                    open.session.offer_settings(&settings);
-                }
-            }
-        }
-        let Ok(Some(list)) = self.local.replica.store.revocations() else {
-            let ids: Vec<u64> = self.sessions.keys().copied().collect();
-            let mut peers = Vec::new();
-            for id in ids {
-                if let Err(peer) = self.flush(id).await {
-                    peers.push(peer);
-                }
-            }
-            self.revocations_news = false;
-            return peers;
-        };
-        let now = now_ms();
-        let ids: Vec<u64> = self
-            .sessions
-            .iter()
-            .filter(|(_, o)| {
-                o.session
-                    .peer()
-                    .is_some_and(|c| c.valid_at(now, &list.body).is_err())
-            })
-            .map(|(id, _)| *id)
-            .collect();
+        let store = &self.local.replica.store;
+        let list = store.revocations().ok().flatten();
+        let frontier = store.frontier().ok().flatten();
+        let settings = store.settings().ok().flatten();
         let mut peers = Vec::new();
-        for id in ids {
-            if let Some(open) = self.sessions.get(&id) {
-                tracing::warn!(peer = %open.peer, "revoked; closing its session");
-                peers.push(open.peer);
+        if let Some(list) = &list {
+            let now = now_ms();
+            let ids: Vec<u64> = self
+                .sessions
+                .iter()
+                .filter(|(_, o)| {
+                    o.session
+                        .peer()
+                        .is_some_and(|c| c.valid_at(now, &list.body).is_err())
+                })
+                .map(|(id, _)| *id)
+                .collect();
+            for id in ids {
+                if let Some(open) = self.sessions.get(&id) {
+                    tracing::warn!(peer = %open.peer, "revoked; closing its session");
+                    peers.push(open.peer);
+                }
+                self.metrics.session("refused");
+                self.close(id);
             }
-            self.metrics.session("refused");
-            self.close(id);
         }
-        let frontier = self.local.replica.store.frontier().ok().flatten();
+        // Every peer is given what the county signed (each keeps only what is newer).
         let ids: Vec<u64> = self.sessions.keys().copied().collect();
         for id in ids {
             if let Some(open) = self.sessions.get_mut(&id) {
-                open.session.offer_revocations(&list);
+                if let Some(list) = &list {
+                    open.session.offer_revocations(list);
+                }
                 if let Some(f) = &frontier {
                     open.session.offer_frontier(f);
+                }
+                if let Some(s) = &settings {
+                    open.session.offer_settings(s);
                 }
             }
             if let Err(peer) = self.flush(id).await {

@@ -28,7 +28,7 @@
 //! A sync peer that speaks a protocol version older than 3 does not know these records:
 //! sessions leave them out of its scope (`sync`).
 
-use automerge::transaction::{CommitOptions, Transactable};
+use automerge::transaction::Transactable;
 use automerge::{ActorId, Automerge, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
 use rand_core::RngCore;
 use serde::{Deserialize, Serialize};
@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use crate::division::{Division, Level};
 use crate::id::{EventId, NodeId, OwnedId, RecordId};
 use crate::model::limits::EVENTS_MAX;
-use crate::record::{DocError, FUTURE_TOLERANCE_MS};
+use crate::record::{DocError, FUTURE_TOLERANCE_MS, commit_options};
 use crate::rules::RuleError;
 
 /// The schema version of a division's own records that this code writes and reads.
@@ -160,12 +160,6 @@ pub struct Owned {
     kind: OwnedKind,
     owner: Division,
     created_ms: u64,
-}
-
-fn commit_options(now_ms: u64, message: &str) -> CommitOptions {
-    CommitOptions::default()
-        .with_time(i64::try_from(now_ms).unwrap_or(i64::MAX))
-        .with_message(message.to_string())
 }
 
 /// Writes a JSON value (an entry as serde writes it) into a new map under `obj`.
@@ -550,19 +544,22 @@ pub(crate) fn check_entry(entry: &Entry, signer: NodeId, time_ms: u64) -> Result
     Ok(())
 }
 
-/// The kind of a division's own record a document holds; `None` for a case or petition
-/// (or a document that is neither).
-pub(crate) fn kind_of(doc: &Automerge) -> Option<OwnedKind> {
+/// The kind of a division's own record a document holds: `Ok(None)` for a case or
+/// petition (or a document that is neither), an error for a division's own record of no
+/// kind this build knows.
+pub(crate) fn kind_of(doc: &Automerge) -> Result<Option<OwnedKind>, RuleError> {
     if !crate::record::id_of(doc).is_some_and(|id| id.is_owned()) {
-        return None;
+        return Ok(None);
     }
-    match doc.get(ROOT, "kind") {
+    let kind = match doc.get(ROOT, "kind") {
         Ok(Some((Value::Scalar(s), _))) => match s.as_ref() {
             ScalarValue::Str(k) => OwnedKind::parse(k),
             _ => None,
         },
         _ => None,
-    }
+    };
+    kind.map(Some)
+        .ok_or_else(|| RuleError::Content("a division's record of no known kind".into()))
 }
 
 #[cfg(test)]

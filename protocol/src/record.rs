@@ -985,7 +985,8 @@ pub fn jurisdictions_of(doc: &Automerge) -> Option<Vec<crate::division::Division
     autosurgeon::hydrate_prop(doc, ROOT, "jurisdictions").ok()
 }
 
-fn commit_options(now_ms: u64, message: &str) -> CommitOptions {
+/// A command's commit: stamped with the caller's `now` and a short message.
+pub(crate) fn commit_options(now_ms: u64, message: &str) -> CommitOptions {
     CommitOptions::default()
         .with_time(i64::try_from(now_ms).unwrap_or(i64::MAX))
         .with_message(message.to_string())

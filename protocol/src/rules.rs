@@ -743,12 +743,7 @@ impl Shape {
     fn of(doc: &Automerge) -> Result<Shape, RuleError> {
         let events = object(doc, "events", ObjType::List)
             .ok_or_else(|| RuleError::Content("the record has no event list".into()))?;
-        let owned = crate::owned::kind_of(doc);
-        if owned.is_none() && crate::record::id_of(doc).is_some_and(|id| id.is_owned()) {
-            return Err(RuleError::Content(
-                "a division's record of no known kind".into(),
-            ));
-        }
+        let owned = crate::owned::kind_of(doc)?;
         let parties = match owned {
             Some(_) => None,
             None => Some(

@@ -716,17 +716,12 @@ impl Session {
         let mut again = Vec::new();
         if self.version >= 3 {
             for c in &checked {
-                if let Err(r) = c
-                    && r.signer == peer.node()
-                    && store.is_quarantined(&r.hash).map_err(store_err)?
-                {
-                    again.push(r.hash);
-                }
-                if let Ok(v) = c
-                    && v.signer == peer.node()
-                    && store.is_quarantined(&v.hash).map_err(store_err)?
-                {
-                    again.push(v.hash);
+                let (hash, signer) = match c {
+                    Ok(v) => (v.hash, v.signer),
+                    Err(r) => (r.hash, r.signer),
+                };
+                if signer == peer.node() && store.is_quarantined(&hash).map_err(store_err)? {
+                    again.push(hash);
                 }
             }
         }

@@ -13,7 +13,6 @@ use guihe_protocol::owned::{Body, Entry, Owned, OwnedKind};
 use guihe_protocol::record::Record;
 use guihe_protocol::signed::sign;
 use guihe_protocol::store::{Store, StoreCerts, StoredChange};
-use guihe_protocol::sync::{Config, Session};
 
 const V1: &str = "500240101201";
 const V2: &str = "500240101202";
@@ -326,28 +325,8 @@ fn a_report_holds_entries_only_and_nothing_is_taken_out() {
 #[test]
 fn a_session_of_version_2_leaves_division_records_out() {
     let mut s = scene(74);
-    let root = s.county.root.public();
     let case = s.county.case(&mut s.township, &[V1], 1);
-    let mut link = Link {
-        a: Session::new(
-            Config::default(),
-            root,
-            s.township.identity.clone(),
-            true,
-            &s.township.store,
-        )
-        .unwrap()
-        .speaking(2),
-        b: Session::new(
-            Config::default(),
-            root,
-            s.top.identity.clone(),
-            false,
-            &s.top.store,
-        )
-        .unwrap()
-        .speaking(2),
-    };
+    let mut link = Link::speaking(&s.county, &s.township, &s.top, 2);
     link.settle(&s.county, &mut s.township, &mut s.top);
     assert!(same(&s.township, &s.top, case));
     assert!(owned(&s.top).is_empty(), "version 2 leaves the report out");

@@ -722,26 +722,7 @@ fn a_session_speaking_version_1_syncs_with_a_peer_not_upgraded() {
     let a = county.case(&mut village, &[V1], 3);
     let b = county.case(&mut township, &[V1], 2);
     let root = county.root.public();
-    let mut link = Link {
-        a: Session::new(
-            Config::default(),
-            root,
-            village.identity.clone(),
-            true,
-            &village.store,
-        )
-        .unwrap()
-        .speaking(1),
-        b: Session::new(
-            Config::default(),
-            root,
-            township.identity.clone(),
-            false,
-            &township.store,
-        )
-        .unwrap()
-        .speaking(1),
-    };
+    let mut link = Link::speaking(&county, &village, &township, 1);
     link.settle(&county, &mut village, &mut township);
     assert!(same(&village, &township, a) && same(&village, &township, b));
     assert_eq!(link.a.skew_ms(), None, "no greeting in version 1");
@@ -1016,27 +997,7 @@ fn county_settings_reach_every_node_and_gate_the_schema_it_writes() {
     top.store.put_settings(&settings(&county, 1, 1)).unwrap();
 
     // Version 2 sessions carry no settings.
-    let root = county.root.public();
-    let mut link = Link {
-        a: Session::new(
-            Config::default(),
-            root,
-            township.identity.clone(),
-            true,
-            &township.store,
-        )
-        .unwrap()
-        .speaking(2),
-        b: Session::new(
-            Config::default(),
-            root,
-            top.identity.clone(),
-            false,
-            &top.store,
-        )
-        .unwrap()
-        .speaking(2),
-    };
+    let mut link = Link::speaking(&county, &township, &top, 2);
     link.settle(&county, &mut township, &mut top);
     assert!(township.store.settings().unwrap().is_none());
 

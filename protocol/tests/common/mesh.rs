@@ -207,6 +207,16 @@ impl Link {
         }
     }
 
+    /// A link whose both sessions speak protocol `version` (an older one: a peer not yet
+    /// upgraded).
+    pub fn speaking(county: &County, a: &Node, b: &Node, version: u16) -> Link {
+        let link = Link::open(county, a, b);
+        Link {
+            a: link.a.speaking(version),
+            b: link.b.speaking(version),
+        }
+    }
+
     /// Delivers messages both ways until the link is quiet; returns the flights used.
     pub fn settle(&mut self, county: &County, a: &mut Node, b: &mut Node) -> u32 {
         let mut flights = 0;
