@@ -42,9 +42,18 @@ fn shorten(s: &str) -> String {
     s.chars().take(80).collect()
 }
 
+/// Writes `bytes` as lower-case hex in one piece (ids are written wherever a record is read
+/// or shown, so this is on every path that handles events).
 fn write_hex(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
-    for b in bytes {
-        write!(f, "{b:02x}")?;
+    let digit = |n: u8| if n < 10 { b'0' + n } else { b'a' + n - 10 };
+    let mut buf = [0u8; 64];
+    for chunk in bytes.chunks(buf.len() / 2) {
+        for (pair, b) in buf.chunks_exact_mut(2).zip(chunk) {
+            pair.copy_from_slice(&[digit(b >> 4), digit(b & 0xf)]);
+        }
+        let written = buf.get(..chunk.len() * 2).unwrap_or_default();
+        // Only ASCII digits were written.
+        f.write_str(std::str::from_utf8(written).map_err(|_| fmt::Error)?)?;
     }
     Ok(())
 }

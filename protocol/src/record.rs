@@ -902,7 +902,7 @@ pub(crate) fn check_created(
     check_text("summary", &header.summary, SUMMARY_CHARS_MAX, true).map_err(|e| content(&e))?;
     let [event] = <[serde_json::Value; 1]>::try_from(header.events)
         .map_err(|_| RuleError::Shape("a record starts with exactly one event".into()))?;
-    let event = crate::rules::event_of(&event)?;
+    let event = crate::rules::event_of(event)?;
     if !matches!(event.body, Body::Intake(_)) || !event.after.is_empty() {
         return Err(RuleError::Shape("a record starts with its intake".into()));
     }

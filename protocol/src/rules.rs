@@ -347,7 +347,8 @@ fn scalar(s: &ScalarValue) -> Result<serde_json::Value, RuleError> {
 
 /// Turns an enum as autosurgeon writes it, `{variant: value}`, into serde's form: the
 /// variant under `tag`, and the value's fields beside it (`content` none) or the value
-/// under `content`. Returns the variant.
+/// under `content`. Returns the variant. A value that already holds a field named `tag`
+/// is refused, so that the two forms map one to one.
 fn retag(
     value: &mut serde_json::Value,
     tag: &str,
@@ -366,7 +367,7 @@ fn retag(
             out
         }
         None => match inner {
-            serde_json::Value::Object(fields) => fields,
+            serde_json::Value::Object(fields) if !fields.contains_key(tag) => fields,
             _ => return Err(shape()),
         },
     };
@@ -377,11 +378,13 @@ fn retag(
 
 /// An event as the record stores it (autosurgeon's form), read as the record reads it.
 /// The record's reader asks for every field (an absent option too), so the event must hold
-/// exactly the fields it reads back as: it is read with serde, and written back in the
-/// record's form, which must be what was read.
-pub(crate) fn event_of(value: &serde_json::Value) -> Result<Event, RuleError> {
-    let mut serde_form = value.clone();
-    let body = serde_form
+/// exactly the fields it reads back as: it is turned into serde's form (a one-to-one
+/// mapping, see [`retag`]), read with serde, and written back, which must give what was
+/// read.
+pub(crate) fn event_of(mut value: serde_json::Value) -> Result<Event, RuleError> {
+    use serde::Deserialize;
+    let content = |e: &dyn std::fmt::Display| RuleError::Content(e.to_string());
+    let body = value
         .get_mut("body")
         .ok_or_else(|| RuleError::Content("an event without a body".into()))?;
     if retag(body, "type", None)? == "amend"
@@ -389,42 +392,13 @@ pub(crate) fn event_of(value: &serde_json::Value) -> Result<Event, RuleError> {
     {
         retag(change, "field", Some("value"))?;
     }
-    let event: Event =
-        serde_json::from_value(serde_form).map_err(|e| RuleError::Content(e.to_string()))?;
-    if record_form(&event)? != *value {
+    let event = Event::deserialize(&value).map_err(|e| content(&e))?;
+    if serde_json::to_value(&event).map_err(|e| content(&e))? != value {
         return Err(RuleError::Content(
             "an event with fields missing or added".into(),
         ));
     }
     Ok(event)
-}
-
-/// An event in the record's form (autosurgeon's): serde's form with the enums turned back.
-fn record_form(event: &Event) -> Result<serde_json::Value, RuleError> {
-    let content = |e: &dyn std::fmt::Display| RuleError::Content(e.to_string());
-    let mut value = serde_json::to_value(event).map_err(|e| content(&e))?;
-    let untag = |v: &mut serde_json::Value, tag: &str, content: Option<&str>| {
-        let Some(map) = v.as_object_mut() else {
-            return;
-        };
-        let Some(serde_json::Value::String(variant)) = map.remove(tag) else {
-            return;
-        };
-        let inner = match content {
-            Some(c) => map.remove(c).unwrap_or(serde_json::Value::Null),
-            None => serde_json::Value::Object(std::mem::take(map)),
-        };
-        let mut out = serde_json::Map::new();
-        out.insert(variant, inner);
-        *v = serde_json::Value::Object(out);
-    };
-    if let Some(body) = value.get_mut("body") {
-        if let Some(change) = body.get_mut("change") {
-            untag(change, "field", Some("value"));
-        }
-        untag(body, "type", None);
-    }
-    Ok(value)
 }
 
 /// A party as the record stores it, read as the record reads it (every field present).
@@ -630,13 +604,11 @@ pub fn read(change: &Change, signer: NodeId) -> Result<Read, RuleError> {
         return Err(RuleError::Shape(format!("{} new parties", parties.len())));
     }
     let json = made.json(*event_id, 0)?;
-    let item = match event_of(&json) {
-        Ok(event) => Item::Event(Box::new(event)),
-        // A division's own record holds entries, not events, and no parties.
-        Err(e) => match crate::owned::entry_of(json) {
-            Ok(entry) if parties.is_empty() => Item::Owned(entry),
-            _ => return Err(e),
-        },
+    // A division's own record holds entries, which have no clock stamp, and no parties.
+    let item = if json.get("hlc").is_some() || !parties.is_empty() {
+        Item::Event(Box::new(event_of(json)?))
+    } else {
+        Item::Owned(crate::owned::entry_of(json)?)
     };
     let party = match parties.pop() {
         Some((map, key, obj)) => Some((map, key, party_of(made.json(obj, 0)?)?)),

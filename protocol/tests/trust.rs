@@ -907,6 +907,36 @@ fn an_event_that_takes_the_id_of_one_the_record_holds_is_refused() {
     });
 }
 
+/// An event whose body holds, beside its fields, one named like the tag serde reads its
+/// type from: the record would hold a field its reader does not, so it is refused as
+/// content, whatever the field says.
+#[test]
+fn an_event_with_a_field_named_like_its_type_tag_is_refused() {
+    refused_everywhere(37, Kind::Case, "content", |tx, doc| {
+        let events = list(doc, "events");
+        let last: guihe_protocol::event::Event =
+            autosurgeon::hydrate_prop(doc, &events, doc.length(&events) - 1).unwrap();
+        let mut copy = last.clone();
+        copy.id = guihe_protocol::id::EventId::from_bytes([37; 16]);
+        copy.hlc.wall_ms = u64::MAX / 4;
+        copy.after = Vec::new();
+        copy.body = guihe_protocol::event::Body::Amend(guihe_protocol::event::Amend {
+            target: None,
+            change: guihe_protocol::event::Change::Note(guihe_protocol::event::Note {
+                note: "补充".into(),
+            }),
+            reason: "补充".into(),
+        });
+        let at = doc.length(&events);
+        autosurgeon::reconcile_insert(&mut *tx, events.clone(), at, &copy).unwrap();
+        let (_, event) = tx.get(&events, at)?.unwrap();
+        let (_, body) = tx.get(&event, "body")?.unwrap();
+        let (_, amend) = tx.get(&body, "amend")?.unwrap();
+        tx.put(&amend, "type", "amend")?;
+        Ok(())
+    });
+}
+
 #[test]
 fn a_number_written_signed_is_refused() {
     let mut s = Scene::new(35, Kind::Case);
