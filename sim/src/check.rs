@@ -59,6 +59,17 @@ pub struct Traffic {
     pub bytes: u64,
     /// Messages.
     pub messages: u64,
+    /// Connections opened on links of the class.
+    pub sessions: u64,
+    /// The bytes the changes had to cross on this class: for each change, its size times
+    /// the links of this class on the paths (along the tree) from its writer to every
+    /// office that may read its record. No protocol sends less.
+    pub needed_bytes: u64,
+    /// Wire bytes per needed byte (the floor is 1.0).
+    pub wire_per_needed_byte: f64,
+    /// Issue 14's budget for the class: 1.3 times the needed bytes, plus 160 bytes per
+    /// session.
+    pub budget_bytes: u64,
 }
 
 /// The outcome of a run.
@@ -82,9 +93,14 @@ pub struct Report {
     pub delivery_ratio: f64,
     /// Time from a change's writing to its arrival at each reader.
     pub latency_ms: Percentiles,
-    /// Latency divided by the foremost-journey bound, per delivery in the faulty phase
-    /// (×100, so 100 means as fast as any protocol could have been).
+    /// Latency divided by the foremost-journey bound (×100, so 100 means as fast as any
+    /// protocol could have been), for every arrival of a sample of the changes drawn
+    /// uniformly over the whole run with the seed.
     pub stretch_percent: Percentiles,
+    /// The same, by the class of the last link a delivery crossed.
+    pub stretch_by_class: BTreeMap<String, Percentiles>,
+    /// The same, by the kind of record (case, petition, a division's own record).
+    pub stretch_by_kind: BTreeMap<String, Percentiles>,
     /// Traffic per link class.
     pub traffic: BTreeMap<String, Traffic>,
     /// Messages per change written.
@@ -203,12 +219,21 @@ pub fn check(sim: &Sim) -> Report {
     let mut sampled_bound = Vec::new();
     let mut arrivals = Vec::new();
     let mut due_times = Vec::new();
-    let bound_sample = 400usize;
+    let tree = Tree::of(sim);
+    let sampled = stretch_sample(sim.written.len(), sim.config.seed);
+    let mut needed: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut by_class: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    let mut by_kind: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     for (i, (hash, w)) in sim.written.iter().enumerate() {
         let Some(readers) = readers_of.get(&w.record) else {
             continue;
         };
-        let bound = (i < bound_sample).then(|| foremost(sim, w.origin, w.time, readers));
+        for (class, links) in tree.needed(w.origin, readers) {
+            *needed.entry(class).or_default() += links * w.bytes as u64;
+        }
+        let bound = sampled
+            .contains(&i)
+            .then(|| foremost(sim, w.origin, w.time, readers));
         for &n in readers {
             due += 1;
             let holds = sim.nodes[n].replica.store.has_change(hash).unwrap_or(false);
@@ -225,11 +250,19 @@ pub fn check(sim: &Sim) -> Report {
                 latencies.push(t.saturating_sub(w.time));
                 arrivals.push(t);
                 if let Some(bound) = &bound
-                    && t < sim.heal_at
                     && let Some(&b) = bound.get(&n)
                 {
                     let ideal = b.saturating_sub(w.time).max(1);
-                    stretches.push(t.saturating_sub(w.time) * 100 / ideal);
+                    let stretch = t.saturating_sub(w.time) * 100 / ideal;
+                    stretches.push(stretch);
+                    by_class
+                        .entry(tree.last_class(w.origin, n).to_string())
+                        .or_default()
+                        .push(stretch);
+                    by_kind
+                        .entry(kind_name(w.record).to_string())
+                        .or_default()
+                        .push(stretch);
                     sampled_actual.push(t.saturating_sub(w.time));
                     sampled_bound.push(ideal);
                 }
@@ -359,13 +392,15 @@ pub fn check(sim: &Sim) -> Report {
 
     let mut traffic: BTreeMap<String, Traffic> = BTreeMap::new();
     for l in &sim.links {
-        let key = match l.kind {
-            LinkKind::Village => "village_township",
-            LinkKind::Township => "township_county",
-        };
-        let t = traffic.entry(key.to_string()).or_default();
+        let t = traffic.entry(class_name(l.kind).to_string()).or_default();
         t.bytes += l.bytes;
         t.messages += l.messages;
+        t.sessions += l.sessions_opened;
+    }
+    for (class, t) in &mut traffic {
+        t.needed_bytes = needed.get(class.as_str()).copied().unwrap_or(0);
+        t.wire_per_needed_byte = t.bytes as f64 / t.needed_bytes.max(1) as f64;
+        t.budget_bytes = t.needed_bytes * 13 / 10 + 160 * t.sessions;
     }
     let wire: u64 = traffic.values().map(|t| t.bytes).sum();
     let messages: u64 = traffic.values().map(|t| t.messages).sum();
@@ -403,6 +438,14 @@ pub fn check(sim: &Sim) -> Report {
         delivery_ratio,
         latency_ms: Percentiles::of(latencies),
         stretch_percent: Percentiles::of(stretches),
+        stretch_by_class: by_class
+            .into_iter()
+            .map(|(k, v)| (k, Percentiles::of(v)))
+            .collect(),
+        stretch_by_kind: by_kind
+            .into_iter()
+            .map(|(k, v)| (k, Percentiles::of(v)))
+            .collect(),
         traffic,
         messages_per_change: messages as f64 / changes.max(1) as f64,
         wire_per_change_byte: wire as f64 / change_bytes.max(1) as f64,
@@ -420,6 +463,117 @@ pub fn check(sim: &Sim) -> Report {
         latency_cdf: cdf(sampled_actual),
         bound_cdf: cdf(sampled_bound),
         failures,
+    }
+}
+
+/// How many changes the stretch is measured on.
+const STRETCH_SAMPLE: usize = 400;
+
+/// Which of `changes` changes (in the order they are held) the stretch is measured on:
+/// [`STRETCH_SAMPLE`] of them, drawn uniformly over the whole run with the seed.
+fn stretch_sample(changes: usize, seed: u64) -> BTreeSet<usize> {
+    use rand::seq::index::sample;
+    use rand_core::SeedableRng;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x5354_5245_5443_4821);
+    sample(&mut rng, changes, STRETCH_SAMPLE.min(changes))
+        .into_iter()
+        .collect()
+}
+
+fn class_name(kind: LinkKind) -> &'static str {
+    match kind {
+        LinkKind::Village => "village_township",
+        LinkKind::Township => "township_county",
+    }
+}
+
+fn kind_name(record: guihe_protocol::id::RecordId) -> &'static str {
+    use guihe_protocol::id::RecordId;
+    match record {
+        RecordId::Case(_) => "case",
+        RecordId::Petition(_) => "petition",
+        RecordId::Owned(_) => "division",
+    }
+}
+
+/// The division tree the links make: each node's link up to its township or county.
+struct Tree {
+    /// Each node's link up and the node above, `None` for the county.
+    up: Vec<Option<(usize, usize)>>,
+    kinds: Vec<LinkKind>,
+}
+
+impl Tree {
+    fn of(sim: &Sim) -> Tree {
+        let mut up = vec![None; sim.nodes.len()];
+        for (l, link) in sim.links.iter().enumerate() {
+            // The dialler is the lower tier.
+            up[link.a] = Some((l, link.b));
+        }
+        Tree {
+            up,
+            kinds: sim.links.iter().map(|l| l.kind).collect(),
+        }
+    }
+
+    /// The node and the nodes above it, nearest first.
+    fn chain(&self, mut n: usize) -> Vec<usize> {
+        let mut out = vec![n];
+        while let Some((_, above)) = self.up[n] {
+            if out.contains(&above) {
+                break;
+            }
+            out.push(above);
+            n = above;
+        }
+        out
+    }
+
+    /// The links of each class on the least subtree that joins `origin` to every reader.
+    fn needed(&self, origin: usize, readers: &[usize]) -> BTreeMap<&'static str, u64> {
+        let origin_chain = self.chain(origin);
+        let mut links = BTreeSet::new();
+        for &r in readers {
+            // Up from the reader to the first node it shares with the origin's chain,
+            // then up from the origin to that node.
+            let mut meet = r;
+            for n in self.chain(r) {
+                meet = n;
+                if origin_chain.contains(&n) {
+                    break;
+                }
+                if let Some((l, _)) = self.up[n] {
+                    links.insert(l);
+                }
+            }
+            for &n in &origin_chain {
+                if n == meet {
+                    break;
+                }
+                if let Some((l, _)) = self.up[n] {
+                    links.insert(l);
+                }
+            }
+        }
+        let mut out = BTreeMap::new();
+        for l in links {
+            *out.entry(class_name(self.kinds[l])).or_default() += 1;
+        }
+        out
+    }
+
+    /// The class of the last link on the tree path from `origin` to `reader`.
+    fn last_class(&self, origin: usize, reader: usize) -> &'static str {
+        let origin_chain = self.chain(origin);
+        match origin_chain.iter().position(|&n| n == reader) {
+            // The reader is above the origin: the link up into it.
+            Some(at) if at > 0 => {
+                self.up[origin_chain[at - 1]].map_or("none", |(l, _)| class_name(self.kinds[l]))
+            }
+            Some(_) => "none",
+            // Otherwise the last link comes down into the reader.
+            None => self.up[reader].map_or("none", |(l, _)| class_name(self.kinds[l])),
+        }
     }
 }
 

@@ -117,7 +117,7 @@ fn parse_seeds(s: &str) -> Result<std::ops::RangeInclusive<u64>, String> {
 
 fn summary(r: &Report) -> String {
     format!(
-        "seed {:>5}: {} nodes, {} records, {} changes, delivery {:.4}, latency p50 {:.1} h p99 {:.1} h, stretch p50 {}% p99 {}%, {:.1} wire bytes per change byte, healed in {:.1} s{}",
+        "seed {:>5}: {} nodes, {} records, {} changes, delivery {:.4}, latency p50 {:.1} h p99 {:.1} h, stretch p50 {}% p99 {}%, {:.1} wire bytes per change byte ({}), healed in {:.1} s{}",
         r.seed,
         r.nodes,
         r.records,
@@ -128,6 +128,14 @@ fn summary(r: &Report) -> String {
         r.stretch_percent.p50,
         r.stretch_percent.p99,
         r.wire_per_change_byte,
+        r.traffic
+            .iter()
+            .map(|(class, t)| format!(
+                "{class}: {:.2} per needed byte, {} sessions",
+                t.wire_per_needed_byte, t.sessions
+            ))
+            .collect::<Vec<_>>()
+            .join("; "),
         r.heal_ms as f64 / 1e3,
         if r.passed() { "" } else { " — FAILED" }
     )

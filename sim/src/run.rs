@@ -104,6 +104,8 @@ pub(crate) struct Link {
     pub(crate) intervals: Vec<(u64, u64)>,
     pub(crate) bytes: u64,
     pub(crate) messages: u64,
+    /// Connections opened (each a session at both ends).
+    pub(crate) sessions_opened: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -595,6 +597,7 @@ impl Sim {
             );
             if let (Ok(sa), Ok(sb)) = (sa, sb) {
                 self.links[l].sessions = Some((sa, sb));
+                self.links[l].sessions_opened += 1;
                 self.pump(l);
             }
         } else if !usable && open {
@@ -1118,6 +1121,7 @@ impl Link {
             intervals: Vec::new(),
             bytes: 0,
             messages: 0,
+            sessions_opened: 0,
         }
     }
 }

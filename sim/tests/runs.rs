@@ -28,6 +28,39 @@ fn a_small_county_with_faults_converges_on_several_seeds() {
     }
 }
 
+/// The floor each class of link is measured against: what the changes had to cross, and
+/// the sessions opened. No protocol sends less than the floor, so a run below it would mean
+/// the floor is wrong. The stretch is measured on changes from the whole run, on both
+/// classes and both kinds of record, and no arrival beats the foremost journey.
+#[test]
+fn every_link_class_reports_its_needed_bytes_sessions_and_stretch() {
+    let r = run_and_check(&small(), config(21, 8.0)).unwrap();
+    assert!(r.passed(), "{:?}", r.failures);
+    for class in ["village_township", "township_county"] {
+        let t = &r.traffic[class];
+        assert!(t.sessions > 0, "{class}: no sessions counted");
+        assert!(t.needed_bytes > 0, "{class}: nothing needed");
+        assert!(
+            t.bytes >= t.needed_bytes && t.wire_per_needed_byte >= 1.0,
+            "{class}: {} wire bytes below the {} needed",
+            t.bytes,
+            t.needed_bytes
+        );
+        assert_eq!(t.budget_bytes, t.needed_bytes * 13 / 10 + 160 * t.sessions);
+        let s = &r.stretch_by_class[class];
+        assert!(s.count > 0 && s.p50 >= 100, "{class}: {s:?}");
+    }
+    assert!(
+        r.stretch_by_kind.get("case").is_some_and(|s| s.count > 0),
+        "{:?}",
+        r.stretch_by_kind
+    );
+    assert_eq!(
+        r.stretch_percent.count,
+        r.stretch_by_class.values().map(|s| s.count).sum::<usize>()
+    );
+}
+
 #[test]
 fn the_same_seed_gives_the_same_report_byte_for_byte() {
     let s = small();
