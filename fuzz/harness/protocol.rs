@@ -312,6 +312,7 @@ pub fn session(data: &[u8]) -> SessionRun {
         &store,
     )
     .expect("a session over the memory store")
+    .expecting(peer.cert.node(), &store)
     .speaking(version);
     drain(&mut session);
     if bits & flags::HELLO != 0 {
@@ -657,8 +658,13 @@ pub fn converse(
     b_store: &mut MemStore,
 ) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
     let root = fixture().root.public();
-    let mut sa = Session::new(Config::default(), root, a.clone(), true, a_store).expect("a");
-    let mut sb = Session::new(Config::default(), root, b.clone(), false, b_store).expect("b");
+    // Each side knows the key it connected with, as the node's transport does.
+    let mut sa = Session::new(Config::default(), root, a.clone(), true, a_store)
+        .expect("a")
+        .expecting(b.key.public(), a_store);
+    let mut sb = Session::new(Config::default(), root, b.clone(), false, b_store)
+        .expect("b")
+        .expecting(a.key.public(), b_store);
     let (mut sent_a, mut sent_b) = (Vec::new(), Vec::new());
     let mut to_b: std::collections::VecDeque<Vec<u8>> = drain(&mut sa).into();
     let mut to_a: std::collections::VecDeque<Vec<u8>> = drain(&mut sb).into();
@@ -704,6 +710,8 @@ pub fn variant(message: &Message) -> &'static str {
         Message::Frontier(_) => "frontier",
         Message::Refused(_) => "refused",
         Message::Settings(_) => "settings",
+        Message::HelloKnown { .. } => "hello-known",
+        Message::CertWanted => "cert-wanted",
     }
 }
 
@@ -752,6 +760,7 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
             .expect("encodes"),
     );
     messages.push(Message::FullReconcile.encode().expect("encodes"));
+    messages.push(Message::CertWanted.encode().expect("encodes"));
     messages.push(
         Message::Frontier(f.frontier.clone())
             .encode()

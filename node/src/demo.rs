@@ -108,7 +108,18 @@ fn io(e: impl std::fmt::Display) -> DemoError {
     DemoError::Io(e.to_string())
 }
 
+/// A port free now for a node to listen on. It is chosen below the range the system hands
+/// out for outgoing connections (32768 and up on Linux): a port from that range, free when
+/// chosen, could be taken by one of the other nodes' connections before its node binds it.
 fn free_port() -> Result<u16, DemoError> {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    for _ in 0..200 {
+        let port = rng.random_range(20_000..32_000);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
     let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(io)?;
     Ok(listener.local_addr().map_err(io)?.port())
 }
@@ -132,6 +143,9 @@ fn start_for(dirs: &[PathBuf], seconds: u64) -> Result<Running, DemoError> {
     let exe = std::env::current_exe().map_err(io)?;
     let mut children = Vec::new();
     for d in dirs {
+        // Where a node's API is comes from this run alone: a node stopped hard leaves its
+        // last api.json behind, with a port it no longer listens on.
+        let _ = std::fs::remove_file(d.join("api.json"));
         let log = std::fs::File::create(d.join("run.log")).map_err(io)?;
         let child = Command::new(&exe)
             .args(["run", "--data"])
@@ -227,7 +241,8 @@ pub fn run(out: &Path, serve: bool) -> Result<(), DemoError> {
             .into_iter()
             .collect();
         config.mdns = false;
-        config.http = format!("127.0.0.1:{}", free_port()?);
+        // The node picks its own HTTP port and says which in api.json.
+        config.http = "127.0.0.1:0".into();
         config.staff = if spec.role == Role::Village {
             "mediator".into()
         } else {

@@ -1,7 +1,7 @@
 //! The daemon: the node's protocol sessions over libp2p, and its HTTP API.
 //!
 //! Transports: TCP and QUIC, with Noise and Yamux; identify, ping, and mDNS for offices on
-//! one LAN. Each connection the node dialled carries one sync stream (`/guihe/sync/3`, or an
+//! one LAN. Each connection the node dialled carries one sync stream (`/guihe/sync/4`, or an
 //! older version the peer speaks) that the dialler opens; the other side accepts it. Messages on the stream are framed with a
 //! 4-byte big-endian length, never more than the wire bound. A peer whose libp2p identity
 //! is not the key in its certificate is dropped. Bootstrap peers are redialled with capped,
@@ -42,7 +42,8 @@ use crate::metrics::{self, Metrics};
 
 /// The sync stream protocol of each protocol version this build speaks, newest first: a
 /// dialler asks for the newest and falls back, so that offices upgrade one by one.
-static PROTOCOLS: [(u16, StreamProtocol); 3] = [
+static PROTOCOLS: [(u16, StreamProtocol); 4] = [
+    (4, StreamProtocol::new("/guihe/sync/4")),
     (3, StreamProtocol::new("/guihe/sync/3")),
     (2, StreamProtocol::new("/guihe/sync/2")),
     (1, StreamProtocol::new("/guihe/sync/1")),
@@ -334,7 +335,9 @@ impl Core {
             initiator,
             &self.local.replica.store,
         ) {
-            Ok(s) => s.expecting(key).speaking(version),
+            Ok(s) => s
+                .expecting(key, &self.local.replica.store)
+                .speaking(version),
             Err(e) => {
                 tracing::warn!(%e, "session");
                 return;

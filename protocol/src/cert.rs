@@ -431,6 +431,18 @@ impl Certificate {
         decode(bytes)
     }
 
+    /// The first eight bytes of the SHA-256 of the certificate's encoding: how a `Hello`
+    /// names a certificate the peer already holds (`wire::Message::HelloKnown`). A peer
+    /// looks it up among the certificates of the key the transport authenticated, so eight
+    /// bytes tell them apart; whatever it finds is verified like a certificate sent whole.
+    pub fn short_hash(&self) -> [u8; 8] {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(self.to_bytes().unwrap_or_default());
+        let mut out = [0u8; 8];
+        out.copy_from_slice(digest.get(..8).unwrap_or(&[0; 8]));
+        out
+    }
+
     /// Checks the root's signature and the role's fit. Validity in time and revocation
     /// are checked separately, because they depend on when.
     pub fn verify(&self, root: &NodeId) -> Result<(), CertError> {

@@ -2,7 +2,12 @@
 //!
 //! 1. Both sides send `Hello` (protocol version, certificate, revocation list version) and
 //!    verify the other's certificate against the county root and the newest revocation
-//!    list; the side with the newer list passes it on.
+//!    list; the side with the newer list passes it on. From version 4 the responder waits
+//!    for the dialler's hello and answers in kind: a dialler that completed a session with
+//!    this peer before sends `HelloKnown`, naming its certificate by a short hash, since
+//!    the peer holds it. A side that does not hold the named certificate answers
+//!    `CertWanted` and drops what comes before the whole `Hello`; the other side sends it,
+//!    and everything it had sent after its hello again.
 //! 2. The scope is the set of records both may read. Nothing outside it is sent or even
 //!    announced: the reconciliation only ever covers keys inside it.
 //! 3. The initiator (the side that dialled) runs negentropy range-based set reconciliation
@@ -197,7 +202,28 @@ pub struct Session {
     wants: BTreeSet<ChangeHash>,
     watermark_saved: bool,
     stats: Stats,
+    /// Whether this side's hello is queued or sent. The responder of a version 4 session
+    /// answers the initiator's hello in kind, so it waits for it.
+    hello_sent: bool,
+    /// This side named its certificate by its short hash (`HelloKnown`).
+    sent_known: bool,
+    /// This side sent its whole certificate after the peer asked (`CertWanted`).
+    resent_whole: bool,
+    /// The peer holds this side's certificate (it said so with `HelloKnown`).
+    peer_knows_me: bool,
+    /// This side asked for the peer's certificate: everything before it is dropped.
+    awaiting_cert: bool,
+    /// Messages dropped while awaiting it.
+    dropped: usize,
+    /// The revocation list version the peer said it holds.
+    their_revocations: u64,
+    /// The revocation list version this side held when the session began.
+    my_revocations: u64,
 }
+
+/// Messages dropped while waiting for a peer's whole certificate, beyond which the session
+/// ends (the peer re-sends what it sent in the meantime).
+const DROPPED_MAX: usize = 64;
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -249,12 +275,25 @@ impl Session {
             wants: BTreeSet::new(),
             watermark_saved: false,
             stats: Stats::default(),
+            hello_sent: false,
+            sent_known: false,
+            resent_whole: false,
+            peer_knows_me: false,
+            awaiting_cert: false,
+            dropped: 0,
+            their_revocations: 0,
+            my_revocations: revocations,
         };
-        session.outbox.push_back(Message::Hello {
-            version: PROTOCOL_VERSION,
-            cert: session.me.cert.clone(),
-            revocations,
-        });
+        // The responder answers the initiator's hello in kind (version 4; `speaking` queues
+        // it at once for an older version).
+        if initiator {
+            session.outbox.push_back(Message::Hello {
+                version: PROTOCOL_VERSION,
+                cert: session.me.cert.clone(),
+                revocations,
+            });
+            session.hello_sent = true;
+        }
         Ok(session)
     }
 
@@ -263,12 +302,40 @@ impl Session {
     /// sent.
     pub fn speaking(mut self, version: u16) -> Session {
         self.version = version;
-        for m in &mut self.outbox {
-            if let Message::Hello { version: v, .. } = m {
-                *v = version;
-            }
+        for m in std::mem::take(&mut self.outbox) {
+            let m = match m {
+                Message::Hello { revocations, .. } => self.whole_hello(revocations),
+                Message::HelloKnown {
+                    cert, revocations, ..
+                } if version >= 4 => Message::HelloKnown {
+                    version,
+                    cert,
+                    revocations,
+                },
+                Message::HelloKnown { revocations, .. } => {
+                    self.sent_known = false;
+                    self.whole_hello(revocations)
+                }
+                m => m,
+            };
+            self.outbox.push_back(m);
+        }
+        if version < 4 && !self.hello_sent {
+            // Before version 4 both sides send their hello at once.
+            self.outbox
+                .push_front(self.whole_hello(self.my_revocations));
+            self.hello_sent = true;
         }
         self
+    }
+
+    /// This side's hello with its whole certificate.
+    fn whole_hello(&self, revocations: u64) -> Message {
+        Message::Hello {
+            version: self.version,
+            cert: self.me.cert.clone(),
+            revocations,
+        }
     }
 
     /// The protocol version this session speaks.
@@ -285,8 +352,30 @@ impl Session {
     /// The key the transport authenticated the peer with (its libp2p identity): the
     /// peer's certificate must be for it, and nothing derived from the store is sent
     /// before that is checked. Set it before handling the first message.
-    pub fn expecting(mut self, key: NodeId) -> Session {
+    ///
+    /// An initiator that completed a session with this peer before (it holds a watermark
+    /// for it) names its certificate by its short hash instead of sending it
+    /// (`HelloKnown`, version 4); a peer that has lost it asks for it.
+    pub fn expecting<S: Store>(mut self, key: NodeId, store: &S) -> Session {
         self.peer_key = Some(key);
+        let met = store.watermark(&key).ok().flatten().is_some();
+        if self.initiator && self.version >= 4 && met {
+            for m in &mut self.outbox {
+                if let Message::Hello {
+                    version,
+                    cert,
+                    revocations,
+                } = m
+                {
+                    *m = Message::HelloKnown {
+                        version: *version,
+                        cert: cert.short_hash(),
+                        revocations: *revocations,
+                    };
+                    self.sent_known = true;
+                }
+            }
+        }
         self
     }
 
@@ -339,12 +428,75 @@ impl Session {
         self.stats.bytes_in += bytes.len() as u64;
         self.stats.messages_in += 1;
         let message = Message::decode(bytes)?;
+        if self.awaiting_cert && !matches!(message, Message::Hello { .. }) {
+            // Sent before the peer learnt that this side lacks its certificate: it sends
+            // them again after it.
+            self.dropped += 1;
+            if self.dropped > DROPPED_MAX {
+                return Err(SessionError::Bound("messages before the certificate"));
+            }
+            return Ok(());
+        }
         match message {
             Message::Hello {
                 version,
                 cert,
                 revocations,
-            } => self.on_hello(version, cert, revocations, store, now_ms)?,
+            } => {
+                self.awaiting_cert = false;
+                self.on_hello(version, cert, revocations, store, now_ms)?
+            }
+            Message::HelloKnown {
+                version,
+                cert,
+                revocations,
+            } => {
+                if self.version < 4 {
+                    return Err(SessionError::Unexpected("hello known"));
+                }
+                if self.peer.is_some() || self.awaiting_cert {
+                    return Err(SessionError::Unexpected("second hello"));
+                }
+                if version != self.version {
+                    return Err(SessionError::Version(version));
+                }
+                // Only the initiator names its certificate, and only to a peer it met.
+                if !self.initiator {
+                    self.peer_knows_me = true;
+                }
+                let found = match self.peer_key {
+                    Some(key) => store
+                        .certificates_of(&key)
+                        .map_err(store_err)?
+                        .into_iter()
+                        .find(|c| c.short_hash() == cert),
+                    None => None,
+                };
+                match found {
+                    Some(found) => self.on_hello(version, found, revocations, store, now_ms)?,
+                    None => {
+                        self.awaiting_cert = true;
+                        self.outbox.push_back(Message::CertWanted);
+                    }
+                }
+            }
+            Message::CertWanted => {
+                if self.version < 4 || !self.sent_known || self.resent_whole {
+                    return Err(SessionError::Unexpected("cert wanted"));
+                }
+                self.resent_whole = true;
+                self.outbox.push_back(self.whole_hello(self.my_revocations));
+                if self.peer.is_some() {
+                    // The peer dropped everything sent after the hello: nothing of it was
+                    // received, so it is all sent again.
+                    self.queue.clear();
+                    self.in_flight.clear();
+                    self.known.clear();
+                    self.certs_sent.clear();
+                    self.sent_own.clear();
+                    self.announce(store, now_ms)?;
+                }
+            }
             Message::Revocations(list) => {
                 self.require_peer("revocations")?;
                 list.verify(&self.root)?;
@@ -582,25 +734,26 @@ impl Session {
         let body = ours.as_ref().map(|l| l.body.clone()).unwrap_or_default();
         cert.valid_at(now_ms, &body)?;
         store.put_certificate(&cert).map_err(store_err)?;
-        if let Some(list) = ours
-            && list.body.version > their_revocations
-        {
-            self.outbox.push_back(Message::Revocations(list));
-        }
         self.peer = Some(cert.clone());
         self.events.push_back(Event::Peer(cert));
-        if self.version >= 2 {
-            let frontier = store.frontier().map_err(store_err)?;
-            self.outbox.push_back(Message::Greeting {
-                clock_ms: now_ms,
-                frontier: frontier.map_or(0, |f| f.body.version),
-            });
+        self.their_revocations = their_revocations;
+        if !self.hello_sent {
+            // The responder answers in kind: by the short hash to a peer that holds its
+            // certificate, whole otherwise.
+            self.hello_sent = true;
+            let hello = if self.peer_knows_me {
+                self.sent_known = true;
+                Message::HelloKnown {
+                    version: self.version,
+                    cert: self.me.cert.short_hash(),
+                    revocations: self.my_revocations,
+                }
+            } else {
+                self.whole_hello(self.my_revocations)
+            };
+            self.outbox.push_back(hello);
         }
-        if self.version >= 3
-            && let Some(settings) = store.settings().map_err(store_err)?
-        {
-            self.outbox.push_back(Message::Settings(settings));
-        }
+        self.announce(store, now_ms)?;
         if self.initiator {
             let keys = self.scope_keys(store)?;
             self.scope_max_ms = keys.last().map_or(0, |k| k.0);
@@ -625,6 +778,29 @@ impl Session {
                 }
                 None => self.outbox.push_back(Message::Reconcile(frame)),
             }
+        }
+        Ok(())
+    }
+
+    /// What each side tells the peer once its hello verified: a newer revocation list,
+    /// its clock and frontier version, its county settings.
+    fn announce<S: Store>(&mut self, store: &S, now_ms: u64) -> Result<(), SessionError> {
+        if let Some(list) = store.revocations().map_err(store_err)?
+            && list.body.version > self.their_revocations
+        {
+            self.outbox.push_back(Message::Revocations(list));
+        }
+        if self.version >= 2 {
+            let frontier = store.frontier().map_err(store_err)?;
+            self.outbox.push_back(Message::Greeting {
+                clock_ms: now_ms,
+                frontier: frontier.map_or(0, |f| f.body.version),
+            });
+        }
+        if self.version >= 3
+            && let Some(settings) = store.settings().map_err(store_err)?
+        {
+            self.outbox.push_back(Message::Settings(settings));
         }
         Ok(())
     }

@@ -20,11 +20,13 @@ pub const WIRE_VERSION: u8 = 1;
 /// an owner's code among a change's divisions, which a node of version 1 or 2 cannot
 /// read, so sessions of those versions leave such records out of their scope; and
 /// `Refused`, which tells a signer that its change was refused, and `Settings`, the county's
-/// settings (which record schema nodes may write). A node speaks every version from [`OLDEST_PROTOCOL_VERSION`] on, so that a
-/// mesh keeps syncing while its offices are upgraded one by one; the transport settles
-/// which one a connection speaks before the first message (the node: one libp2p stream
-/// protocol per version).
-pub const PROTOCOL_VERSION: u16 = 3;
+/// settings (which record schema nodes may write). Version 4 adds `HelloKnown`, a `Hello`
+/// that names the sender's certificate by its short hash instead of carrying it, and
+/// `CertWanted`, the answer of a peer that does not hold it. A node speaks every version
+/// from [`OLDEST_PROTOCOL_VERSION`] on, so that a mesh keeps syncing while its offices are
+/// upgraded one by one; the transport settles which one a connection speaks before the
+/// first message (the node: one libp2p stream protocol per version).
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// The oldest sync protocol version this build still speaks.
 pub const OLDEST_PROTOCOL_VERSION: u16 = 1;
@@ -100,6 +102,21 @@ pub enum Message {
     /// `Hello` verified, and again when newer ones arrive; the receiver keeps them if they
     /// are newer than its own.
     Settings(Settings),
+    /// (Version 4.) The first message each side sends: a `Hello` that names the sender's
+    /// certificate by its short hash (`Certificate::short_hash`) instead of carrying it,
+    /// since a peer met before holds it. A peer that does not answers `CertWanted`, and
+    /// the sender then sends `Hello` with the certificate.
+    HelloKnown {
+        /// The sender's protocol version.
+        version: u16,
+        /// The short hash of the sender's certificate.
+        cert: [u8; 8],
+        /// The version of the newest revocation list the sender holds.
+        revocations: u64,
+    },
+    /// (Version 4.) The answer to a `HelloKnown` whose certificate the receiver does not
+    /// hold: send `Hello`.
+    CertWanted,
 }
 
 /// The most refusals one `Refused` message carries.
@@ -166,6 +183,33 @@ impl Message {
         Ok(message)
     }
 
+    /// The name of a message's kind, read from its encoding's first two bytes without
+    /// decoding the rest (for counting bytes by kind); `None` for bytes that are not a
+    /// message of this version.
+    pub fn kind_of(bytes: &[u8]) -> Option<&'static str> {
+        const KINDS: [&str; 14] = [
+            "hello",
+            "revocations",
+            "reconcile",
+            "tail",
+            "full_reconcile",
+            "want",
+            "changes",
+            "ack",
+            "greeting",
+            "frontier",
+            "refused",
+            "settings",
+            "hello_known",
+            "cert_wanted",
+        ];
+        match bytes {
+            // The variant's index is a varint; every index below 128 is one byte.
+            [WIRE_VERSION, index, ..] => KINDS.get(usize::from(*index)).copied(),
+            _ => None,
+        }
+    }
+
     /// The size of the message's encoding (0 if it cannot be encoded).
     pub fn encoded_len(&self) -> usize {
         postcard::experimental::serialized_size(self).map_or(0, |n| n + 1)
@@ -182,6 +226,38 @@ mod tests {
         let bytes = m.encode().unwrap();
         assert_eq!(bytes.len(), m.encoded_len());
         assert_eq!(Message::decode(&bytes).unwrap(), m);
+    }
+
+    #[test]
+    fn a_messages_kind_is_read_from_its_first_bytes() {
+        let kinds = [
+            (Message::FullReconcile, "full_reconcile"),
+            (Message::Want(vec![[1; 32]]), "want"),
+            (Message::Ack { batch: 1 }, "ack"),
+            (
+                Message::Greeting {
+                    clock_ms: 5,
+                    frontier: 0,
+                },
+                "greeting",
+            ),
+            (Message::Refused(Vec::new()), "refused"),
+            (Message::Reconcile(vec![1, 2]), "reconcile"),
+            (
+                Message::HelloKnown {
+                    version: 4,
+                    cert: [3; 8],
+                    revocations: 1,
+                },
+                "hello_known",
+            ),
+            (Message::CertWanted, "cert_wanted"),
+        ];
+        for (m, kind) in kinds {
+            assert_eq!(Message::kind_of(&m.encode().unwrap()), Some(kind));
+        }
+        assert_eq!(Message::kind_of(&[1]), None);
+        assert_eq!(Message::kind_of(&[9, 0]), None);
     }
 
     #[test]

@@ -552,7 +552,7 @@ fn the_dialling_side_sends_nothing_from_its_store_to_a_peer_whose_key_is_not_its
         &village.store,
     )
     .unwrap()
-    .expecting(township.identity.key.public());
+    .expecting(township.identity.key.public(), &village.store);
     let hello = |cert| Message::Hello {
         version: guihe_protocol::wire::PROTOCOL_VERSION,
         cert,
@@ -581,7 +581,7 @@ fn the_dialling_side_sends_nothing_from_its_store_to_a_peer_whose_key_is_not_its
         &village.store,
     )
     .unwrap()
-    .expecting(township.identity.key.public());
+    .expecting(township.identity.key.public(), &village.store);
     while session.poll_transmit().is_some() {}
     session
         .handle(
@@ -1048,4 +1048,128 @@ fn county_settings_reach_every_node_and_gate_the_schema_it_writes() {
         "{result:?}"
     );
     assert_eq!(township.store.settings().unwrap().unwrap().body.version, 2);
+}
+
+/// A second certificate for `node`'s key (a renewal), which it presents from now on.
+fn renew(county: &mut County, node: &mut Node) {
+    county.serial += 1;
+    node.identity.cert = county
+        .root
+        .issue(guihe_protocol::cert::CertBody {
+            serial: county.serial,
+            ..node.identity.cert.body.clone()
+        })
+        .unwrap();
+}
+
+/// The first message each side of a link sends, decoded.
+fn first_sent(session: &mut Session) -> Vec<Message> {
+    std::iter::from_fn(|| session.poll_transmit())
+        .map(|m| Message::decode(&m).unwrap())
+        .collect()
+}
+
+/// After a complete session each side holds the other's certificate: a later contact
+/// names it by its short hash (version 4), the answer is in kind, and a contact with
+/// nothing changed costs far less than with whole certificates (version 3).
+#[test]
+fn a_later_contact_names_certificates_by_hash() {
+    let mut county = County::new(61);
+    let mut village = county.node(Role::Village, V1);
+    let mut township = county.node(Role::Township, T1);
+    for _ in 0..20 {
+        county.case(&mut village, &[V1], 2);
+    }
+    let first = sync(&county, &mut village, &mut township).unwrap();
+    // First contact: whole certificates (nothing was met before).
+    let mut link = Link::open(&county, &village, &township);
+    let sent = first_sent(&mut link.a);
+    assert!(
+        matches!(sent.as_slice(), [Message::HelloKnown { cert, .. }] if *cert == village.identity.cert.short_hash()),
+        "{sent:?}"
+    );
+    // The responder waits for the dialler's hello, and answers it in kind.
+    assert!(link.b.poll_transmit().is_none());
+    link.b
+        .handle(
+            &sent[0].encode().unwrap(),
+            &mut township.store,
+            county.now_ms,
+        )
+        .unwrap();
+    let answer = first_sent(&mut link.b);
+    assert!(
+        matches!(answer.first(), Some(Message::HelloKnown { cert, .. }) if *cert == township.identity.cert.short_hash()),
+        "{answer:?}"
+    );
+    // A later contact with nothing changed, in both versions.
+    let later = sync(&county, &mut village, &mut township).unwrap();
+    let mut old = Link::speaking(&county, &village, &township, 3);
+    old.settle(&county, &mut village, &mut township);
+    let old_bytes = old.a.stats().bytes_out + old.b.stats().bytes_out;
+    let cert_bytes = village.identity.cert.to_bytes().unwrap().len() as u64;
+    eprintln!(
+        "first contact {} bytes; a later one with nothing changed {} bytes (version 3: {old_bytes})",
+        first.bytes(),
+        later.bytes()
+    );
+    assert!(
+        later.bytes() + 2 * (cert_bytes - 16) <= old_bytes,
+        "version 4: {} bytes, version 3: {old_bytes} (certificate {cert_bytes} bytes)",
+        later.bytes()
+    );
+    assert!(later.bytes() < first.bytes() / 4, "{later:?} vs {first:?}");
+}
+
+/// A peer that holds an older certificate of the key (the other side was renewed) asks for
+/// the whole one, whichever side it is, and the session goes on to sync.
+#[test]
+fn a_peer_without_the_named_certificate_asks_for_it_and_the_session_goes_on() {
+    let mut county = County::new(62);
+    let mut village = county.node(Role::Village, V1);
+    let mut township = county.node(Role::Township, T1);
+    county.case(&mut village, &[V1], 1);
+    sync(&county, &mut village, &mut township).unwrap();
+
+    // The dialler was renewed: the township asks for its certificate.
+    renew(&mut county, &mut village);
+    let id = county.case(&mut village, &[V1], 1);
+    let mut link = Link::open(&county, &village, &township);
+    let hello = first_sent(&mut link.a);
+    assert!(matches!(hello.as_slice(), [Message::HelloKnown { .. }]));
+    link.b
+        .handle(
+            &hello[0].encode().unwrap(),
+            &mut township.store,
+            county.now_ms,
+        )
+        .unwrap();
+    assert_eq!(first_sent(&mut link.b), vec![Message::CertWanted]);
+    let mut link = Link::open(&county, &village, &township);
+    link.settle(&county, &mut village, &mut township);
+    assert!(same(&village, &township, id));
+    assert!(
+        township
+            .store
+            .certificates_of(&village.identity.key.public())
+            .unwrap()
+            .contains(&village.identity.cert)
+    );
+
+    // The answering side was renewed: the village asks, the township sends its
+    // certificate and everything after its hello again.
+    renew(&mut county, &mut township);
+    let id = county.case(&mut village, &[V1], 1);
+    let other = county.case(&mut township, &[V1], 1);
+    let mut link = Link::open(&county, &village, &township);
+    link.settle(&county, &mut village, &mut township);
+    assert!(same(&village, &township, id));
+    assert!(same(&village, &township, other));
+    assert!(link.a.peer().is_some() && link.b.peer().is_some());
+    // And the next contact names both certificates again.
+    let mut link = Link::open(&county, &village, &township);
+    assert!(matches!(
+        first_sent(&mut link.a).as_slice(),
+        [Message::HelloKnown { .. }]
+    ));
 }

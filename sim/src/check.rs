@@ -70,6 +70,8 @@ pub struct Traffic {
     /// Issue 14's budget for the class: 1.3 times the needed bytes, plus 160 bytes per
     /// session.
     pub budget_bytes: u64,
+    /// Wire bytes by kind of message (`wire::Message::kind_of`).
+    pub bytes_by_message: BTreeMap<String, u64>,
 }
 
 /// The outcome of a run.
@@ -396,6 +398,9 @@ pub fn check(sim: &Sim) -> Report {
         t.bytes += l.bytes;
         t.messages += l.messages;
         t.sessions += l.sessions_opened;
+        for (kind, bytes) in &l.bytes_by_kind {
+            *t.bytes_by_message.entry(kind.to_string()).or_default() += bytes;
+        }
     }
     for (class, t) in &mut traffic {
         t.needed_bytes = needed.get(class.as_str()).copied().unwrap_or(0);

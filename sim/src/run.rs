@@ -106,6 +106,8 @@ pub(crate) struct Link {
     pub(crate) messages: u64,
     /// Connections opened (each a session at both ends).
     pub(crate) sessions_opened: u64,
+    /// Wire bytes by kind of message.
+    pub(crate) bytes_by_kind: BTreeMap<&'static str, u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -595,7 +597,14 @@ impl Sim {
                 false,
                 &self.nodes[b].replica.store,
             );
+            // As the daemon's transport does, each side knows the key it connected with.
+            let (ka, kb) = (
+                self.nodes[a].replica.identity.key.public(),
+                self.nodes[b].replica.identity.key.public(),
+            );
             if let (Ok(sa), Ok(sb)) = (sa, sb) {
+                let sa = sa.expecting(kb, &self.nodes[a].replica.store);
+                let sb = sb.expecting(ka, &self.nodes[b].replica.store);
                 self.links[l].sessions = Some((sa, sb));
                 self.links[l].sessions_opened += 1;
                 self.pump(l);
@@ -638,6 +647,10 @@ impl Sim {
             link.busy_until[dir] = start + send_ms;
             link.bytes += bytes.len() as u64;
             link.messages += 1;
+            *link
+                .bytes_by_kind
+                .entry(Message::kind_of(&bytes).unwrap_or("unknown"))
+                .or_default() += bytes.len() as u64;
             let arrive = start + send_ms + class.latency_ms;
             let epoch = link.epoch;
             self.at(
@@ -1122,6 +1135,7 @@ impl Link {
             bytes: 0,
             messages: 0,
             sessions_opened: 0,
+            bytes_by_kind: BTreeMap::new(),
         }
     }
 }

@@ -125,8 +125,11 @@ pub fn sync_limited(
 ) -> Result<Run, SessionError> {
     let root = county.root.public();
     let now = county.now_ms;
-    let mut sa = Session::new(Config::default(), root, a.identity.clone(), true, &a.store)?;
-    let mut sb = Session::new(Config::default(), root, b.identity.clone(), false, &b.store)?;
+    // Each side knows the key it connected with, as the daemon's transport does.
+    let mut sa = Session::new(Config::default(), root, a.identity.clone(), true, &a.store)?
+        .expecting(b.identity.key.public(), &a.store);
+    let mut sb = Session::new(Config::default(), root, b.identity.clone(), false, &b.store)?
+        .expecting(a.identity.key.public(), &b.store);
     let mut run = Run::default();
     let mut to_b: Vec<Vec<u8>> = Vec::new();
     let mut to_a: Vec<Vec<u8>> = Vec::new();
@@ -136,7 +139,7 @@ pub fn sync_limited(
     while let Some(m) = sb.poll_transmit() {
         to_a.push(m);
     }
-    // Hello goes both ways at once: one flight.
+    // The dialler's hello, then the answer: a flight each.
     while run.flights < FLIGHTS_MAX {
         if to_b.is_empty() && to_a.is_empty() {
             break;
@@ -202,8 +205,12 @@ impl Link {
     pub fn open(county: &County, a: &Node, b: &Node) -> Link {
         let root = county.root.public();
         Link {
-            a: Session::new(Config::default(), root, a.identity.clone(), true, &a.store).unwrap(),
-            b: Session::new(Config::default(), root, b.identity.clone(), false, &b.store).unwrap(),
+            a: Session::new(Config::default(), root, a.identity.clone(), true, &a.store)
+                .unwrap()
+                .expecting(b.identity.key.public(), &a.store),
+            b: Session::new(Config::default(), root, b.identity.clone(), false, &b.store)
+                .unwrap()
+                .expecting(a.identity.key.public(), &b.store),
         }
     }
 
