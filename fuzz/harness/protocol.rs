@@ -712,6 +712,7 @@ pub fn variant(message: &Message) -> &'static str {
         Message::Settings(_) => "settings",
         Message::HelloKnown { .. } => "hello-known",
         Message::CertWanted => "cert-wanted",
+        Message::TailShort { .. } => "tail-short",
     }
 }
 
@@ -761,6 +762,17 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     );
     messages.push(Message::FullReconcile.encode().expect("encodes"));
     messages.push(Message::CertWanted.encode().expect("encodes"));
+    // The tail of a version 2 or 3 session, with the whole fingerprint.
+    messages.push(
+        Message::Tail {
+            below_ms: NOW_MS,
+            count: 3,
+            fingerprint: [5; 32],
+            frame: vec![0x61],
+        }
+        .encode()
+        .expect("encodes"),
+    );
     messages.push(
         Message::Frontier(f.frontier.clone())
             .encode()
@@ -813,7 +825,12 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     ));
     let tail = again
         .iter()
-        .find(|m| matches!(Message::decode(m), Ok(Message::Tail { .. })))
+        .find(|m| {
+            matches!(
+                Message::decode(m),
+                Ok(Message::Tail { .. } | Message::TailShort { .. })
+            )
+        })
         .expect("a second session sends its tail");
     let revocations = Message::Revocations(f.revocations.clone())
         .encode()

@@ -567,23 +567,17 @@ impl Session {
                 count,
                 fingerprint,
                 frame,
+            } => self.on_tail(below_ms, count, &fingerprint, &frame, store)?,
+            Message::TailShort {
+                below_ms,
+                count,
+                fingerprint,
+                frame,
             } => {
-                self.require_peer("tail")?;
-                if self.initiator || self.negentropy.is_some() {
-                    return Err(SessionError::Unexpected("tail"));
+                if self.version < 4 {
+                    return Err(SessionError::Unexpected("short tail"));
                 }
-                let keys = self.scope_keys(store)?;
-                if summary(&keys, below_ms) == (count, fingerprint) {
-                    self.tail_from = Some(below_ms);
-                    let mut negentropy = negentropy_over(&keys, Some(below_ms), &self.config)?;
-                    let reply = negentropy
-                        .reconcile(&frame)
-                        .map_err(|e| SessionError::Reconcile(e.to_string()))?;
-                    self.negentropy = Some(negentropy);
-                    self.outbox.push_back(Message::Reconcile(reply));
-                } else {
-                    self.outbox.push_back(Message::FullReconcile);
-                }
+                self.on_tail(below_ms, count, &fingerprint, &frame, store)?
             }
             Message::FullReconcile => {
                 if !self.initiator || self.tail_from.is_none() || self.reconciled {
@@ -769,15 +763,56 @@ impl Session {
                 Some(below_ms) => {
                     self.tail_from = Some(below_ms);
                     let (count, fingerprint) = summary(&keys, below_ms);
-                    self.outbox.push_back(Message::Tail {
-                        below_ms,
-                        count,
-                        fingerprint,
-                        frame,
+                    self.outbox.push_back(if self.version >= 4 {
+                        let mut short = [0u8; 16];
+                        short.copy_from_slice(fingerprint.get(..16).unwrap_or(&[0; 16]));
+                        Message::TailShort {
+                            below_ms,
+                            count,
+                            fingerprint: short,
+                            frame,
+                        }
+                    } else {
+                        Message::Tail {
+                            below_ms,
+                            count,
+                            fingerprint,
+                            frame,
+                        }
                     });
                 }
                 None => self.outbox.push_back(Message::Reconcile(frame)),
             }
+        }
+        Ok(())
+    }
+
+    /// The initiator's tail (`Tail`, or `TailShort` with the fingerprint's first 16 bytes):
+    /// if the keys below the watermark agree, only the tail is reconciled.
+    fn on_tail<S: Store>(
+        &mut self,
+        below_ms: u64,
+        count: u64,
+        fingerprint: &[u8],
+        frame: &[u8],
+        store: &S,
+    ) -> Result<(), SessionError> {
+        self.require_peer("tail")?;
+        if self.initiator || self.negentropy.is_some() {
+            return Err(SessionError::Unexpected("tail"));
+        }
+        let keys = self.scope_keys(store)?;
+        let (ours, full) = summary(&keys, below_ms);
+        if ours == count && full.get(..fingerprint.len()) == Some(fingerprint) {
+            self.tail_from = Some(below_ms);
+            let mut negentropy = negentropy_over(&keys, Some(below_ms), &self.config)?;
+            let reply = negentropy
+                .reconcile(frame)
+                .map_err(|e| SessionError::Reconcile(e.to_string()))?;
+            self.negentropy = Some(negentropy);
+            self.outbox.push_back(Message::Reconcile(reply));
+        } else {
+            self.outbox.push_back(Message::FullReconcile);
         }
         Ok(())
     }

@@ -22,7 +22,8 @@ pub const WIRE_VERSION: u8 = 1;
 /// `Refused`, which tells a signer that its change was refused, and `Settings`, the county's
 /// settings (which record schema nodes may write). Version 4 adds `HelloKnown`, a `Hello`
 /// that names the sender's certificate by its short hash instead of carrying it, and
-/// `CertWanted`, the answer of a peer that does not hold it. A node speaks every version
+/// `CertWanted`, the answer of a peer that does not hold it, and `TailShort`, a `Tail` with
+/// a shorter fingerprint. A node speaks every version
 /// from [`OLDEST_PROTOCOL_VERSION`] on, so that a mesh keeps syncing while its offices are
 /// upgraded one by one; the transport settles which one a connection speaks before the
 /// first message (the node: one libp2p stream protocol per version).
@@ -117,6 +118,19 @@ pub enum Message {
     /// (Version 4.) The answer to a `HelloKnown` whose certificate the receiver does not
     /// hold: send `Hello`.
     CertWanted,
+    /// (Version 4.) `Tail` with the fingerprint cut to its first 16 bytes: a summary that
+    /// differs is still found with all but a negligible chance, and a contact with nothing
+    /// changed costs 16 bytes less.
+    TailShort {
+        /// The watermark (ms).
+        below_ms: u64,
+        /// How many keys lie below it.
+        count: u64,
+        /// The first 16 bytes of the fingerprint of those keys.
+        fingerprint: [u8; 16],
+        /// The first negentropy frame over the keys at or above the watermark.
+        frame: Vec<u8>,
+    },
 }
 
 /// The most refusals one `Refused` message carries.
@@ -187,7 +201,7 @@ impl Message {
     /// decoding the rest (for counting bytes by kind); `None` for bytes that are not a
     /// message of this version.
     pub fn kind_of(bytes: &[u8]) -> Option<&'static str> {
-        const KINDS: [&str; 14] = [
+        const KINDS: [&str; 15] = [
             "hello",
             "revocations",
             "reconcile",
@@ -202,6 +216,7 @@ impl Message {
             "settings",
             "hello_known",
             "cert_wanted",
+            "tail_short",
         ];
         match bytes {
             // The variant's index is a varint; every index below 128 is one byte.

@@ -1119,6 +1119,8 @@ fn a_later_contact_names_certificates_by_hash() {
         later.bytes()
     );
     assert!(later.bytes() < first.bytes() / 4, "{later:?} vs {first:?}");
+    // Issue 14's bound for a later contact with nothing changed, hellos included.
+    assert!(later.bytes() <= 160, "{later:?}");
 }
 
 /// A peer that holds an older certificate of the key (the other side was renewed) asks for
