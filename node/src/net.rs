@@ -1023,11 +1023,16 @@ pub async fn run(local: Local, stop_after: Option<Duration>) -> Result<(), NetEr
                     usize::try_from(limits.memory_mib.saturating_mul(1024 * 1024))
                         .unwrap_or(usize::MAX),
                 ),
-                identify: identify::Behaviour::new(identify::Config::new(
-                    "/guihe/1".into(),
-                    key.public(),
-                )),
-                ping: ping::Behaviour::default(),
+                identify: identify::Behaviour::new(
+                    identify::Config::new("/guihe/1".into(), key.public()).with_interval(
+                        Duration::from_secs(limits.identify_seconds.max(1)),
+                    ),
+                ),
+                // Slow, metered links: a ping now and then, not every 15 s.
+                ping: ping::Behaviour::new(
+                    ping::Config::new()
+                        .with_interval(Duration::from_secs(limits.ping_seconds.max(1))),
+                ),
                 mdns: if config.mdns {
                     Some(mdns::tokio::Behaviour::new(
                         mdns::Config::default(),
