@@ -1024,9 +1024,8 @@ pub async fn run(local: Local, stop_after: Option<Duration>) -> Result<(), NetEr
                         .unwrap_or(usize::MAX),
                 ),
                 identify: identify::Behaviour::new(
-                    identify::Config::new("/guihe/1".into(), key.public()).with_interval(
-                        Duration::from_secs(limits.identify_seconds.max(1)),
-                    ),
+                    identify::Config::new("/guihe/1".into(), key.public())
+                        .with_interval(Duration::from_secs(limits.identify_seconds.max(1))),
                 ),
                 // Slow, metered links: a ping now and then, not every 15 s.
                 ping: ping::Behaviour::new(

@@ -1077,6 +1077,14 @@ fn a_later_contact_names_certificates_by_hash() {
     let mut county = County::new(61);
     let mut village = county.node(Role::Village, V1);
     let mut township = county.node(Role::Township, T1);
+    // A first contact with nothing to exchange: whole certificates, at most 1 KB.
+    let empty = sync(&county, &mut village, &mut township).unwrap();
+    eprintln!(
+        "first contact with nothing to exchange: {} bytes",
+        empty.bytes()
+    );
+    assert!(empty.bytes() <= 1024, "{empty:?}");
+    let mut village = county.node(Role::Village, V1);
     for _ in 0..20 {
         county.case(&mut village, &[V1], 2);
     }
