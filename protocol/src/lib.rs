@@ -22,6 +22,7 @@ pub mod division;
 pub mod event;
 pub mod fold;
 pub mod hlc;
+pub mod host;
 pub mod id;
 pub mod ingest;
 mod mapping;
