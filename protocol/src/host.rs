@@ -16,7 +16,8 @@
 //!
 //! 1. **Inputs.** Call [`Host::open`] when a connection is established (with the key the
 //!    transport authenticated, and the protocol version it agreed), [`Host::frame`] for
-//!    every frame received on it, [`Host::closed`] when the transport lost it,
+//!    every frame received on it, [`Host::sent`] when a frame finished leaving on it,
+//!    [`Host::closed`] when the transport lost it,
 //!    [`Host::wrote`] with the changes the node made itself, [`Host::news`] after the node
 //!    stored a newer revocation list, frontier or county settings, and
 //!    [`Host::handle_timeout`] when the time [`Host::poll_timeout`] named has come.
@@ -183,7 +184,7 @@ struct Conn {
     key: NodeId,
     session: Session,
     initiator: bool,
-    /// When a frame last arrived (or the connection opened).
+    /// When a frame last arrived or finished leaving (or the connection opened).
     heard_ms: u64,
 }
 
@@ -322,6 +323,15 @@ impl Host {
         }
         let drained = self.drain(conn);
         self.after(Some(conn), drained, now_ms, replica);
+    }
+
+    /// A frame of `conn` finished leaving this node. A peer cannot answer what it has not
+    /// received, so its stall clock starts again here: a large batch on a slow link does not
+    /// count against it.
+    pub fn sent(&mut self, conn: ConnId, now_ms: u64) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.heard_ms = c.heard_ms.max(now_ms);
+        }
     }
 
     /// The transport lost `conn` (or the driver dropped it: a peer that does not read).

@@ -74,6 +74,36 @@ pub struct Traffic {
     pub bytes_by_message: BTreeMap<String, u64>,
 }
 
+/// How the county's revocation of a stolen office went through the hosts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Revocation {
+    /// Honest offices (the stolen one aside) that learnt of it, and how many there are.
+    pub learnt_by: usize,
+    /// Honest offices.
+    pub offices: usize,
+    /// Hours from the revocation until the last of them learnt of it.
+    pub reached_all_hours: Option<f64>,
+    /// Sessions the hosts closed because their peer was revoked.
+    pub sessions_closed: u64,
+    /// Verified sessions with the stolen office found open at an office that knew of the
+    /// revocation (after each input its host handled): must be 0.
+    pub sessions_left_open: u64,
+}
+
+/// One half-dead village link: it lost what its township sent, for an hour.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HalfDeadLink {
+    /// The village.
+    pub village: String,
+    /// Whether its session was waiting for its peer when the link turned half-dead.
+    pub expecting: bool,
+    /// How long until the village's host dropped the session as stalled.
+    pub stalled_after_ms: Option<u64>,
+    /// How long until the connection dropped otherwise first (the link went down, a node
+    /// crashed), if it did.
+    pub lost_after_ms: Option<u64>,
+}
+
 /// The outcome of a run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
@@ -111,6 +141,12 @@ pub struct Report {
     pub wire_per_change_byte: f64,
     /// Sessions ended by an error (forgers, revoked or broken peers).
     pub session_errors: u64,
+    /// Sessions dropped because the peer stopped answering (the stall timeout).
+    pub stalls: u64,
+    /// The stolen office's revocation, when the run has one.
+    pub revocation: Option<Revocation>,
+    /// The half-dead links.
+    pub half_dead: Vec<HalfDeadLink>,
     /// Rule-breaking changes signed by compromised villages.
     pub rule_breaking: usize,
     /// Changes kept aside (quarantined), summed over the nodes.
@@ -383,6 +419,66 @@ pub fn check(sim: &Sim) -> Report {
         }
     }
 
+    // The revocation reaches every office through the hosts, and each closes the stolen
+    // office's sessions the moment it learns of it.
+    let revocation = sim.stolen.as_ref().map(|(v, at, _)| {
+        let honest: Vec<usize> = (0..sim.nodes.len())
+            .filter(|&n| sim.nodes[n].kind != NodeKind::Forger && n != *v)
+            .collect();
+        let learnt: Vec<u64> = honest
+            .iter()
+            .filter_map(|n| sim.revoked_at.get(n).copied())
+            .collect();
+        let r = Revocation {
+            learnt_by: learnt.len(),
+            offices: honest.len(),
+            reached_all_hours: (learnt.len() == honest.len()).then(|| {
+                learnt.iter().max().map_or(0, |m| m.saturating_sub(*at)) as f64 / 3_600_000.0
+            }),
+            sessions_closed: sim.revoked_closes,
+            sessions_left_open: sim.revoked_left_open,
+        };
+        if r.sessions_left_open > 0 {
+            failures.push(format!(
+                "{} verified sessions with the revoked office stayed open where its revocation was known",
+                r.sessions_left_open
+            ));
+        }
+        if r.learnt_by < r.offices {
+            failures.push(format!(
+                "the revocation reached {} of {} offices",
+                r.learnt_by, r.offices
+            ));
+        }
+        r
+    });
+    // A half-dead link: the village's host drops the session once the township has been
+    // silent for the stall timeout (plus the time its last frame took to leave).
+    let stall_ms = crate::run::host_config().stall_ms;
+    let half_dead: Vec<HalfDeadLink> = sim
+        .half_dead
+        .iter()
+        .map(|e| HalfDeadLink {
+            village: sim.nodes[sim.links[e.link].a].name.clone(),
+            expecting: e.expecting,
+            stalled_after_ms: e.stalled_at.map(|t| t - e.start),
+            lost_after_ms: e.lost_at.map(|t| t - e.start),
+        })
+        .collect();
+    for h in &half_dead {
+        if !h.expecting {
+            continue;
+        }
+        match (h.stalled_after_ms, h.lost_after_ms) {
+            (Some(ms), _) if ms >= stall_ms && ms <= stall_ms + 600_000 => {}
+            (None, Some(ms)) if ms <= stall_ms + 600_000 => {}
+            (other, _) => failures.push(format!(
+                "{}: a half-dead link's session was dropped after {other:?} ms, not once the stall timeout ({stall_ms} ms) passed",
+                h.village
+            )),
+        }
+    }
+
     let heal_ms = sim.last_delivery.saturating_sub(sim.heal_at);
     let bound_ms = (sim.scenario.heal_bound_hours * 3_600_000.0) as u64;
     if sim.last_delivery > sim.heal_at + bound_ms {
@@ -455,6 +551,9 @@ pub fn check(sim: &Sim) -> Report {
         messages_per_change: messages as f64 / changes.max(1) as f64,
         wire_per_change_byte: wire as f64 / change_bytes.max(1) as f64,
         session_errors: sim.session_errors,
+        stalls: sim.stalls,
+        revocation,
+        half_dead,
         rule_breaking: sim.bad.len(),
         quarantined: sim
             .nodes

@@ -19,13 +19,13 @@ use automerge::ChangeHash;
 use guihe_protocol::cert::{CertBody, Identity, Keypair, Role, Root};
 use guihe_protocol::deadline::Deadlines;
 use guihe_protocol::division::{CountyCode, Division, TownshipCode, VillageCode};
+use guihe_protocol::host::{Close, ConnId, Direction, Event as HostEvent, Host};
 use guihe_protocol::id::RecordId;
 use guihe_protocol::model::Kind;
 use guihe_protocol::record::Record;
 use guihe_protocol::replica::Replica;
 use guihe_protocol::store::{MemStore, Store, StoredChange};
-use guihe_protocol::sync::{Config as SessionConfig, Event as SessionEvent, Session};
-use guihe_protocol::wire::Message;
+use guihe_protocol::wire::{Message, PROTOCOL_VERSION};
 use guihe_protocol::workload;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -38,6 +38,15 @@ const HOUR_MS: f64 = 3_600_000.0;
 const DAY_MS: f64 = 86_400_000.0;
 /// Bound on events processed in one run, so a bug cannot loop forever.
 pub const EVENTS_MAX: u64 = 50_000_000;
+
+/// The hosts' bounds and timers: the daemon's, but for maintenance, which runs hourly
+/// rather than every minute (the simulator pays an event for each, on every node).
+pub(crate) fn host_config() -> guihe_protocol::host::Config {
+    guihe_protocol::host::Config {
+        maintenance_ms: 3_600_000,
+        ..guihe_protocol::host::Config::default()
+    }
+}
 
 /// A deliberately broken variant, to prove the checks catch a faulty protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +85,14 @@ pub(crate) struct SimNode {
     pub(crate) replica: Replica<MemStore>,
     pub(crate) running: bool,
     pub(crate) links: Vec<usize>,
+    /// The node's sessions: the protocol's own host. A crash loses it, as a restart does.
+    pub(crate) host: Host,
+    /// The link of each open connection.
+    conns: BTreeMap<ConnId, usize>,
+    /// The host's timeout as scheduled.
+    timer_at: Option<u64>,
+    /// Hosts started so far (each restart starts a new one).
+    incarnation: u64,
 }
 
 /// Which class a link belongs to.
@@ -98,7 +115,8 @@ pub(crate) struct Link {
     pub(crate) epoch: u64,
     /// When each direction is free to send again: [a→b, b→a].
     pub(crate) busy_until: [u64; 2],
-    pub(crate) sessions: Option<(Session, Session)>,
+    /// The open connection: its name at `a` and at `b`.
+    pub(crate) sessions: Option<(ConnId, ConnId)>,
     /// Up intervals (start, end), for the foremost-journey bound.
     pub(crate) up_since: Option<u64>,
     pub(crate) intervals: Vec<(u64, u64)>,
@@ -108,6 +126,8 @@ pub(crate) struct Link {
     pub(crate) sessions_opened: u64,
     /// Wire bytes by kind of message.
     pub(crate) bytes_by_kind: BTreeMap<&'static str, u64>,
+    /// Everything from `b` to `a` is lost (a half-dead link).
+    pub(crate) half_dead: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -126,12 +146,22 @@ enum Ev {
         done: u32,
     },
     Crash(usize),
+    /// A node's host named this time for its timeout.
+    Timer {
+        node: usize,
+        at: u64,
+    },
     Restart(usize),
     Partition {
         township: usize,
         on: bool,
     },
     Theft,
+    /// A village link turns half-dead (it loses what the township sends) or recovers.
+    HalfDead {
+        link: usize,
+        on: bool,
+    },
     /// The thief writes on the stolen PC, every hour until the county's links heal.
     ThiefWrites,
     Heal,
@@ -150,13 +180,24 @@ pub(crate) struct Written {
     pub(crate) bytes: usize,
 }
 
+/// A village link that lost what its township sent, for an hour.
+#[derive(Debug, Clone)]
+pub(crate) struct HalfDead {
+    pub(crate) link: usize,
+    pub(crate) start: u64,
+    /// The village's session waited for its peer when the link turned half-dead.
+    pub(crate) expecting: bool,
+    /// When the village's host dropped the session as stalled.
+    pub(crate) stalled_at: Option<u64>,
+    /// When the connection dropped otherwise first (the link went down, a node crashed).
+    pub(crate) lost_at: Option<u64>,
+}
+
 /// The state of a run.
 pub struct Sim {
     pub(crate) scenario: Scenario,
     pub(crate) config: Config,
     rng: ChaCha8Rng,
-    /// The generator quarantine reports draw their ids from.
-    report_rng: ChaCha8Rng,
     pub(crate) now: u64,
     queue: BTreeMap<(u64, u64), Ev>,
     seq: u64,
@@ -179,6 +220,17 @@ pub struct Sim {
     theft: bool,
     pub(crate) records: BTreeMap<RecordId, usize>,
     pub(crate) session_errors: u64,
+    /// Sessions closed because their peer stopped answering.
+    pub(crate) stalls: u64,
+    /// Sessions closed because a revocation list revoked their peer.
+    pub(crate) revoked_closes: u64,
+    /// Verified sessions with the stolen office found open at a node that already knew
+    /// of its revocation (each time a node's host had finished an input): none may be.
+    pub(crate) revoked_left_open: u64,
+    /// The half-dead episodes.
+    pub(crate) half_dead: Vec<HalfDead>,
+    /// When each node learnt of the stolen office's revocation.
+    pub(crate) revoked_at: BTreeMap<usize, u64>,
     pub(crate) events: u64,
     crash_rate_per_ms: f64,
     down_scale: f64,
@@ -230,7 +282,6 @@ impl Sim {
     /// Builds the county of the scenario with the run's seed.
     pub fn new(scenario: Scenario, config: Config) -> Result<Sim, SetupError> {
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
-        let report_rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x7265_706f_7274);
         let root = Root::new(Keypair::generate(&mut rng));
         let layout = |e: guihe_protocol::division::CodeError| SetupError::Layout(e.to_string());
         let county =
@@ -254,12 +305,21 @@ impl Sim {
         let staff: guihe_protocol::id::StaffId = "sim"
             .parse()
             .map_err(|e: guihe_protocol::id::IdError| SetupError::Layout(e.to_string()))?;
+        let root_key = root.public();
         let node = |identity: Identity, name: String, kind: NodeKind| SimNode {
             name,
             kind,
             replica: Replica::new(identity, MemStore::new(), staff.clone(), 1),
             running: true,
             links: Vec::new(),
+            host: Host::new(
+                host_config(),
+                root_key,
+                Box::new(ChaCha8Rng::seed_from_u64(0)),
+            ),
+            conns: BTreeMap::new(),
+            timer_at: None,
+            incarnation: 0,
         };
         let mut nodes = vec![node(
             identity(&mut rng, &root, Role::County, Division::County(county))?,
@@ -352,7 +412,6 @@ impl Sim {
             scenario,
             config,
             rng,
-            report_rng,
             now: START_MS,
             queue: BTreeMap::new(),
             seq: 0,
@@ -372,10 +431,18 @@ impl Sim {
             theft,
             records: BTreeMap::new(),
             session_errors: 0,
+            stalls: 0,
+            revoked_closes: 0,
+            revoked_left_open: 0,
+            half_dead: Vec::new(),
+            revoked_at: BTreeMap::new(),
             events: 0,
             crash_rate_per_ms,
             down_scale,
         };
+        for n in 0..sim.nodes.len() {
+            sim.nodes[n].host = sim.fresh_host(n);
+        }
         sim.plant_forgeries();
         sim.plant_rule_breakers(compromised);
         Ok(sim)
@@ -397,6 +464,10 @@ impl Sim {
     pub fn run(&mut self) {
         let days = self.config.days;
         self.heal_at = START_MS + (days * DAY_MS) as u64;
+        // Every host's first maintenance is due at once.
+        for n in 0..self.nodes.len() {
+            self.drain(n);
+        }
         // Links start down and come up after a first random wait.
         for l in 0..self.links.len() {
             let class = self.class(self.links[l].kind);
@@ -437,6 +508,23 @@ impl Sim {
         }
         if self.theft {
             self.at(START_MS + (days * DAY_MS / 3.0) as u64, Ev::Theft);
+        }
+        // Half-dead links draw from a stream of their own, so that the workload's draws
+        // do not depend on them.
+        let mut dead_rng = ChaCha8Rng::seed_from_u64(self.config.seed ^ 0x6861_6c66);
+        let village_links: Vec<usize> = (0..self.links.len())
+            .filter(|&l| {
+                self.links[l].kind == LinkKind::Village
+                    && matches!(self.nodes[self.links[l].a].kind, NodeKind::Village(_))
+            })
+            .collect();
+        for _ in 0..self.scenario.faults.half_dead {
+            let Some(&link) = village_links.get(pick(&mut dead_rng, village_links.len())) else {
+                break;
+            };
+            let at = START_MS + (dead_rng.next_u64() % (days * DAY_MS).max(1.0) as u64);
+            self.at(at, Ev::HalfDead { link, on: true });
+            self.at(at + HOUR_MS as u64, Ev::HalfDead { link, on: false });
         }
         self.at(self.heal_at, Ev::Heal);
         let bound = self.heal_at + (self.scenario.heal_bound_hours * HOUR_MS) as u64;
@@ -497,6 +585,7 @@ impl Sim {
                     self.work(record, origin, done);
                 }
             }
+            Ev::Timer { node, at } => self.timer(node, at),
             Ev::Crash(n) => {
                 if self.healing {
                     return;
@@ -504,6 +593,9 @@ impl Sim {
                 if self.nodes[n].running {
                     self.nodes[n].running = false;
                     self.refresh_node(n);
+                    // What the host held in memory is lost; the store is not.
+                    self.nodes[n].host = self.fresh_host(n);
+                    self.nodes[n].timer_at = None;
                     let t = exp(
                         &mut self.rng,
                         self.scenario.faults.restart_mean_hours * HOUR_MS,
@@ -514,6 +606,7 @@ impl Sim {
             }
             Ev::Restart(n) => {
                 self.nodes[n].running = true;
+                self.drain(n);
                 self.refresh_node(n);
                 if !self.healing && self.crash_rate_per_ms > 0.0 {
                     let t = exp(&mut self.rng, 1.0 / self.crash_rate_per_ms).max(1);
@@ -538,6 +631,7 @@ impl Sim {
                 }
             }
             Ev::Theft => self.theft(),
+            Ev::HalfDead { link, on } => self.half_dead(link, on),
             Ev::ThiefWrites => {
                 if !self.healing {
                     self.thief_writes();
@@ -547,6 +641,9 @@ impl Sim {
             Ev::Heal => {
                 self.healing = true;
                 self.partitioned.clear();
+                for l in &mut self.links {
+                    l.half_dead = false;
+                }
                 for n in &mut self.nodes {
                     n.running = true;
                 }
@@ -568,6 +665,20 @@ impl Sim {
             && !cut(link.b)
     }
 
+    /// A node's host as it starts: a restart loses what the last one held in memory.
+    fn fresh_host(&mut self, n: usize) -> Host {
+        self.nodes[n].incarnation += 1;
+        let seed = self.config.seed
+            ^ 0x7265_706f_7274
+            ^ ((n as u64) << 24)
+            ^ (self.nodes[n].incarnation << 48);
+        Host::new(
+            host_config(),
+            self.root.public(),
+            Box::new(ChaCha8Rng::seed_from_u64(seed)),
+        )
+    }
+
     fn refresh_node(&mut self, n: usize) {
         for l in self.nodes[n].links.clone() {
             self.refresh(l);
@@ -577,160 +688,291 @@ impl Sim {
     /// Opens or closes the link's connection to match whether it is usable now.
     fn refresh(&mut self, l: usize) {
         let usable = self.usable(l);
-        let now = self.now;
         let open = self.links[l].sessions.is_some();
         if usable && !open {
-            self.links[l].up_since = Some(now);
-            let (a, b) = (self.links[l].a, self.links[l].b);
-            let root = self.root.public();
-            let sa = Session::new(
-                SessionConfig::default(),
-                root,
-                self.nodes[a].replica.identity.clone(),
-                true,
-                &self.nodes[a].replica.store,
-            );
-            let sb = Session::new(
-                SessionConfig::default(),
-                root,
-                self.nodes[b].replica.identity.clone(),
-                false,
-                &self.nodes[b].replica.store,
-            );
-            // As the daemon's transport does, each side knows the key it connected with.
-            let (ka, kb) = (
-                self.nodes[a].replica.identity.key.public(),
-                self.nodes[b].replica.identity.key.public(),
-            );
-            if let (Ok(sa), Ok(sb)) = (sa, sb) {
-                let sa = sa.expecting(kb, &self.nodes[a].replica.store);
-                let sb = sb.expecting(ka, &self.nodes[b].replica.store);
-                self.links[l].sessions = Some((sa, sb));
-                self.links[l].sessions_opened += 1;
-                self.pump(l);
-            }
+            self.connect(l);
         } else if !usable && open {
             self.close(l);
         }
     }
 
+    /// The lower tier dials: both hosts take the connection, with the key each end's
+    /// transport authenticated, as the daemon's does.
+    fn connect(&mut self, l: usize) {
+        let now = self.now;
+        let (a, b) = (self.links[l].a, self.links[l].b);
+        let (ka, kb) = (
+            self.nodes[a].replica.identity.key.public(),
+            self.nodes[b].replica.identity.key.public(),
+        );
+        let na = &mut self.nodes[a];
+        let Ok(ca) = na.host.open(
+            Direction::Dialled,
+            Some(kb),
+            PROTOCOL_VERSION,
+            now,
+            &mut na.replica,
+        ) else {
+            self.session_errors += 1;
+            return;
+        };
+        let nb = &mut self.nodes[b];
+        let cb = match nb.host.open(
+            Direction::Accepted,
+            Some(ka),
+            PROTOCOL_VERSION,
+            now,
+            &mut nb.replica,
+        ) {
+            Ok(cb) => cb,
+            Err(_) => {
+                self.session_errors += 1;
+                self.nodes[a].host.closed(ca);
+                return;
+            }
+        };
+        self.nodes[a].conns.insert(ca, l);
+        self.nodes[b].conns.insert(cb, l);
+        let link = &mut self.links[l];
+        link.up_since = Some(now);
+        link.sessions = Some((ca, cb));
+        link.sessions_opened += 1;
+        self.drain(a);
+        self.drain(b);
+    }
+
+    /// The connection drops: both hosts hear it, and what is in flight is lost.
     fn close(&mut self, l: usize) {
         let link = &mut self.links[l];
-        link.sessions = None;
+        let Some((ca, cb)) = link.sessions.take() else {
+            return;
+        };
+        if link.half_dead
+            && let Some(e) = self
+                .half_dead
+                .iter_mut()
+                .rev()
+                .find(|e| e.link == l && e.stalled_at.is_none() && e.lost_at.is_none())
+        {
+            e.lost_at = Some(self.now);
+        }
         link.epoch += 1;
         if let Some(since) = link.up_since.take() {
             link.intervals.push((since, self.now));
         }
+        let (a, b) = (link.a, link.b);
+        self.nodes[a].conns.remove(&ca);
+        self.nodes[b].conns.remove(&cb);
+        self.nodes[a].host.closed(ca);
+        self.nodes[b].host.closed(cb);
     }
 
-    /// Sends whatever both sessions of a link have to send, and handles their events.
-    fn pump(&mut self, l: usize) {
-        let Some((mut sa, mut sb)) = self.links[l].sessions.take() else {
-            return;
-        };
-        let mut out = Vec::new();
-        while let Some(m) = sa.poll_transmit() {
-            out.push((true, m));
+    /// Carries out what a node's host has to do after an input: frames go on their links,
+    /// closed connections drop, events are recorded, and its timer is set.
+    fn drain(&mut self, n: usize) {
+        while let Some(event) = self.nodes[n].host.poll_event() {
+            self.host_event(n, event);
         }
-        while let Some(m) = sb.poll_transmit() {
-            out.push((false, m));
+        while let Some((conn, why)) = self.nodes[n].host.poll_close() {
+            self.closed_by_host(n, conn, &why);
         }
-        let ea: Vec<SessionEvent> = std::iter::from_fn(|| sa.poll_event()).collect();
-        let eb: Vec<SessionEvent> = std::iter::from_fn(|| sb.poll_event()).collect();
-        self.links[l].sessions = Some((sa, sb));
-        let class = self.class(self.links[l].kind);
-        for (to_b, bytes) in out {
-            let link = &mut self.links[l];
-            let dir = usize::from(!to_b);
-            let start = link.busy_until[dir].max(self.now);
-            let send_ms = (bytes.len() as u64 * 1_000).div_ceil(class.bandwidth_bytes_per_s);
-            link.busy_until[dir] = start + send_ms;
-            link.bytes += bytes.len() as u64;
-            link.messages += 1;
-            *link
-                .bytes_by_kind
-                .entry(Message::kind_of(&bytes).unwrap_or("unknown"))
-                .or_default() += bytes.len() as u64;
-            let arrive = start + send_ms + class.latency_ms;
-            let epoch = link.epoch;
-            self.at(
-                arrive,
-                Ev::Deliver {
-                    link: l,
-                    epoch,
-                    to_b,
-                    bytes,
-                },
-            );
-        }
-        let (a, b) = (self.links[l].a, self.links[l].b);
-        self.session_events(a, l, ea);
-        self.session_events(b, l, eb);
-    }
-
-    fn session_events(&mut self, node: usize, from_link: usize, events: Vec<SessionEvent>) {
-        for e in events {
-            match e {
-                SessionEvent::Received(changes) => {
-                    for c in &changes {
-                        self.arrived.entry((c.hash, node)).or_insert(self.now);
-                    }
-                    self.relay(node, from_link, &changes);
-                }
-                SessionEvent::Quarantined { changes, .. } if !changes.is_empty() => {
-                    // The node writes what it refused into its office's quarantine report,
-                    // as the daemon does, and offers it on every link (sessions send it
-                    // only to peers that may read it). Reports draw from a generator of
-                    // their own, so that the workload's draws do not depend on them.
-                    let written = self.nodes[node]
-                        .replica
-                        .report_quarantined(self.now, &mut self.report_rng);
-                    match written {
-                        Ok(written) if !written.is_empty() => {
-                            self.relay(node, usize::MAX, &written);
-                        }
-                        Ok(_) => {}
-                        Err(_) => self.session_errors += 1,
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-
-    /// Offers changes new at `node` to its other open sessions.
-    fn relay(&mut self, node: usize, except: usize, changes: &[StoredChange]) {
-        for l in self.nodes[node].links.clone() {
-            if l == except {
+        while let Some((conn, bytes)) = self.nodes[n].host.poll_transmit() {
+            let Some(&l) = self.nodes[n].conns.get(&conn) else {
                 continue;
-            }
-            self.offer(l, node, changes);
+            };
+            let left = self.transmit(l, self.links[l].a == n, bytes);
+            // The simulator knows when the frame will have left: the peer's silence counts
+            // from then.
+            self.nodes[n].host.sent(conn, left);
+        }
+        self.watch_revoked(n);
+        let at = self.nodes[n].host.poll_timeout().max(self.now);
+        if self.nodes[n].timer_at.is_none_or(|t| at < t) {
+            self.nodes[n].timer_at = Some(at);
+            self.at(at, Ev::Timer { node: n, at });
         }
     }
 
-    fn offer(&mut self, l: usize, node: usize, changes: &[StoredChange]) {
-        let Some((mut sa, mut sb)) = self.links[l].sessions.take() else {
+    /// Counts verified sessions with the stolen office at a node that knows of its
+    /// revocation: the host closes them the moment it learns, and refuses it at every
+    /// later hello.
+    fn watch_revoked(&mut self, n: usize) {
+        let Some((v, ..)) = &self.stolen else {
             return;
         };
-        let store = &self.nodes[node].replica.store;
-        let result = if self.links[l].a == node {
-            sa.offer(changes, store)
-        } else {
-            sb.offer(changes, store)
-        };
-        self.links[l].sessions = Some((sa, sb));
-        if result.is_err() {
-            self.session_errors += 1;
-            self.close(l);
+        if !self.revoked_at.contains_key(&n) || *v == n {
             return;
         }
-        self.pump(l);
+        let key = self.nodes[*v].replica.identity.key.public();
+        let host = &self.nodes[n].host;
+        let open = host
+            .conns()
+            .filter(|c| {
+                host.peer_key(*c) == Some(key)
+                    && host.session(*c).is_some_and(|s| s.peer().is_some())
+            })
+            .count();
+        self.revoked_left_open += open as u64;
+    }
+
+    /// A village link turns half-dead: the village writes a record at once (so that its
+    /// session waits for an acknowledgement) and hears nothing more from its township; or
+    /// the link recovers, and the village dials again if its session was dropped.
+    fn half_dead(&mut self, l: usize, on: bool) {
+        if self.healing {
+            return;
+        }
+        if !on {
+            self.links[l].half_dead = false;
+            self.refresh(l);
+            return;
+        }
+        self.links[l].half_dead = true;
+        let v = self.links[l].a;
+        if let Some(code) = self.village_code(v)
+            && self.nodes[v].running
+        {
+            let new = workload::new_record(&mut self.rng, Kind::Case, &[code]);
+            let now = self.thief_clock(v);
+            if let Ok((id, changes)) =
+                self.nodes[v]
+                    .replica
+                    .create(now, &mut self.rng, &self.rules, new)
+            {
+                self.records.insert(id, v);
+                self.wrote(v, id, &changes);
+            }
+        }
+        let expecting = self.links[l]
+            .sessions
+            .is_some_and(|(ca, _)| self.nodes[v].host.is_expecting(ca));
+        self.half_dead.push(HalfDead {
+            link: l,
+            start: self.now,
+            expecting,
+            stalled_at: None,
+            lost_at: None,
+        });
+    }
+
+    /// A frame leaves on a link: it waits for the link to be free, takes its bandwidth's
+    /// time and arrives after the latency. Returns when it will have left.
+    fn transmit(&mut self, l: usize, to_b: bool, bytes: Vec<u8>) -> u64 {
+        let class = self.class(self.links[l].kind);
+        let link = &mut self.links[l];
+        let dir = usize::from(!to_b);
+        let start = link.busy_until[dir].max(self.now);
+        let send_ms = (bytes.len() as u64 * 1_000).div_ceil(class.bandwidth_bytes_per_s);
+        link.busy_until[dir] = start + send_ms;
+        link.bytes += bytes.len() as u64;
+        link.messages += 1;
+        *link
+            .bytes_by_kind
+            .entry(Message::kind_of(&bytes).unwrap_or("unknown"))
+            .or_default() += bytes.len() as u64;
+        let arrive = start + send_ms + class.latency_ms;
+        let epoch = link.epoch;
+        self.at(
+            arrive,
+            Ev::Deliver {
+                link: l,
+                epoch,
+                to_b,
+                bytes,
+            },
+        );
+        start + send_ms
+    }
+
+    fn host_event(&mut self, n: usize, event: HostEvent) {
+        match event {
+            HostEvent::Received { changes, .. } => {
+                for c in &changes {
+                    self.arrived.entry((c.hash, n)).or_insert(self.now);
+                }
+            }
+            HostEvent::Revocations(_) => {
+                self.revoked_at.entry(n).or_insert(self.now);
+            }
+            _ => {}
+        }
+    }
+
+    /// A node's host closed a connection: the link's connection drops at both ends.
+    fn closed_by_host(&mut self, n: usize, conn: ConnId, why: &Close) {
+        let Some(l) = self.nodes[n].conns.remove(&conn) else {
+            return;
+        };
+        match why {
+            Close::Stalled(_) => {
+                self.stalls += 1;
+                let now = self.now;
+                if let Some(e) = self
+                    .half_dead
+                    .iter_mut()
+                    .rev()
+                    .find(|e| e.link == l && e.stalled_at.is_none())
+                    && self.links[l].half_dead
+                    && self.links[l].a == n
+                {
+                    e.stalled_at = Some(now);
+                }
+            }
+            Close::Revoked => self.revoked_closes += 1,
+            _ => self.session_errors += 1,
+        }
+        let link = &mut self.links[l];
+        let Some((ca, cb)) = link.sessions.take() else {
+            return;
+        };
+        link.epoch += 1;
+        if let Some(since) = link.up_since.take() {
+            link.intervals.push((since, self.now));
+        }
+        let (a, b) = (link.a, link.b);
+        let (far, far_conn) = if a == n { (b, cb) } else { (a, ca) };
+        self.nodes[far].conns.remove(&far_conn);
+        self.nodes[far].host.closed(far_conn);
+    }
+
+    /// The host's timeout came, if it is still the one scheduled.
+    fn timer(&mut self, n: usize, at: u64) {
+        if self.nodes[n].timer_at != Some(at) {
+            return;
+        }
+        self.nodes[n].timer_at = None;
+        let now = self.now;
+        let node = &mut self.nodes[n];
+        if !node.running {
+            // A stopped node has no timers; its restart sets them.
+            return;
+        }
+        node.host.handle_timeout(now, &mut node.replica);
+        self.drain(n);
+    }
+
+    /// Changes a node wrote itself go to its host.
+    fn offer_written(&mut self, n: usize, changes: &[StoredChange]) {
+        let node = &mut self.nodes[n];
+        node.host.wrote(changes, &mut node.replica);
+        self.drain(n);
     }
 
     fn deliver(&mut self, l: usize, epoch: u64, to_b: bool, bytes: &[u8]) {
         if self.links[l].epoch != epoch {
             return;
         }
+        let Some((ca, cb)) = self.links[l].sessions else {
+            return;
+        };
+        if !to_b && self.links[l].half_dead {
+            return;
+        }
+        let (node, conn) = if to_b {
+            (self.links[l].b, cb)
+        } else {
+            (self.links[l].a, ca)
+        };
         if self.config.sabotage == Some(Sabotage::DropPetitionBatches)
             && let Ok(Message::Changes { changes, .. }) = Message::decode(bytes)
             && changes
@@ -740,28 +982,10 @@ impl Sim {
             return;
         }
         self.last_delivery = self.last_delivery.max(self.now);
-        let Some((mut sa, mut sb)) = self.links[l].sessions.take() else {
-            return;
-        };
-        let node = if to_b {
-            self.links[l].b
-        } else {
-            self.links[l].a
-        };
         let now = self.now;
-        let store = &mut self.nodes[node].replica.store;
-        let result = if to_b {
-            sb.handle(bytes, store, now)
-        } else {
-            sa.handle(bytes, store, now)
-        };
-        self.links[l].sessions = Some((sa, sb));
-        if result.is_err() {
-            self.session_errors += 1;
-            self.close(l);
-            return;
-        }
-        self.pump(l);
+        let target = &mut self.nodes[node];
+        target.host.frame(conn, bytes, now, &mut target.replica);
+        self.drain(node);
     }
 
     fn villages_of(&self, township: usize) -> Vec<usize> {
@@ -933,21 +1157,16 @@ impl Sim {
         let (Ok(list), Ok(frontier)) = (list, frontier) else {
             return;
         };
-        let county = &mut self.nodes[0].replica.store;
-        let _ = county.put_revocations(&list);
-        let _ = county.put_frontier(&frontier);
+        let now = self.now;
+        let county = &mut self.nodes[0];
+        let _ = county.replica.store.put_revocations(&list);
+        let _ = county.replica.store.put_frontier(&frontier);
+        // The county's host passes both on to every peer at once.
+        county.host.news(now, &mut county.replica);
+        self.revoked_at.insert(0, now);
         self.stolen = Some((v, self.now, body));
         self.at(self.now + 1, Ev::ThiefWrites);
-        // The thief's writes are not the office's: nothing expects them anywhere.
-        for l in self.nodes[0].links.clone() {
-            let county_is_a = self.links[l].a == 0;
-            if let Some((sa, sb)) = self.links[l].sessions.as_mut() {
-                let county_side = if county_is_a { sa } else { sb };
-                county_side.offer_revocations(&list);
-                county_side.offer_frontier(&frontier);
-            }
-            self.pump(l);
-        }
+        self.drain(0);
     }
 
     /// The thief takes in a record on the stolen PC, its clock set back to before the
@@ -971,8 +1190,8 @@ impl Sim {
 
     fn wrote(&mut self, node: usize, record: RecordId, changes: &[StoredChange]) {
         if self.stolen.as_ref().is_some_and(|(v, ..)| *v == node) {
-            // The thief's: relayed as any change, expected nowhere.
-            self.relay(node, usize::MAX, changes);
+            // The thief's: offered as any change, expected nowhere.
+            self.offer_written(node, changes);
             return;
         }
         for c in changes {
@@ -987,7 +1206,7 @@ impl Sim {
             );
             self.arrived.insert((c.hash, node), self.now);
         }
-        self.relay(node, usize::MAX, changes);
+        self.offer_written(node, changes);
     }
 
     /// Forgers hold records they may not write: a foreign root's node writes in the
@@ -1136,6 +1355,7 @@ impl Link {
             messages: 0,
             sessions_opened: 0,
             bytes_by_kind: BTreeMap::new(),
+            half_dead: false,
         }
     }
 }

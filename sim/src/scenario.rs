@@ -113,6 +113,12 @@ pub struct Faults {
     /// with a frontier, and the thief keeps writing with the clock set back.
     #[serde(default)]
     pub stolen: bool,
+    /// Half-dead village links: at a random time, a village link stays up but loses
+    /// everything the township sends for an hour, and the village has just written. The
+    /// village's host must drop the session once its peer has been silent for the stall
+    /// timeout, and dial again when the link recovers.
+    #[serde(default)]
+    pub half_dead: u32,
     /// Let the seed choose a mix of faults (some seeds turn faults up or off).
     pub swarm: bool,
     /// Scheduled partitions.

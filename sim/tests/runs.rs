@@ -109,6 +109,7 @@ fn a_stolen_pc_gets_nothing_beyond_its_frontier_to_the_county() {
     s.faults.stolen = true;
     s.faults.forgers = 0;
     s.faults.compromised = 0;
+    s.faults.half_dead = 0;
     // Over a few seeds, some of the thief's backdated entries reach a township before the
     // revocation does, and are carried to the county, which refuses them.
     let mut refused = 0;
@@ -118,6 +119,43 @@ fn a_stolen_pc_gets_nothing_beyond_its_frontier_to_the_county() {
         refused += r.quarantined;
     }
     assert!(refused > 0, "no backdated entry was carried to the county");
+}
+
+/// The hosts' rules run in the simulator: a revocation reaches every office, each closes
+/// the stolen office's live sessions the moment it learns of it (and refuses it at every
+/// later hello), and a village whose link goes half-dead drops its session once the
+/// township has been silent for the stall timeout.
+#[test]
+fn a_revocation_closes_sessions_everywhere_and_a_silent_peer_is_dropped() {
+    let mut s = small();
+    s.faults.swarm = false;
+    s.faults.stolen = true;
+    s.faults.forgers = 0;
+    s.faults.compromised = 0;
+    s.faults.half_dead = 3;
+    s.faults.crashes_per_node_per_year = 0.0;
+    // Village links mostly up, so that the stolen office is connected when its township
+    // learns of the revocation, and a half-dead link has a session to stall.
+    s.links.village.up_mean_hours = 500.0;
+    s.links.village.down_mean_hours = 0.2;
+    let (mut closed, mut stalled) = (0, 0);
+    for seed in [31, 32, 33] {
+        let r = run_and_check(&s, config(seed, 6.0)).unwrap();
+        assert!(r.passed(), "seed {seed}: {:?}", r.failures);
+        let revocation = r.revocation.expect("a stolen PC");
+        assert_eq!(revocation.learnt_by, revocation.offices, "seed {seed}");
+        assert_eq!(revocation.sessions_left_open, 0, "seed {seed}");
+        closed += revocation.sessions_closed;
+        for h in &r.half_dead {
+            // Checked by the run: dropped as stalled, or lost to the link first.
+            if let (true, Some(after)) = (h.expecting, h.stalled_after_ms) {
+                assert!((120_000..=720_000).contains(&after), "{h:?}");
+                stalled += 1;
+            }
+        }
+    }
+    assert!(closed > 0, "no live session was closed by the revocation");
+    assert!(stalled > 0, "no half-dead link had a session to stall");
 }
 
 #[test]
