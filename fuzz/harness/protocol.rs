@@ -649,8 +649,8 @@ pub fn signed(data: &[u8]) -> SignedRun {
     run
 }
 
-/// The messages two real sessions send each other until both are quiet: `a` dials `b`.
-/// Returns what `a` sent and what `b` sent, in order.
+/// The messages two real hosts send each other until both are quiet (`host::loopback`):
+/// `a` dials `b`. Returns what `a` sent and what `b` sent, in order.
 pub fn converse(
     a: &Identity,
     a_store: &mut MemStore,
@@ -658,33 +658,25 @@ pub fn converse(
     b_store: &mut MemStore,
 ) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
     let root = fixture().root.public();
-    // Each side knows the key it connected with, as the node's transport does.
-    let mut sa = Session::new(Config::default(), root, a.clone(), true, a_store)
-        .expect("a")
-        .expecting(b.key.public(), a_store);
-    let mut sb = Session::new(Config::default(), root, b.clone(), false, b_store)
-        .expect("b")
-        .expecting(a.key.public(), b_store);
-    let (mut sent_a, mut sent_b) = (Vec::new(), Vec::new());
-    let mut to_b: std::collections::VecDeque<Vec<u8>> = drain(&mut sa).into();
-    let mut to_a: std::collections::VecDeque<Vec<u8>> = drain(&mut sb).into();
-    // One message at a time, each answer sent at once, as the node drives a session.
-    for _ in 0..10_000 {
-        if let Some(m) = to_b.pop_front() {
-            sb.handle(&m, b_store, NOW_MS)
-                .expect("b handles a's message");
-            to_a.extend(drain(&mut sb));
-            sent_a.push(m);
-        } else if let Some(m) = to_a.pop_front() {
-            sa.handle(&m, a_store, NOW_MS)
-                .expect("a handles b's message");
-            to_b.extend(drain(&mut sa));
-            sent_b.push(m);
-        } else {
-            return (sent_a, sent_b);
-        }
+    let staff: guihe_protocol::id::StaffId = "fuzz".parse().expect("staff");
+    let mut ra = Replica::new(a.clone(), std::mem::take(a_store), staff.clone(), 1);
+    let mut rb = Replica::new(b.clone(), std::mem::take(b_store), staff, 1);
+    let run = guihe_protocol::host::loopback(
+        &guihe_protocol::host::Config::default(),
+        root,
+        &mut ra,
+        &mut rb,
+        NOW_MS,
+        usize::MAX,
+    )
+    .expect("the hosts settle");
+    *a_store = ra.store;
+    *b_store = rb.store;
+    for m in run.sent_a.iter().chain(&run.sent_b) {
+        assert!(m.len() <= MESSAGE_BYTES_MAX, "a message over the bound");
+        Message::decode(m).expect("a message a session sent decodes");
     }
-    panic!("the sessions did not settle");
+    (run.sent_a, run.sent_b)
 }
 
 /// A refusal of some change, as a `Refused` message carries it.

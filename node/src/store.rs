@@ -1340,33 +1340,15 @@ mod tests {
         ));
     }
 
-    /// Drives two sessions until neither has anything to send.
+    /// Connects two replicas through their hosts until neither has anything to send.
     fn sync<A: Store, B: Store>(
         root: NodeId,
         a: &mut guihe_protocol::replica::Replica<A>,
         b: &mut guihe_protocol::replica::Replica<B>,
         now: u64,
     ) {
-        use guihe_protocol::sync::{Config, Session};
-        let mut sa =
-            Session::new(Config::default(), root, a.identity.clone(), true, &a.store).unwrap();
-        let mut sb =
-            Session::new(Config::default(), root, b.identity.clone(), false, &b.store).unwrap();
-        for _ in 0..1000 {
-            let mut moved = false;
-            while let Some(m) = sa.poll_transmit() {
-                sb.handle(&m, &mut b.store, now).unwrap();
-                moved = true;
-            }
-            while let Some(m) = sb.poll_transmit() {
-                sa.handle(&m, &mut a.store, now).unwrap();
-                moved = true;
-            }
-            if !moved {
-                return;
-            }
-        }
-        panic!("the sessions never settled");
+        use guihe_protocol::host::{Config, loopback};
+        loopback(&Config::default(), root, a, b, now, usize::MAX).unwrap();
     }
 
     #[test]

@@ -21,7 +21,7 @@ use guihe_protocol::id::RecordId;
 use guihe_protocol::model::Kind;
 use guihe_protocol::replica::Replica;
 use guihe_protocol::store::{MemStore, Store, StoredChange};
-use guihe_protocol::sync::{Config, Session};
+use guihe_protocol::host::{Config as HostConfig, loopback};
 use guihe_protocol::workload;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -61,50 +61,14 @@ fn identity(
     Identity { key, cert }
 }
 
-/// Runs one session until both sides are quiet; returns (bytes, round trips).
+/// Runs one connection through two hosts until both sides are quiet (`host::loopback`);
+/// returns (bytes, round trips).
 fn guihe_sync(root: &Root, a: &mut Node, b: &mut Node) -> (u64, u32) {
-    let mut sa = Session::new(
-        Config::default(),
-        root.public(),
-        a.identity.clone(),
-        true,
-        &a.store,
-    )
-    .expect("session");
-    let mut sb = Session::new(
-        Config::default(),
-        root.public(),
-        b.identity.clone(),
-        false,
-        &b.store,
-    )
-    .expect("session");
-    let mut flights = 0u32;
-    let mut to_b: Vec<Vec<u8>> = std::iter::from_fn(|| sa.poll_transmit()).collect();
-    let mut to_a: Vec<Vec<u8>> = std::iter::from_fn(|| sb.poll_transmit()).collect();
-    // Both hellos cross in the first flight; after that messages go one way per flight.
-    let mut bytes = 0u64;
-    for _ in 0..100_000 {
-        if to_a.is_empty() && to_b.is_empty() {
-            break;
-        }
-        flights += 1;
-        for m in std::mem::take(&mut to_b) {
-            bytes += m.len() as u64;
-            sb.handle(&m, &mut b.store, T0).expect("handle");
-            while sb.poll_event().is_some() {}
-        }
-        for m in std::mem::take(&mut to_a) {
-            bytes += m.len() as u64;
-            sa.handle(&m, &mut a.store, T0).expect("handle");
-            while sa.poll_event().is_some() {}
-        }
-        to_b.extend(std::iter::from_fn(|| sa.poll_transmit()));
-        to_a.extend(std::iter::from_fn(|| sb.poll_transmit()));
-    }
+    let run = loopback(&HostConfig::default(), root.public(), a, b, T0, usize::MAX)
+        .expect("the connection settles");
     // The hello flight is shared with the first reconciliation flight in a real
     // connection (both are sent at once), so a round trip is two flights.
-    (bytes, flights.div_ceil(2))
+    (run.a.bytes_out + run.b.bytes_out, run.flights.div_ceil(2))
 }
 
 /// Per-document automerge sync with fresh states (a reconnect); all documents sync in

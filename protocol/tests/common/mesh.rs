@@ -1,8 +1,10 @@
-//! A county of in-memory replicas and a driver that runs sync sessions between them.
+//! A county of in-memory replicas; `sync` connects two of them through their hosts, and
+//! `Link` holds one pair of sessions open for tests of the session's own messages.
 
 use guihe_protocol::cert::{CertBody, Identity, Keypair, Role, Root};
 use guihe_protocol::deadline::Deadlines;
 use guihe_protocol::event::{Body, Note};
+use guihe_protocol::host::{Close, Config as HostConfig, loopback};
 use guihe_protocol::id::RecordId;
 use guihe_protocol::model::Kind;
 use guihe_protocol::record::Command;
@@ -111,71 +113,38 @@ impl Run {
     }
 }
 
-/// Bound on flights in one run, so a protocol bug cannot loop a test forever.
+/// Bound on flights in one settle, so a protocol bug cannot loop a test forever.
 const FLIGHTS_MAX: u32 = 10_000;
 
-/// Runs a session between `a` (dialler) and `b` until both are quiet, or until
-/// `deliver_max` messages were delivered (the link then drops: whatever is in flight is
-/// lost).
+/// Runs a connection between `a` (dialler) and `b` through their hosts
+/// (`host::loopback`, the daemon's and the simulator's steps) until both are quiet, or
+/// until `deliver_max` messages were delivered (the link then drops: whatever is in
+/// flight is lost). A session that ends on an error returns it.
 pub fn sync_limited(
     county: &County,
     a: &mut Node,
     b: &mut Node,
     deliver_max: usize,
 ) -> Result<Run, SessionError> {
-    let root = county.root.public();
-    let now = county.now_ms;
-    // Each side knows the key it connected with, as the daemon's transport does.
-    let mut sa = Session::new(Config::default(), root, a.identity.clone(), true, &a.store)?
-        .expecting(b.identity.key.public(), &a.store);
-    let mut sb = Session::new(Config::default(), root, b.identity.clone(), false, &b.store)?
-        .expecting(a.identity.key.public(), &b.store);
-    let mut run = Run::default();
-    let mut to_b: Vec<Vec<u8>> = Vec::new();
-    let mut to_a: Vec<Vec<u8>> = Vec::new();
-    while let Some(m) = sa.poll_transmit() {
-        to_b.push(m);
-    }
-    while let Some(m) = sb.poll_transmit() {
-        to_a.push(m);
-    }
-    // The dialler's hello, then the answer: a flight each.
-    while run.flights < FLIGHTS_MAX {
-        if to_b.is_empty() && to_a.is_empty() {
-            break;
-        }
-        run.flights += 1;
-        for m in std::mem::take(&mut to_b) {
-            if run.delivered >= deliver_max {
-                return Ok(finish(run, &sa, &sb));
-            }
-            run.delivered += 1;
-            sb.handle(&m, &mut b.store, now)?;
-            while sb.poll_event().is_some() {}
-        }
-        for m in std::mem::take(&mut to_a) {
-            if run.delivered >= deliver_max {
-                return Ok(finish(run, &sa, &sb));
-            }
-            run.delivered += 1;
-            sa.handle(&m, &mut a.store, now)?;
-            while sa.poll_event().is_some() {}
-        }
-        while let Some(m) = sa.poll_transmit() {
-            to_b.push(m);
-        }
-        while let Some(m) = sb.poll_transmit() {
-            to_a.push(m);
-        }
-    }
-    assert!(run.flights < FLIGHTS_MAX, "session did not settle");
-    Ok(finish(run, &sa, &sb))
-}
-
-fn finish(mut run: Run, sa: &Session, sb: &Session) -> Run {
-    run.a = sa.stats();
-    run.b = sb.stats();
-    run
+    let run = loopback(
+        &HostConfig::default(),
+        county.root.public(),
+        a,
+        b,
+        county.now_ms,
+        deliver_max,
+    )
+    .map_err(|why| match why {
+        Close::Refused(e) => e,
+        Close::Impostor => SessionError::Impostor,
+        other => SessionError::Scope(other.to_string()),
+    })?;
+    Ok(Run {
+        a: run.a,
+        b: run.b,
+        flights: run.flights,
+        delivered: run.delivered,
+    })
 }
 
 pub fn sync(county: &County, a: &mut Node, b: &mut Node) -> Result<Run, SessionError> {
