@@ -307,10 +307,11 @@ fn main() {
         let started = Instant::now();
         for batch in changes.chunks(400) {
             let signed = batch.iter().map(|c| c.signed.clone()).collect();
-            let verified = guihe_protocol::signed::verify_batch(
+            let verified = guihe_protocol::signed::verify_batch_with(
                 signed,
                 &guihe_protocol::store::StoreCerts(&mem),
                 &Default::default(),
+                &guihe_node::threads::Threads::of_machine(),
             )
             .expect("verify");
             guihe_protocol::ingest::ingest(&mut mem, verified, 0).expect("ingest");

@@ -17,7 +17,7 @@ use guihe_protocol::cert::{Certificate, Frontier, RevocationList, Revocations};
 use guihe_protocol::division::Division;
 use guihe_protocol::id::NodeId;
 use guihe_protocol::ingest::ingest;
-use guihe_protocol::signed::{CertLookup, SignedChange, VerifyError, verify_batch};
+use guihe_protocol::signed::{CertLookup, SignedChange, VerifyError, verify_batch_with};
 use guihe_protocol::store::{Store, StoreCerts};
 use serde::{Deserialize, Serialize};
 
@@ -264,7 +264,12 @@ pub fn import_bytes(local: &mut Local, bytes: &[u8]) -> Result<Imported, BundleE
         store: &*store,
         bundle: &bundle.certs,
     };
-    let verified = verify_batch(readable, &certs, &revocations)?;
+    let verified = verify_batch_with(
+        readable,
+        &certs,
+        &revocations,
+        &crate::threads::Threads::of_machine(),
+    )?;
     if let Some(list) = &newer_list {
         store.put_revocations(list)?;
     }

@@ -155,7 +155,8 @@ impl Core {
             setup.host,
             local.root,
             Box::new(<rand::rngs::StdRng as rand::SeedableRng>::from_os_rng()),
-        );
+        )
+        .verifying_with(std::sync::Arc::new(crate::threads::Threads::of_machine()));
         Core {
             local,
             host,

@@ -24,5 +24,6 @@ pub mod metrics;
 pub mod net;
 pub mod store;
 mod stream;
+pub mod threads;
 pub mod views;
 pub mod web;

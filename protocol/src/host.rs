@@ -34,6 +34,7 @@ use crate::cert::Certificate;
 use crate::id::NodeId;
 use crate::quarantine::{OwnRefused, Quarantined};
 use crate::replica::{Replica, ReportError};
+use crate::signed::{InOrder, Parallel};
 use crate::store::{Store, StoredChange};
 use crate::sync::{self, Session, SessionError, Stats};
 
@@ -213,6 +214,8 @@ pub struct Host {
     report_retry: bool,
     /// Draws the ids of quarantine report entries.
     rng: Box<dyn rand_core::RngCore + Send>,
+    /// Who checks signatures (`verifying_with`).
+    parallel: std::sync::Arc<dyn Parallel>,
 }
 
 impl std::fmt::Debug for Host {
@@ -248,7 +251,15 @@ impl Host {
             report_due: true,
             report_retry: false,
             rng,
+            parallel: std::sync::Arc::new(InOrder),
         }
+    }
+
+    /// Checks received batches' signatures in parts that `parallel` runs: the degree of
+    /// parallelism is the driver's (by default none, [`InOrder`]).
+    pub fn verifying_with(mut self, parallel: std::sync::Arc<dyn Parallel>) -> Host {
+        self.parallel = parallel;
+        self
     }
 
     /// The host's bounds.
@@ -284,7 +295,8 @@ impl Host {
         )
         .map_err(Close::Refused)?
         .expecting(key, &replica.store)
-        .speaking(version);
+        .speaking(version)
+        .verifying_with(self.parallel.clone());
         let conn = ConnId(self.next_conn);
         self.next_conn += 1;
         self.conns.insert(
@@ -595,7 +607,7 @@ impl Host {
     /// they applied; forgets changes that waited too long (`ingest::expire`); writes the
     /// quarantine report if something is left to report.
     fn maintain<S: Store>(&mut self, now_ms: u64, replica: &mut Replica<S>) {
-        match crate::ingest::retry_held(&mut replica.store, now_ms) {
+        match crate::ingest::retry_held_with(&mut replica.store, now_ms, &*self.parallel) {
             Ok(done) => {
                 if !done.applied.is_empty() {
                     self.relay(&done.applied, None, replica);

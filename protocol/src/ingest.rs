@@ -290,6 +290,15 @@ fn quarantine<S: Store>(
 /// verifies them afresh with the certificates and revocations held now, and ingests them.
 /// A node calls this now and then; what it returns is passed on like any ingest's.
 pub fn retry_held<S: Store>(store: &mut S, now_ms: u64) -> Result<Ingested, S::Error> {
+    retry_held_with(store, now_ms, &crate::signed::InOrder)
+}
+
+/// [`retry_held`], checking signatures in parts that `parallel` runs.
+pub fn retry_held_with<S: Store>(
+    store: &mut S,
+    now_ms: u64,
+    parallel: &dyn crate::signed::Parallel,
+) -> Result<Ingested, S::Error> {
     let due: Vec<StoredChange> = store
         .held()?
         .into_iter()
@@ -300,10 +309,11 @@ pub fn retry_held<S: Store>(store: &mut S, now_ms: u64) -> Result<Ingested, S::E
     }
     let hashes: Vec<ChangeHash> = due.iter().map(|c| c.hash).collect();
     let revocations = store.revocation_state()?;
-    let checked = crate::signed::verify_batch(
+    let checked = crate::signed::verify_batch_with(
         due.into_iter().map(|c| c.signed).collect(),
         &crate::store::StoreCerts(&*store),
         &revocations,
+        parallel,
     );
     store.remove_held(&hashes)?;
     match checked {

@@ -270,60 +270,93 @@ pub fn verify_change(
     check(look_up(signed, certs), revocations)?.map_err(|r| r.reason)
 }
 
-/// Batches at least this long are checked on several threads.
+/// Batches at least this long are split into parts for [`Parallel`].
 const PARALLEL_MIN: usize = 32;
+
+/// Runs independent jobs for the protocol, which starts no threads of its own: the driver
+/// decides how many threads check signatures (the daemon: its cores; the simulator and
+/// the tests: none but the caller's, [`InOrder`]).
+pub trait Parallel: Send + Sync {
+    /// Into how many parts a batch is split (1: checked in order on the caller's thread).
+    fn width(&self) -> usize;
+    /// Runs every job and returns when all have run. A job that did not run (its thread
+    /// failed) leaves its part unchecked, and the batch is refused.
+    fn run<'a>(&self, jobs: Vec<Box<dyn FnOnce() + Send + 'a>>);
+}
+
+/// Every job in order, on the caller's thread.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InOrder;
+
+impl Parallel for InOrder {
+    fn width(&self) -> usize {
+        1
+    }
+    fn run<'a>(&self, jobs: Vec<Box<dyn FnOnce() + Send + 'a>>) {
+        for job in jobs {
+            job();
+        }
+    }
+}
+
+/// Verifies a batch as [`verify_change`] does each change, in order on the caller's thread
+/// ([`verify_batch_with`] and [`InOrder`]).
+pub fn verify_batch(
+    batch: Vec<SignedChange>,
+    certs: &dyn CertLookup,
+    revocations: &Revocations,
+) -> Result<Vec<Checked>, VerifyError> {
+    verify_batch_with(batch, certs, revocations, &InOrder)
+}
 
 /// Verifies a batch as [`verify_change`] does each change. The first fatal failure, in the
 /// batch's order, refuses it all (see [`VerifyError::is_fatal`]); any other refusal is of
 /// its change alone, which comes back as [`Refused`] in its place. Certificates are looked
 /// up once per signer, and the signatures and first changes, most of the cost, are checked
-/// on every core: the result does not depend on how the work was split.
-pub fn verify_batch(
+/// in as many parts as `parallel` runs at once: the result does not depend on how the work
+/// was split.
+pub fn verify_batch_with(
     batch: Vec<SignedChange>,
     certs: &dyn CertLookup,
     revocations: &Revocations,
+    parallel: &dyn Parallel,
 ) -> Result<Vec<Checked>, VerifyError> {
     let cached = Cached {
         inner: certs,
         seen: std::cell::RefCell::new(BTreeMap::new()),
     };
     let items: Vec<LookedUp> = batch.into_iter().map(|s| look_up(s, &cached)).collect();
-    let threads = std::thread::available_parallelism()
-        .map(std::num::NonZeroUsize::get)
-        .unwrap_or(1)
-        .min(8);
-    if threads < 2 || items.len() < PARALLEL_MIN {
+    let width = parallel.width();
+    if width < 2 || items.len() < PARALLEL_MIN {
         return items.into_iter().map(|i| check(i, revocations)).collect();
     }
-    let chunk = items.len().div_ceil(threads);
-    let mut chunks: Vec<Vec<LookedUp>> = Vec::with_capacity(threads);
+    let chunk = items.len().div_ceil(width);
+    let mut chunks: Vec<Vec<LookedUp>> = Vec::with_capacity(width);
     let mut items = items.into_iter().peekable();
     while items.peek().is_some() {
         chunks.push(items.by_ref().take(chunk).collect());
     }
-    let results: Vec<Result<Vec<Checked>, VerifyError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = chunks
-            .into_iter()
-            .map(|c| {
-                scope.spawn(move || {
+    let mut results: Vec<Option<Result<Vec<Checked>, VerifyError>>> =
+        chunks.iter().map(|_| None).collect();
+    let jobs: Vec<Box<dyn FnOnce() + Send + '_>> = chunks
+        .into_iter()
+        .zip(results.iter_mut())
+        .map(|(c, slot)| -> Box<dyn FnOnce() + Send + '_> {
+            Box::new(move || {
+                *slot = Some(
                     c.into_iter()
                         .map(|i| check(i, revocations))
-                        .collect::<Result<Vec<_>, _>>()
-                })
+                        .collect::<Result<Vec<_>, _>>(),
+                );
             })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    Err(VerifyError::Malformed("verifier thread failed".into()))
-                })
-            })
-            .collect()
-    });
+        })
+        .collect();
+    parallel.run(jobs);
     let mut out = Vec::new();
     for r in results {
-        out.extend(r?);
+        out.extend(
+            r.unwrap_or_else(|| Err(VerifyError::Malformed("verifier thread failed".into())))?,
+        );
     }
     Ok(out)
 }

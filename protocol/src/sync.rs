@@ -44,7 +44,7 @@ use crate::division::Division;
 use crate::id::NodeId;
 use crate::ingest::ingest;
 use crate::quarantine::{OwnRefused, Quarantined};
-use crate::signed::{VerifyError, verify_batch};
+use crate::signed::{InOrder, Parallel, VerifyError, verify_batch_with};
 use crate::store::{Store, StoreCerts, StoredChange};
 use crate::wire::{MESSAGE_BYTES_MAX, Message, PROTOCOL_VERSION, REFUSALS_MAX, Refusal, WireError};
 
@@ -219,6 +219,8 @@ pub struct Session {
     their_revocations: u64,
     /// The revocation list version this side held when the session began.
     my_revocations: u64,
+    /// Who checks received batches' signatures (`verifying_with`).
+    parallel: std::sync::Arc<dyn Parallel>,
 }
 
 /// Messages dropped while waiting for a peer's whole certificate, beyond which the session
@@ -283,6 +285,7 @@ impl Session {
             dropped: 0,
             their_revocations: 0,
             my_revocations: revocations,
+            parallel: std::sync::Arc::new(InOrder),
         };
         // The responder answers the initiator's hello in kind (version 4; `speaking` queues
         // it at once for an older version).
@@ -336,6 +339,13 @@ impl Session {
             cert: self.me.cert.clone(),
             revocations,
         }
+    }
+
+    /// Checks received batches' signatures in parts that `parallel` runs (by default in
+    /// order, on the caller's thread): the driver chooses the threads.
+    pub fn verifying_with(mut self, parallel: std::sync::Arc<dyn Parallel>) -> Session {
+        self.parallel = parallel;
+        self
     }
 
     /// The protocol version this session speaks.
@@ -929,7 +939,8 @@ impl Session {
                 )));
             }
         }
-        let checked = verify_batch(changes, &StoreCerts(&*store), &revocations)?;
+        let checked =
+            verify_batch_with(changes, &StoreCerts(&*store), &revocations, &*self.parallel)?;
         self.stats.changes_in += checked.len() as u64;
         // Changes of the peer's own that were refused before and come again: the peer is
         // told again (it may not have heard).
