@@ -1,113 +1,82 @@
-//! The body of the bundle fuzz target: a fresh node, in a temporary folder, imports the
-//! input as a bundle's contents.
+//! The body of the bundle fuzz target: a fresh township node, over an in-memory store,
+//! takes the input in as a bundle through its host (`Host::import`, as the daemon and the
+//! command line do).
 //!
 //! Shared like `protocol.rs` beside it: the fuzz crate's library, and a module of
-//! `node/tests/bundle.rs`, which replays the seed corpus and every crash found and runs
-//! the same body under proptest. It needs the `protocol` module next to it (the fixture's
-//! county root, nodes and stores).
+//! `protocol/tests/bundle.rs`, which replays the seed corpus and every crash found and
+//! runs the same body under proptest. It needs the `protocol` module next to it (the
+//! fixture's county root, nodes and stores).
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::sync::OnceLock;
-
-use guihe_node::bundle::{Bundle, Imported, import_bytes};
-use guihe_node::local::{Local, init_enrolled};
-use guihe_protocol::cert::{Certificate, RevocationList, Role};
+use guihe_protocol::bundle::{Bundle, BundleError, Imported};
+use guihe_protocol::cert::{Certificate, RevocationList};
 use guihe_protocol::division::Division;
+use guihe_protocol::host::{Config, Host};
+use guihe_protocol::replica::Replica;
 use guihe_protocol::store::{MemStore, Store};
+use rand_core::SeedableRng;
 
-use super::protocol::{COUNTY, Snapshot, TOWNSHIP, fixture, snapshot};
+use super::protocol::{COUNTY, NOW_MS, Snapshot, fixture, snapshot};
 
-/// The files of a set-up township node (another node of [`TOWNSHIP`] than the fixture's):
-/// made once per process in a temporary folder, kept in memory, and written out for each
-/// fresh node.
-fn template() -> &'static [(std::ffi::OsString, Vec<u8>)] {
-    static TEMPLATE: OnceLock<Vec<(std::ffi::OsString, Vec<u8>)>> = OnceLock::new();
-    TEMPLATE.get_or_init(|| {
-        let dir = tempfile::Builder::new()
-            .prefix("guihe-fuzz-template")
-            .tempdir()
-            .expect("a temporary folder");
-        init_enrolled(
-            dir.path(),
-            &fixture().root,
-            100,
-            Role::Township,
-            TOWNSHIP.parse().expect("the township"),
-            3_650,
-        )
-        .expect("a node set up");
-        std::fs::read_dir(dir.path())
-            .expect("the template")
-            .map(|e| e.expect("a template entry"))
-            .filter(|e| e.file_type().expect("its type").is_file())
-            .map(|e| {
-                (
-                    e.file_name(),
-                    std::fs::read(e.path()).expect("a template file"),
-                )
-            })
-            .collect()
-    })
+/// A fresh node of the fixture's township: its store holds its own certificate only.
+pub fn fresh_node() -> Replica<MemStore> {
+    let f = fixture();
+    let mut store = MemStore::new();
+    store
+        .put_certificate(&f.township.cert)
+        .expect("its certificate");
+    Replica::new(f.township.clone(), store, "fuzz".parse().expect("staff"), 1)
 }
 
-/// A fresh township node in its own temporary folder (removed when the folder is dropped).
-pub fn fresh_node() -> (tempfile::TempDir, Local) {
-    let dir = tempfile::Builder::new()
-        .prefix("guihe-fuzz-node")
-        .tempdir()
-        .expect("a temporary folder");
-    for (name, bytes) in template() {
-        std::fs::write(dir.path().join(name), bytes).expect("a template file written");
-    }
-    let local = Local::open(dir.path()).expect("a fresh node opens");
-    (dir, local)
+/// Takes `data` in as a bundle at `node`, through a host of its own.
+pub fn import(node: &mut Replica<MemStore>, data: &[u8]) -> Result<Imported, BundleError> {
+    let mut host = Host::new(
+        Config::default(),
+        fixture().root.public(),
+        Box::new(rand_chacha::ChaCha8Rng::seed_from_u64(7)),
+    );
+    host.import(data, NOW_MS, node)
 }
 
 /// What a refused bundle must leave alone: the changes, records and pending sets, the
 /// revocation list, and the certificates of every fixture node.
-pub type NodeSnapshot = (
-    Snapshot,
-    usize,
-    Option<RevocationList>,
-    Vec<Vec<Certificate>>,
-);
+pub type NodeSnapshot = (Snapshot, Option<RevocationList>, Vec<Vec<Certificate>>);
 
 /// The node's snapshot.
-pub fn node_snapshot(local: &Local) -> NodeSnapshot {
+pub fn node_snapshot(node: &Replica<MemStore>) -> NodeSnapshot {
     let f = fixture();
-    let store = &local.replica.store;
+    let store = &node.store;
     let certs = [&f.township, &f.village, &f.other, &f.county]
         .iter()
         .map(|i| store.certificates_of(&i.cert.node()).expect("certificates"))
         .collect();
     (
         snapshot(store),
-        store.change_count(),
         store.revocations().expect("the revocation list"),
         certs,
     )
 }
 
-/// Target `bundle`: the input is imported into a fresh node. It is imported or refused
+/// Target `bundle`: the input is taken in by a fresh node. It is imported or refused
 /// with a typed error; a refused bundle changes nothing in the store; an imported one
 /// imports again with nothing new.
 pub fn bundle(data: &[u8]) -> Result<Imported, String> {
-    let (_dir, mut local) = fresh_node();
-    let before = node_snapshot(&local);
-    match import_bytes(&mut local, data) {
+    let mut node = fresh_node();
+    let before = node_snapshot(&node);
+    match import(&mut node, data) {
         Ok(imported) => {
             assert!(
                 imported.new + imported.skipped <= imported.changes,
                 "{imported:?}"
             );
-            let again = import_bytes(&mut local, data).expect("an imported bundle imports again");
+            let again = import(&mut node, data).expect("an imported bundle imports again");
             assert_eq!(again.new, 0, "a second import brought something new");
             Ok(imported)
         }
         Err(e) => {
             assert_eq!(
-                node_snapshot(&local),
+                node_snapshot(&node),
                 before,
                 "a refused bundle changed the store"
             );

@@ -1,6 +1,6 @@
 //! The fuzz targets' bodies. They live in `harness/`, shared with the workspace tests that
 //! replay the seed corpus and every crash found (`protocol/tests/fuzzing.rs`,
-//! `node/tests/bundle.rs`); each target in `fuzz_targets/` only calls one of them.
+//! `protocol/tests/bundle.rs`); each target in `fuzz_targets/` only calls one of them.
 
 #[path = "../harness/protocol.rs"]
 pub mod protocol;

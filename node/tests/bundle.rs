@@ -1,175 +1,45 @@
-//! Bundle import fed hostile bytes: the fuzz target's body (`fuzz/harness/bundle.rs`)
-//! replays the checked-in seed corpus and every crash the fuzzer found, and runs under
-//! proptest on arbitrary bytes and on real bundles with bytes flipped and cut off. Every
-//! input is imported or refused with a typed error, and a refused bundle changes nothing
-//! in the store.
-//!
-//! The seed corpus is written by `write_seed_corpus` (ignored; see `fuzz/README.md`).
+//! Bundle files: the command line's `import` and `export` read and write them; what a
+//! bundle holds and how it is taken in are the protocol's (`protocol/tests/bundle.rs`).
 
-#[path = "../../fuzz/harness/protocol.rs"]
-mod protocol;
+use guihe_node::bundle::{Bundle, BundleError, export, import};
+use guihe_node::local::now_ms;
+use guihe_node::local::{Local, init_enrolled};
+use guihe_protocol::cert::{Keypair, Role, Root};
+use guihe_protocol::deadline::Deadlines;
+use guihe_protocol::model::Kind;
+use guihe_protocol::store::Store;
+use guihe_protocol::workload;
+use rand_core::SeedableRng;
 
-#[path = "../../fuzz/harness/bundle.rs"]
-mod harness;
-
-use std::path::{Path, PathBuf};
-
-use proptest::prelude::*;
-
-fn fuzz_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
-}
-
-/// The files of `fuzz/<kind>/bundle/`, sorted by name.
-fn inputs(kind: &str) -> Vec<(String, Vec<u8>)> {
-    let dir = fuzz_dir().join(kind).join("bundle");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Vec::new();
-    };
-    let mut out: Vec<(String, Vec<u8>)> = entries
-        .map(|e| {
-            let path = e.unwrap().path();
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            (name, std::fs::read(&path).unwrap())
-        })
-        .filter(|(name, _)| !name.starts_with('.'))
-        .collect();
-    out.sort();
-    out
-}
-
-/// One regression input, by name.
-fn regression(name: &str) -> Vec<u8> {
-    let path = fuzz_dir().join("regressions/bundle").join(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-#[test]
-fn the_seed_corpus_imports() {
-    let seeds = inputs("corpus");
-    assert!(seeds.len() >= 3, "{}", seeds.len());
-    for (name, bytes) in seeds {
-        let imported = harness::bundle(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
-        if name == "full" {
-            // The other township's case is not for this node.
-            assert!(imported.skipped > 0 && imported.new > 0, "{imported:?}");
-        }
-    }
-}
-
-#[test]
-fn every_regression_input_replays() {
-    for (name, bytes) in inputs("regressions") {
-        eprintln!("bundle/{name}");
-        let _ = harness::bundle(&bytes);
-    }
-}
-
-/// Found by the `bundle` target: the seed bundle with one change's op columns altered
-/// so that an object id's counter is beyond 32 bits. Automerge 0.12 panicked reading it;
-/// the bundle is now refused with a typed error and nothing is stored.
-#[test]
-fn a_bundle_whose_change_has_an_object_id_over_32_bits_is_refused() {
-    let error = harness::bundle(&regression("automerge-object-id-over-32-bits"))
-        .expect_err("the bundle is refused");
-    assert!(
-        error.contains("the change's columns could not be read"),
-        "{error}"
-    );
-}
-
-/// A real bundle file imported through `import`, the path-taking function the command
-/// line uses.
+/// A bundle exported to a file imports from it, and a missing file is an IO error that
+/// names it.
 #[test]
 fn a_bundle_file_imports_and_a_missing_one_is_an_io_error() {
-    let (dir, mut local) = harness::fresh_node();
-    let seeds = harness::seeds();
-    let (_, full) = seeds.iter().find(|(n, _)| n == "full").unwrap();
-    let path = dir.path().join("stick.bundle");
-    std::fs::write(&path, full).unwrap();
-    let imported = guihe_node::bundle::import(&mut local, &path).unwrap();
-    assert!(imported.new > 0);
-    let missing = guihe_node::bundle::import(&mut local, &dir.path().join("none"));
-    assert!(matches!(
-        missing,
-        Err(guihe_node::bundle::BundleError::Io { .. })
-    ));
-}
-
-/// One change with a bad signature refuses the whole bundle and nothing of it is kept:
-/// neither its certificates nor its newer revocation list (import used to store both
-/// before it checked the changes; the mutated-bundle proptest below found it).
-#[test]
-fn a_bundle_refused_for_one_bad_change_keeps_nothing_of_it() {
-    use guihe_node::bundle::{Bundle, BundleError, import_bytes};
-    use guihe_protocol::signed::VerifyError;
-    use guihe_protocol::store::Store;
-    let mut bundle = Bundle::from_bytes(full_bundle()).unwrap();
-    bundle.changes[0].signature[0] ^= 1;
-    let (_dir, mut local) = harness::fresh_node();
-    let before = harness::node_snapshot(&local);
-    let err = import_bytes(&mut local, &bundle.to_bytes().unwrap()).unwrap_err();
+    let dir = tempfile::tempdir().unwrap();
+    let root = Root::new(Keypair::from_secret([3; 32]));
+    let node = |name: &str, serial: u64, role: Role, division: &str| -> Local {
+        let path = dir.path().join(name);
+        init_enrolled(&path, &root, serial, role, division.parse().unwrap(), 365).unwrap();
+        Local::open(&path).unwrap()
+    };
+    let mut township = node("township", 1, Role::Township, "500240101000");
+    let mut county = node("county", 2, Role::County, "500240000000");
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    let new = workload::new_record(&mut rng, Kind::Case, &["500240101201".parse().unwrap()]);
+    let (id, _) = township
+        .replica
+        .create(now_ms(), &mut rng, &Deadlines::default(), new)
+        .unwrap();
+    let stick = dir.path().join("stick.bundle");
+    let written = export(&township, None, &stick).unwrap();
+    let imported = import(&mut county, &stick).unwrap();
+    assert!(written > 0);
+    assert_eq!((imported.changes, imported.new), (written, written));
+    assert!(county.replica.store.doc(id).unwrap().is_some());
+    assert!(Bundle::from_bytes(&std::fs::read(&stick).unwrap()).is_ok());
+    let missing = import(&mut county, &dir.path().join("none"));
     assert!(
-        matches!(err, BundleError::Change(VerifyError::BadSignature(_))),
-        "{err}"
+        matches!(&missing, Err(BundleError::Io { path, .. }) if path.ends_with("none")),
+        "{missing:?}"
     );
-    assert_eq!(harness::node_snapshot(&local), before);
-    let store = &local.replica.store;
-    let village = protocol::fixture().village.cert.node();
-    assert!(store.certificates_of(&village).unwrap().is_empty());
-    assert!(store.revocations().unwrap().is_none());
-}
-
-/// Writes the seed corpus of the `bundle` target into `fuzz/corpus/bundle/`. Run by
-/// hand: `cargo test -p guihe-node --test bundle -- --ignored write_seed_corpus`.
-#[test]
-#[ignore = "writes the seed corpus"]
-fn write_seed_corpus() {
-    let dir = fuzz_dir().join("corpus/bundle");
-    std::fs::create_dir_all(&dir).unwrap();
-    for (name, bytes) in harness::seeds() {
-        std::fs::write(dir.join(name), bytes).unwrap();
-    }
-}
-
-/// The real bundle with every seed change, from the corpus writer.
-fn full_bundle() -> &'static [u8] {
-    static FULL: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
-    FULL.get_or_init(|| {
-        harness::seeds()
-            .into_iter()
-            .find(|(n, _)| n == "full")
-            .unwrap()
-            .1
-    })
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
-
-    #[test]
-    fn arbitrary_bytes_are_refused_and_change_nothing(
-        bytes in prop::collection::vec(any::<u8>(), 0..2048),
-        headed in any::<bool>(),
-    ) {
-        // Half the time past the header, into the encoding.
-        let mut input = if headed { b"GUIHEBUN\x01".to_vec() } else { Vec::new() };
-        input.extend_from_slice(&bytes);
-        // The harness asserts that a refused bundle changes nothing.
-        let _ = harness::bundle(&input);
-    }
-
-    #[test]
-    fn a_mutated_bundle_imports_or_is_refused_and_changes_nothing(
-        flips in prop::collection::vec((any::<usize>(), 1u8..=255), 0..4),
-        keep in any::<usize>(),
-    ) {
-        let mut bytes = full_bundle().to_vec();
-        for (at, mask) in &flips {
-            let i = at % bytes.len();
-            bytes[i] ^= mask;
-        }
-        bytes.truncate(keep % (bytes.len() + bytes.len() / 4) + 1);
-        let _ = harness::bundle(&bytes);
-    }
 }

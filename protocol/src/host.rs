@@ -17,7 +17,7 @@
 //! 1. **Inputs.** Call [`Host::open`] when a connection is established (with the key the
 //!    transport authenticated, and the protocol version it agreed), [`Host::frame`] for
 //!    every frame received on it, [`Host::sent`] when a frame finished leaving on it,
-//!    [`Host::closed`] when the transport lost it,
+//!    [`Host::closed`] when the transport lost it, [`Host::import`] with a bundle's bytes,
 //!    [`Host::wrote`] with the changes the node made itself, [`Host::news`] after the node
 //!    stored a newer revocation list, frontier or county settings, and
 //!    [`Host::handle_timeout`] when the time [`Host::poll_timeout`] named has come.
@@ -362,6 +362,59 @@ impl Host {
     /// every other peer is given it.
     pub fn news<S: Store>(&mut self, now_ms: u64, replica: &mut Replica<S>) {
         self.sweep(now_ms, replica);
+    }
+
+    /// Takes in a bundle's bytes (`bundle::accept`), as a session takes a batch: what it
+    /// applied goes to every session, what it refused to the office's quarantine report, and
+    /// a newer revocation list or frontier to the sweep. A refused bundle changes nothing.
+    pub fn import<S: Store>(
+        &mut self,
+        bytes: &[u8],
+        now_ms: u64,
+        replica: &mut Replica<S>,
+    ) -> Result<crate::bundle::Imported, crate::bundle::BundleError> {
+        let me = replica.identity.cert.clone();
+        let accepted = crate::bundle::accept(
+            bytes,
+            &self.root,
+            &me,
+            &mut replica.store,
+            now_ms,
+            &*self.parallel,
+        )?;
+        let ingested = accepted.ingested;
+        if !ingested.applied.is_empty() {
+            self.relay(&ingested.applied, None, replica);
+            self.events.push_back(Event::Received {
+                conn: None,
+                changes: ingested.applied,
+            });
+        }
+        if !ingested.quarantined.is_empty() || ingested.dropped > 0 {
+            self.report_due |= !ingested.quarantined.is_empty();
+            self.events.push_back(Event::Quarantined {
+                conn: None,
+                changes: ingested.quarantined,
+                dropped: ingested.dropped,
+            });
+        }
+        let store = &replica.store;
+        if accepted.newer_revocations
+            && let Ok(Some(list)) = store.revocations()
+        {
+            self.events.push_back(Event::Revocations(list.body.version));
+        }
+        if accepted.newer_frontier
+            && let Ok(Some(frontier)) = store.frontier()
+        {
+            self.events
+                .push_back(Event::Frontier(frontier.body.version));
+        }
+        if accepted.newer_revocations || accepted.newer_frontier {
+            self.sweep(now_ms, replica);
+        }
+        self.report(now_ms, replica);
+        Ok(accepted.imported)
     }
 
     /// Forgets every connection (the node cannot store anything, say) and returns them, for

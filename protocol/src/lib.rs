@@ -16,6 +16,7 @@
     clippy::indexing_slicing
 )]
 
+pub mod bundle;
 pub mod cert;
 pub mod deadline;
 pub mod division;

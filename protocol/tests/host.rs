@@ -406,3 +406,48 @@ fn three_hosts_connect_reconcile_relay_revoke_stall_and_close() {
         "only the maintenance is due"
     );
 }
+
+/// A bundle carried from a village that has no link is taken in by the township's host
+/// as a session's batch would be: stored, then passed on to the county over the open
+/// connection at once. A bundle that is not one is refused and changes nothing.
+#[test]
+fn a_bundle_imported_at_a_township_reaches_the_county_through_its_host() {
+    let mut net = county_of_four(&Config::default());
+    let id = net.county.case(&mut net.offices[VILLAGE].node, &[V1], 3);
+    // A node's store holds its own certificate, as the daemon's does.
+    let village = &mut net.offices[VILLAGE].node;
+    let cert = village.identity.cert.clone();
+    village.store.put_certificate(&cert).unwrap();
+    let division = cert.body.division;
+    let bundle = guihe_protocol::bundle::of_store(&net.offices[VILLAGE].node.store, division, None)
+        .unwrap()
+        .to_bytes()
+        .unwrap();
+    net.connect(TOWNSHIP, TOP).unwrap();
+    net.settle();
+
+    let now = net.now();
+    let township = net.office(TOWNSHIP);
+    let refused = township
+        .host
+        .import(b"GUIHEBUN\x09", now, &mut township.node);
+    assert!(refused.is_err());
+    assert!(township.node.store.doc(id).unwrap().is_none());
+
+    let imported = township
+        .host
+        .import(&bundle, now, &mut township.node)
+        .unwrap();
+    assert!(
+        imported.new > 0 && imported.quarantined == 0,
+        "{imported:?}"
+    );
+    net.settle();
+    assert!(same(&net.offices[VILLAGE].node, &net.offices[TOP].node, id));
+    assert!(
+        net.offices[TOWNSHIP]
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::Received { conn: None, .. }))
+    );
+}
