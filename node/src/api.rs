@@ -267,6 +267,9 @@ impl From<LocalError> for ApiError {
             LocalError::Replica(ReplicaError::Command(c)) => match c {
                 CommandError::Document(d) => ApiError::Internal(d.to_string()),
                 CommandError::Refused(r) => ApiError::Refused(r.to_string()),
+                forbidden @ CommandError::NotAuthorised { .. } => {
+                    ApiError::Forbidden(forbidden.to_string())
+                }
                 clock @ (CommandError::ClockOutsideCertificate { .. }
                 | CommandError::ClockBehind { .. }
                 | CommandError::RefusedUpstream { .. }) => ApiError::Refused(clock.to_string()),
@@ -420,36 +423,13 @@ fn run(local: &mut Local, call: Call) -> Result<(Reply, Vec<StoredChange>), ApiE
     match call {
         Call::Create { kind, form } => {
             let new = form.into_new(kind)?;
-            let cert = &local.replica.identity.cert;
-            if !cert.may_write(&new.jurisdictions) {
-                return Err(ApiError::Forbidden(format!(
-                    "this node ({}) may not write a record of {}",
-                    cert.body.division,
-                    new.jurisdictions
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )));
-            }
+            // The replica refuses what this node may not write (`NotAuthorised`).
             let (id, changes) = local.create(new)?;
             Ok((Reply::Created { id }, changes))
         }
         Call::Event { id, event } => {
             let id = parse_record_id(&id)?;
             let command = event_command(event)?;
-            let view = local.view(id)?;
-            if !local
-                .replica
-                .identity
-                .cert
-                .may_write(&view.common().jurisdictions)
-            {
-                return Err(ApiError::Forbidden(format!(
-                    "this node ({}) may not write to {id}",
-                    local.replica.identity.cert.body.division
-                )));
-            }
             let changes = local.apply(id, command)?;
             let view = local.view(id)?;
             Ok((

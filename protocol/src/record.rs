@@ -189,6 +189,18 @@ pub enum CommandError {
         /// Why the office above refused the change.
         code: String,
     },
+    /// This node's certificate may not write a record of these villages: every office
+    /// would refuse the change.
+    #[error(
+        "本机（{division}）无权修改属于 {places} 的记录：请由有权限的调解办公室登记。This node ({division}) may not write a record of {places}: the office that may should record it.",
+        places = jurisdictions.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    )]
+    NotAuthorised {
+        /// The node's division.
+        division: crate::division::Division,
+        /// The record's villages.
+        jurisdictions: Vec<VillageCode>,
+    },
 }
 
 /// Who records an event.

@@ -125,6 +125,22 @@ impl<S: Store> Replica<S> {
         Ok(Record::from_doc(doc)?)
     }
 
+    /// Refuses to write a record of villages this node's certificate may not write: every
+    /// office would refuse the change (`signed`), so it is not made.
+    pub fn check_authority(
+        &self,
+        jurisdictions: &[crate::division::VillageCode],
+    ) -> Result<(), CommandError> {
+        if self.identity.cert.may_write(jurisdictions) {
+            Ok(())
+        } else {
+            Err(CommandError::NotAuthorised {
+                division: self.identity.cert.body.division,
+                jurisdictions: jurisdictions.to_vec(),
+            })
+        }
+    }
+
     /// Takes in a new record; returns its id and the signed, stored changes to push.
     pub fn create(
         &mut self,
@@ -134,6 +150,7 @@ impl<S: Store> Replica<S> {
         new: NewRecord,
     ) -> Result<(RecordId, Vec<StoredChange>), ReplicaError<S::Error>> {
         self.check_clock(now_ms)?;
+        self.check_authority(&new.jurisdictions)?;
         // The newest schema this build knows that the county allows.
         let settings = self.store.settings().map_err(ReplicaError::Store)?;
         self.writer.schema = crate::cert::writable_schema(
@@ -169,6 +186,7 @@ impl<S: Store> Replica<S> {
             }));
         }
         let mut record = self.record(id)?;
+        self.check_authority(record.jurisdictions())?;
         let before: Vec<ChangeHash> = record.heads();
         let event = record.apply(&mut self.writer.ctx(now_ms, rng, rules), command)?;
         let changes = commit_local(&mut self.store, &self.identity.key, &record, &before)?;

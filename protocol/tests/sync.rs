@@ -114,9 +114,27 @@ fn a_village_may_not_write_a_record_that_reaches_beyond_it() {
     let mut v1 = county.node(Role::Village, V1);
     let id = county.case(&mut township, &[V1, V2], 1);
     sync(&county, &mut v1, &mut township).unwrap();
-    // v1 can read the cross-village case, but a change it makes to it is refused upstream
-    // and kept aside; the session goes on.
-    let made = county.work(&mut v1, id);
+    // v1 can read the cross-village case, but may not write it: its replica refuses...
+    let err = v1
+        .apply(
+            id,
+            county.now_ms + 60_000,
+            &mut county.rng,
+            &county.rules.clone(),
+            guihe_protocol::record::Command::Event {
+                at_ms: None,
+                body: guihe_protocol::event::Body::Amend(guihe_protocol::event::Amend {
+                    target: None,
+                    change: guihe_protocol::event::Change::Note(Default::default()),
+                    reason: "补充说明".into(),
+                }),
+            },
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("may not write"), "{err}");
+    // ...and a change a modified build makes to it anyway is refused upstream and kept
+    // aside; the session goes on.
+    let made = county.forged_work(&mut v1, id);
     sync(&county, &mut v1, &mut township).unwrap();
     assert!(!township.store.has_change(&made[0].hash).unwrap());
     let refused = township.store.quarantined().unwrap();
@@ -130,7 +148,19 @@ fn an_observer_cannot_write() {
     let mut county = County::new(6);
     let mut observer = county.node(Role::Observer, T1);
     let mut township = county.node(Role::Township, T1);
-    county.case(&mut observer, &[V1], 0);
+    // The observer's replica refuses to write; a modified build's record is refused
+    // upstream.
+    let new = guihe_protocol::workload::new_record(
+        &mut county.rng,
+        guihe_protocol::model::Kind::Case,
+        &[V1.parse().unwrap()],
+    );
+    let rules = county.rules.clone();
+    let err = observer
+        .create(county.now_ms, &mut county.rng, &rules, new)
+        .unwrap_err();
+    assert!(err.to_string().contains("may not write"), "{err}");
+    county.forged_case(&mut observer, &[V1]);
     sync(&county, &mut observer, &mut township).unwrap();
     // Nothing but the township's own quarantine report, which names the refusal.
     let records = township.store.records().unwrap();

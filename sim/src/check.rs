@@ -147,6 +147,8 @@ pub struct Report {
     pub revocation: Option<Revocation>,
     /// The half-dead links.
     pub half_dead: Vec<HalfDeadLink>,
+    /// Changes forgers wrote (and every node must have refused).
+    pub forged: usize,
     /// Rule-breaking changes signed by compromised villages.
     pub rule_breaking: usize,
     /// Changes kept aside (quarantined), summed over the nodes.
@@ -554,6 +556,7 @@ pub fn check(sim: &Sim) -> Report {
         stalls: sim.stalls,
         revocation,
         half_dead,
+        forged: sim.forged.len(),
         rule_breaking: sim.bad.len(),
         quarantined: sim
             .nodes

@@ -1230,11 +1230,19 @@ impl Sim {
                 continue;
             };
             let new = workload::new_record(&mut self.rng, Kind::Case, &[code]);
-            let node = &mut self.nodes[n];
-            if let Ok((_, changes)) = node
-                .replica
-                .create(START_MS, &mut self.rng, &self.rules, new)
-            {
+            // As a modified build writes it: past the replica's authority check, signed
+            // with the forger's own key.
+            let replica = &mut self.nodes[n].replica;
+            let mut ctx = replica.writer.ctx(START_MS, &mut self.rng, &self.rules);
+            let Ok((record, _)) = Record::create(&mut ctx, new) else {
+                continue;
+            };
+            if let Ok(changes) = guihe_protocol::ingest::commit_local(
+                &mut replica.store,
+                &replica.identity.key,
+                &record,
+                &[],
+            ) {
                 self.forged.extend(changes.iter().map(|c| c.hash));
             }
         }

@@ -78,6 +78,7 @@ fn forgers_get_nothing_in() {
     s.faults.forgers = 2;
     let r = run_and_check(&s, config(21, 5.0)).unwrap();
     assert!(r.passed(), "{:?}", r.failures);
+    assert!(r.forged > 0, "the forgers wrote nothing");
     assert!(r.session_errors > 0, "the forgers' sessions were refused");
 }
 

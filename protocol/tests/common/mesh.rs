@@ -6,8 +6,9 @@ use guihe_protocol::deadline::Deadlines;
 use guihe_protocol::event::{Body, Note};
 use guihe_protocol::host::{Close, Config as HostConfig, loopback};
 use guihe_protocol::id::RecordId;
+use guihe_protocol::ingest::commit_local;
 use guihe_protocol::model::Kind;
-use guihe_protocol::record::Command;
+use guihe_protocol::record::{Command, Record};
 use guihe_protocol::replica::Replica;
 use guihe_protocol::store::{MemStore, Store, StoredChange};
 use guihe_protocol::sync::{Config, Event, Session, SessionError, Stats};
@@ -90,6 +91,40 @@ impl County {
         node.apply(id, self.now_ms, &mut self.rng, &self.rules, command)
             .unwrap()
             .1
+    }
+}
+
+impl County {
+    /// A new case at `node` as a modified build would write it: past the replica's
+    /// authority check, signed with the node's real key, so that the offices it reaches are
+    /// tested against it.
+    pub fn forged_case(&mut self, node: &mut Node, villages: &[&str]) -> RecordId {
+        self.now_ms += 60_000;
+        let villages: Vec<_> = villages.iter().map(|v| v.parse().unwrap()).collect();
+        let new = workload::new_record(&mut self.rng, Kind::Case, &villages);
+        let mut ctx = node.writer.ctx(self.now_ms, &mut self.rng, &self.rules);
+        let (record, _) = Record::create(&mut ctx, new).unwrap();
+        commit_local(&mut node.store, &node.identity.key, &record, &[]).unwrap();
+        record.id()
+    }
+
+    /// One more command on a record at `node`, past the replica's authority check (see
+    /// `forged_case`); returns the new changes.
+    pub fn forged_work(&mut self, node: &mut Node, id: RecordId) -> Vec<StoredChange> {
+        self.now_ms += 60_000;
+        let mut record = node.record(id).unwrap();
+        let before = record.heads();
+        let command = Command::Event {
+            at_ms: None,
+            body: Body::Amend(guihe_protocol::event::Amend {
+                target: None,
+                change: guihe_protocol::event::Change::Note(Note::default()),
+                reason: "补充说明".into(),
+            }),
+        };
+        let mut ctx = node.writer.ctx(self.now_ms, &mut self.rng, &self.rules);
+        record.apply(&mut ctx, command).unwrap();
+        commit_local(&mut node.store, &node.identity.key, &record, &before).unwrap()
     }
 }
 
