@@ -28,7 +28,7 @@
 //! 3. A frame for a connection the host closed or never opened is ignored; so is a close
 //!    of one it does not hold.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::cert::Certificate;
 use crate::id::NodeId;
@@ -37,6 +37,10 @@ use crate::replica::{Replica, ReportError};
 use crate::signed::{InOrder, Parallel};
 use crate::store::{Store, StoredChange};
 use crate::sync::{self, Session, SessionError, Stats};
+
+/// Peers whose certificates a host remembers; past it, it forgets them all (each is sent
+/// its certificates once more).
+const PEERS_REMEMBERED_MAX: usize = 4_096;
 
 /// The bounds and timers of a host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,6 +220,9 @@ pub struct Host {
     rng: Box<dyn rand_core::RngCore + Send>,
     /// Who checks signatures (`verifying_with`).
     parallel: std::sync::Arc<dyn Parallel>,
+    /// Certificates (by short hash) each peer acknowledged in a session with this host:
+    /// later sessions leave them out of their batches.
+    peer_certs: BTreeMap<NodeId, BTreeSet<[u8; 8]>>,
 }
 
 impl std::fmt::Debug for Host {
@@ -252,6 +259,7 @@ impl Host {
             report_retry: false,
             rng,
             parallel: std::sync::Arc::new(InOrder),
+            peer_certs: BTreeMap::new(),
         }
     }
 
@@ -296,7 +304,8 @@ impl Host {
         .map_err(Close::Refused)?
         .expecting(key, &replica.store)
         .speaking(version)
-        .verifying_with(self.parallel.clone());
+        .verifying_with(self.parallel.clone())
+        .peer_holds(self.peer_certs.get(&key).cloned().unwrap_or_default());
         let conn = ConnId(self.next_conn);
         self.next_conn += 1;
         self.conns.insert(
@@ -348,7 +357,9 @@ impl Host {
 
     /// The transport lost `conn` (or the driver dropped it: a peer that does not read).
     pub fn closed(&mut self, conn: ConnId) {
-        self.conns.remove(&conn);
+        if let Some(c) = self.conns.remove(&conn) {
+            self.learn_certs(&c, true);
+        }
     }
 
     /// The node wrote these changes itself (stored already): they are offered to every
@@ -496,8 +507,33 @@ impl Host {
     }
 
     fn remove(&mut self, conn: ConnId, why: Close) {
-        if self.conns.remove(&conn).is_some() {
+        if let Some(c) = self.conns.remove(&conn) {
+            self.learn_certs(&c, !matches!(why, Close::Refused(_)));
             self.closes.push_back((conn, why));
+        }
+    }
+
+    /// Keeps what an ended session learnt of the certificates its peer holds, if it ended
+    /// well: idle, and not refused. Otherwise the peer may have refused a batch for a
+    /// certificate it lost, so what was known of it is forgotten, and the next session
+    /// sends every certificate again.
+    fn learn_certs(&mut self, c: &Conn, well: bool) {
+        if !(well && c.session.is_idle()) {
+            self.peer_certs.remove(&c.key);
+            return;
+        }
+        let known = c.session.peer_certs();
+        if !known.is_empty() {
+            if self.peer_certs.len() >= PEERS_REMEMBERED_MAX
+                && !self.peer_certs.contains_key(&c.key)
+            {
+                // More peers than a county has offices: start again rather than grow.
+                self.peer_certs.clear();
+            }
+            self.peer_certs
+                .entry(c.key)
+                .or_default()
+                .extend(known.iter().copied());
         }
     }
 

@@ -191,6 +191,11 @@ pub struct Session {
     sent_own: BTreeSet<ChangeHash>,
     known: BTreeSet<ChangeHash>,
     certs_sent: BTreeSet<NodeId>,
+    /// Certificates (by short hash) the peer is known to hold: acknowledged in an earlier
+    /// session (`peer_holds`), or in this one. They are not sent again.
+    peer_certs: BTreeSet<[u8; 8]>,
+    /// The certificates each unacknowledged batch carried.
+    batch_certs: BTreeMap<u64, Vec<[u8; 8]>>,
     next_batch: u64,
     in_flight: BTreeSet<u64>,
     reconciled: bool,
@@ -269,6 +274,8 @@ impl Session {
             sent_own: BTreeSet::new(),
             known: BTreeSet::new(),
             certs_sent: BTreeSet::new(),
+            peer_certs: BTreeSet::new(),
+            batch_certs: BTreeMap::new(),
             next_batch: 0,
             in_flight: BTreeSet::new(),
             reconciled: false,
@@ -389,6 +396,21 @@ impl Session {
         self
     }
 
+    /// Certificates (by `Certificate::short_hash`) the peer acknowledged in an earlier
+    /// session with this node: batches leave them out. A peer that has lost one refuses a
+    /// batch for an unknown signer; the driver then forgets what it knew of the peer, and
+    /// the next session sends them all.
+    pub fn peer_holds(mut self, certs: BTreeSet<[u8; 8]>) -> Session {
+        self.peer_certs = certs;
+        self
+    }
+
+    /// The certificates (by short hash) the peer is known to hold: those it held before,
+    /// and those it acknowledged in this session.
+    pub fn peer_certs(&self) -> &BTreeSet<[u8; 8]> {
+        &self.peer_certs
+    }
+
     /// The peer's certificate, once verified.
     pub fn peer(&self) -> Option<&Certificate> {
         self.peer.as_ref()
@@ -500,6 +522,8 @@ impl Session {
                 }
                 self.resent_whole = true;
                 self.outbox.push_back(self.whole_hello(self.my_revocations));
+                // A peer that lost this node's certificate may have lost others.
+                self.peer_certs.clear();
                 if self.peer.is_some() {
                     // The peer dropped everything sent after the hello: nothing of it was
                     // received, so it is all sent again.
@@ -507,6 +531,7 @@ impl Session {
                     self.in_flight.clear();
                     self.known.clear();
                     self.certs_sent.clear();
+                    self.batch_certs.clear();
                     self.sent_own.clear();
                     self.announce(store, now_ms)?;
                 }
@@ -642,6 +667,9 @@ impl Session {
                 if !self.in_flight.remove(&batch) {
                     return Err(SessionError::Unexpected("ack"));
                 }
+                // The peer stored the batch, and the certificates it carried with it.
+                self.peer_certs
+                    .extend(self.batch_certs.remove(&batch).unwrap_or_default());
             }
         }
         self.pump(store)?;
@@ -1081,6 +1109,7 @@ impl Session {
         while self.in_flight.len() < self.config.in_flight_max && !self.queue.is_empty() {
             let mut changes = Vec::new();
             let mut certs = Vec::new();
+            let mut carried = Vec::new();
             let mut bytes = 0usize;
             while let Some(&hash) = self.queue.front() {
                 let Some(stored) = store.change(&hash).map_err(store_err)? else {
@@ -1103,7 +1132,13 @@ impl Session {
                     self.sent_own.insert(hash);
                 }
                 if self.certs_sent.insert(signer) {
-                    certs.extend(store.certificates_of(&signer).map_err(store_err)?);
+                    for cert in store.certificates_of(&signer).map_err(store_err)? {
+                        let short = cert.short_hash();
+                        if !self.peer_certs.contains(&short) {
+                            carried.push(short);
+                            certs.push(cert);
+                        }
+                    }
                 }
                 changes.push(stored.signed);
             }
@@ -1114,6 +1149,9 @@ impl Session {
             let batch = self.next_batch;
             self.next_batch += 1;
             self.in_flight.insert(batch);
+            if !carried.is_empty() {
+                self.batch_certs.insert(batch, carried);
+            }
             self.outbox.push_back(Message::Changes {
                 batch,
                 certs,

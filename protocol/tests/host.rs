@@ -43,6 +43,8 @@ struct Net {
     county: County,
     offices: Vec<Office>,
     wires: Vec<Wire>,
+    /// Every frame delivered: from which office, and its bytes.
+    delivered: Vec<(usize, Vec<u8>)>,
 }
 
 impl Net {
@@ -66,6 +68,7 @@ impl Net {
             county,
             offices,
             wires: Vec::new(),
+            delivered: Vec::new(),
         }
     }
 
@@ -173,6 +176,7 @@ impl Net {
                 delivered += 1;
                 let far = &mut self.offices[f];
                 far.host.frame(fc, &bytes, now, &mut far.node);
+                self.delivered.push((o, bytes));
             }
         }
         panic!("the hosts did not settle");
@@ -450,4 +454,72 @@ fn a_bundle_imported_at_a_township_reaches_the_county_through_its_host() {
             .iter()
             .any(|e| matches!(e, Event::Received { conn: None, .. }))
     );
+}
+
+/// The certificates of a change's signer travel once to each peer: a later session's
+/// batches leave out those the peer acknowledged before.
+#[test]
+fn a_later_session_sends_no_certificate_the_peer_already_holds() {
+    use guihe_protocol::wire::Message;
+    let mut net = county_of_four(&Config::default());
+    let certs_from_village = |net: &Net, from: usize| -> (usize, usize) {
+        let mut batches = 0;
+        let mut certs = 0;
+        for (o, bytes) in &net.delivered[from..] {
+            if *o == VILLAGE
+                && let Ok(Message::Changes { certs: c, .. }) = Message::decode(bytes)
+            {
+                batches += 1;
+                certs += c.len();
+            }
+        }
+        (batches, certs)
+    };
+    // A node's store holds its own certificate, as the daemon's does.
+    let village = &mut net.offices[VILLAGE].node;
+    let cert = village.identity.cert.clone();
+    village.store.put_certificate(&cert).unwrap();
+    let id = net.county.case(&mut net.offices[VILLAGE].node, &[V1], 2);
+    let w = net.connect(VILLAGE, TOWNSHIP).unwrap();
+    net.settle();
+    assert_eq!(
+        certs_from_village(&net, 0),
+        (1, 1),
+        "the first batch carries the cert"
+    );
+    net.drop_wire(w);
+
+    net.county.work(&mut net.offices[VILLAGE].node, id);
+    let mark = net.delivered.len();
+    net.connect(VILLAGE, TOWNSHIP).unwrap();
+    net.settle();
+    assert!(same(
+        &net.offices[VILLAGE].node,
+        &net.offices[TOWNSHIP].node,
+        id
+    ));
+    assert_eq!(
+        certs_from_village(&net, mark),
+        (1, 0),
+        "the peer holds the certificate already"
+    );
+
+    // The township loses its store (its disk died; it starts again from nothing). It asks
+    // for the village's certificate at the hello; the village takes that to mean it may
+    // have lost others, and sends every certificate again.
+    net.drop_wire(net.wires.len() - 1);
+    net.offices[TOWNSHIP].node.store = guihe_protocol::store::MemStore::new();
+    let mark = net.delivered.len();
+    net.connect(VILLAGE, TOWNSHIP).unwrap();
+    net.settle();
+    let kinds: Vec<_> = net.delivered[mark..]
+        .iter()
+        .map(|(o, b)| (*o, guihe_protocol::wire::Message::kind_of(b).unwrap_or("?")))
+        .collect();
+    assert!(certs_from_village(&net, mark).1 > 0, "{kinds:?}");
+    assert!(same(
+        &net.offices[VILLAGE].node,
+        &net.offices[TOWNSHIP].node,
+        id
+    ));
 }
