@@ -1,0 +1,157 @@
+//! The township's and the county's dashboard: figures and trend.
+
+use super::*;
+
+#[derive(Debug, Deserialize, Default)]
+pub(super) struct DashQuery {
+    #[serde(default)]
+    pub(super) division: String,
+}
+
+/// The monthly trend as an SVG line chart.
+pub(super) fn trend_svg(stats: &guihe_protocol::stats::Stats, lang: Lang) -> String {
+    use plotters::prelude::*;
+    let months = &stats.monthly;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (640, 260)).into_drawing_area();
+        let _ = root.fill(&WHITE);
+        let top = months
+            .iter()
+            .map(|m| m.received.max(m.resolved))
+            .max()
+            .unwrap_or(1)
+            .max(1) as f64
+            * 1.1;
+        let n = months.len().max(1);
+        let chart = ChartBuilder::on(&root)
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(40)
+            .caption(
+                lang.t("每月登记与化解", "Received and resolved per month"),
+                ("sans-serif", 16),
+            )
+            .build_cartesian_2d(0f64..(n as f64 - 0.5).max(1.0), 0f64..top);
+        if let Ok(mut chart) = chart {
+            let labels: Vec<String> = months.iter().map(|m| m.month.clone()).collect();
+            let _ = chart
+                .configure_mesh()
+                .x_labels(n.min(12))
+                .x_label_formatter(&|x| labels.get(x.round() as usize).cloned().unwrap_or_default())
+                .draw();
+            let received = months
+                .iter()
+                .enumerate()
+                .map(|(i, m)| (i as f64, m.received as f64));
+            let resolved = months
+                .iter()
+                .enumerate()
+                .map(|(i, m)| (i as f64, m.resolved as f64));
+            if let Ok(s) = chart.draw_series(LineSeries::new(received, &RGBColor(122, 46, 31))) {
+                s.label(lang.t("登记", "received")).legend(|(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], RGBColor(122, 46, 31))
+                });
+            }
+            if let Ok(s) = chart.draw_series(LineSeries::new(resolved, &RGBColor(30, 110, 60))) {
+                s.label(lang.t("化解", "resolved")).legend(|(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], RGBColor(30, 110, 60))
+                });
+            }
+            let _ = chart
+                .configure_series_labels()
+                .background_style(WHITE)
+                .border_style(BLACK)
+                .draw();
+        }
+        let _ = root.present();
+    }
+    svg
+}
+
+pub(super) async fn dashboard(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<DashQuery>,
+) -> Response {
+    let ctx = match signed_in(&state, &headers) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let division = Some(q.division.clone()).filter(|d| !d.is_empty());
+    let stats = match call(&state, None, Call::Stats { division }).await {
+        Ok(Reply::Stats(s)) => s,
+        Ok(_) => return message_page(ctx.lang, Some(&ctx), StatusCode::INTERNAL_SERVER_ERROR, "?"),
+        Err(e) => return api_error_page(&ctx, e),
+    };
+    let t = |zh, en| ctx.lang.t(zh, en);
+    let rate = |u: &guihe_protocol::stats::Unit| {
+        u.resolution_rate()
+            .map(|r| format!("{:.2}%", r * 100.0))
+            .unwrap_or_else(|| "–".into())
+    };
+    let division = stats.division.map(|d| d.to_string()).unwrap_or_default();
+    let svg = trend_svg(&stats, ctx.lang);
+    let report = status_report(&state).await;
+    let now = now_ms();
+    let freshness: Vec<(String, f64)> = report
+        .map(|r| {
+            r.freshness
+                .into_iter()
+                .filter(|f| {
+                    stats
+                        .division
+                        .is_some_and(|d| f.village.parse().is_ok_and(|v| d.covers(v)))
+                })
+                .map(|f| (f.village, now.saturating_sub(f.newest_ms) as f64 / DAY_MS))
+                .collect()
+        })
+        .unwrap_or_default();
+    let body = html! {
+        p {
+            (t("范围", "Division")) " " b id="division" { (division) } " · "
+            a href={ "/cases?unit=" (division) } id="unit-cases" { (t("查看该范围的案件", "Cases in this division")) }
+        }
+        div {
+            div.card { (t("记录", "Records")) b id="total" { (stats.total.records) } }
+            div.card { (t("纠纷", "Cases")) b { (stats.cases) } }
+            div.card { (t("信访", "Petitions")) b { (stats.petitions) } }
+            div.card { (t("就地化解率", "Resolved locally")) b id="rate" { (rate(&stats.total)) } }
+            div.card { (t("逾期信访", "Overdue petitions")) b { (stats.overdue_petitions.len()) } }
+            div.card { (t("上报移交", "Escalations")) b { (stats.escalations) } }
+            div.card { (t("重大风险在办", "Open major risks")) b { (stats.major_risk_open.len()) } }
+            div.card { (t("待审核", "Needs review")) b { (stats.total.needs_review) } }
+        }
+        h2 { (t("下辖单位", "Units")) }
+        table id="units" {
+            tr { th { (t("代码", "Code")) } th { (t("记录", "Records")) } th { (t("办结", "Concluded")) } th { (t("化解率", "Resolved")) } th { (t("逾期", "Overdue")) } th { (t("待审核", "Review")) } }
+            @for (code, u) in &stats.by_unit {
+                tr {
+                    td { a href={ "/dashboard?division=" (code) } { (code) } }
+                    td { (u.records) } td { (u.concluded) } td { (rate(u)) } td { (u.overdue) } td { (u.needs_review) }
+                }
+            }
+        }
+        h2 { (t("各村数据新鲜度", "Data freshness per village")) }
+        table id="freshness" {
+            tr { th { (t("村", "Village")) } th { (t("最新变更距今（天）", "Days since the newest change")) } }
+            @for (village, days) in &freshness {
+                tr {
+                    td { a href={ "/dashboard?division=" (village) } { (village) } }
+                    td class=(if *days > 7.0 { "flag" } else { "" }) { (format!("{days:.1}")) }
+                }
+            }
+        }
+        h2 { (t("趋势", "Trend")) }
+        div id="trend" { (PreEscaped(svg)) }
+        h2 { (t("按状态", "By status")) }
+        table { @for (s, n) in &stats.by_status { tr { td { (status_label(ctx.lang, *s)) } td { (n) } } } }
+        h2 { (t("按类别", "By category")) }
+        table { @for (c, n) in &stats.by_category { tr { td { (if ctx.lang == Lang::Zh { c.label_zh() } else { c.label_en() }) } td { (n) } } } }
+        h2 { (t("逾期信访", "Overdue petitions")) }
+        ul { @for id in &stats.overdue_petitions { li { a href={ "/records/" (id) } { (id) } } } }
+        h2 { (t("未上报的重大风险", "Major risks not passed up")) }
+        ul { @for id in &stats.major_risk_unreported { li { a href={ "/records/" (id) } { (id) } } } }
+    };
+    page(ctx.lang, Some(&ctx), t("统计", "Dashboard"), body)
+}

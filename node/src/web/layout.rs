@@ -1,0 +1,156 @@
+//! The page frame, its style and language, and the small helpers every page uses.
+
+use super::*;
+
+pub(super) const DAY_MS: f64 = 86_400_000.0;
+
+/// The language of the page: Chinese unless the person switched to English.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Lang {
+    Zh,
+    En,
+}
+
+impl Lang {
+    pub(super) fn of(headers: &HeaderMap) -> Lang {
+        if cookie(headers, "lang") == Some("en") {
+            Lang::En
+        } else {
+            Lang::Zh
+        }
+    }
+
+    pub(super) fn t<'a>(self, zh: &'a str, en: &'a str) -> &'a str {
+        match self {
+            Lang::Zh => zh,
+            Lang::En => en,
+        }
+    }
+}
+
+pub(super) const STYLE: &str = "body{font-family:'Noto Sans CJK SC','Noto Sans SC','Microsoft YaHei',sans-serif;margin:0;color:#222;background:#f6f5f1}\
+header{background:#7a2e1f;color:#fff;padding:.5em 1em;display:flex;flex-wrap:wrap;gap:1em;align-items:center}\
+header a{color:#fff;text-decoration:none}header .who{margin-left:auto}\
+main{padding:1em;max-width:1100px}table{border-collapse:collapse;width:100%;background:#fff}\
+td,th{border:1px solid #ddd;padding:.3em .5em;text-align:left;font-size:14px}th{background:#eee}\
+.flag{color:#a00;font-weight:bold}.muted{color:#777}.card{display:inline-block;background:#fff;border:1px solid #ddd;padding:.6em 1em;margin:.3em;min-width:9em}\
+.card b{display:block;font-size:1.6em}form.inline{display:inline}label{display:block;margin:.4em 0}\
+input[type=text],input[type=password],select,textarea{font-size:15px;padding:.25em;max-width:40em;width:100%}\
+.error{background:#fde;border:1px solid #c99;padding:.5em;margin:.5em 0}button{font-size:15px;padding:.3em 1em}";
+
+pub(super) fn layout(lang: Lang, ctx: Option<&Ctx>, title: &str, body: Markup) -> Markup {
+    let t = |zh, en| lang.t(zh, en);
+    html! {
+        (DOCTYPE)
+        html lang=(t("zh-CN", "en")) {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · 贵和 guihe" }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                header {
+                    strong { "贵和 guihe" }
+                    @if let Some(ctx) = ctx {
+                        a href="/cases" { (t("纠纷", "Cases")) }
+                        a href="/petitions" { (t("信访", "Petitions")) }
+                        @if ctx.user.role.writes() {
+                            a href="/new" { (t("登记", "New record")) }
+                        }
+                        a href="/review" { (t("待审核", "Review")) }
+                        a href="/dashboard" { (t("统计", "Dashboard")) }
+                        a href="/sync" { (t("同步", "Sync")) }
+                        a href="/export.csv" { "CSV" }
+                        a href="/export.xlsx" { "XLSX" }
+                    }
+                    a href=(if lang == Lang::Zh { "/lang/en" } else { "/lang/zh" }) {
+                        (if lang == Lang::Zh { "English" } else { "中文" })
+                    }
+                    @if let Some(ctx) = ctx {
+                        span.who {
+                            (ctx.user.display) " (" (if lang == Lang::Zh { ctx.user.role.label_zh() } else { ctx.user.role.code() }) ") "
+                            form.inline method="post" action="/logout" {
+                                input type="hidden" name="csrf" value=(ctx.user.csrf);
+                                button type="submit" { (t("退出", "Sign out")) }
+                            }
+                        }
+                    }
+                }
+                main { h1 { (title) } (body) }
+            }
+        }
+    }
+}
+
+pub(super) fn page(lang: Lang, ctx: Option<&Ctx>, title: &str, body: Markup) -> Response {
+    Html(layout(lang, ctx, title, body).into_string()).into_response()
+}
+
+pub(super) fn message_page(
+    lang: Lang,
+    ctx: Option<&Ctx>,
+    status: StatusCode,
+    text: &str,
+) -> Response {
+    let title = lang.t("提示", "Notice");
+    (
+        status,
+        Html(layout(lang, ctx, title, html! { p.error { (text) } }).into_string()),
+    )
+        .into_response()
+}
+
+pub(super) fn api_error_page(ctx: &Ctx, e: Response) -> Response {
+    let status = e.status();
+    let text = match status {
+        StatusCode::NOT_FOUND => ctx.lang.t("没有这条记录。", "No such record."),
+        StatusCode::FORBIDDEN => ctx.lang.t("无权操作。", "Not allowed."),
+        _ => ctx.lang.t("操作未完成。", "That did not work."),
+    };
+    message_page(ctx.lang, Some(ctx), status, text)
+}
+
+pub(super) fn status_label(lang: Lang, s: Status) -> &'static str {
+    match lang {
+        Lang::Zh => s.label_zh(),
+        Lang::En => s.label_en(),
+    }
+}
+
+pub(super) fn date(ms: u64) -> String {
+    guihe_protocol::stats::date_of(ms)
+}
+
+pub(super) fn names(v: &View, ctx: &Ctx) -> String {
+    let c = v.common();
+    if c.restricted && !c.staff.contains(&ctx.user.staff) {
+        return ctx.lang.t("（限制）", "(restricted)").into();
+    }
+    c.parties
+        .iter()
+        .map(|p| p.name.clone())
+        .collect::<Vec<_>>()
+        .join("、")
+}
+
+/// The message of an API error response, for showing on a form.
+pub(super) async fn error_text(e: Response) -> String {
+    let bytes = axum::body::to_bytes(e.into_body(), 64 * 1024)
+        .await
+        .unwrap_or_default();
+    serde_json::from_slice::<crate::api::ErrorBody>(&bytes)
+        .map(|b| b.message)
+        .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned())
+}
+
+pub(super) fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -1,0 +1,221 @@
+//! The lists of cases and petitions, with filters, and the review queue.
+
+use super::*;
+
+pub(super) async fn views(
+    state: &AppState,
+    ctx: &Ctx,
+    kind: Option<Kind>,
+) -> Result<Vec<View>, Response> {
+    match call(state, None, Call::List { kind }).await {
+        Ok(Reply::Views(v)) => Ok(v
+            .into_iter()
+            .filter(|v| v.common().visible_to(&ctx.user.staff))
+            .collect()),
+        Ok(_) => Err(message_page(
+            ctx.lang,
+            Some(ctx),
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "?",
+        )),
+        Err(e) => Err(api_error_page(ctx, e)),
+    }
+}
+
+pub(super) fn record_table(ctx: &Ctx, views: &[View], now: u64) -> Markup {
+    let t = |zh, en| ctx.lang.t(zh, en);
+    html! {
+        table {
+            tr {
+                th { (t("编号", "Id")) } th { (t("登记日期", "Received")) } th { (t("状态", "Status")) }
+                th { (t("类别", "Category")) } th { (t("风险", "Risk")) } th { (t("当事人", "Parties")) }
+                th { (t("摘要", "Summary")) } th { (t("提示", "Flags")) }
+            }
+            @for v in views {
+                @let c = v.common();
+                tr {
+                    td { a href={ "/records/" (v.id()) } { (v.id().to_string().get(..13).unwrap_or("")) } }
+                    td { (date(c.received_ms)) }
+                    td { (status_label(ctx.lang, c.status)) }
+                    td { (if ctx.lang == Lang::Zh { c.category.label_zh() } else { c.category.label_en() }) }
+                    td { (if ctx.lang == Lang::Zh { c.risk.label_zh() } else { c.risk.label_en() }) }
+                    td { (names(v, ctx)) }
+                    td { (c.summary.chars().take(40).collect::<String>()) }
+                    td.flag {
+                        @if c.needs_review { (t("待审核 ", "review ")) }
+                        @if c.status.is_open() && c.is_overdue(now) { (t("逾期 ", "overdue ")) }
+                        @if c.restricted { (t("限制", "restricted")) }
+                    }
+                }
+            }
+        }
+        p.muted { (views.len()) " " (t("条", "records")) }
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub(super) struct ListQuery {
+    #[serde(default)]
+    pub(super) q: String,
+    #[serde(default)]
+    pub(super) status: String,
+    #[serde(default)]
+    pub(super) category: String,
+    /// A village or township code: records of that unit (the dashboard's drill-down).
+    #[serde(default)]
+    pub(super) unit: String,
+    /// The page, from 0.
+    #[serde(default)]
+    pub(super) page: usize,
+}
+
+/// Rows on one page of a list: enough to work with, light enough for an old PC.
+pub(super) const PAGE_ROWS: usize = 200;
+
+pub(super) fn matches(v: &View, q: &ListQuery, ctx: &Ctx) -> bool {
+    let c = v.common();
+    let unit = q.unit.parse::<guihe_protocol::division::Division>().ok();
+    (q.status.is_empty() || c.status.code() == q.status)
+        && unit.is_none_or(|d| c.jurisdictions.iter().any(|j| d.covers(*j)))
+        && (q.category.is_empty() || c.category.code() == q.category)
+        && (q.q.trim().is_empty() || {
+            let needle = q.q.trim();
+            c.summary.contains(needle)
+                || v.id().to_string().contains(needle)
+                || (c.visible_to(&ctx.user.staff)
+                    && c.parties.iter().any(|p| p.name.contains(needle)))
+        })
+}
+
+pub(super) fn filters(ctx: &Ctx, q: &ListQuery, action: &str) -> Markup {
+    let t = |zh, en| ctx.lang.t(zh, en);
+    html! {
+        form method="get" action=(action) {
+            input type="text" name="q" value=(q.q) placeholder=(t("搜索摘要、当事人、编号", "Search summary, parties, id")) style="width:20em";
+            select name="status" {
+                option value="" { (t("全部状态", "Any status")) }
+                @for s in Status::ALL {
+                    option value=(s.code()) selected[q.status == s.code()] { (status_label(ctx.lang, *s)) }
+                }
+            }
+            select name="category" {
+                option value="" { (t("全部类别", "Any category")) }
+                @for c in Category::ALL {
+                    option value=(c.code()) selected[q.category == c.code()] {
+                        (if ctx.lang == Lang::Zh { c.label_zh() } else { c.label_en() })
+                    }
+                }
+            }
+            @if !q.unit.is_empty() { input type="hidden" name="unit" value=(q.unit); }
+            button type="submit" { (t("筛选", "Filter")) }
+        }
+    }
+}
+
+pub(super) async fn list_page(
+    state: AppState,
+    headers: HeaderMap,
+    q: ListQuery,
+    kind: Kind,
+) -> Response {
+    let ctx = match signed_in(&state, &headers) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let mut all = match views(&state, &ctx, Some(kind)).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    all.retain(|v| matches(v, &q, &ctx));
+    all.sort_by_key(|v| std::cmp::Reverse(v.common().received_ms));
+    let total = all.len();
+    let first = (q.page * PAGE_ROWS).min(total);
+    let shown: Vec<View> = all.iter().skip(first).take(PAGE_ROWS).cloned().collect();
+    let link = |page: usize| {
+        format!(
+            "?q={}&status={}&category={}&unit={}&page={page}",
+            urlencode(&q.q),
+            urlencode(&q.status),
+            urlencode(&q.category),
+            urlencode(&q.unit)
+        )
+    };
+    let now = now_ms();
+    let (title, action) = if kind == Kind::Case {
+        (ctx.lang.t("纠纷案件", "Dispute cases"), "/cases")
+    } else {
+        (ctx.lang.t("信访事项", "Petitions"), "/petitions")
+    };
+    let deadlines = kind == Kind::Petition;
+    let body = html! {
+        (filters(&ctx, &q, action))
+        @if deadlines {
+            h2 { (ctx.lang.t("法定期限", "Statutory deadlines")) }
+            table {
+                tr { th { (ctx.lang.t("编号", "Id")) } th { (ctx.lang.t("期限", "Deadline")) } th { (ctx.lang.t("剩余", "Left")) } }
+                @for v in &shown {
+                    @for d in v.common().deadlines.iter().filter(|d| d.met_ms.is_none()) {
+                        @let left = d.remaining_ms(now).unwrap_or(0) as f64 / DAY_MS;
+                        tr {
+                            td { a href={ "/records/" (v.id()) } { (v.id().to_string().get(..12).unwrap_or("")) } }
+                            td { (if ctx.lang == Lang::Zh { d.kind.label_zh() } else { d.kind.label_en() }) " " (date(d.due_ms)) }
+                            td class=(if left < 0.0 { "flag" } else { "" }) {
+                                @if left < 0.0 { (ctx.lang.t("逾期 ", "overdue ")) (format!("{:.1}", -left)) (ctx.lang.t(" 天", " days")) }
+                                @else { (format!("{left:.1}")) (ctx.lang.t(" 天", " days")) }
+                            }
+                        }
+                    }
+                }
+            }
+            h2 { (ctx.lang.t("全部信访", "All petitions")) }
+        }
+        (record_table(&ctx, &shown, now))
+        p {
+            (first + usize::from(total > 0)) "–" (first + shown.len()) " / " (total) " "
+            @if q.page > 0 { a href=(link(q.page - 1)) { (ctx.lang.t("上一页", "previous")) } " " }
+            @if first + shown.len() < total { a href=(link(q.page + 1)) id="next" { (ctx.lang.t("下一页", "next")) } }
+        }
+    };
+    page(ctx.lang, Some(&ctx), title, body)
+}
+
+pub(super) async fn cases(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    list_page(state, headers, q, Kind::Case).await
+}
+
+pub(super) async fn petitions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    list_page(state, headers, q, Kind::Petition).await
+}
+
+pub(super) async fn review(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let ctx = match signed_in(&state, &headers) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let mut all = match views(&state, &ctx, None).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    all.retain(|v| v.common().needs_review);
+    let body = html! {
+        p { (ctx.lang.t(
+            "这些记录在断网期间出现了相互矛盾的记录，或有未能采用的记录，需要乡镇审核员处理。",
+            "These records got contradictory entries while offices were apart, or entries that could not be applied; a township reviewer settles them."
+        )) }
+        (record_table(&ctx, &all, now_ms()))
+    };
+    page(
+        ctx.lang,
+        Some(&ctx),
+        ctx.lang.t("待审核", "Needs review"),
+        body,
+    )
+}
