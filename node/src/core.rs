@@ -20,7 +20,7 @@ use libp2p::PeerId;
 use tokio::sync::mpsc;
 
 use crate::api::{self, PeerReport, StatusReport};
-use crate::http::Request;
+use crate::app::Request;
 use crate::local::{Local, now_ms};
 use crate::metrics::{self, Metrics};
 use crate::net::SKEW_WARN_MS;

@@ -22,7 +22,6 @@
 //! JSON ([`ErrorBody`]) with a 4xx or 5xx status; nothing is written when a call fails.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -37,29 +36,13 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::api::{ApiError, Call, ErrorBody, NewForm, Reply, StatusReport};
+use crate::app::{AppState, CALL_TIMEOUT, Request, Sessions, call, error};
 use crate::metrics::{Metrics, Route};
 
 /// The largest request body taken.
 const BODY_BYTES_MAX: usize = 256 * 1024;
-/// How long a call may wait for the core before the client is told to retry.
-const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// The header naming who records a write.
 pub const STAFF_HEADER: &str = "x-guihe-staff";
-
-/// A request for the core task.
-#[derive(Debug)]
-pub(crate) enum Request {
-    /// Carry out a call.
-    Call {
-        staff: Option<String>,
-        call: Call,
-        reply: oneshot::Sender<Result<Reply, ApiError>>,
-    },
-    /// Report the status.
-    Status {
-        reply: oneshot::Sender<StatusReport>,
-    },
-}
 
 /// Where a running daemon's API is, for the command line: written to `api.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -68,15 +51,6 @@ pub struct Endpoint {
     pub url: String,
     /// The bearer token.
     pub token: String,
-}
-
-#[derive(Clone)]
-pub(crate) struct AppState {
-    pub(crate) core: mpsc::Sender<Request>,
-    token: Arc<str>,
-    registry: Arc<Registry>,
-    metrics: Metrics,
-    pub(crate) web: crate::web::Sessions,
 }
 
 /// The API's router.
@@ -91,7 +65,7 @@ pub(crate) fn router(
         token: token.into(),
         registry,
         metrics,
-        web: crate::web::Sessions::default(),
+        web: Sessions::default(),
     };
     let api = Router::new()
         .route("/cases", get(list_cases).post(create_case))
@@ -118,17 +92,6 @@ pub(crate) fn router(
         .layer(axum::extract::DefaultBodyLimit::max(BODY_BYTES_MAX))
         .layer(middleware::from_fn_with_state(state.clone(), count))
         .with_state(state)
-}
-
-pub(crate) fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    (
-        status,
-        axum::Json(ErrorBody {
-            error: code.into(),
-            message: message.into(),
-        }),
-    )
-        .into_response()
 }
 
 impl IntoResponse for ApiError {
@@ -221,30 +184,6 @@ fn staff(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
                 field: "staff".into(),
                 message: "the staff header must be ASCII".into(),
             }),
-    }
-}
-
-pub(crate) async fn call(
-    state: &AppState,
-    staff: Option<String>,
-    call: Call,
-) -> Result<Reply, Response> {
-    let (reply, rx) = oneshot::channel();
-    let busy = || {
-        error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "busy",
-            "the node is busy or stopping; try again",
-        )
-    };
-    state
-        .core
-        .send_timeout(Request::Call { staff, call, reply }, CALL_TIMEOUT)
-        .await
-        .map_err(|_| busy())?;
-    match tokio::time::timeout(CALL_TIMEOUT, rx).await {
-        Ok(Ok(result)) => result.map_err(IntoResponse::into_response),
-        _ => Err(busy()),
     }
 }
 
@@ -498,15 +437,4 @@ async fn serve_metrics(State(state): State<AppState>) -> Response {
         text,
     )
         .into_response()
-}
-
-/// The node's status report, for the web app.
-pub(crate) async fn status_report(state: &AppState) -> Option<StatusReport> {
-    let (reply, rx) = oneshot::channel();
-    state
-        .core
-        .send_timeout(Request::Status { reply }, CALL_TIMEOUT)
-        .await
-        .ok()?;
-    tokio::time::timeout(CALL_TIMEOUT, rx).await.ok()?.ok()
 }

@@ -11,6 +11,7 @@
 
 pub mod accounts;
 pub mod api;
+mod app;
 pub mod bundle;
 pub mod cli;
 pub mod client;

@@ -31,8 +31,9 @@ use prometheus_client::registry::Registry;
 use rand::RngCore;
 use tokio::sync::mpsc;
 
+use crate::app::Request;
 use crate::core::{self, Core, CoreMsg, ToSwarm};
-use crate::http::{self, Endpoint, Request};
+use crate::http::{self, Endpoint};
 use crate::local::Local;
 use crate::metrics::Metrics;
 

@@ -1231,7 +1231,7 @@ mod tests {
             drop(s);
             open_when_released(&p2).unwrap()
         };
-        guihe_protocol::store::conformance::check(
+        guihe_protocol::conformance::check(
             move || SledStore::open(&p1, &Options::default()).unwrap(),
             Some(&mut reopen),
         )

@@ -12,7 +12,7 @@ use crate::id::{EventId, NodeId, PartyId, StaffId};
 use crate::model::{
     Category, FieldError, Party, Risk, check_text, coded, limits, limits::NOTE_CHARS_MAX,
 };
-use crate::workflow::Status;
+use crate::status::Status;
 
 /// One entry in a record's history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Reconcile, Hydrate)]

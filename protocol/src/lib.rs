@@ -18,6 +18,7 @@
 
 pub mod bundle;
 pub mod cert;
+pub mod conformance;
 pub mod deadline;
 pub mod division;
 pub mod event;
@@ -36,6 +37,7 @@ pub mod revoke;
 pub mod rules;
 pub mod signed;
 pub mod stats;
+pub mod status;
 pub mod store;
 pub mod sync;
 pub mod view;

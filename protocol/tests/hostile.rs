@@ -77,7 +77,7 @@ proptest! {
 
 #[test]
 fn mem_store_keeps_the_store_contract() {
-    guihe_protocol::store::conformance::check(guihe_protocol::store::MemStore::new, None).unwrap();
+    guihe_protocol::conformance::check(guihe_protocol::store::MemStore::new, None).unwrap();
 }
 
 /// A batch long enough to be checked on several threads gives what checking each change

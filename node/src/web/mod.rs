@@ -15,25 +15,21 @@
 #![allow(clippy::result_large_err)]
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use guihe_protocol::id::StaffId;
 use guihe_protocol::model::{Category, Channel, Kind, Risk};
 use guihe_protocol::view::View;
 use guihe_protocol::workflow::Status;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
-use rand::RngCore;
 use serde::Deserialize;
 
-use crate::accounts::{Account, StaffRole};
+use crate::accounts::StaffRole;
 use crate::api::{Call, NewForm, PartyForm, Reply};
-use crate::http::{AppState, call, status_report};
+use crate::app::{AppState, SESSION_TTL, WebSession, call, status_report};
 use crate::local::now_ms;
 
 mod dashboard;
@@ -51,7 +47,6 @@ use intake::*;
 use layout::*;
 use lists::*;
 use record::*;
-pub(crate) use session::Sessions;
 use session::*;
 use sync::*;
 

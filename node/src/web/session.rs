@@ -2,60 +2,8 @@
 
 use super::*;
 
-/// How long a sign-in lasts.
-pub(super) const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
+/// The sign-in cookie's name.
 pub(super) const COOKIE: &str = "guihe_session";
-/// A signed-in staff member.
-#[derive(Debug, Clone)]
-pub(crate) struct WebSession {
-    pub(super) staff: StaffId,
-    pub(super) display: String,
-    pub(super) role: StaffRole,
-    pub(super) csrf: String,
-    pub(super) expires: Instant,
-}
-
-/// The signed-in sessions of this node.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Sessions(Arc<Mutex<HashMap<String, WebSession>>>);
-
-impl Sessions {
-    pub(super) fn get(&self, token: &str) -> Option<WebSession> {
-        let mut map = self.0.lock().ok()?;
-        let now = Instant::now();
-        map.retain(|_, s| s.expires > now);
-        map.get(token).cloned()
-    }
-
-    pub(super) fn open(&self, account: &Account) -> String {
-        let token = random_hex();
-        if let Ok(mut map) = self.0.lock() {
-            map.insert(
-                token.clone(),
-                WebSession {
-                    staff: account.name.clone(),
-                    display: account.display.clone(),
-                    role: account.role,
-                    csrf: random_hex(),
-                    expires: Instant::now() + SESSION_TTL,
-                },
-            );
-        }
-        token
-    }
-
-    pub(super) fn close(&self, token: &str) {
-        if let Ok(mut map) = self.0.lock() {
-            map.remove(token);
-        }
-    }
-}
-
-pub(super) fn random_hex() -> String {
-    let mut bytes = [0u8; 24];
-    rand::rng().fill_bytes(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 pub(super) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
