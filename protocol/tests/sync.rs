@@ -121,14 +121,7 @@ fn a_village_may_not_write_a_record_that_reaches_beyond_it() {
             county.now_ms + 60_000,
             &mut county.rng,
             &county.rules.clone(),
-            guihe_protocol::record::Command::Event {
-                at_ms: None,
-                body: guihe_protocol::event::Body::Amend(guihe_protocol::event::Amend {
-                    target: None,
-                    change: guihe_protocol::event::Change::Note(Default::default()),
-                    reason: "补充说明".into(),
-                }),
-            },
+            note(),
         )
         .unwrap_err();
     assert!(err.to_string().contains("may not write"), "{err}");

@@ -963,7 +963,7 @@ fn a_number_written_signed_is_refused() {
 /// township writing the same way.
 #[test]
 fn the_signers_node_learns_of_its_refused_change_and_writes_no_more_to_that_record() {
-    use guihe_protocol::record::{Command, CommandError};
+    use guihe_protocol::record::CommandError;
     use guihe_protocol::replica::ReplicaError;
     use guihe_protocol::wire::{Message, Refusal};
     let mut s = Scene::new(81, Kind::Case);
@@ -984,14 +984,7 @@ fn the_signers_node_learns_of_its_refused_change_and_writes_no_more_to_that_reco
             s.county.now_ms,
             &mut s.county.rng,
             &s.county.rules,
-            Command::Event {
-                at_ms: None,
-                body: guihe_protocol::event::Body::Amend(guihe_protocol::event::Amend {
-                    target: None,
-                    change: guihe_protocol::event::Change::Note(Default::default()),
-                    reason: "补充说明".into(),
-                }),
-            },
+            note(),
         )
         .unwrap_err();
     assert!(

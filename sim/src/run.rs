@@ -741,13 +741,24 @@ impl Sim {
         self.drain(b);
     }
 
+    /// The link's connection ends: what is in flight is lost, and its up interval closes.
+    /// Returns the connection's names at both ends, if it was open.
+    fn end(&mut self, l: usize) -> Option<(ConnId, ConnId)> {
+        let link = &mut self.links[l];
+        let ends = link.sessions.take()?;
+        link.epoch += 1;
+        if let Some(since) = link.up_since.take() {
+            link.intervals.push((since, self.now));
+        }
+        Some(ends)
+    }
+
     /// The connection drops: both hosts hear it, and what is in flight is lost.
     fn close(&mut self, l: usize) {
-        let link = &mut self.links[l];
-        let Some((ca, cb)) = link.sessions.take() else {
+        if self.links[l].sessions.is_none() {
             return;
-        };
-        if link.half_dead
+        }
+        if self.links[l].half_dead
             && let Some(e) = self
                 .half_dead
                 .iter_mut()
@@ -756,11 +767,10 @@ impl Sim {
         {
             e.lost_at = Some(self.now);
         }
-        link.epoch += 1;
-        if let Some(since) = link.up_since.take() {
-            link.intervals.push((since, self.now));
-        }
-        let (a, b) = (link.a, link.b);
+        let Some((ca, cb)) = self.end(l) else {
+            return;
+        };
+        let (a, b) = (self.links[l].a, self.links[l].b);
         self.nodes[a].conns.remove(&ca);
         self.nodes[b].conns.remove(&cb);
         self.nodes[a].host.closed(ca);
@@ -921,15 +931,10 @@ impl Sim {
             Close::Revoked => self.revoked_closes += 1,
             _ => self.session_errors += 1,
         }
-        let link = &mut self.links[l];
-        let Some((ca, cb)) = link.sessions.take() else {
+        let Some((ca, cb)) = self.end(l) else {
             return;
         };
-        link.epoch += 1;
-        if let Some(since) = link.up_since.take() {
-            link.intervals.push((since, self.now));
-        }
-        let (a, b) = (link.a, link.b);
+        let (a, b) = (self.links[l].a, self.links[l].b);
         let (far, far_conn) = if a == n { (b, cb) } else { (a, ca) };
         self.nodes[far].conns.remove(&far_conn);
         self.nodes[far].host.closed(far_conn);

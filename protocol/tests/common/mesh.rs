@@ -80,14 +80,7 @@ impl County {
     pub fn work(&mut self, node: &mut Node, id: RecordId) -> Vec<StoredChange> {
         self.now_ms += 60_000;
         let fold = node.record(id).unwrap().fold(&self.rules).unwrap();
-        let command = workload::next_command(&mut self.rng, &fold).unwrap_or(Command::Event {
-            at_ms: None,
-            body: Body::Amend(guihe_protocol::event::Amend {
-                target: None,
-                change: guihe_protocol::event::Change::Note(Note::default()),
-                reason: "补充说明".into(),
-            }),
-        });
+        let command = workload::next_command(&mut self.rng, &fold).unwrap_or_else(note);
         node.apply(id, self.now_ms, &mut self.rng, &self.rules, command)
             .unwrap()
             .1
@@ -114,17 +107,21 @@ impl County {
         self.now_ms += 60_000;
         let mut record = node.record(id).unwrap();
         let before = record.heads();
-        let command = Command::Event {
-            at_ms: None,
-            body: Body::Amend(guihe_protocol::event::Amend {
-                target: None,
-                change: guihe_protocol::event::Change::Note(Note::default()),
-                reason: "补充说明".into(),
-            }),
-        };
         let mut ctx = node.writer.ctx(self.now_ms, &mut self.rng, &self.rules);
-        record.apply(&mut ctx, command).unwrap();
+        record.apply(&mut ctx, note()).unwrap();
         commit_local(&mut node.store, &node.identity.key, &record, &before).unwrap()
+    }
+}
+
+/// A note added to a record: a command any record takes in any status.
+pub fn note() -> Command {
+    Command::Event {
+        at_ms: None,
+        body: Body::Amend(guihe_protocol::event::Amend {
+            target: None,
+            change: guihe_protocol::event::Change::Note(Note::default()),
+            reason: "补充说明".into(),
+        }),
     }
 }
 
