@@ -47,6 +47,8 @@ static PROTOCOLS: [(u16, StreamProtocol); 4] = [
 ];
 /// A peer's clock this far from ours is shown on the status and sync pages.
 pub const SKEW_WARN_MS: i64 = 5 * 60_000;
+/// How long answers already given may take to reach their callers when the daemon stops.
+const HTTP_DRAIN: Duration = Duration::from_secs(3);
 /// Messages waiting for the core.
 const CORE_QUEUE: usize = 1024;
 /// API calls waiting for the core.
@@ -227,8 +229,17 @@ pub async fn run(local: Local, stop_after: Option<Duration>) -> Result<(), NetEr
         Arc::new(registry),
         metrics.clone(),
     );
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
+    // Stopped gracefully at the end, so that an answer the core already gave (a write
+    // refused because the disk is full, say) reaches its caller before the process exits.
+    let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let stopped = async {
+            let _ = http_stopped.await;
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(stopped)
+            .await
+        {
             tracing::error!(%e, "HTTP server stopped");
         }
     });
@@ -399,6 +410,8 @@ pub async fn run(local: Local, stop_after: Option<Duration>) -> Result<(), NetEr
     // The core writes its last status and stops; wait for it off the runtime.
     let _ = core_tx.send(CoreMsg::Stop).await;
     let _ = tokio::task::spawn_blocking(move || core_thread.join()).await;
+    let _ = http_stop.send(());
+    let _ = tokio::time::timeout(HTTP_DRAIN, server).await;
     let _ = std::fs::remove_file(&api_file);
     match failed {
         Some(why) => Err(NetError::Store(why)),
