@@ -313,8 +313,9 @@ impl SledStore {
             })?;
             change_batch.insert(&c.hash.0, value);
             if index {
+                let value = index_value(&c.signed.jurisdictions)?;
                 for v in &c.signed.jurisdictions {
-                    index_batch.insert(index_key(*v, c.time_ms, &c.hash), &[] as &[u8]);
+                    index_batch.insert(index_key(*v, c.time_ms, &c.hash), value.as_slice());
                 }
             }
         }
@@ -779,8 +780,9 @@ impl SledStore {
         self.index.clear()?;
         let mut index_batch = sled::Batch::default();
         for c in by_record.values().flatten() {
+            let value = index_value(&c.signed.jurisdictions)?;
             for v in &c.signed.jurisdictions {
-                index_batch.insert(index_key(*v, c.time_ms, &c.hash), &[] as &[u8]);
+                index_batch.insert(index_key(*v, c.time_ms, &c.hash), value.as_slice());
             }
         }
         self.index.apply_batch(index_batch)?;
@@ -887,11 +889,17 @@ impl Store for SledStore {
             Division::Township(t) => (t.as_u64(), t.as_u64() + 999),
             Division::County(c) => (c.as_u64(), c.as_u64() + 999_999),
         };
-        let mut out = BTreeSet::new();
+        let mut out = Vec::new();
+        // Whether `out` is more than one ordered run (several divisions' keys).
+        let mut runs = 0;
+        let mut division_of_last = None;
+        // The last verdict, by the index value it was given for: most entries in a
+        // division's range name that division alone, so `also` runs about once a division.
+        let mut verdict: Option<(sled::IVec, bool)> = None;
         let start = from.to_be_bytes();
         let end = (to + 1).to_be_bytes();
         for item in self.index.range(start.as_slice()..end.as_slice()) {
-            let (k, _) = item?;
+            let (k, value) = item?;
             let Some((time, hash)) = parse_index_key(&k) else {
                 return Err(StoreError::Corrupt {
                     tree: "index",
@@ -899,16 +907,41 @@ impl Store for SledStore {
                     reason: "malformed key".into(),
                 });
             };
-            if out.contains(&(time, hash)) {
-                continue;
-            }
-            if let Some(c) = self.change(&hash)?
-                && also(&c.signed.jurisdictions)
-            {
-                out.insert((time, hash));
+            let accepted = match &verdict {
+                Some((last, accepted)) if *last == value => *accepted,
+                _ => {
+                    let divisions = open("index", &k, &value)
+                        .ok()
+                        .and_then(|body| postcard::from_bytes::<Vec<Division>>(body).ok());
+                    match divisions {
+                        Some(divisions) => {
+                            let accepted = also(&divisions);
+                            verdict = Some((value, accepted));
+                            accepted
+                        }
+                        // Written before the index held divisions (empty), or damaged: the
+                        // change itself says.
+                        None => self
+                            .change(&hash)?
+                            .is_some_and(|c| also(&c.signed.jurisdictions)),
+                    }
+                }
+            };
+            if accepted {
+                let division = k.get(..8).map(<[u8]>::to_vec);
+                if division_of_last != division {
+                    runs += 1;
+                    division_of_last = division;
+                }
+                out.push((time, hash));
             }
         }
-        Ok(out.into_iter().collect())
+        // A record of several villages is indexed under each.
+        if runs > 1 {
+            out.sort_unstable();
+            out.dedup();
+        }
+        Ok(out)
     }
 
     fn doc(&self, record: RecordId) -> Result<Option<Automerge>, StoreError> {
@@ -1196,6 +1229,13 @@ fn index_key(division: Division, time: u64, hash: &ChangeHash) -> Vec<u8> {
     k
 }
 
+/// An index entry's value: the record's divisions, so that a session's scope is decided
+/// without reading the change. (Stores written before this hold empty values; `keys`
+/// reads the change for those.)
+fn index_value(divisions: &[Division]) -> Result<Vec<u8>, StoreError> {
+    encode(&divisions)
+}
+
 fn parse_index_key(k: &[u8]) -> Option<(u64, ChangeHash)> {
     let time = u64::from_be_bytes(k.get(8..16)?.try_into().ok()?);
     let hash: [u8; 32] = k.get(16..48)?.try_into().ok()?;
@@ -1219,6 +1259,71 @@ mod tests {
                 other => return other,
             }
         }
+    }
+
+    /// The index keeps each record's divisions beside its keys, so that a session's scope
+    /// is decided without reading the changes. A store written before that (empty index
+    /// values), or with a damaged value, gives the same keys: the change says.
+    #[test]
+    fn scope_keys_are_the_same_from_an_index_written_before_it_held_divisions() {
+        use guihe_protocol::store::MemStore;
+        use rand_core::SeedableRng;
+        let (mut changes, _) = guihe_protocol::workload::village_history(
+            &mut rand_chacha::ChaCha8Rng::seed_from_u64(3),
+            30,
+            1_772_323_200_000,
+        )
+        .unwrap();
+        // Every third record shared with a village of another township.
+        let other: Division = "500240202201".parse().unwrap();
+        for c in changes.iter_mut() {
+            if c.signed.record.to_string().ends_with(['0', '3', '6', '9']) {
+                c.signed.jurisdictions.push(other);
+            }
+        }
+        assert!(changes.iter().any(|c| c.signed.jurisdictions.len() == 2));
+        let dir = tempfile::tempdir().unwrap();
+        let mut sled = SledStore::open(&dir.path().join("store"), &Options::default()).unwrap();
+        let mut mem = MemStore::new();
+        sled.put_changes(&changes).unwrap();
+        mem.put_changes(&changes).unwrap();
+        let township_1: Division = "500240101000".parse().unwrap();
+        let township_2: Division = "500240202000".parse().unwrap();
+        type Filter = Box<dyn Fn(&[Division]) -> bool>;
+        let county: Division = "500240000000".parse().unwrap();
+        let scopes: Vec<(Division, Filter)> = vec![
+            (county, Box::new(|_| true)),
+            (county, Box::new(|d| d.len() == 1)),
+            (
+                county,
+                Box::new(move |d| d.iter().any(|d| township_2.contains(*d))),
+            ),
+            (
+                township_1,
+                Box::new(move |d| d.iter().any(|d| township_1.contains(*d))),
+            ),
+            (other, Box::new(|_| true)),
+        ];
+        fn keys<S: Store>(store: &S, scopes: &[(Division, Filter)]) -> Vec<Vec<Key>> {
+            scopes
+                .iter()
+                .map(|(d, f)| store.keys(*d, f).unwrap())
+                .collect()
+        }
+        let from_mem = keys(&mem, &scopes);
+        let from_sled = keys(&sled, &scopes);
+        assert_eq!(from_sled, from_mem);
+        assert_eq!(from_mem[0].len(), changes.len());
+        assert!(from_mem.iter().all(|k| k.windows(2).all(|w| w[0] < w[1])));
+        assert!(from_mem[2].len() < from_mem[0].len() && !from_mem[2].is_empty());
+        // As an older build wrote the index: empty values. Then one damaged value.
+        let entries: Vec<sled::IVec> = sled.index.iter().keys().map(Result::unwrap).collect();
+        for k in &entries {
+            sled.index.insert(k, &[] as &[u8]).unwrap();
+        }
+        assert_eq!(keys(&sled, &scopes), from_mem);
+        sled.index.insert(&entries[0], &[1, 2, 3][..]).unwrap();
+        assert_eq!(keys(&sled, &scopes), from_mem);
     }
 
     #[test]

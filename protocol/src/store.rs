@@ -200,7 +200,7 @@ pub fn split_waiting(
 #[derive(Debug, Clone, Default)]
 pub struct MemStore {
     changes: BTreeMap<ChangeHash, StoredChange>,
-    index: BTreeMap<Division, BTreeSet<Key>>,
+    index: BTreeMap<Division, Bucket>,
     docs: BTreeMap<RecordId, Automerge>,
     pending: BTreeMap<RecordId, BTreeSet<ChangeHash>>,
     certs: BTreeMap<NodeId, Vec<Certificate>>,
@@ -211,6 +211,31 @@ pub struct MemStore {
     held: BTreeMap<ChangeHash, StoredChange>,
     own_refused: Vec<OwnRefused>,
     settings: Option<Settings>,
+}
+
+/// The keys indexed under one division. Most records belong to that division alone; the
+/// others keep their divisions beside their keys, so that a scope is decided once per
+/// division for the first and once per key only for the second (a session asks for its
+/// scope's keys at every contact).
+#[derive(Debug, Clone, Default)]
+struct Bucket {
+    alone: BTreeSet<Key>,
+    shared: BTreeMap<Key, Vec<Division>>,
+}
+
+impl Bucket {
+    fn insert(&mut self, here: Division, key: Key, divisions: &[Division]) {
+        if divisions == [here] {
+            self.alone.insert(key);
+        } else {
+            self.shared.insert(key, divisions.to_vec());
+        }
+    }
+
+    fn remove(&mut self, key: &Key) {
+        self.alone.remove(key);
+        self.shared.remove(key);
+    }
 }
 
 /// The in-memory store cannot fail.
@@ -249,10 +274,11 @@ impl Store for MemStore {
     fn put_changes(&mut self, changes: &[StoredChange]) -> Result<(), Infallible> {
         for c in changes {
             for v in &c.signed.jurisdictions {
-                self.index
-                    .entry(*v)
-                    .or_default()
-                    .insert((c.time_ms, c.hash));
+                self.index.entry(*v).or_default().insert(
+                    *v,
+                    (c.time_ms, c.hash),
+                    &c.signed.jurisdictions,
+                );
             }
             self.changes.insert(c.hash, c.clone());
         }
@@ -271,20 +297,33 @@ impl Store for MemStore {
         division: Division,
         also: &dyn Fn(&[Division]) -> bool,
     ) -> Result<Vec<Key>, Infallible> {
-        let mut out = BTreeSet::new();
-        for (village, keys) in &self.index {
-            if !division.contains(*village) {
+        let mut out = Vec::new();
+        // Whether `out` is more than one ordered run: keys of several divisions, or of
+        // records shared with other divisions (indexed under each of them).
+        let mut runs = 0;
+        for (here, bucket) in &self.index {
+            if !division.contains(*here) {
                 continue;
             }
-            for key in keys {
-                if let Some(c) = self.changes.get(&key.1)
-                    && also(&c.signed.jurisdictions)
-                {
-                    out.insert(*key);
-                }
+            if also(&[*here]) && !bucket.alone.is_empty() {
+                out.extend(bucket.alone.iter().copied());
+                runs += 1;
             }
+            let before = out.len();
+            out.extend(
+                bucket
+                    .shared
+                    .iter()
+                    .filter(|(_, divisions)| also(divisions))
+                    .map(|(key, _)| *key),
+            );
+            runs += usize::from(out.len() > before);
         }
-        Ok(out.into_iter().collect())
+        if runs > 1 {
+            out.sort_unstable();
+            out.dedup();
+        }
+        Ok(out)
     }
 
     fn doc(&self, record: RecordId) -> Result<Option<Automerge>, Infallible> {
@@ -384,8 +423,8 @@ impl Store for MemStore {
             let hash = q.change_hash();
             if let Some(c) = self.changes.remove(&hash) {
                 for v in &c.signed.jurisdictions {
-                    if let Some(keys) = self.index.get_mut(v) {
-                        keys.remove(&(c.time_ms, hash));
+                    if let Some(bucket) = self.index.get_mut(v) {
+                        bucket.remove(&(c.time_ms, hash));
                     }
                 }
             }

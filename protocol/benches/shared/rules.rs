@@ -47,7 +47,7 @@ pub(crate) fn run<S: Store, G>(store_name: &str, fresh: &dyn Fn() -> (S, G)) {
     // same batches in turn (which goes first alternates by batch), each batch timed. The
     // machines this runs on change speed by tens of percent within seconds; timing each
     // batch beside its twin, milliseconds apart, keeps that out of the comparison.
-    let round = || -> (Duration, Duration) {
+    let round = || -> (Duration, Duration, [Duration; 2]) {
         let (mut on_store, _on_guard) = fresh();
         let (mut off_store, _off_guard) = fresh();
         on_store
@@ -57,6 +57,8 @@ pub(crate) fn run<S: Store, G>(store_name: &str, fresh: &dyn Fn() -> (S, G)) {
             .put_certificate(&identity.cert)
             .expect("certificate");
         let (mut on, mut off) = (Duration::ZERO, Duration::ZERO);
+        // Of `on`, the part spent verifying (signatures and `rules::read`), and of `off`.
+        let mut verifying = [Duration::ZERO; 2];
         for (i, batch) in changes.chunks(BATCH).enumerate() {
             for rules_on in [i % 2 == 0, i % 2 != 0] {
                 BASELINE.store(!rules_on, std::sync::atomic::Ordering::Relaxed);
@@ -70,6 +72,7 @@ pub(crate) fn run<S: Store, G>(store_name: &str, fresh: &dyn Fn() -> (S, G)) {
                 let checked =
                     verify_batch_with(signed, &StoreCerts(&*store), &Default::default(), &Cores)
                         .expect("verify");
+                verifying[usize::from(!rules_on)] += started.elapsed();
                 // (At the end of the village's year: nothing is stamped in the future.)
                 let out = guihe_protocol::ingest::ingest(store, checked, T0 + 365 * 86_400_000)
                     .expect("ingest");
@@ -86,18 +89,20 @@ pub(crate) fn run<S: Store, G>(store_name: &str, fresh: &dyn Fn() -> (S, G)) {
                 "every change is stored"
             );
         }
-        (on, off)
+        (on, off, verifying)
     };
     let mut on = Vec::new();
     let mut off = Vec::new();
     for _ in 0..rounds {
-        let (a, b) = round();
+        let (a, b, [va, vb]) = round();
         if !json {
             println!(
-                "  round: rules on {:.2} s, off {:.2} s ({:+.1}%)",
+                "  round: rules on {:.2} s, off {:.2} s ({:+.1}%); verifying {:.2} s and {:.2} s of them",
                 a.as_secs_f64(),
                 b.as_secs_f64(),
-                (a.as_secs_f64() / b.as_secs_f64().max(1e-9) - 1.0) * 100.0
+                (a.as_secs_f64() / b.as_secs_f64().max(1e-9) - 1.0) * 100.0,
+                va.as_secs_f64(),
+                vb.as_secs_f64(),
             );
         }
         on.push(a);
