@@ -70,7 +70,7 @@ pub fn ingest<S: Store>(
     // What verification already parsed and built, so nothing is parsed or applied twice.
     let mut parsed: BTreeMap<ChangeHash, Change> = BTreeMap::new();
     let mut reads: BTreeMap<ChangeHash, rules::Read> = BTreeMap::new();
-    let mut firsts: BTreeMap<RecordId, Automerge> = BTreeMap::new();
+    let mut firsts: BTreeMap<RecordId, Box<rules::Created>> = BTreeMap::new();
     let mut seen: BTreeSet<ChangeHash> = BTreeSet::new();
     let mut held: Vec<StoredChange> = Vec::new();
     for c in checked {
@@ -122,8 +122,8 @@ pub fn ingest<S: Store>(
                 if let Some(read) = read {
                     reads.insert(hash, read);
                 }
-                if let Some(doc) = first {
-                    firsts.insert(signed.record, doc);
+                if let Some(created) = first {
+                    firsts.insert(signed.record, created);
                 }
                 new.push(StoredChange {
                     hash,
@@ -430,14 +430,15 @@ fn reload<S: Store>(store: &S, record: RecordId, good: &[Change]) -> Result<Auto
 
 /// Applies the record's pending changes plus `arrived` in dependency order, as far as their
 /// dependencies allow, each under the change rules; returns the document and what is still
-/// pending, for storing, with what was applied and refused. `first` is the document a
-/// first change made (checked by the rules in verification), for a record not stored yet.
+/// pending, for storing, with what was applied and refused. `first` is the document (and
+/// history) a first change made (checked by the rules in verification), for a record not
+/// stored yet.
 fn apply_ready<S: Store>(
     store: &S,
     record: RecordId,
     arrived: Vec<ChangeHash>,
     known: &mut Known<'_>,
-    first: Option<Automerge>,
+    first: Option<Box<rules::Created>>,
 ) -> Result<Ready, S::Error> {
     let mut ready = Ready {
         doc: Automerge::new(),
@@ -448,9 +449,12 @@ fn apply_ready<S: Store>(
     // The changes applied in this call, in order, to load the document again after a
     // refusal.
     let mut good: Vec<Change> = Vec::new();
+    let mut history = None;
     ready.doc = match (store.doc(record)?, first) {
         (Some(doc), _) => doc,
-        (None, Some(doc)) => {
+        (None, Some(created)) => {
+            let rules::Created { doc, history: made, .. } = *created;
+            history = Some(made);
             for hash in doc.get_heads() {
                 if let Some(stored) = known.arrived.get(&hash)
                     && let Ok(change) = known.change(stored)
@@ -463,7 +467,7 @@ fn apply_ready<S: Store>(
         }
         (None, None) => Automerge::new(),
     };
-    let mut history = History::of(&ready.doc);
+    let mut history = history.unwrap_or_else(|| History::of(&ready.doc));
     ready.pending.extend(arrived);
     let mut villages = jurisdictions_of(&ready.doc);
     let mut held: BTreeSet<ChangeHash> = BTreeSet::new();

@@ -213,6 +213,10 @@ enum Writes {
     Record {
         id: RecordId,
         villages: Vec<Division>,
+        /// What the rules hold later changes against, as the record will read once the
+        /// change is applied (a case or petition; a division's own record is read from its
+        /// document): a session usually brings a new record's later changes with it.
+        shape: Option<Box<Shape>>,
     },
     /// A later change: one event inserted into a list after `after` (`None`: at the head),
     /// and perhaps one party put into a map under a key; both objects the change did not
@@ -228,7 +232,7 @@ impl Read {
     /// For a first change, the record and the villages it makes.
     pub fn record(&self) -> Option<(RecordId, &[Division])> {
         match &self.writes {
-            Writes::Record { id, villages } => Some((*id, villages)),
+            Writes::Record { id, villages, .. } => Some((*id, villages)),
             _ => None,
         }
     }
@@ -330,6 +334,51 @@ impl Made {
                 .map(J::String),
             None => Err(RuleError::UnknownObject),
         }
+    }
+}
+
+impl Made {
+    /// The shape of the record a first change makes (see [`Shape::of`], which reads the
+    /// same from the document): its event list and elements, the events' ids, its party
+    /// map and number of parties, and its time of receipt.
+    fn shape(&self, actor: &ActorId) -> Option<Shape> {
+        let Some(Obj::Map(root)) = self.objs.get(&0) else {
+            return None;
+        };
+        let made = |key: &str| match root.get(key) {
+            Some((_, Val::Obj(o))) => Some(*o),
+            _ => None,
+        };
+        let id = |counter: u64| ObjId::Id(counter, actor.clone(), 0);
+        let (events, parties) = (made("events")?, made("parties")?);
+        let Some(Obj::List { items, text: false }) = self.objs.get(&events) else {
+            return None;
+        };
+        let Some(Obj::Map(party_map)) = self.objs.get(&parties) else {
+            return None;
+        };
+        let Some((_, Val::Scalar(ScalarValue::Uint(created_ms)))) = root.get("created_ms") else {
+            return None;
+        };
+        let mut shape = Shape {
+            events: id(events),
+            parties: Some(id(parties)),
+            owned: None,
+            elements: BTreeSet::new(),
+            ids: BTreeSet::new(),
+            parties_len: party_map.len(),
+            created_ms: *created_ms,
+        };
+        for (element, _, value) in items {
+            shape.elements.insert(id(*element));
+            if let Val::Obj(o) = value
+                && let Some(Obj::Map(event)) = self.objs.get(o)
+                && let Some((_, Val::Scalar(ScalarValue::Str(event_id)))) = event.get("id")
+            {
+                shape.ids.insert(event_id.to_string());
+            }
+        }
+        Some(shape)
     }
 }
 
@@ -568,6 +617,7 @@ pub fn read(change: &Change, signer: NodeId) -> Result<Read, RuleError> {
                 writes: Writes::Record {
                     id,
                     villages: vec![owner],
+                    shape: None,
                 },
             });
         }
@@ -589,6 +639,7 @@ pub fn read(change: &Change, signer: NodeId) -> Result<Read, RuleError> {
             writes: Writes::Record {
                 id,
                 villages: villages.into_iter().map(Division::from).collect(),
+                shape: made.shape(&actor).map(Box::new),
             },
         });
     }
@@ -689,7 +740,7 @@ struct Meta {
 
 /// The parts of a record the rules hold later changes against, read from the document
 /// once and kept up to date as changes apply.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 struct Shape {
     events: ObjId,
     /// The party map; `None` for a division's own record, which has none.
@@ -916,11 +967,18 @@ pub fn apply(
         None => read(change, signer)?,
     };
     if history.is_empty() {
-        if !matches!(read.writes, Writes::Record { .. }) {
+        let Writes::Record { shape, .. } = read.writes else {
             return Err(RuleError::NoRecord);
-        }
+        };
         apply_guarded(doc, change)?;
         history.note_change(change);
+        // (Every test and fuzz target runs with this check: the shape read from the change
+        // is the one the document gives.)
+        debug_assert!(
+            shape.as_deref().is_none_or(|s| Shape::of(doc).as_ref() == Ok(s)),
+            "a first change's shape read from its operations differs from its document's"
+        );
+        history.record = shape.map(|s| *s);
         return Ok(());
     }
     let Entry {
@@ -986,12 +1044,22 @@ pub fn apply(
     Ok(())
 }
 
+/// A record made by its first change, checked on its own (see [`create`]).
+#[derive(Debug, Clone)]
+pub struct Created {
+    /// The record's document.
+    pub doc: Automerge,
+    /// The document's history, to apply the record's later changes with.
+    pub history: History,
+    /// The record.
+    pub id: RecordId,
+    /// Its villages (or the owner of a division's own record).
+    pub villages: Vec<Division>,
+}
+
 /// Checks a first change on its own, as [`apply`] would on an empty record: returns the
-/// document it makes, and the record and villages it makes.
-pub fn create(
-    change: &Change,
-    signer: NodeId,
-) -> Result<(Automerge, RecordId, Vec<Division>), RuleError> {
+/// document it makes and its history, and the record and villages it makes.
+pub fn create(change: &Change, signer: NodeId) -> Result<Created, RuleError> {
     #[cfg(feature = "bench-baseline")]
     if BASELINE.load(std::sync::atomic::Ordering::Relaxed) {
         // As verification did before the rules: build the document, read the claim.
@@ -999,19 +1067,26 @@ pub fn create(
         apply_guarded(&mut doc, change)?;
         let id = crate::record::id_of(&doc).ok_or(RuleError::NoRecord)?;
         let villages = crate::record::jurisdictions_of(&doc).ok_or(RuleError::NoRecord)?;
-        return Ok((doc, id, villages));
+        let mut history = History::default();
+        history.note_change(change);
+        return Ok(Created {
+            doc,
+            history,
+            id,
+            villages,
+        });
     }
     let read = read(change, signer)?;
     let Some((id, villages)) = read.record().map(|(id, v)| (id, v.to_vec())) else {
         return Err(RuleError::NoRecord);
     };
     let mut doc = Automerge::new();
-    apply(
-        &mut doc,
-        &mut History::default(),
-        change,
-        signer,
-        Some(read),
-    )?;
-    Ok((doc, id, villages))
+    let mut history = History::default();
+    apply(&mut doc, &mut history, change, signer, Some(read))?;
+    Ok(Created {
+        doc,
+        history,
+        id,
+        villages,
+    })
 }

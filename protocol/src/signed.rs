@@ -157,9 +157,9 @@ pub struct Verified {
     pub time_ms: u64,
     /// The change, parsed once here so that applying it does not parse it again.
     pub change: Change,
-    /// For a first change, the record's document as that change makes it: built to check
-    /// the claim, and kept so that ingesting it does not build it again.
-    pub first: Option<automerge::Automerge>,
+    /// For a first change, the record's document (and history) as that change makes it:
+    /// built to check the claim, and kept so that ingesting it does not build it again.
+    pub first: Option<Box<crate::rules::Created>>,
     /// For a later change, what the change rules read of it (`rules::read`), so that
     /// ingesting it does not read it again.
     pub read: Option<crate::rules::Read>,
@@ -504,12 +504,12 @@ fn check(item: LookedUp, revocations: &Revocations) -> Result<Checked, VerifyErr
         // (A record of a schema this build does not know yet is held, and its claim
         // checked when it is applied.)
         match crate::rules::create(&change, signer) {
-            Ok((doc, id, villages)) => {
-                if id != signed.record || villages != signed.jurisdictions {
+            Ok(created) => {
+                if created.id != signed.record || created.villages != signed.jurisdictions {
                     let record = signed.record;
                     return refuse(signed, VerifyError::WrongClaim(record));
                 }
-                first = Some(doc);
+                first = Some(Box::new(created));
             }
             Err(e) if e.is_temporary() => {}
             Err(e) => return refuse(signed, VerifyError::Rule(e)),
