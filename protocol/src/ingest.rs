@@ -453,7 +453,9 @@ fn apply_ready<S: Store>(
     ready.doc = match (store.doc(record)?, first) {
         (Some(doc), _) => doc,
         (None, Some(created)) => {
-            let rules::Created { doc, history: made, .. } = *created;
+            let rules::Created {
+                doc, history: made, ..
+            } = *created;
             history = Some(made);
             for hash in doc.get_heads() {
                 if let Some(stored) = known.arrived.get(&hash)

@@ -29,6 +29,7 @@ pub mod id;
 pub mod ingest;
 mod mapping;
 pub mod model;
+mod ops;
 pub mod owned;
 pub mod quarantine;
 pub mod record;

@@ -42,7 +42,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use automerge::legacy::{ElementId, Key, ObjectId, OpId, OpType};
 use automerge::{
     ActorId, Automerge, Change, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value,
 };
@@ -51,6 +50,7 @@ use crate::division::Division;
 use crate::event::Event;
 use crate::id::{NodeId, RecordId};
 use crate::model::Party;
+use crate::ops::{Action, KeyRef, OpRef, Ops};
 
 /// The longest change accepted, in bytes. A record's first change, the largest, holds at
 /// most a 20,000-character summary and 64 parties: well under this.
@@ -462,14 +462,9 @@ pub(crate) fn party_of(value: serde_json::Value) -> Result<Party, RuleError> {
     Ok(party)
 }
 
-/// The operations of a change, decoded with Automerge's panics caught.
-fn decode(change: &Change) -> Result<automerge::ExpandedChange, RuleError> {
-    catch_unwind(AssertUnwindSafe(|| change.decode()))
-        .map_err(|_| RuleError::Apply("its operations could not be decoded".into()))
-}
-
-fn ex(op: &OpId) -> ObjId {
-    ObjId::Id(op.counter(), op.actor().clone(), 0)
+/// The operations of a change (Automerge's panics caught).
+fn decode(change: &Change) -> Result<Ops<'_>, RuleError> {
+    Ops::of(change).ok_or_else(|| RuleError::Apply("its operations could not be decoded".into()))
 }
 
 /// Reads what a change signed by `signer` writes, from its operations alone, and checks
@@ -495,11 +490,18 @@ pub fn read(change: &Change, signer: NodeId) -> Result<Read, RuleError> {
     if writer.map(|(node, _)| node) != Some(signer) || change.actor_id().to_bytes().len() != 40 {
         return Err(RuleError::Actor);
     }
-    let expanded = decode(change)?;
+    let ops = decode(change)?;
     let actor = change.actor_id().clone();
     let start = change.start_op().get();
-    let own = |op: &OpId, before: u64| {
-        op.actor() == &actor && op.counter() >= start && op.counter() < before
+    let own =
+        |op: &OpRef, before: u64| ops.is_own(op) && op.counter >= start && op.counter < before;
+    let ex = |op: &OpRef| {
+        let actor = ops
+            .actors
+            .get(op.actor)
+            .cloned()
+            .unwrap_or_else(|| actor.clone());
+        ObjId::Id(op.counter, actor, 0)
     };
     let mut made = Made::default();
     if first {
@@ -509,60 +511,59 @@ pub fn read(change: &Change, signer: NodeId) -> Result<Read, RuleError> {
     let mut events: Vec<(ObjId, Option<ObjId>, u64)> = Vec::new();
     let mut parties: Vec<(ObjId, String, u64)> = Vec::new();
     let mut stray: Option<ObjId> = None;
-    for (i, op) in expanded.operations.iter().enumerate() {
+    for (i, op) in ops.ops.iter().enumerate() {
         let id = start.saturating_add(i as u64);
-        if matches!(op.action, OpType::Delete) && !first {
+        if matches!(op.action, Action::Delete) && !first {
             return Err(RuleError::Delete);
         }
         let (obj, here) = match &op.obj {
-            ObjectId::Root if first => (0, None),
-            ObjectId::Root => {
+            None if first => (0, None),
+            None => {
                 return Err(RuleError::RootWrite(match &op.key {
-                    Key::Map(k) => k.to_string(),
-                    Key::Seq(_) => String::new(),
+                    KeyRef::Map(k) => k.to_string(),
+                    KeyRef::Head | KeyRef::Elem(_) => String::new(),
                 }));
             }
-            ObjectId::Id(o) if own(o, id) => (o.counter(), None),
+            Some(o) if own(o, id) => (o.counter, None),
             // A first change makes every object it writes into.
-            ObjectId::Id(_) if first => return Err(RuleError::UnknownObject),
-            ObjectId::Id(o) => (0, Some(o)),
+            Some(_) if first => return Err(RuleError::UnknownObject),
+            Some(o) => (0, Some(o)),
         };
         let value = match &op.action {
-            OpType::Make(ObjType::Map) => Val::Obj(id),
-            OpType::Make(ObjType::List) => Val::Obj(id),
+            Action::Make(ObjType::Map) => Val::Obj(id),
+            Action::Make(ObjType::List) => Val::Obj(id),
             // The one text of a record is its summary, made by the first change.
-            OpType::Make(ObjType::Text)
+            Action::Make(ObjType::Text)
                 if first
-                    && matches!(op.obj, ObjectId::Root)
-                    && op.key == Key::Map("summary".into()) =>
+                    && op.obj.is_none()
+                    && matches!(&op.key, KeyRef::Map(k) if k == "summary") =>
             {
                 Val::Obj(id)
             }
-            OpType::Put(v) => Val::Scalar(v.clone()),
+            Action::Put(v) => Val::Scalar(v.clone()),
             _ => return Err(RuleError::Operation),
         };
         if !op.pred.iter().all(|p| own(p, id)) {
             return Err(RuleError::Overwrite);
         }
         // What the operation overwrites (see below): never anything in an object the
-        // change did not make, and nothing an insert writes.
-        let pred: BTreeSet<u64> = op.pred.iter().map(OpId::counter).collect();
+        // change did not make, and nothing an insert writes. (All the change's own.)
+        let pred: BTreeSet<u64> = op.pred.iter().map(|p| p.counter).collect();
         if let Some(foreign) = here {
             if !pred.is_empty() {
                 return Err(RuleError::Overwrite);
             }
             // An object the change did not make: only an event inserted into a list, or a
             // party put into a map, each a new map; [`apply`] checks which objects.
-            let is_map = matches!(op.action, OpType::Make(ObjType::Map));
+            let is_map = matches!(op.action, Action::Make(ObjType::Map));
             match &op.key {
-                Key::Seq(after) if op.insert && is_map && !first => {
-                    let after = match after {
-                        ElementId::Head => None,
-                        ElementId::Id(e) => Some(ex(e)),
-                    };
-                    events.push((ex(foreign), after, id));
+                KeyRef::Head if op.insert && is_map && !first => {
+                    events.push((ex(foreign), None, id));
                 }
-                Key::Map(key) if !op.insert && is_map && !first => {
+                KeyRef::Elem(e) if op.insert && is_map && !first => {
+                    events.push((ex(foreign), Some(ex(e)), id));
+                }
+                KeyRef::Map(key) if !op.insert && is_map && !first => {
                     parties.push((ex(foreign), key.to_string(), id));
                 }
                 _ => {
@@ -574,7 +575,7 @@ pub fn read(change: &Change, signer: NodeId) -> Result<Read, RuleError> {
             }
             continue;
         }
-        if let OpType::Make(t) = op.action {
+        if let Action::Make(t) = op.action {
             made.objs.insert(
                 id,
                 match t {
@@ -594,17 +595,20 @@ pub fn read(change: &Change, signer: NodeId) -> Result<Read, RuleError> {
             return Err(RuleError::UnknownObject);
         };
         match (target, &op.key) {
-            (Obj::Map(m), Key::Map(k)) if !op.insert => {
+            (Obj::Map(m), KeyRef::Map(k)) if !op.insert => {
                 // A predecessor names exactly the value the key holds: Automerge hides
                 // whatever operation a predecessor names, wherever it is.
-                let held: BTreeSet<u64> = m.get(k.as_str()).map(|(w, _)| *w).into_iter().collect();
+                let held: BTreeSet<u64> = m.get(k.as_ref()).map(|(w, _)| *w).into_iter().collect();
                 if pred != held {
                     return Err(RuleError::Overwrite);
                 }
                 m.insert(k.to_string(), (id, value));
             }
-            (Obj::List { items, .. }, Key::Seq(elem)) => {
-                seq_op(items, elem, op.insert, id, value, &pred, &own)?;
+            (Obj::List { items, .. }, KeyRef::Head) => {
+                seq_op(items, None, op.insert, id, value, &pred, &own)?;
+            }
+            (Obj::List { items, .. }, KeyRef::Elem(e)) => {
+                seq_op(items, Some(e), op.insert, id, value, &pred, &own)?;
             }
             _ => return Err(RuleError::UnknownObject),
         }
@@ -685,25 +689,25 @@ pub fn read(change: &Change, signer: NodeId) -> Result<Read, RuleError> {
     })
 }
 
-/// An operation on a list or text the change made: an insert after `elem`, overwriting
-/// nothing.
+/// An operation on a list or text the change made: an insert after `elem` (`None`: at
+/// the head), overwriting nothing.
 fn seq_op(
     list: &mut Vec<(u64, u64, Val)>,
-    elem: &ElementId,
+    elem: Option<&OpRef>,
     insert: bool,
     id: u64,
     value: Val,
     pred: &BTreeSet<u64>,
-    own: &dyn Fn(&OpId, u64) -> bool,
+    own: &dyn Fn(&OpRef, u64) -> bool,
 ) -> Result<(), RuleError> {
     let at = match elem {
-        ElementId::Head => Some(0),
+        None => Some(0),
         // Text and lists are written front to back: look at the end first.
-        ElementId::Id(e) if own(e, id) => list
+        Some(e) if own(e, id) => list
             .iter()
-            .rposition(|(el, _, _)| *el == e.counter())
+            .rposition(|(el, _, _)| *el == e.counter)
             .map(|p| p + 1),
-        ElementId::Id(_) => None,
+        Some(_) => None,
     };
     let Some(at) = at else {
         return Err(RuleError::MissingElement);
@@ -975,7 +979,9 @@ pub fn apply(
         // (Every test and fuzz target runs with this check: the shape read from the change
         // is the one the document gives.)
         debug_assert!(
-            shape.as_deref().is_none_or(|s| Shape::of(doc).as_ref() == Ok(s)),
+            shape
+                .as_deref()
+                .is_none_or(|s| Shape::of(doc).as_ref() == Ok(s)),
             "a first change's shape read from its operations differs from its document's"
         );
         history.record = shape.map(|s| *s);
