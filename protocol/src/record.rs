@@ -627,7 +627,35 @@ impl Record {
     }
 
     /// The events, in list order; unreadable entries are counted.
+    ///
+    /// The list is read from the document in one pass (Automerge's `hydrate`) and each
+    /// event as the change rules read a new one (`rules::event_hydrated`); an event that
+    /// does not read so (written by an earlier version, say) is read field by field
+    /// through autosurgeon, as every event was before: the same events either way.
     pub fn events(&self) -> Result<Events, DocError> {
+        let (obj, len) = self.events_obj()?;
+        let mut out = Events {
+            events: Vec::with_capacity(len),
+            malformed: 0,
+        };
+        let list = match ReadDoc::hydrate(&self.doc, &obj, None) {
+            Ok(automerge::hydrate::Value::List(list)) => list,
+            _ => return self.events_by_field(),
+        };
+        for (i, item) in list.iter().take(EVENTS_MAX).enumerate() {
+            match crate::rules::event_hydrated(&item.value) {
+                Some(e) => out.events.push(e),
+                None => match autosurgeon::hydrate_prop::<_, Event, _, _>(&self.doc, &obj, i) {
+                    Ok(e) => out.events.push(e),
+                    Err(_) => out.malformed += 1,
+                },
+            }
+        }
+        Ok(out)
+    }
+
+    /// The events read field by field through autosurgeon.
+    fn events_by_field(&self) -> Result<Events, DocError> {
         let (obj, len) = self.events_obj()?;
         let mut out = Events {
             events: Vec::with_capacity(len),
@@ -1012,4 +1040,46 @@ fn parse_parties(raw: BTreeMap<String, Party>) -> Result<BTreeMap<PartyId, Party
                 .map_err(|e| DocError::Shape(format!("party key: {e}")))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The events read in one pass are the events read field by field, for every kind of
+    /// entry a village's year writes; and they are read in one pass, not by the fallback.
+    #[test]
+    fn events_read_in_one_pass_are_the_events_read_field_by_field() {
+        use rand_core::SeedableRng;
+        let (changes, _) = crate::workload::village_history(
+            &mut rand_chacha::ChaCha8Rng::seed_from_u64(17),
+            200,
+            1_772_323_200_000,
+        )
+        .unwrap();
+        let mut by_record: BTreeMap<RecordId, Vec<crate::store::StoredChange>> = BTreeMap::new();
+        for c in changes {
+            by_record.entry(c.signed.record).or_default().push(c);
+        }
+        let mut events = 0;
+        for (id, changes) in by_record {
+            let (doc, _) = crate::ingest::rebuild(id, &changes);
+            let record = Record::from_doc(doc).unwrap();
+            let (fast, slow) = (record.events().unwrap(), record.events_by_field().unwrap());
+            assert_eq!(fast.events, slow.events, "{id}");
+            assert_eq!((fast.malformed, slow.malformed), (0, 0));
+            let (obj, _) = record.events_obj().unwrap();
+            let Ok(automerge::hydrate::Value::List(list)) =
+                ReadDoc::hydrate(&record.doc, &obj, None)
+            else {
+                panic!("an event list");
+            };
+            assert!(
+                list.iter()
+                    .all(|e| crate::rules::event_hydrated(&e.value).is_some())
+            );
+            events += fast.events.len();
+        }
+        assert!(events > 400, "{events} events");
+    }
 }

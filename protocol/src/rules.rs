@@ -450,6 +450,37 @@ pub(crate) fn event_of(mut value: serde_json::Value) -> Result<Event, RuleError>
     Ok(event)
 }
 
+/// An event of a record's document, as Automerge's `hydrate` gives it, read as [`read`]
+/// reads a new one; `None` if it does not read so.
+pub(crate) fn event_hydrated(value: &automerge::hydrate::Value) -> Option<Event> {
+    event_of(hydrated_json(value, 0).ok()?).ok()
+}
+
+/// The JSON form of a hydrated value, as [`Made::json`] gives a change's objects.
+fn hydrated_json(
+    value: &automerge::hydrate::Value,
+    depth: usize,
+) -> Result<serde_json::Value, RuleError> {
+    use automerge::hydrate::Value as H;
+    if depth > DEPTH_MAX {
+        return Err(RuleError::Content("nested too deep".into()));
+    }
+    match value {
+        H::Scalar(s) => scalar(s),
+        H::Map(m) => m
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), hydrated_json(&v.value, depth + 1)?)))
+            .collect::<Result<serde_json::Map<_, _>, _>>()
+            .map(serde_json::Value::Object),
+        H::List(l) => l
+            .iter()
+            .map(|v| hydrated_json(&v.value, depth + 1))
+            .collect::<Result<_, _>>()
+            .map(serde_json::Value::Array),
+        H::Text(t) => Ok(serde_json::Value::String(t.to_string())),
+    }
+}
+
 /// A party as the record stores it, read as the record reads it (every field present).
 pub(crate) fn party_of(value: serde_json::Value) -> Result<Party, RuleError> {
     let party: Party =
