@@ -909,13 +909,19 @@ pub(crate) fn check_created(
     if let Some(missing) = ROOT_KEYS.iter().find(|k| root.get(**k).is_none()) {
         return Err(RuleError::Content(format!("no {missing} field")));
     }
-    let parties_form = root.get("parties").cloned();
-    let header: Created = serde_json::from_value(root).map_err(|e| content(&e))?;
-    if let Some(serde_json::Value::Object(parties)) = parties_form {
-        for value in parties.into_values() {
-            crate::rules::party_of(value)?;
-        }
-    }
+    // The parties are read strictly (`party_of`), apart from the rest.
+    let mut root = root;
+    let parties_form = root
+        .get_mut("parties")
+        .map(|p| std::mem::replace(p, serde_json::Value::Object(Default::default())));
+    let mut header: Created = serde_json::from_value(root).map_err(|e| content(&e))?;
+    let Some(serde_json::Value::Object(parties)) = parties_form else {
+        return Err(RuleError::Content("the parties are not a map".into()));
+    };
+    header.parties = parties
+        .into_iter()
+        .map(|(key, value)| Ok((key, crate::rules::party_of(value)?)))
+        .collect::<Result<_, RuleError>>()?;
     let kind_matches = matches!(
         (header.kind, header.id),
         (Kind::Case, RecordId::Case(_)) | (Kind::Petition, RecordId::Petition(_))

@@ -39,6 +39,7 @@
 //! The rules know the schema version a record was created with; a record of a version this
 //! build does not know is held, not refused (see [`RuleError::is_temporary`]).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -282,9 +283,9 @@ enum Val {
 /// An object a change made, by the counter of the operation that made it (0 for the
 /// root, in a first change).
 #[derive(Debug, Clone)]
-enum Obj {
+enum Obj<'a> {
     /// Each key's value, with the counter of the operation that wrote it.
-    Map(BTreeMap<String, (u64, Val)>),
+    Map(BTreeMap<Cow<'a, str>, (u64, Val)>),
     /// A list, or (`text`) a text of one-character strings: each element's id, the counter
     /// of the operation that wrote its value, and the value.
     List {
@@ -296,27 +297,29 @@ enum Obj {
 /// The objects a change made, as it wrote them: enough to read a record, an event or a
 /// party without asking the document, whose lookups cost far more.
 #[derive(Debug, Default)]
-struct Made {
-    objs: BTreeMap<u64, Obj>,
+struct Made<'a> {
+    objs: BTreeMap<u64, Obj<'a>>,
 }
 
-impl Made {
-    /// The JSON form of an object the change made.
-    fn json(&self, id: u64, depth: usize) -> Result<serde_json::Value, RuleError> {
+impl Made<'_> {
+    /// The JSON form of an object the change made, taken out of `self` (each object is
+    /// the value of one operation, so it is read once).
+    fn json(&mut self, id: u64, depth: usize) -> Result<serde_json::Value, RuleError> {
         use serde_json::Value as J;
         if depth > DEPTH_MAX {
             return Err(RuleError::Content("nested too deep".into()));
         }
-        let val = |v: &Val| -> Result<J, RuleError> {
+        let taken = self.objs.remove(&id);
+        let mut val = |v: &Val| -> Result<J, RuleError> {
             match v {
                 Val::Obj(o) => self.json(*o, depth + 1),
                 Val::Scalar(s) => scalar(s),
             }
         };
-        match self.objs.get(&id) {
+        match taken {
             Some(Obj::Map(m)) => m
-                .iter()
-                .map(|(k, (_, v))| Ok((k.clone(), val(v)?)))
+                .into_iter()
+                .map(|(k, (_, v))| Ok((k.into_owned(), val(&v)?)))
                 .collect::<Result<serde_json::Map<_, _>, _>>()
                 .map(J::Object),
             Some(Obj::List { items, text: false }) => items
@@ -337,7 +340,7 @@ impl Made {
     }
 }
 
-impl Made {
+impl Made<'_> {
     /// The shape of the record a first change makes (see [`Shape::of`], which reads the
     /// same from the document): its event list and elements, the events' ids, its party
     /// map and number of parties, and its time of receipt.
@@ -483,8 +486,8 @@ fn hydrated_json(
 
 /// A party as the record stores it, read as the record reads it (every field present).
 pub(crate) fn party_of(value: serde_json::Value) -> Result<Party, RuleError> {
-    let party: Party =
-        serde_json::from_value(value.clone()).map_err(|e| RuleError::Content(e.to_string()))?;
+    use serde::Deserialize;
+    let party = Party::deserialize(&value).map_err(|e| RuleError::Content(e.to_string()))?;
     if serde_json::to_value(&party).ok() != Some(value) {
         return Err(RuleError::Content(
             "a party with fields missing or added".into(),
@@ -633,7 +636,7 @@ pub fn read(change: &Change, signer: NodeId) -> Result<Read, RuleError> {
                 if pred != held {
                     return Err(RuleError::Overwrite);
                 }
-                m.insert(k.to_string(), (id, value));
+                m.insert(k.clone(), (id, value));
             }
             (Obj::List { items, .. }, KeyRef::Head) => {
                 seq_op(items, None, op.insert, id, value, &pred, &own)?;
@@ -645,6 +648,17 @@ pub fn read(change: &Change, signer: NodeId) -> Result<Read, RuleError> {
         }
     }
     if first {
+        // The summary is a text, not a string.
+        let summary_is_text = match made.objs.get(&0) {
+            Some(Obj::Map(root)) => match root.get("summary") {
+                Some((_, Val::Obj(o))) => {
+                    matches!(made.objs.get(o), Some(Obj::List { text: true, .. }))
+                }
+                _ => false,
+            },
+            _ => false,
+        };
+        let shape = made.shape(&actor).map(Box::new);
         let root = made.json(0, 0)?;
         if crate::owned::is_owned_root(&root) {
             let (id, owner) = crate::owned::check_created(root, signer, time_ms)?;
@@ -656,16 +670,6 @@ pub fn read(change: &Change, signer: NodeId) -> Result<Read, RuleError> {
                 },
             });
         }
-        // The summary is a text, not a string.
-        let summary_is_text = match made.objs.get(&0) {
-            Some(Obj::Map(root)) => match root.get("summary") {
-                Some((_, Val::Obj(o))) => {
-                    matches!(made.objs.get(o), Some(Obj::List { text: true, .. }))
-                }
-                _ => false,
-            },
-            _ => false,
-        };
         if !summary_is_text {
             return Err(RuleError::Content("the summary is not a text".into()));
         }
@@ -674,7 +678,7 @@ pub fn read(change: &Change, signer: NodeId) -> Result<Read, RuleError> {
             writes: Writes::Record {
                 id,
                 villages: villages.into_iter().map(Division::from).collect(),
-                shape: made.shape(&actor).map(Box::new),
+                shape,
             },
         });
     }
