@@ -1017,10 +1017,20 @@ impl Store for SledStore {
         } else {
             self.pending.insert(key, encode(&left)?)?;
         }
+        // A change waiting is not indexed, unless a repair or rebuild indexed it before it
+        // was found waiting: its index entries go first (an index entry must never point
+        // at a change that is not there), so that peers offer it again.
+        let mut index = sled::Batch::default();
         let mut batch = sled::Batch::default();
         for h in hashes {
+            if let Some(c) = self.change(h)? {
+                for v in &c.signed.jurisdictions {
+                    index.remove(index_key(*v, c.time_ms, h));
+                }
+            }
             batch.remove(&h.0);
         }
+        self.index.apply_batch(index)?;
         self.changes.apply_batch(batch)?;
         self.flush()?;
         self.mark.leaving(hashes.iter().copied());

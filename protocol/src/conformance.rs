@@ -307,5 +307,28 @@ pub fn check<S: Store>(
         store.doc(last).map_err(|e| err(&e))?.map(|d| d.get_heads()) == Some(last_doc.get_heads()),
         "ingested documents survive reopening"
     );
+
+    // A change forgotten after waiting too long leaves the index too, even one a repair
+    // had indexed: peers must offer it again.
+    let indexed = keys_of(&store, "500240000000")?;
+    let (time_ms, hash) = *indexed.last().ok_or("an indexed change")?;
+    let record = store
+        .change(&hash)
+        .map_err(|e| err(&e))?
+        .ok_or("an indexed change is held")?
+        .signed
+        .record;
+    store
+        .forget_waiting(record, &[hash].into_iter().collect())
+        .map_err(|e| err(&e))?;
+    ensure!(
+        !store.has_change(&hash).map_err(|e| err(&e))?,
+        "a forgotten change is gone"
+    );
+    ensure!(
+        !keys_of(&store, "500240000000")?.contains(&(time_ms, hash))
+            && keys_of(&store, "500240000000")?.len() == indexed.len() - 1,
+        "a forgotten change leaves the index"
+    );
     Ok(())
 }

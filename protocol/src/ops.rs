@@ -361,6 +361,15 @@ fn fast(change: &Change) -> Option<Ops<'_>> {
     let actors: Vec<ActorId> = std::iter::once(change.actor_id().clone())
         .chain(change.other_actor_ids().iter().cloned())
         .collect();
+    // An actor named twice (Automerge does not refuse it) would give one id two indices
+    // here and one there.
+    if actors
+        .iter()
+        .enumerate()
+        .any(|(i, a)| actors.iter().take(i).any(|b| b == a))
+    {
+        return None;
+    }
     let actor = |a: u64| usize::try_from(a).ok().filter(|a| *a < actors.len());
     let mut obj_actor = Rle::new(obj_actor, read_uleb);
     let mut obj_ctr = Rle::new(obj_ctr, read_uleb);
@@ -507,6 +516,41 @@ mod tests {
             ),
             1..40,
         )
+    }
+
+    /// Automerge does not refuse a change that names an actor twice (its own among the
+    /// others); the fast reader leaves such a change to Automerge's decoding, which gives
+    /// each id the first index of its actor.
+    #[test]
+    fn a_change_that_names_an_actor_twice_is_left_to_automerge() {
+        let mut doc = AutoCommit::new();
+        let map = doc.put_object(ROOT, "map", ObjType::Map).unwrap();
+        doc.commit();
+        let mut fork = doc.fork();
+        fork.put(&map, "x", 1_u64).unwrap();
+        fork.commit();
+        doc.merge(&mut fork).unwrap();
+        doc.put(&map, "x", 2_u64).unwrap();
+        doc.commit();
+        let last = doc.get_last_local_change().unwrap().clone();
+        let (own, other) = (
+            last.actor_id().to_bytes(),
+            last.other_actor_ids()[0].to_bytes(),
+        );
+        assert_eq!(own.len(), other.len());
+        let mut bytes = last.raw_bytes().to_vec();
+        let at = bytes.windows(other.len()).position(|w| w == other).unwrap();
+        bytes[at..at + other.len()].copy_from_slice(own);
+        let twice = Change::from_bytes(bytes).unwrap();
+        assert_eq!(twice.other_actor_ids()[0], *twice.actor_id());
+        assert!(fast(&twice).is_none());
+        let slow = slow(&twice).unwrap();
+        assert!(
+            slow.ops
+                .iter()
+                .all(|op| op.pred.iter().all(|p| p.actor == 0))
+        );
+        assert!(Ops::of(&twice).is_some());
     }
 
     proptest! {

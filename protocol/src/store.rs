@@ -371,7 +371,15 @@ impl Store for MemStore {
         hashes: &BTreeSet<ChangeHash>,
     ) -> Result<(), Infallible> {
         for h in hashes {
-            self.changes.remove(h);
+            // (A change waiting is not indexed, unless a repair indexed it before it was
+            // found waiting: it leaves the index too, so that peers offer it again.)
+            if let Some(c) = self.changes.remove(h) {
+                for v in &c.signed.jurisdictions {
+                    if let Some(bucket) = self.index.get_mut(v) {
+                        bucket.remove(&(c.time_ms, *h));
+                    }
+                }
+            }
         }
         if let Some(p) = self.pending.get_mut(&record) {
             p.retain(|h| !hashes.contains(h));
