@@ -928,7 +928,7 @@ impl Store for SledStore {
                 }
             };
             if accepted {
-                let division = k.get(..8).map(<[u8]>::to_vec);
+                let division: Option<[u8; 8]> = k.get(..8).and_then(|d| d.try_into().ok());
                 if division_of_last != division {
                     runs += 1;
                     division_of_last = division;

@@ -68,10 +68,7 @@ pub(crate) struct Ops<'a> {
 impl<'a> Ops<'a> {
     /// The operations of `change`; `None` if Automerge cannot decode them (it panics).
     pub(crate) fn of(change: &'a Change) -> Option<Ops<'a>> {
-        match fast(change) {
-            Some(ops) => Some(ops),
-            None => slow(change),
-        }
+        fast(change).or_else(|| slow(change))
     }
 
     /// Whether an id's actor is the change's own.

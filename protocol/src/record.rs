@@ -643,15 +643,18 @@ impl Record {
             _ => return self.events_by_field(),
         };
         for (i, item) in list.iter().take(EVENTS_MAX).enumerate() {
-            match crate::rules::event_hydrated(&item.value) {
+            match crate::rules::event_hydrated(&item.value).or_else(|| self.event_by_field(&obj, i))
+            {
                 Some(e) => out.events.push(e),
-                None => match autosurgeon::hydrate_prop::<_, Event, _, _>(&self.doc, &obj, i) {
-                    Ok(e) => out.events.push(e),
-                    Err(_) => out.malformed += 1,
-                },
+                None => out.malformed += 1,
             }
         }
         Ok(out)
+    }
+
+    /// The event at `i` of the event list `obj`, read field by field through autosurgeon.
+    fn event_by_field(&self, obj: &ObjId, i: usize) -> Option<Event> {
+        autosurgeon::hydrate_prop::<_, Event, _, _>(&self.doc, obj, i).ok()
     }
 
     /// The events read field by field through autosurgeon.
@@ -662,9 +665,9 @@ impl Record {
             malformed: 0,
         };
         for i in 0..len.min(EVENTS_MAX) {
-            match autosurgeon::hydrate_prop::<_, Event, _, _>(&self.doc, &obj, i) {
-                Ok(e) => out.events.push(e),
-                Err(_) => out.malformed += 1,
+            match self.event_by_field(&obj, i) {
+                Some(e) => out.events.push(e),
+                None => out.malformed += 1,
             }
         }
         Ok(out)
