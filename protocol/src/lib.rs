@@ -36,6 +36,7 @@ pub mod record;
 pub mod replica;
 pub mod revoke;
 pub mod rules;
+mod same;
 pub mod signed;
 pub mod stats;
 pub mod status;

@@ -923,7 +923,7 @@ pub(crate) fn check_created(
     };
     header.parties = parties
         .into_iter()
-        .map(|(key, value)| Ok((key, crate::rules::party_of(value)?)))
+        .map(|(key, value)| Ok((key, crate::rules::party_of(&value)?)))
         .collect::<Result<_, RuleError>>()?;
     let kind_matches = matches!(
         (header.kind, header.id),

@@ -445,7 +445,7 @@ pub(crate) fn event_of(mut value: serde_json::Value) -> Result<Event, RuleError>
         retag(change, "field", Some("value"))?;
     }
     let event = Event::deserialize(&value).map_err(|e| content(&e))?;
-    if serde_json::to_value(&event).map_err(|e| content(&e))? != value {
+    if !crate::same::same(&value, &event) {
         return Err(RuleError::Content(
             "an event with fields missing or added".into(),
         ));
@@ -485,10 +485,10 @@ fn hydrated_json(
 }
 
 /// A party as the record stores it, read as the record reads it (every field present).
-pub(crate) fn party_of(value: serde_json::Value) -> Result<Party, RuleError> {
+pub(crate) fn party_of(value: &serde_json::Value) -> Result<Party, RuleError> {
     use serde::Deserialize;
-    let party = Party::deserialize(&value).map_err(|e| RuleError::Content(e.to_string()))?;
-    if serde_json::to_value(&party).ok() != Some(value) {
+    let party = Party::deserialize(value).map_err(|e| RuleError::Content(e.to_string()))?;
+    if !crate::same::same(value, &party) {
         return Err(RuleError::Content(
             "a party with fields missing or added".into(),
         ));
@@ -701,7 +701,7 @@ pub fn read(change: &Change, signer: NodeId) -> Result<Read, RuleError> {
         Item::Owned(crate::owned::entry_of(json)?)
     };
     let party = match parties.pop() {
-        Some((map, key, obj)) => Some((map, key, party_of(made.json(obj, 0)?)?)),
+        Some((map, key, obj)) => Some((map, key, party_of(&made.json(obj, 0)?)?)),
         None => None,
     };
     match &item {
