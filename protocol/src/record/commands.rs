@@ -1,0 +1,358 @@
+//! Writing a record: the commands a person gives (intake, an event, a party, a
+//! corrected summary), each one Automerge change stamped with the caller's `now`, and what a
+//! command needs from its caller.
+
+use super::*;
+
+/// Who records an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Author {
+    /// The node.
+    pub node: NodeId,
+    /// The staff member at the node.
+    pub staff: StaffId,
+}
+
+/// What a command needs from its caller: time, the node's clock, randomness, the author and
+/// the rules. The protocol reads no clock and no OS randomness of its own.
+#[allow(missing_debug_implementations)]
+pub struct Ctx<'a> {
+    /// The caller's current time, in milliseconds since the epoch.
+    pub now_ms: u64,
+    /// The node's hybrid logical clock.
+    pub clock: &'a mut hlc::Clock,
+    /// Randomness for ids.
+    pub rng: &'a mut dyn RngCore,
+    /// The Automerge actor of this node's store incarnation (see [`actor_id`]).
+    pub actor: &'a ActorId,
+    /// Who records.
+    pub author: &'a Author,
+    /// Deadline rules.
+    pub rules: &'a Deadlines,
+    /// The schema version a new record is written in (clamped to those this build can
+    /// write): what the county's settings allow (`cert::writable_schema`).
+    pub schema: u64,
+}
+
+/// A node's writing identity: its clock, its Automerge actor and who is at the keyboard.
+/// One per node (or per simulated node); it hands out a [`Ctx`] for each command.
+#[derive(Debug, Clone)]
+pub struct Writer {
+    /// The node's hybrid logical clock, shared by all its records.
+    pub clock: hlc::Clock,
+    /// The actor of this node's store incarnation.
+    pub actor: ActorId,
+    /// Who records.
+    pub author: Author,
+    /// The schema version new records are written in (see [`Ctx::schema`]); the node sets
+    /// it from the county's settings.
+    pub schema: u64,
+}
+
+impl Writer {
+    /// A writer for `node` in store incarnation `incarnation`, recording as `staff`.
+    pub fn new(node: NodeId, incarnation: u64, staff: StaffId) -> Writer {
+        Writer {
+            clock: hlc::Clock::new(),
+            actor: actor_id(node, incarnation),
+            author: Author { node, staff },
+            schema: 1,
+        }
+    }
+
+    /// The context for one command at `now_ms`.
+    pub fn ctx<'a>(
+        &'a mut self,
+        now_ms: u64,
+        rng: &'a mut dyn RngCore,
+        rules: &'a Deadlines,
+    ) -> Ctx<'a> {
+        Ctx {
+            now_ms,
+            clock: &mut self.clock,
+            rng,
+            actor: &self.actor,
+            author: &self.author,
+            rules,
+            schema: self.schema,
+        }
+    }
+}
+
+/// A new record, as taken in.
+#[derive(Debug, Clone)]
+pub struct NewRecord {
+    /// Case or petition.
+    pub kind: Kind,
+    /// The villages it belongs to (one or more).
+    pub jurisdictions: Vec<VillageCode>,
+    /// When it was received; `None` means now.
+    pub received_ms: Option<u64>,
+    /// Category.
+    pub category: Category,
+    /// Risk level.
+    pub risk: Risk,
+    /// How a petition arrived (petitions only).
+    pub channel: Option<Channel>,
+    /// Restricted by hand (a minor among the parties restricts it regardless).
+    pub restricted: bool,
+    /// The parties.
+    pub parties: Vec<Party>,
+    /// The summary.
+    pub summary: String,
+    /// A note on the intake.
+    pub note: String,
+}
+
+/// Something a person does to an existing record.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// Record an event.
+    Event {
+        /// When it happened; `None` means now.
+        at_ms: Option<u64>,
+        /// What happened.
+        body: Body,
+    },
+    /// Add a party.
+    AddParty {
+        /// The party.
+        party: Party,
+        /// Why the party is added now.
+        reason: String,
+    },
+    /// Correct the summary: an amend event that carries the whole new text. The text taken
+    /// in at intake stays in the record; concurrent corrections that differ are a conflict
+    /// for review, and the one that sorts last is shown until then.
+    EditSummary {
+        /// The new text.
+        text: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Record {
+    /// Takes in a new record: one Automerge change holding the header and the intake event.
+    pub fn create(ctx: &mut Ctx<'_>, new: NewRecord) -> Result<(Record, EventId), CommandError> {
+        if new.jurisdictions.is_empty() {
+            return Err(CommandError::NoJurisdiction);
+        }
+        if new.jurisdictions.len() > JURISDICTIONS_MAX {
+            return Err(CommandError::TooManyJurisdictions);
+        }
+        let mut villages = new.jurisdictions.clone();
+        villages.sort();
+        if let Some(pair) = villages.windows(2).find(|w| w.first() == w.get(1))
+            && let Some(&dup) = pair.first()
+        {
+            return Err(CommandError::DuplicateJurisdiction(dup));
+        }
+        if new.parties.len() > PARTIES_MAX {
+            return Err(CommandError::TooManyParties);
+        }
+        for p in &new.parties {
+            p.check()?;
+        }
+        check_text("summary", &new.summary, SUMMARY_CHARS_MAX, true)?;
+        check_text("note", &new.note, NOTE_CHARS_MAX, false)?;
+        if (new.kind == Kind::Petition) != new.channel.is_some() {
+            return Err(CommandError::Channel);
+        }
+        let received_ms = new.received_ms.unwrap_or(ctx.now_ms);
+        if received_ms > ctx.now_ms.saturating_add(FUTURE_TOLERANCE_MS) {
+            return Err(CommandError::InFuture {
+                at_ms: received_ms,
+                now_ms: ctx.now_ms,
+            });
+        }
+
+        let id = match new.kind {
+            Kind::Case => RecordId::Case(CaseId::random(ctx.rng)),
+            Kind::Petition => RecordId::Petition(PetitionId::random(ctx.rng)),
+        };
+        let parties: BTreeMap<String, Party> = new
+            .parties
+            .into_iter()
+            .map(|p| (PartyId::random(ctx.rng).to_string(), p))
+            .collect();
+        let header = Header {
+            // This build writes every schema version up to its own (there is one so far).
+            schema: ctx.schema.clamp(1, SCHEMA_VERSION),
+            kind: new.kind,
+            id,
+            jurisdictions: new.jurisdictions.clone(),
+            created_ms: received_ms,
+            category: new.category,
+            risk: new.risk,
+            restricted: new.restricted,
+            channel: new.channel,
+            parties,
+            summary: autosurgeon::Text::with_value(&new.summary),
+        };
+        let event = Event {
+            id: EventId::random(ctx.rng),
+            hlc: ctx.clock.tick(ctx.now_ms),
+            at_ms: received_ms,
+            node: ctx.author.node,
+            staff: ctx.author.staff.clone(),
+            after: Vec::new(),
+            body: Body::Intake(Note { note: new.note }),
+        };
+        let mut doc = Automerge::new().with_actor(ctx.actor.clone());
+        let event_id = event.id;
+        doc.transact_with(
+            |_| commit_options(ctx.now_ms, "intake"),
+            |tx| -> Result<(), DocError> {
+                autosurgeon::reconcile(tx, &header)
+                    .map_err(|e| DocError::Automerge(e.to_string()))?;
+                let events = tx.put_object(ROOT, "events", ObjType::List)?;
+                autosurgeon::reconcile_insert(tx, events, 0, &event)
+                    .map_err(|e| DocError::Automerge(e.to_string()))?;
+                Ok(())
+            },
+        )
+        .map_err(|failure| failure.error)?;
+        Ok((
+            Record {
+                doc,
+                kind: new.kind,
+                id,
+                jurisdictions: new.jurisdictions,
+                received_ms,
+            },
+            event_id,
+        ))
+    }
+
+    /// Carries out a command as one Automerge change. On any error nothing is written.
+    pub fn apply(&mut self, ctx: &mut Ctx<'_>, command: Command) -> Result<EventId, CommandError> {
+        let Folded {
+            mut folder,
+            events,
+            header,
+            ..
+        } = self.folder(ctx.rules)?;
+        let (events_obj, len) = self.events_obj()?;
+        if len >= EVENTS_MAX {
+            return Err(CommandError::TooManyEvents);
+        }
+        let (at_ms, body, new_party) = match command {
+            Command::Event { at_ms, body } => (at_ms, body, None),
+            Command::AddParty { party, reason } => {
+                party.check()?;
+                if header.parties.len() >= PARTIES_MAX {
+                    return Err(CommandError::TooManyParties);
+                }
+                let id = PartyId::random(ctx.rng);
+                let body = Body::Amend(Amend {
+                    target: None,
+                    change: Change::PartyAdded(id),
+                    reason,
+                });
+                (None, body, Some((id, party)))
+            }
+            Command::EditSummary { text, reason } => {
+                // The summary taken in at intake is never edited: a correction is an amend
+                // event that carries the whole new text, so no node can blank or rewrite
+                // what was recorded, and the change rules can say so.
+                let body = Body::Amend(Amend {
+                    target: None,
+                    change: Change::Summary(Note { note: text }),
+                    reason,
+                });
+                (None, body, None)
+            }
+        };
+        let at_ms = at_ms.unwrap_or(ctx.now_ms);
+        if at_ms > ctx.now_ms.saturating_add(FUTURE_TOLERANCE_MS) {
+            return Err(CommandError::InFuture {
+                at_ms,
+                now_ms: ctx.now_ms,
+            });
+        }
+        if at_ms < self.received_ms {
+            return Err(CommandError::BeforeReceived {
+                at_ms,
+                received_ms: self.received_ms,
+            });
+        }
+        body.check()?;
+        if let Some((id, party)) = &new_party {
+            folder.note_party(*id, party.clone());
+        }
+        folder.check(&body, at_ms)?;
+
+        // The events no other event names as seen: what this author has seen last.
+        let mut heads: BTreeMap<EventId, ()> = events.iter().map(|e| (e.id, ())).collect();
+        for e in &events {
+            for seen in &e.after {
+                heads.remove(seen);
+            }
+        }
+        for e in &events {
+            ctx.clock.observe(e.hlc);
+        }
+        let event = Event {
+            id: EventId::random(ctx.rng),
+            hlc: ctx.clock.tick(ctx.now_ms),
+            at_ms,
+            node: ctx.author.node,
+            staff: ctx.author.staff.clone(),
+            after: heads.into_keys().collect(),
+            body,
+        };
+        let event_id = event.id;
+        let message = event.body.event_type().label_zh();
+        self.doc.set_actor(ctx.actor.clone());
+        self.doc
+            .transact_with(
+                |_| commit_options(ctx.now_ms, message),
+                |tx| -> Result<(), DocError> {
+                    let reconcile_err =
+                        |e: autosurgeon::ReconcileError| DocError::Automerge(e.to_string());
+                    if let Some((id, party)) = &new_party {
+                        let parties = match tx.get(ROOT, "parties")? {
+                            Some((Value::Object(ObjType::Map), obj)) => obj,
+                            _ => return Err(DocError::Shape("no party map".into())),
+                        };
+                        autosurgeon::reconcile_prop(tx, parties, id.to_string().as_str(), party)
+                            .map_err(reconcile_err)?;
+                    }
+                    autosurgeon::reconcile_insert(tx, events_obj.clone(), len, &event)
+                        .map_err(reconcile_err)?;
+                    Ok(())
+                },
+            )
+            .map_err(|failure| failure.error)?;
+        Ok(event_id)
+    }
+
+    /// Applies a party correction. A convenience over [`Command::Event`] with an `Amend`.
+    pub fn fix_party(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        id: PartyId,
+        party: Party,
+        reason: String,
+    ) -> Result<EventId, CommandError> {
+        self.apply(
+            ctx,
+            Command::Event {
+                at_ms: None,
+                body: Body::Amend(Amend {
+                    target: None,
+                    change: Change::Party(PartyFix { id, party }),
+                    reason,
+                }),
+            },
+        )
+    }
+}
+
+/// A command's commit: stamped with the caller's `now` and a short message.
+pub(crate) fn commit_options(now_ms: u64, message: &str) -> CommitOptions {
+    CommitOptions::default()
+        .with_time(i64::try_from(now_ms).unwrap_or(i64::MAX))
+        .with_message(message.to_string())
+}
