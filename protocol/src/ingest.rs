@@ -617,11 +617,19 @@ pub fn commit_local<S: Store>(
         .unwrap_or_default();
     let mut history = History::of(&doc);
     let mut stored = Vec::new();
-    for signed in sign_new(key, record, before) {
+    let new = sign_new(key, record, before);
+    let last = new.len().saturating_sub(1);
+    for (i, signed) in new.into_iter().enumerate() {
         let change = parse_change(signed.bytes.clone())
             .map_err(|e| CommitError::Rules(RuleError::Apply(e.to_string())))?;
-        rules::apply(&mut doc, &mut history, &change, key.public(), None)
-            .map_err(CommitError::Rules)?;
+        // The command's document holds its changes already: the last one is checked
+        // against the document before it, without being applied again.
+        if i == last {
+            rules::check_local(&doc, record.document(), &mut history, &change, key.public())
+        } else {
+            rules::apply(&mut doc, &mut history, &change, key.public(), None)
+        }
+        .map_err(CommitError::Rules)?;
         stored.push(StoredChange {
             hash: change.hash(),
             time_ms: u64::try_from(change.timestamp()).unwrap_or(0),

@@ -1000,6 +1000,72 @@ pub fn apply(
         history.note_change(change);
         return Ok(());
     }
+    let admitted = admit(doc, history, change, signer, read_already)?;
+    apply_guarded(doc, change)?;
+    admitted.note(history, change, doc);
+    Ok(())
+}
+
+/// Holds a change this node wrote to the rules, as [`apply`] would, without applying it:
+/// `before` is the record's document before the change, and `after` the command's own
+/// document, which already holds it (Automerge made the change from it). Local commands
+/// run the rules as an assertion (`ingest::commit_local`), and applying the change a second
+/// time would only repeat Automerge's work.
+pub fn check_local(
+    before: &Automerge,
+    after: &Automerge,
+    history: &mut History,
+    change: &Change,
+    signer: NodeId,
+) -> Result<(), RuleError> {
+    #[cfg(feature = "bench-baseline")]
+    if BASELINE.load(std::sync::atomic::Ordering::Relaxed) {
+        history.note_change(change);
+        return Ok(());
+    }
+    admit(before, history, change, signer, None)?.note(history, change, after);
+    Ok(())
+}
+
+/// What [`admit`] found a change to do, for [`Admitted::note`] once it is applied.
+enum Admitted {
+    /// The record's first change, and the shape it gives the record.
+    First(Option<Box<Shape>>),
+    /// A later change: the record's shape with the change's event (and party) added.
+    Later(Shape),
+}
+
+impl Admitted {
+    /// Notes the applied change in the record's history; `doc` holds the change.
+    fn note(self, history: &mut History, change: &Change, doc: &Automerge) {
+        history.note_change(change);
+        history.record = match self {
+            Admitted::First(shape) => {
+                // (Every test and fuzz target runs with this check: the shape read from
+                // the change is the one the document gives.)
+                debug_assert!(
+                    shape
+                        .as_deref()
+                        .is_none_or(|s| Shape::of(doc).as_ref() == Ok(s)),
+                    "a first change's shape read from its operations differs from its document's"
+                );
+                let _ = doc;
+                shape.map(|s| *s)
+            }
+            Admitted::Later(shape) => Some(shape),
+        };
+    }
+}
+
+/// Checks `change` against the rules on `doc`, the record as it stands before the change.
+/// Leaves `history` as it was, but for the record's shape, which it takes.
+fn admit(
+    doc: &Automerge,
+    history: &mut History,
+    change: &Change,
+    signer: NodeId,
+    read_already: Option<Read>,
+) -> Result<Admitted, RuleError> {
     check_sequence(history, change)?;
     let read = match read_already {
         Some(r) => r,
@@ -1009,18 +1075,7 @@ pub fn apply(
         let Writes::Record { shape, .. } = read.writes else {
             return Err(RuleError::NoRecord);
         };
-        apply_guarded(doc, change)?;
-        history.note_change(change);
-        // (Every test and fuzz target runs with this check: the shape read from the change
-        // is the one the document gives.)
-        debug_assert!(
-            shape
-                .as_deref()
-                .is_none_or(|s| Shape::of(doc).as_ref() == Ok(s)),
-            "a first change's shape read from its operations differs from its document's"
-        );
-        history.record = shape.map(|s| *s);
-        return Ok(());
+        return Ok(Admitted::First(shape));
     }
     let Entry {
         list,
@@ -1037,11 +1092,15 @@ pub fn apply(
         Some(shape) => shape,
         None => Shape::of(doc)?,
     };
+    let refused = |shape: Shape, history: &mut History, e: RuleError| {
+        history.record = Some(shape);
+        Err(e)
+    };
     if list != shape.events {
-        return Err(misplaced(doc, &list));
+        return refused(shape, history, misplaced(doc, &list));
     }
     if after.as_ref().is_some_and(|a| !shape.elements.contains(a)) {
-        return Err(RuleError::MissingElement);
+        return refused(shape, history, RuleError::MissingElement);
     }
     let kind_agrees = match (&item, shape.owned) {
         (Item::Event(_), None) => true,
@@ -1049,40 +1108,37 @@ pub fn apply(
         _ => false,
     };
     if !kind_agrees {
-        return Err(RuleError::Content(
-            "an entry of another kind of record".into(),
-        ));
+        let e = RuleError::Content("an entry of another kind of record".into());
+        return refused(shape, history, e);
     }
     let event_id = item.id();
     if shape.ids.contains(&event_id) {
-        return Err(RuleError::DuplicateEvent);
+        return refused(shape, history, RuleError::DuplicateEvent);
     }
     if item.at_ms() < shape.created_ms {
-        return Err(RuleError::Time(
-            "the event happened before the record was received".into(),
-        ));
+        let e = RuleError::Time("the event happened before the record was received".into());
+        return refused(shape, history, e);
     }
     if shape.elements.len() >= crate::model::limits::EVENTS_MAX {
-        return Err(RuleError::Bounds("events".into()));
+        return refused(shape, history, RuleError::Bounds("events".into()));
     }
     if let Some((map, key, _)) = &party {
-        let Some(parties) = shape.parties.as_ref().filter(|p| *p == map) else {
-            return Err(misplaced(doc, map));
-        };
-        if !matches!(doc.get(parties, key.as_str()), Ok(None)) {
-            return Err(RuleError::PartyExists(key.clone()));
+        if shape.parties.as_ref() != Some(map) {
+            let e = misplaced(doc, map);
+            return refused(shape, history, e);
+        }
+        if !matches!(doc.get(map, key.as_str()), Ok(None)) {
+            let e = RuleError::PartyExists(key.clone());
+            return refused(shape, history, e);
         }
         if shape.parties_len >= crate::model::limits::PARTIES_MAX {
-            return Err(RuleError::Bounds("parties".into()));
+            return refused(shape, history, RuleError::Bounds("parties".into()));
         }
     }
-    apply_guarded(doc, change)?;
     shape.elements.insert(event_obj);
     shape.ids.insert(event_id);
     shape.parties_len += usize::from(party.is_some());
-    history.record = Some(shape);
-    history.note_change(change);
-    Ok(())
+    Ok(Admitted::Later(shape))
 }
 
 /// A record made by its first change, checked on its own (see [`create`]).
