@@ -432,10 +432,15 @@ fn a_change_on_a_missing_object_is_refused_and_a_change_waiting_for_it_after_it(
     let mut s = Scene::new(21, Kind::Case);
     let first = s.county.work(&mut s.village, s.id);
     let second = s.county.work(&mut s.village, s.id);
-    // The second change, altered to write into an object that does not exist.
+    // The second change, altered to write a value into an object that does not exist
+    // (which only the document can tell: the change itself could name any object).
     let bad = altered(&s, &second[0], |e| {
         let actor = e.actor_id.clone();
-        if let Some(op) = e.operations.get_mut(1) {
+        if let Some(op) = e
+            .operations
+            .iter_mut()
+            .find(|op| matches!(op.action, automerge::legacy::OpType::Put(_)))
+        {
             op.obj = automerge::legacy::ObjectId::Id(automerge::legacy::OpId(9_999_999, actor));
         }
     });

@@ -309,18 +309,18 @@ impl Record {
             .transact_with(
                 |_| commit_options(ctx.now_ms, message),
                 |tx| -> Result<(), DocError> {
-                    let reconcile_err =
-                        |e: autosurgeon::ReconcileError| DocError::Automerge(e.to_string());
+                    // Each written in one batch, in the form the change rules read back.
+                    let form = |e: RuleError| DocError::Shape(e.to_string());
                     if let Some((id, party)) = &new_party {
                         let parties = match tx.get(ROOT, "parties")? {
                             Some((Value::Object(ObjType::Map), obj)) => obj,
                             _ => return Err(DocError::Shape("no party map".into())),
                         };
-                        autosurgeon::reconcile_prop(tx, parties, id.to_string().as_str(), party)
-                            .map_err(reconcile_err)?;
+                        let value = crate::rules::party_value(party).map_err(form)?;
+                        tx.batch_create_object(&parties, id.to_string(), &value, false)?;
                     }
-                    autosurgeon::reconcile_insert(tx, events_obj.clone(), len, &event)
-                        .map_err(reconcile_err)?;
+                    let value = crate::rules::event_value(&event).map_err(form)?;
+                    tx.batch_create_object(&events_obj, len, &value, true)?;
                     Ok(())
                 },
             )

@@ -579,4 +579,71 @@ mod tests {
         }
         assert!(events > 400, "{events} events");
     }
+
+    /// A command writes an event and a party in one batch (`rules::event_value`,
+    /// `party_value`): what it stores is exactly what autosurgeon stored before, for every
+    /// event and party of a village's year, so readers of every version read it alike.
+    #[test]
+    fn events_and_parties_written_in_one_batch_are_stored_as_autosurgeon_stored_them() {
+        use automerge::transaction::Transactable;
+        use rand_core::SeedableRng;
+        let (changes, _) = crate::workload::village_history(
+            &mut rand_chacha::ChaCha8Rng::seed_from_u64(19),
+            200,
+            1_772_323_200_000,
+        )
+        .unwrap();
+        let mut by_record: BTreeMap<RecordId, Vec<crate::store::StoredChange>> = BTreeMap::new();
+        for c in changes {
+            by_record.entry(c.signed.record).or_default().push(c);
+        }
+        let written = |batch: bool,
+                       write: &dyn Fn(
+            &mut automerge::transaction::Transaction<'_>,
+            ObjId,
+            bool,
+        )| {
+            let mut doc = Automerge::new();
+            let mut tx = doc.transaction();
+            let list = tx.put_object(ROOT, "l", ObjType::List).unwrap();
+            write(&mut tx, list.clone(), batch);
+            tx.commit();
+            ReadDoc::hydrate(&doc, &list, None).unwrap()
+        };
+        let (mut events, mut parties) = (0, 0);
+        for (id, changes) in by_record {
+            let (doc, _) = crate::ingest::rebuild(id, &changes);
+            let record = Record::from_doc(doc).unwrap();
+            for event in record.events().unwrap().events {
+                let write =
+                    |tx: &mut automerge::transaction::Transaction<'_>, list: ObjId, batch: bool| {
+                        if batch {
+                            let value = crate::rules::event_value(&event).unwrap();
+                            tx.batch_create_object(&list, 0, &value, true).unwrap();
+                        } else {
+                            autosurgeon::reconcile_insert(tx, list, 0, &event).unwrap();
+                        }
+                    };
+                assert_eq!(written(true, &write), written(false, &write), "{event:?}");
+                events += 1;
+            }
+            for party in record.parties().unwrap().values() {
+                let write =
+                    |tx: &mut automerge::transaction::Transaction<'_>, list: ObjId, batch: bool| {
+                        if batch {
+                            let value = crate::rules::party_value(party).unwrap();
+                            tx.batch_create_object(&list, 0, &value, true).unwrap();
+                        } else {
+                            autosurgeon::reconcile_insert(tx, list, 0, party).unwrap();
+                        }
+                    };
+                assert_eq!(written(true, &write), written(false, &write), "{party:?}");
+                parties += 1;
+            }
+        }
+        assert!(
+            events > 400 && parties > 200,
+            "{events} events, {parties} parties"
+        );
+    }
 }
