@@ -508,7 +508,7 @@ pub(crate) fn party_value(party: &Party) -> Result<automerge::hydrate::Value, Ru
 }
 
 /// A JSON value as Automerge's hydrate value, every number unsigned (see [`scalar`]).
-fn json_value(
+pub(crate) fn json_value(
     value: serde_json::Value,
     depth: usize,
 ) -> Result<automerge::hydrate::Value, RuleError> {

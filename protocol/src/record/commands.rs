@@ -201,14 +201,14 @@ impl Record {
         };
         let mut doc = Automerge::new().with_actor(ctx.actor.clone());
         let event_id = event.id;
+        let root = header
+            .stored(&event)
+            .map_err(|e| DocError::Shape(e.to_string()))?;
         doc.transact_with(
             |_| commit_options(ctx.now_ms, "intake"),
             |tx| -> Result<(), DocError> {
-                autosurgeon::reconcile(tx, &header)
-                    .map_err(|e| DocError::Automerge(e.to_string()))?;
-                let events = tx.put_object(ROOT, "events", ObjType::List)?;
-                autosurgeon::reconcile_insert(tx, events, 0, &event)
-                    .map_err(|e| DocError::Automerge(e.to_string()))?;
+                // The whole record in one batch, in the form the change rules read back.
+                tx.init_root_from_hydrate(&root)?;
                 Ok(())
             },
         )

@@ -244,6 +244,49 @@ struct Header {
     summary: autosurgeon::Text,
 }
 
+impl Header {
+    /// The record's root as its first change stores it, with `intake` its one event, as
+    /// Automerge's hydrate value: the form autosurgeon writes the header in, which the
+    /// change rules read (`check_created`).
+    fn stored(&self, intake: &Event) -> Result<automerge::hydrate::Map, RuleError> {
+        use automerge::hydrate::Value as H;
+        fn json<T: serde::Serialize>(v: &T) -> Result<H, RuleError> {
+            serde_json::to_value(v)
+                .map_err(|e| RuleError::Content(e.to_string()))
+                .and_then(|v| crate::rules::json_value(v, 0))
+        }
+        let parties = self
+            .parties
+            .iter()
+            .map(|(k, p)| Ok((k.clone(), crate::rules::party_value(p)?)))
+            .collect::<Result<std::collections::HashMap<String, H>, RuleError>>()?;
+        let root: std::collections::HashMap<String, H> = [
+            ("schema", json(&self.schema)?),
+            ("kind", json(&self.kind)?),
+            ("id", json(&self.id)?),
+            ("jurisdictions", json(&self.jurisdictions)?),
+            ("created_ms", json(&self.created_ms)?),
+            ("category", json(&self.category)?),
+            ("risk", json(&self.risk)?),
+            ("restricted", json(&self.restricted)?),
+            ("channel", json(&self.channel)?),
+            ("parties", H::Map(parties.into())),
+            (
+                "summary",
+                H::text(
+                    automerge::TextEncoding::platform_default(),
+                    self.summary.as_str(),
+                ),
+            ),
+            ("events", H::from(vec![crate::rules::event_value(intake)?])),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        Ok(root.into())
+    }
+}
+
 /// One record and its Automerge document.
 #[derive(Debug, Clone)]
 pub struct Record {
@@ -644,6 +687,58 @@ mod tests {
         assert!(
             events > 400 && parties > 200,
             "{events} events, {parties} parties"
+        );
+    }
+
+    /// A new record is written in one batch (`Header::stored`): its document holds what
+    /// autosurgeon wrote before, for every record of a village's year (cases and
+    /// petitions).
+    #[test]
+    fn a_record_created_in_one_batch_is_stored_as_autosurgeon_stored_it() {
+        use automerge::transaction::Transactable;
+        use rand_core::SeedableRng;
+        let (changes, _) = crate::workload::village_history(
+            &mut rand_chacha::ChaCha8Rng::seed_from_u64(23),
+            200,
+            1_772_323_200_000,
+        )
+        .unwrap();
+        let mut kinds = BTreeMap::new();
+        for c in changes.iter().filter(|c| c.deps.is_empty()) {
+            let (doc, _) = crate::ingest::rebuild(c.signed.record, std::slice::from_ref(c));
+            let record = Record::from_doc(doc).unwrap();
+            let read = record.header().unwrap();
+            // (A text read from a document is tied to it: written afresh.)
+            let header = Header {
+                summary: autosurgeon::Text::with_value(read.summary.as_str()),
+                ..read
+            };
+            let [intake] = <[Event; 1]>::try_from(record.events().unwrap().events).unwrap();
+            let mut old = Automerge::new();
+            old.transact::<_, _, DocError>(|tx| {
+                autosurgeon::reconcile(tx, &header).unwrap();
+                let events = tx.put_object(ROOT, "events", ObjType::List)?;
+                autosurgeon::reconcile_insert(tx, events, 0, &intake).unwrap();
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(
+                ReadDoc::hydrate(record.doc(), &ROOT, None).unwrap(),
+                ReadDoc::hydrate(&old, &ROOT, None).unwrap(),
+                "{}",
+                record.id()
+            );
+            *kinds
+                .entry((
+                    record.kind(),
+                    header.channel.is_some(),
+                    header.parties.is_empty(),
+                ))
+                .or_insert(0) += 1;
+        }
+        assert!(
+            kinds.len() == 2 && kinds.values().sum::<usize>() == 200,
+            "{kinds:?}"
         );
     }
 }
