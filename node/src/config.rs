@@ -84,8 +84,9 @@ pub struct Limits {
     /// does not sync, so that it never fills the disk, and says so. Reads go on.
     pub disk_reserve_mib: u64,
     /// Seconds between pings on a connection. libp2p's default of 15 s costs a link about
-    /// 1.4 MB a day while nothing else moves, twenty times a village's yearly records;
-    /// the sync session notices a silent peer on its own (`stall_seconds`).
+    /// 1.4 MB a day while nothing else moves, twenty times a village's yearly records; an
+    /// hour costs about 30 KB a day. The sync session notices a silent peer on its own, the
+    /// moment it waits for an answer (`stall_seconds`).
     pub ping_seconds: u64,
     /// Seconds between identify exchanges on a connection (libp2p's default: 5 minutes, at
     /// about a kilobyte each).
@@ -103,7 +104,7 @@ impl Default for Limits {
             stall_seconds: 120,
             backlog_mib: 32,
             disk_reserve_mib: 256,
-            ping_seconds: 600,
+            ping_seconds: 3600,
             identify_seconds: 6 * 3600,
         }
     }
