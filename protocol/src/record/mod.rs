@@ -229,6 +229,16 @@ pub fn actor_parts(actor: &ActorId) -> Option<(NodeId, u64)> {
     Some((NodeId::from_bytes(key), u64::from_be_bytes(incarnation)))
 }
 
+/// The fields of a record's header that say what it is, read on their own when a record
+/// is loaded (the whole [`Header`] is read with its events).
+#[derive(Debug, Clone, Hydrate)]
+struct Identity {
+    kind: Kind,
+    id: RecordId,
+    jurisdictions: Vec<VillageCode>,
+    created_ms: u64,
+}
+
 #[derive(Debug, Clone, Reconcile, Hydrate)]
 struct Header {
     schema: u64,
@@ -336,7 +346,8 @@ impl Record {
             },
             _ => return Err(DocError::Shape("no schema version".into())),
         }
-        let header: Header = autosurgeon::hydrate(&doc)?;
+        // (What it is, not what it holds: the parties and the summary are read when asked.)
+        let header: Identity = autosurgeon::hydrate(&doc)?;
         if header.jurisdictions.is_empty() {
             return Err(DocError::Shape("no jurisdiction".into()));
         }
