@@ -547,7 +547,7 @@ pub(crate) fn event_hydrated(value: &automerge::hydrate::Value) -> Option<Event>
 }
 
 /// The JSON form of a hydrated value, as [`Made::json`] gives a change's objects.
-fn hydrated_json(
+pub(crate) fn hydrated_json(
     value: &automerge::hydrate::Value,
     depth: usize,
 ) -> Result<serde_json::Value, RuleError> {

@@ -239,6 +239,42 @@ struct Identity {
     created_ms: u64,
 }
 
+/// The header as the fold and the view read it (see [`Record::whole`]).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+struct HeaderRead {
+    created_ms: u64,
+    category: Category,
+    risk: Risk,
+    restricted: bool,
+    channel: Option<Channel>,
+    parties: BTreeMap<String, Party>,
+    summary: String,
+}
+
+/// The header read with serde from the root as Automerge's `hydrate` gives it (the event
+/// list taken out); `None` if it does not read so.
+fn header_hydrated(root: &automerge::hydrate::Map) -> Option<HeaderRead> {
+    let json: Result<serde_json::Map<String, serde_json::Value>, RuleError> = root
+        .iter()
+        .map(|(k, v)| Ok((k.clone(), crate::rules::hydrated_json(&v.value, 0)?)))
+        .collect();
+    serde_json::from_value(serde_json::Value::Object(json.ok()?)).ok()
+}
+
+impl From<Header> for HeaderRead {
+    fn from(h: Header) -> HeaderRead {
+        HeaderRead {
+            created_ms: h.created_ms,
+            category: h.category,
+            risk: h.risk,
+            restricted: h.restricted,
+            channel: h.channel,
+            parties: h.parties,
+            summary: h.summary.as_str().to_string(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Reconcile, Hydrate)]
 struct Header {
     schema: u64,
@@ -311,7 +347,7 @@ pub struct Record {
 struct Folded<'r> {
     folder: Folder<'r>,
     events: Vec<Event>,
-    header: Header,
+    header: HeaderRead,
     malformed: u32,
 }
 
@@ -514,11 +550,51 @@ impl Record {
         Ok(out)
     }
 
+    /// The header and the events, read in one pass over the document (Automerge's
+    /// `hydrate` of the root): the header with serde from its JSON form, each event as
+    /// [`Record::events`] reads it. Whatever does not read so is read through autosurgeon,
+    /// as before: the same header and events either way.
+    fn whole(&self) -> Result<(HeaderRead, Events), DocError> {
+        use automerge::hydrate::Value as H;
+        let Ok(H::Map(mut root)) = ReadDoc::hydrate(&self.doc, &ROOT, None) else {
+            return Ok((self.header()?.into(), self.events()?));
+        };
+        let list = match root.remove("events").map(|v| v.value) {
+            Some(H::List(list)) => list,
+            _ => return Ok((self.header()?.into(), self.events()?)),
+        };
+        let header = match header_hydrated(&root) {
+            Some(header) => header,
+            None => self.header()?.into(),
+        };
+        let mut out = Events {
+            events: Vec::with_capacity(list.len().min(EVENTS_MAX)),
+            malformed: 0,
+        };
+        let mut obj = None;
+        for (i, item) in list.iter().take(EVENTS_MAX).enumerate() {
+            let event = match crate::rules::event_hydrated(&item.value) {
+                Some(e) => Some(e),
+                None => {
+                    if obj.is_none() {
+                        obj = Some(self.events_obj()?.0);
+                    }
+                    obj.as_ref().and_then(|o| self.event_by_field(o, i))
+                }
+            };
+            match event {
+                Some(e) => out.events.push(e),
+                None => out.malformed += 1,
+            }
+        }
+        Ok((header, out))
+    }
+
     /// Reads the header and the events once and folds them. Returns the folder (for
     /// command validation), the events in fold order, the header and the number of
     /// unreadable entries.
     fn folder<'r>(&self, rules: &'r Deadlines) -> Result<Folded<'r>, DocError> {
-        let header = self.header()?;
+        let (header, read) = self.whole()?;
         let start = Start {
             kind: self.kind,
             received_ms: header.created_ms,
@@ -530,7 +606,7 @@ impl Record {
         let Events {
             mut events,
             malformed,
-        } = self.events()?;
+        } = read;
         crate::fold::order(&mut events);
         let mut folder = Folder::new(start, rules);
         for e in &events {
@@ -565,7 +641,7 @@ impl Record {
         let summary = fold
             .summary
             .clone()
-            .unwrap_or_else(|| header.summary.as_str().to_string());
+            .unwrap_or_else(|| header.summary.clone());
         View::build(self.id, &self.jurisdictions, header.channel, summary, fold)
     }
 }
@@ -751,5 +827,41 @@ mod tests {
             kinds.len() == 2 && kinds.values().sum::<usize>() == 200,
             "{kinds:?}"
         );
+    }
+
+    /// The header and events read in one pass over the root are those read through
+    /// autosurgeon, for every record of a village's year, and the header reads so (not by
+    /// the fallback).
+    #[test]
+    fn the_header_and_events_read_in_one_pass_are_those_read_field_by_field() {
+        use rand_core::SeedableRng;
+        let (changes, _) = crate::workload::village_history(
+            &mut rand_chacha::ChaCha8Rng::seed_from_u64(29),
+            150,
+            1_772_323_200_000,
+        )
+        .unwrap();
+        let mut by_record: BTreeMap<RecordId, Vec<crate::store::StoredChange>> = BTreeMap::new();
+        for c in changes {
+            by_record.entry(c.signed.record).or_default().push(c);
+        }
+        for (id, changes) in by_record {
+            let (doc, _) = crate::ingest::rebuild(id, &changes);
+            let record = Record::from_doc(doc).unwrap();
+            let (header, events) = record.whole().unwrap();
+            assert_eq!(header, HeaderRead::from(record.header().unwrap()), "{id}");
+            assert_eq!(
+                events.events,
+                record.events_by_field().unwrap().events,
+                "{id}"
+            );
+            let Ok(automerge::hydrate::Value::Map(mut root)) =
+                ReadDoc::hydrate(record.doc(), &ROOT, None)
+            else {
+                panic!("a root");
+            };
+            root.remove("events");
+            assert_eq!(header_hydrated(&root), Some(header), "{id}");
+        }
     }
 }
