@@ -69,6 +69,9 @@ impl<E: std::error::Error> From<DocError> for ReplicaError<E> {
 /// write: clocks kept by the network move back a little now and then.
 pub const CLOCK_BACK_TOLERANCE_MS: u64 = 15 * 60_000;
 
+/// A command carried out: its event, and the signed, stored changes to push.
+pub type Applied = (EventId, Vec<StoredChange>);
+
 /// One node's identity, store and writer.
 #[derive(Debug)]
 pub struct Replica<S: Store> {
@@ -174,6 +177,44 @@ impl<S: Store> Replica<S> {
         command: Command,
     ) -> Result<(EventId, Vec<StoredChange>), ReplicaError<S::Error>> {
         self.check_clock(now_ms)?;
+        self.check_not_refused(id)?;
+        let mut record = self.record(id)?;
+        self.check_authority(record.jurisdictions())?;
+        let before: Vec<ChangeHash> = record.heads();
+        let event = record.apply(&mut self.writer.ctx(now_ms, rng, rules), command)?;
+        let changes = commit_local(&mut self.store, &self.identity.key, &record, &before)?;
+        self.last_write_ms = self.last_write_ms.max(now_ms);
+        Ok((event, changes))
+    }
+
+    /// As [`Replica::apply`], with the command chosen from the record's fold (see
+    /// [`Record::choose`]): `record` as [`Replica::record`] loaded it. A driver that picks
+    /// the next command from the record's state (the simulator's workload) reads the record
+    /// once. `Ok(None)` if `choose` chose nothing.
+    pub fn apply_chosen(
+        &mut self,
+        mut record: Record,
+        now_ms: u64,
+        rng: &mut dyn rand_core::RngCore,
+        rules: &Deadlines,
+        choose: impl FnOnce(&mut dyn rand_core::RngCore, &crate::fold::Fold) -> Option<Command>,
+    ) -> Result<Option<Applied>, ReplicaError<S::Error>> {
+        let Some(chosen) = record.choose(rules, rng, choose)? else {
+            return Ok(None);
+        };
+        self.check_clock(now_ms)?;
+        self.check_not_refused(record.id())?;
+        self.check_authority(record.jurisdictions())?;
+        let before: Vec<ChangeHash> = record.heads();
+        let event = record.apply_chosen(&mut self.writer.ctx(now_ms, rng, rules), chosen)?;
+        let changes = commit_local(&mut self.store, &self.identity.key, &record, &before)?;
+        self.last_write_ms = self.last_write_ms.max(now_ms);
+        Ok(Some((event, changes)))
+    }
+
+    /// Refuses further writes to a record a change of this node's was refused on upstream:
+    /// the township re-records what is needed.
+    fn check_not_refused(&self, id: RecordId) -> Result<(), ReplicaError<S::Error>> {
         if let Some(r) = self
             .store
             .own_refused()
@@ -185,13 +226,7 @@ impl<S: Store> Replica<S> {
                 code: r.code,
             }));
         }
-        let mut record = self.record(id)?;
-        self.check_authority(record.jurisdictions())?;
-        let before: Vec<ChangeHash> = record.heads();
-        let event = record.apply(&mut self.writer.ctx(now_ms, rng, rules), command)?;
-        let changes = commit_local(&mut self.store, &self.identity.key, &record, &before)?;
-        self.last_write_ms = self.last_write_ms.max(now_ms);
-        Ok((event, changes))
+        Ok(())
     }
 
     /// Writes every change this node keeps aside (`quarantine`) that its office's

@@ -369,7 +369,7 @@ impl Made<'_> {
             owned: None,
             elements: BTreeSet::new(),
             ids: BTreeSet::new(),
-            parties_len: party_map.len(),
+            party_keys: party_map.keys().map(|k| k.to_string()).collect(),
             created_ms: *created_ms,
         };
         for (element, _, value) in items {
@@ -877,7 +877,8 @@ struct Shape {
     elements: BTreeSet<ObjId>,
     /// The ids of the events (the fold tells events apart by them).
     ids: BTreeSet<String>,
-    parties_len: usize,
+    /// The keys of the party map (a party is added under a new key, never overwritten).
+    party_keys: BTreeSet<String>,
     created_ms: u64,
 }
 
@@ -919,7 +920,10 @@ impl Shape {
         Ok(Shape {
             elements,
             ids,
-            parties_len: parties.as_ref().map_or(0, |p| doc.length(p)),
+            party_keys: parties
+                .as_ref()
+                .map(|p| doc.keys(p).collect())
+                .unwrap_or_default(),
             events,
             parties,
             owned,
@@ -1214,17 +1218,19 @@ fn admit(
             let e = misplaced(doc, map);
             return refused(shape, history, e);
         }
-        if !matches!(doc.get(map, key.as_str()), Ok(None)) {
+        if shape.party_keys.contains(key) {
             let e = RuleError::PartyExists(key.clone());
             return refused(shape, history, e);
         }
-        if shape.parties_len >= crate::model::limits::PARTIES_MAX {
+        if shape.party_keys.len() >= crate::model::limits::PARTIES_MAX {
             return refused(shape, history, RuleError::Bounds("parties".into()));
         }
     }
     shape.elements.insert(event_obj);
     shape.ids.insert(event_id);
-    shape.parties_len += usize::from(party.is_some());
+    if let Some((_, key, _)) = party {
+        shape.party_keys.insert(key);
+    }
     Ok(Admitted::Later(shape))
 }
 

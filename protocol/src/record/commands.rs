@@ -104,6 +104,14 @@ pub struct NewRecord {
     pub note: String,
 }
 
+/// A command chosen from a record's fold (see [`Record::choose`]), with the fold.
+#[allow(missing_debug_implementations)]
+pub struct Chosen<'r> {
+    heads: Vec<ChangeHash>,
+    folded: Folded<'r>,
+    command: Command,
+}
+
 /// Something a person does to an existing record.
 #[derive(Debug, Clone)]
 pub enum Command {
@@ -227,12 +235,58 @@ impl Record {
 
     /// Carries out a command as one Automerge change. On any error nothing is written.
     pub fn apply(&mut self, ctx: &mut Ctx<'_>, command: Command) -> Result<EventId, CommandError> {
+        let folded = self.folder(ctx.rules)?;
+        self.apply_folded(ctx, folded, command)
+    }
+
+    /// Chooses a command from the record as it stands: `choose` is given `rng` and the
+    /// record's fold. With [`Record::apply_chosen`], a driver that picks the next command
+    /// from the record's state (the simulator's workload) reads the record once. `Ok(None)`
+    /// if `choose` chose nothing.
+    pub fn choose<'r>(
+        &self,
+        rules: &'r Deadlines,
+        rng: &mut dyn RngCore,
+        choose: impl FnOnce(&mut dyn RngCore, &Fold) -> Option<Command>,
+    ) -> Result<Option<Chosen<'r>>, CommandError> {
+        let folded = self.folder(rules)?;
+        let mut fold = folded.folder.clone().finish();
+        fold.malformed = folded.malformed;
+        Ok(choose(rng, &fold).map(|command| Chosen {
+            heads: self.heads(),
+            folded,
+            command,
+        }))
+    }
+
+    /// Carries out a command chosen by [`Record::choose`] on this record, as
+    /// [`Record::apply`] would; refused if the record changed since.
+    pub fn apply_chosen(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        chosen: Chosen<'_>,
+    ) -> Result<EventId, CommandError> {
+        if chosen.heads != self.heads() {
+            return Err(CommandError::Document(DocError::Shape(
+                "the record changed since the command was chosen".into(),
+            )));
+        }
+        self.apply_folded(ctx, chosen.folded, chosen.command)
+    }
+
+    /// Carries out `command` on the record folded as `folded`.
+    fn apply_folded(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        folded: Folded<'_>,
+        command: Command,
+    ) -> Result<EventId, CommandError> {
         let Folded {
             mut folder,
             events,
             header,
             ..
-        } = self.folder(ctx.rules)?;
+        } = folded;
         let (events_obj, len) = self.events_obj()?;
         if len >= EVENTS_MAX {
             return Err(CommandError::TooManyEvents);

@@ -50,7 +50,7 @@ mod commands;
 
 pub(crate) use check::{check_created, check_entry};
 pub(crate) use commands::commit_options;
-pub use commands::{Author, Command, Ctx, NewRecord, Writer};
+pub use commands::{Author, Chosen, Command, Ctx, NewRecord, Writer};
 
 /// The schema version this code writes and reads.
 pub const SCHEMA_VERSION: u64 = 1;

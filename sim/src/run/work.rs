@@ -110,23 +110,32 @@ impl Sim {
         let Ok(current) = self.nodes[actor].replica.record(record) else {
             return;
         };
-        let Ok(fold) = current.fold(&self.rules) else {
-            return;
-        };
-        let Some(command) = workload::next_command(&mut self.rng, &fold) else {
-            return;
-        };
         // After a theft, nobody but the thief writes the stolen village's records.
         let stolen_record = self.stolen.as_ref().is_some_and(|(v, ..)| *v == origin);
         let now = self.now;
         if !stolen_record || actor == origin {
+            // The next command is chosen from the record as the actor holds it, and
+            // carried out on it: the record is read once.
             let at = self.thief_clock(actor);
             let node = &mut self.nodes[actor];
-            if let Ok((_, changes)) =
-                node.replica
-                    .apply(record, at, &mut self.rng, &self.rules, command)
-            {
-                self.wrote(actor, record, &changes);
+            match node.replica.apply_chosen(
+                current,
+                at,
+                &mut self.rng,
+                &self.rules,
+                workload::next_command,
+            ) {
+                Ok(Some((_, changes))) => self.wrote(actor, record, &changes),
+                Ok(None) => return,
+                Err(_) => {}
+            }
+        } else {
+            // (Chosen all the same, so that the seed's draws stay as they were.)
+            let Ok(fold) = current.fold(&self.rules) else {
+                return;
+            };
+            if workload::next_command(&mut self.rng, &fold).is_none() {
+                return;
             }
         }
         self.at(
