@@ -85,8 +85,10 @@ pub struct Limits {
     pub disk_reserve_mib: u64,
     /// Seconds between pings on a connection. libp2p's default of 15 s costs a link about
     /// 1.4 MB a day while nothing else moves, twenty times a village's yearly records; an
-    /// hour costs about 30 KB a day. The sync session notices a silent peer on its own, the
-    /// moment it waits for an answer (`stall_seconds`).
+    /// hour costs about 30 KB a day. A failed ping closes the connection (the dialling side
+    /// redials); the sync session notices a silent peer on its own, the moment it waits
+    /// for an answer (`stall_seconds`). Behind a mobile network that drops idle
+    /// connections sooner, set it below that network's timeout.
     pub ping_seconds: u64,
     /// Seconds between identify exchanges on a connection (libp2p's default: 5 minutes, at
     /// about a kilobyte each).

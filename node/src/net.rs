@@ -391,7 +391,17 @@ pub async fn run(local: Local, stop_after: Option<Duration>) -> Result<(), NetEr
                         }
                     }
                     SwarmEvent::Behaviour(BehaviourEvent::Identify(e)) => p2p_metrics.record(&e),
-                    SwarmEvent::Behaviour(BehaviourEvent::Ping(e)) => p2p_metrics.record(&e),
+                    SwarmEvent::Behaviour(BehaviourEvent::Ping(e)) => {
+                        p2p_metrics.record(&e);
+                        // A ping that timed out or failed means the path is gone (a NAT
+                        // that dropped an idle connection, say): the connection is closed,
+                        // and the side that dialled redials. (A peer that does not speak
+                        // ping is left alone.)
+                        if let Err(failure @ (ping::Failure::Timeout | ping::Failure::Other { .. })) = &e.result {
+                            tracing::info!(peer = %e.peer, %failure, "ping failed: closing the connection");
+                            swarm.close_connection(e.connection);
+                        }
+                    }
                     SwarmEvent::OutgoingConnectionError { error, .. } => {
                         tracing::info!(%error, "could not connect");
                     }

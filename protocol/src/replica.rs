@@ -188,17 +188,21 @@ impl<S: Store> Replica<S> {
     }
 
     /// As [`Replica::apply`], with the command chosen from the record's fold (see
-    /// [`Record::choose`]): `record` as [`Replica::record`] loaded it. A driver that picks
-    /// the next command from the record's state (the simulator's workload) reads the record
-    /// once. `Ok(None)` if `choose` chose nothing.
+    /// [`Record::choose`]): a driver that picks the next command from the record's state
+    /// (the simulator's workload) reads the record once. `Ok(None)` if `choose` chose
+    /// nothing.
     pub fn apply_chosen(
         &mut self,
-        mut record: Record,
+        id: RecordId,
         now_ms: u64,
         rng: &mut dyn rand_core::RngCore,
         rules: &Deadlines,
         choose: impl FnOnce(&mut dyn rand_core::RngCore, &crate::fold::Fold) -> Option<Command>,
     ) -> Result<Option<Applied>, ReplicaError<S::Error>> {
+        // (Loaded here, in the same call that stores the result: a record loaded earlier
+        // by the caller could miss changes ingested since, and storing its document would
+        // drop them.)
+        let mut record = self.record(id)?;
         let Some(chosen) = record.choose(rules, rng, choose)? else {
             return Ok(None);
         };

@@ -3,9 +3,9 @@
 //! The change rules read an event or a party with serde and then require that it writes
 //! back to exactly what was read (`rules::event_of`), so that the stored form and the typed
 //! value map one to one. `same(value, t)` answers what `serde_json::to_value(t)? == *value`
-//! answers, with no allocation: a serializer that walks `value` alongside `t`. (Where the
-//! two could differ, for a struct that writes one key twice, `same` says no: no record
-//! type does.)
+//! answers, without building the value: a serializer that walks `value` alongside `t`.
+//! (Where the two could differ, for a struct that writes one key twice, `same` says no: no
+//! record type does.)
 
 use serde::Serialize;
 use serde::ser;
@@ -259,7 +259,9 @@ impl ser::SerializeTupleVariant for Items<'_> {
 /// with the same value, and the object must hold no field that was not written.
 struct Fields<'a> {
     object: &'a Map<String, Value>,
-    written: usize,
+    /// The object's keys written so far: a key written twice differs (`to_value` would
+    /// keep the second value, and a key of the object would go unchecked).
+    written: Vec<&'a str>,
     /// A map's key, written before its value.
     key: Option<String>,
 }
@@ -268,18 +270,20 @@ impl<'a> Fields<'a> {
     fn of(object: &'a Map<String, Value>) -> Result<Self, Differs> {
         Ok(Fields {
             object,
-            written: 0,
+            written: Vec::with_capacity(object.len()),
             key: None,
         })
     }
 
     fn field<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result<(), Differs> {
-        self.written += 1;
-        value.serialize(Walk(self.object.get(key).ok_or(Differs)?))
+        let (key, held) = self.object.get_key_value(key).ok_or(Differs)?;
+        check(!self.written.contains(&key.as_str()))?;
+        self.written.push(key);
+        value.serialize(Walk(held))
     }
 
     fn end(self) -> Result<(), Differs> {
-        check(self.written == self.object.len())
+        check(self.written.len() == self.object.len())
     }
 }
 
@@ -475,5 +479,18 @@ mod tests {
             );
         }
         assert!(!same(&serde_json::json!(-1), &1u64) && same(&serde_json::json!(-1), &-1i8));
+        // A key written twice differs, whatever the object holds.
+        struct Twice;
+        impl Serialize for Twice {
+            fn serialize<S: ser::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                use ser::SerializeStruct;
+                let mut st = s.serialize_struct("Twice", 2)?;
+                st.serialize_field("a", &1u8)?;
+                st.serialize_field("a", &1u8)?;
+                st.end()
+            }
+        }
+        assert!(!same(&serde_json::json!({"a": 1, "b": 2}), &Twice));
+        assert!(!same(&serde_json::json!({"a": 1}), &Twice));
     }
 }

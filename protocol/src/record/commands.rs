@@ -260,7 +260,9 @@ impl Record {
     }
 
     /// Carries out a command chosen by [`Record::choose`] on this record, as
-    /// [`Record::apply`] would; refused if the record changed since.
+    /// [`Record::apply`] would; refused if the record changed since. The command is checked
+    /// against the deadline rules it was chosen under (those given to `choose`), not
+    /// `ctx.rules`.
     pub fn apply_chosen(
         &mut self,
         ctx: &mut Ctx<'_>,

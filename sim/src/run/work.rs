@@ -4,6 +4,8 @@
 #![allow(clippy::indexing_slicing)]
 
 use super::*;
+use guihe_protocol::record::CommandError;
+use guihe_protocol::replica::ReplicaError;
 
 impl Sim {
     pub(super) fn villages_of(&self, township: usize) -> Vec<usize> {
@@ -107,9 +109,6 @@ impl Sim {
             );
             return;
         }
-        let Ok(current) = self.nodes[actor].replica.record(record) else {
-            return;
-        };
         // After a theft, nobody but the thief writes the stolen village's records.
         let stolen_record = self.stolen.as_ref().is_some_and(|(v, ..)| *v == origin);
         let now = self.now;
@@ -119,18 +118,25 @@ impl Sim {
             let at = self.thief_clock(actor);
             let node = &mut self.nodes[actor];
             match node.replica.apply_chosen(
-                current,
+                record,
                 at,
                 &mut self.rng,
                 &self.rules,
                 workload::next_command,
             ) {
                 Ok(Some((_, changes))) => self.wrote(actor, record, &changes),
-                Ok(None) => return,
+                // Nothing left to do on it, or (as when the actor does not hold the record
+                // or cannot read it) nothing to choose from: its work ends.
+                Ok(None)
+                | Err(ReplicaError::Unknown(_))
+                | Err(ReplicaError::Command(CommandError::Document(_))) => return,
                 Err(_) => {}
             }
         } else {
             // (Chosen all the same, so that the seed's draws stay as they were.)
+            let Ok(current) = self.nodes[actor].replica.record(record) else {
+                return;
+            };
             let Ok(fold) = current.fold(&self.rules) else {
                 return;
             };
