@@ -346,7 +346,8 @@ fn main() {
             .args(["run", "--data"])
             .arg(dir)
             .args(["--for-seconds", "300"])
-            .env("RUST_LOG", "warn,guihe_node::net=info")
+            // (The core logs each verified peer and each received batch.)
+            .env("RUST_LOG", "warn,guihe_node::net=info,guihe_node::core=info")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -397,14 +398,19 @@ fn main() {
                 .and_then(|n| n.trim().parse::<usize>().ok())
         })
         .sum();
-    if let (Some(a), Some(b)) = (first, last) {
-        let secs = (b - a).max(1e-3);
-        lines.push((
-            "ingest_changes_per_s".into(),
-            received as f64 / secs,
-            format!("{received} of {total} changes in {secs:.2} s, libp2p over TCP loopback"),
-        ));
-    }
+    let (Some(a), Some(b)) = (first, last) else {
+        panic!(
+            "the township's log names no verified peer or no received batch: the ingest rate \
+             cannot be measured (log: {})",
+            township_dir.join("run.log").display()
+        );
+    };
+    let secs = (b - a).max(1e-3);
+    lines.push((
+        "ingest_changes_per_s".into(),
+        received as f64 / secs,
+        format!("{received} of {total} changes in {secs:.2} s, libp2p over TCP loopback"),
+    ));
     lines.push((
         "village_rss_mib".into(),
         village_rss as f64 / 1024.0,
