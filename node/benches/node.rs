@@ -347,7 +347,10 @@ fn main() {
             .arg(dir)
             .args(["--for-seconds", "300"])
             // (The core logs each verified peer and each received batch.)
-            .env("RUST_LOG", "warn,guihe_node::net=info,guihe_node::core=info")
+            .env(
+                "RUST_LOG",
+                "warn,guihe_node::net=info,guihe_node::core=info",
+            )
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -106,14 +106,18 @@ fn a_township_keeps_a_villages_bad_changes_aside_and_stays_up_through_a_restart(
     let village = Local::open(&lab.data("village")).unwrap();
     let all = changes_of(&village, record);
     let (accept, session) = (&all[all.len() - 2], &all[all.len() - 1]);
-    // The session entry altered to write into an object that does not exist, and signed
-    // by the village: Automerge cannot apply it.
+    // The session entry altered to write a value into an object that does not exist (which
+    // only the record can tell), and signed by the village: Automerge cannot apply it.
     let bad = {
         let parsed = automerge::Change::from_bytes(session.signed.bytes.clone()).unwrap();
         let mut e = parsed.decode();
         let actor = e.actor_id.clone();
-        e.operations[1].obj =
-            automerge::legacy::ObjectId::Id(automerge::legacy::OpId(9_999_999, actor));
+        let op = e
+            .operations
+            .iter_mut()
+            .find(|op| matches!(op.action, automerge::legacy::OpType::Put(_)))
+            .unwrap();
+        op.obj = automerge::legacy::ObjectId::Id(automerge::legacy::OpId(9_999_999, actor));
         e.hash = None;
         let bad = automerge::Change::from(e);
         let r = village.replica.record(record).unwrap();
