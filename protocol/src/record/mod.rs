@@ -510,18 +510,36 @@ impl Record {
     /// does not read so (written by an earlier version, say) is read field by field
     /// through autosurgeon, as every event was before: the same events either way.
     pub fn events(&self) -> Result<Events, DocError> {
-        let (obj, len) = self.events_obj()?;
+        let (obj, _) = self.events_obj()?;
+        match ReadDoc::hydrate(&self.doc, &obj, None) {
+            Ok(automerge::hydrate::Value::List(list)) => self.events_hydrated(&list, Some(obj)),
+            _ => self.events_by_field(),
+        }
+    }
+
+    /// The events of the event list as Automerge's `hydrate` gave it, each read as the
+    /// change rules read a new one, or else field by field through autosurgeon (`obj`: the
+    /// list, looked up when first needed).
+    fn events_hydrated(
+        &self,
+        list: &automerge::hydrate::List,
+        mut obj: Option<ObjId>,
+    ) -> Result<Events, DocError> {
         let mut out = Events {
-            events: Vec::with_capacity(len),
+            events: Vec::with_capacity(list.len().min(EVENTS_MAX)),
             malformed: 0,
         };
-        let list = match ReadDoc::hydrate(&self.doc, &obj, None) {
-            Ok(automerge::hydrate::Value::List(list)) => list,
-            _ => return self.events_by_field(),
-        };
         for (i, item) in list.iter().take(EVENTS_MAX).enumerate() {
-            match crate::rules::event_hydrated(&item.value).or_else(|| self.event_by_field(&obj, i))
-            {
+            let event = match crate::rules::event_hydrated(&item.value) {
+                Some(e) => Some(e),
+                None => {
+                    if obj.is_none() {
+                        obj = Some(self.events_obj()?.0);
+                    }
+                    obj.as_ref().and_then(|o| self.event_by_field(o, i))
+                }
+            };
+            match event {
                 Some(e) => out.events.push(e),
                 None => out.malformed += 1,
             }
@@ -567,27 +585,7 @@ impl Record {
             Some(header) => header,
             None => self.header()?.into(),
         };
-        let mut out = Events {
-            events: Vec::with_capacity(list.len().min(EVENTS_MAX)),
-            malformed: 0,
-        };
-        let mut obj = None;
-        for (i, item) in list.iter().take(EVENTS_MAX).enumerate() {
-            let event = match crate::rules::event_hydrated(&item.value) {
-                Some(e) => Some(e),
-                None => {
-                    if obj.is_none() {
-                        obj = Some(self.events_obj()?.0);
-                    }
-                    obj.as_ref().and_then(|o| self.event_by_field(o, i))
-                }
-            };
-            match event {
-                Some(e) => out.events.push(e),
-                None => out.malformed += 1,
-            }
-        }
-        Ok((header, out))
+        Ok((header, self.events_hydrated(&list, None)?))
     }
 
     /// Reads the header and the events once and folds them. Returns the folder (for
