@@ -38,6 +38,8 @@ pub(crate) enum Request {
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub(crate) core: mpsc::Sender<Request>,
+    /// Set once the store has failed; every call is answered with it.
+    pub(crate) failed: crate::core::Failed,
     pub(crate) token: Arc<str>,
     pub(crate) registry: Arc<Registry>,
     pub(crate) metrics: Metrics,
@@ -115,13 +117,19 @@ pub(crate) async fn call(
     call: Call,
 ) -> Result<Reply, Response> {
     let (reply, rx) = oneshot::channel();
-    let busy = || {
-        error(
+    // Once the store has failed, the reason, not "busy": the daemon is stopping and a
+    // queued call would only be dropped.
+    let busy = || match state.failed.error() {
+        Some(e) => e.into_response(),
+        None => error(
             StatusCode::SERVICE_UNAVAILABLE,
             "busy",
-            "the node is busy or stopping; try again",
-        )
+            "节点正忙或正在停止，请稍后再试 the node is busy or stopping; try again",
+        ),
     };
+    if state.failed.error().is_some() {
+        return Err(busy());
+    }
     state
         .core
         .send_timeout(Request::Call { staff, call, reply }, CALL_TIMEOUT)

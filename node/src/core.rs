@@ -10,6 +10,7 @@
 //! fsync on sled) happens here, and the runtime's threads only move bytes.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use guihe_protocol::host::{self, Close, ConnId, Direction, Event, Host};
@@ -28,6 +29,8 @@ use crate::stream::{Queue, StreamEnd};
 
 /// Peers remembered (those that showed a valid certificate), with their last sync.
 const KNOWN_MAX: usize = 256;
+/// Free space under which a failed store is taken to have failed for want of space.
+const DISK_FULL_BELOW: u64 = 1024 * 1024;
 /// A peer not heard from for this long is forgotten.
 const KNOWN_FOR_MS: u64 = 90 * 86_400_000;
 /// How often `status.json` and the gauges are refreshed.
@@ -65,6 +68,33 @@ pub(crate) enum ToSwarm {
     /// The store failed so that the daemon must stop (sled refuses every operation after
     /// a failed write); why.
     Fatal(String),
+}
+
+/// Why the store failed, once it has: the HTTP side answers every call with it while the
+/// daemon stops, so that a worker's entry is refused with the reason and not cut off.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Failed(Arc<std::sync::OnceLock<Failure>>);
+
+#[derive(Debug)]
+struct Failure {
+    /// The disk had no space left when the store failed.
+    disk_full: bool,
+    why: String,
+}
+
+impl Failed {
+    /// The error a call gets once the store has failed; `None` while it has not.
+    pub(crate) fn error(&self) -> Option<api::ApiError> {
+        let failure = self.0.get()?;
+        Some(if failure.disk_full {
+            api::ApiError::disk_full(&failure.why)
+        } else {
+            api::ApiError::Internal(format!(
+                "本节点的存储出错，正在停止，本条记录未保存 the node's store failed and it is stopping: this entry was NOT saved ({})",
+                failure.why
+            ))
+        })
+    }
 }
 
 /// The transport side of one connection.
@@ -127,6 +157,7 @@ pub(crate) struct Core {
     disk_low: bool,
     last_status_ms: u64,
     fatal: bool,
+    failed: Failed,
 }
 
 impl Core {
@@ -137,6 +168,7 @@ impl Core {
         core_tx: mpsc::Sender<CoreMsg>,
         swarm: mpsc::UnboundedSender<ToSwarm>,
         runtime: tokio::runtime::Handle,
+        failed: Failed,
     ) -> Core {
         // What the node knew of its peers before it stopped: last syncs survive a restart.
         let known = local
@@ -173,6 +205,7 @@ impl Core {
             disk_low: false,
             last_status_ms: 0,
             fatal: false,
+            failed,
         }
     }
 
@@ -333,7 +366,7 @@ impl Core {
             if !matches!(why, Close::Stalled(_) | Close::Revoked) {
                 // The store may hold part of what the session took.
                 if let Err(e) = self.local.replica.store.flush() {
-                    self.fail(&e);
+                    self.fail(&e, e.is_disk_full());
                 }
             }
             self.forget(conn, true);
@@ -489,7 +522,7 @@ impl Core {
                     .store
                     .put_last_write_ms(self.local.replica.last_write_ms)
                 {
-                    self.fail(&e);
+                    self.fail(&e, e.is_disk_full());
                 }
                 self.generation += 1;
             }
@@ -503,7 +536,7 @@ impl Core {
                 );
                 self.generation += 1;
             }
-            Event::StoreFailed(why) => self.fail(&why),
+            Event::StoreFailed(why) => self.fail(&why, false),
         }
     }
 
@@ -665,7 +698,7 @@ impl Core {
                     }
                     Err(e) => {
                         if matches!(e, api::ApiError::DiskFull(_)) {
-                            self.fail(&e);
+                            self.fail(&e, true);
                         }
                         let _ = reply.send(Err(e));
                     }
@@ -677,10 +710,17 @@ impl Core {
     /// The store failed a write: sled refuses everything after that, so the daemon stops
     /// with the reason, and the service manager starts it again. What was acknowledged is
     /// on disk.
-    fn fail(&mut self, e: &dyn std::fmt::Display) {
+    fn fail(&mut self, e: &dyn std::fmt::Display, disk_full: bool) {
         tracing::error!(%e, "the store failed; stopping");
         if !self.fatal {
             self.fatal = true;
+            // A write that failed for want of space may leave a little behind it; what
+            // is left then is far below any reserve.
+            let free = fs2::available_space(&self.local.data).unwrap_or(u64::MAX);
+            let _ = self.failed.0.set(Failure {
+                disk_full: disk_full || free < DISK_FULL_BELOW,
+                why: e.to_string(),
+            });
             let _ = self.swarm.send(ToSwarm::Fatal(e.to_string()));
         }
     }

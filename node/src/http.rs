@@ -56,12 +56,14 @@ pub struct Endpoint {
 /// The API's router.
 pub(crate) fn router(
     core: mpsc::Sender<Request>,
+    failed: crate::core::Failed,
     token: String,
     registry: Arc<Registry>,
     metrics: Metrics,
 ) -> Router {
     let state = AppState {
         core,
+        failed,
         token: token.into(),
         registry,
         metrics,

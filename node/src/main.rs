@@ -12,6 +12,7 @@
     clippy::indexing_slicing
 )]
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -622,7 +623,7 @@ fn run(command: Command) -> Result<String, String> {
                     .map_err(|e| s(&e))?;
             if !recovery.is_sound() {
                 tracing::error!(%recovery, "the store was damaged");
-                eprintln!("{recovery}");
+                let _ = writeln!(std::io::stderr(), "{recovery}");
             }
             let local =
                 guihe_node::local::when_free(patience, || Local::open(&data)).map_err(|e| s(&e))?;
@@ -775,7 +776,10 @@ fn init_logging(json: bool) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // A log on a full disk fails to write; reporting that with `eprintln!` would
+        // panic the thread that logged (the HTTP task answering "disk full", say).
+        .log_internal_errors(false);
     if json {
         builder.json().init();
     } else {
@@ -789,12 +793,13 @@ fn main() -> ExitCode {
     match run(cli.command) {
         Ok(out) => {
             if !out.is_empty() {
-                println!("{out}");
+                // Not `println!`: standard output may be a file on a full disk.
+                let _ = writeln!(std::io::stdout(), "{out}");
             }
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("guihe: {e}");
+            let _ = writeln!(std::io::stderr(), "guihe: {e}");
             ExitCode::FAILURE
         }
     }

@@ -16,6 +16,7 @@
 //! to every open session at once. While it runs, the daemon writes `status.json` (its last
 //! report) and `api.json` (where its API is, and the token, mode 0600) in the data folder.
 
+use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,6 +50,8 @@ static PROTOCOLS: [(u16, StreamProtocol); 4] = [
 pub const SKEW_WARN_MS: i64 = 5 * 60_000;
 /// How long answers already given may take to reach their callers when the daemon stops.
 const HTTP_DRAIN: Duration = Duration::from_secs(3);
+/// How long the API goes on answering with the reason after the store failed.
+const FAILED_LINGER: Duration = Duration::from_secs(2);
 /// Messages waiting for the core.
 const CORE_QUEUE: usize = 1024;
 /// API calls waiting for the core.
@@ -223,8 +226,10 @@ pub async fn run(local: Local, stop_after: Option<Duration>) -> Result<(), NetEr
         .map_err(std::io::Error::other)
         .and_then(|json| write_atomic(&api_file, &json, true))
         .map_err(|e| NetError::Http(api_file.display().to_string(), e))?;
+    let store_failed = core::Failed::default();
     let app = http::router(
         api_tx,
+        store_failed.clone(),
         endpoint.token.clone(),
         Arc::new(registry),
         metrics.clone(),
@@ -244,7 +249,8 @@ pub async fn run(local: Local, stop_after: Option<Duration>) -> Result<(), NetEr
         }
     });
     tracing::info!(url = %endpoint.url, "API listening");
-    println!("api on {}", endpoint.url);
+    // Not `println!`, here and below: standard output may be a log file on a full disk.
+    let _ = writeln!(std::io::stdout(), "api on {}", endpoint.url);
 
     let mut control = swarm.behaviour().stream.new_control();
     let (core_tx, core_rx) = mpsc::channel::<CoreMsg>(CORE_QUEUE);
@@ -312,6 +318,7 @@ pub async fn run(local: Local, stop_after: Option<Duration>) -> Result<(), NetEr
         core_tx.clone(),
         swarm_tx.clone(),
         tokio::runtime::Handle::current(),
+        store_failed,
     );
     // The core owns the store: its writes (fsyncs) never run on the runtime's threads.
     let core_thread = std::thread::Builder::new()
@@ -410,7 +417,7 @@ pub async fn run(local: Local, stop_after: Option<Duration>) -> Result<(), NetEr
                     }
                     SwarmEvent::NewListenAddr { address, .. } => {
                         tracing::info!(%address, "listening");
-                        println!("listening on {address}/p2p/{}", swarm.local_peer_id());
+                        let _ = writeln!(std::io::stdout(), "listening on {address}/p2p/{}", swarm.local_peer_id());
                     }
                     _ => {}
                 }
@@ -420,6 +427,11 @@ pub async fn run(local: Local, stop_after: Option<Duration>) -> Result<(), NetEr
     // The core writes its last status and stops; wait for it off the runtime.
     let _ = core_tx.send(CoreMsg::Stop).await;
     let _ = tokio::task::spawn_blocking(move || core_thread.join()).await;
+    if failed.is_some() {
+        // A caller that reached the API just now is answered with the reason (the
+        // disk is full, say) rather than cut off by the stop.
+        tokio::time::sleep(FAILED_LINGER).await;
+    }
     let _ = http_stop.send(());
     let _ = tokio::time::timeout(HTTP_DRAIN, server).await;
     let _ = std::fs::remove_file(&api_file);

@@ -416,7 +416,7 @@ fn a_full_disk_refuses_entries_clearly_and_loses_nothing() {
         }
     }
     let err = refused.expect("a write on a full disk fails");
-    assert!(err.contains("磁盘已满"), "{err}");
+    assert!(err.contains("磁盘已满"), "{err}\n{}", lab.logs());
     let started = Instant::now();
     let status = loop {
         if let Some(status) = lab.exited("village") {
