@@ -37,7 +37,7 @@ enum SabotageArg {
 enum Command {
     /// Runs one seed of a scenario and writes its report and plots.
     Run {
-        /// A scenario name from sim/scenarios (small, shizhu, province) or a file path.
+        /// A scenario name from sim/scenarios (small, shizhu, province, offices10k) or a file path.
         #[arg(long)]
         scenario: String,
         /// The seed.

@@ -182,7 +182,7 @@ fn a_protocol_that_drops_batches_is_caught() {
 
 #[test]
 fn scenario_files_ship_and_parse() {
-    for name in ["small", "shizhu", "province"] {
+    for name in ["small", "shizhu", "province", "offices10k"] {
         let s = Scenario::named(name).unwrap();
         assert_eq!(s.name, name);
     }
@@ -191,6 +191,9 @@ fn scenario_files_ship_and_parse() {
     assert_eq!(shizhu.villages(), 242);
     assert!(shizhu.description.contains("synthetic"));
     assert!(Scenario::named("province").unwrap().villages() >= 3_000);
+    // Offices: every village, every township and the county.
+    let large = Scenario::named("offices10k").unwrap();
+    assert_eq!(large.villages() + large.townships.len() + 1, 10_001);
 }
 
 #[test]
