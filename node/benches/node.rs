@@ -1,7 +1,7 @@
 //! Node benchmarks: durable local writes, ingest over real libp2p on loopback, and a
 //! village node's memory.
 //!
-//! `cargo bench -p guihe-node --bench node -- [--cases N] [--json]`
+//! `cargo bench -p guihe-node --bench node -- [--cases N] [--rebuild] [--json]`
 //!
 //! - Durable write latency: commands through the node's sled store (each flushed before it
 //!   returns), beside the same commands on the in-memory store in the same run.
@@ -9,6 +9,11 @@
 //!   `guihe run` processes); the rate is changes over the time from the township verifying
 //!   the village to its last received batch, read from the township's log.
 //! - Memory: the resident set of both `guihe run` processes once they have settled.
+//!
+//! With `--rebuild`, the N cases are the township's own (recorded at the township for one
+//! of its villages) and the node that meets it is a county whose store is empty: a county
+//! rebuilt from nothing from its township, timed the same way. The page timings are left
+//! out.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -182,6 +187,7 @@ fn status_changes(dir: &Path) -> usize {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let json = args.iter().any(|a| a == "--json");
+    let rebuild = args.iter().any(|a| a == "--rebuild");
     let cases: usize = args
         .iter()
         .position(|a| a == "--cases")
@@ -200,22 +206,29 @@ fn main() {
             .expect("port")
     };
     let (tp, vp) = (free(), free());
+    // The node that receives (`township_dir`: a township, or a county being rebuilt) and
+    // the node that holds the cases and dials it (`village_dir`: a village, or the
+    // township whose villages the county rebuilds from).
+    let (receiver, holder) = if rebuild {
+        (
+            (Role::County, "500240000000", "county"),
+            (Role::Township, "500240001000", "township"),
+        )
+    } else {
+        (
+            (Role::Township, "500240001000", "township"),
+            (Role::Village, VILLAGE, "village"),
+        )
+    };
     let township_dir = node(
-        &tmp.join("township"),
+        &tmp.join(receiver.2),
         &root,
-        Role::Township,
-        "500240001000",
+        receiver.0,
+        receiver.1,
         tp,
         None,
     );
-    let village_dir = node(
-        &tmp.join("village"),
-        &root,
-        Role::Village,
-        VILLAGE,
-        vp,
-        Some(tp),
-    );
+    let village_dir = node(&tmp.join(holder.2), &root, holder.0, holder.1, vp, Some(tp));
     let mut lines: Vec<(String, f64, String)> = Vec::new();
 
     // 1. Durable write latency, beside the in-memory store.
@@ -357,17 +370,19 @@ fn main() {
             .expect("spawn")
     };
     // A web account on the township, for the page timings below.
-    guihe_node::api::execute(
-        &mut Local::open(&township_dir).expect("open"),
-        None,
-        guihe_node::api::Call::AddStaff {
-            name: "bench".into(),
-            display: "bench".into(),
-            role: "township_reviewer".into(),
-            password: "bench-password".into(),
-        },
-    )
-    .expect("staff");
+    if !rebuild {
+        guihe_node::api::execute(
+            &mut Local::open(&township_dir).expect("open"),
+            None,
+            guihe_node::api::Call::AddStaff {
+                name: "bench".into(),
+                display: "bench".into(),
+                role: "township_reviewer".into(),
+                password: "bench-password".into(),
+            },
+        )
+        .expect("staff");
+    }
     let mut township = spawn(&township_dir);
     let mut village_node = spawn(&village_dir);
     let started = Instant::now();
@@ -377,7 +392,9 @@ fn main() {
     std::thread::sleep(Duration::from_secs(2));
     let village_rss = rss_kib(village_node.id());
     let township_rss = rss_kib(township.id());
-    pages(&township_dir, cases, &mut lines);
+    if !rebuild {
+        pages(&township_dir, cases, &mut lines);
+    }
     for child in [&mut township, &mut village_node] {
         let _ = child.kill();
         let _ = child.wait();
@@ -412,17 +429,24 @@ fn main() {
     lines.push((
         "ingest_changes_per_s".into(),
         received as f64 / secs,
-        format!("{received} of {total} changes in {secs:.2} s, libp2p over TCP loopback"),
+        format!(
+            "{received} of {total} changes in {secs:.2} s, libp2p over TCP loopback{}",
+            if rebuild {
+                ", a county rebuilt from its township"
+            } else {
+                ""
+            }
+        ),
     ));
     lines.push((
         "village_rss_mib".into(),
         village_rss as f64 / 1024.0,
-        format!("guihe run holding {cases} cases ({total} changes)"),
+        format!("the {} holding {cases} cases ({total} changes)", holder.2),
     ));
     lines.push((
         "township_rss_mib".into(),
         township_rss as f64 / 1024.0,
-        "guihe run after ingesting them".into(),
+        format!("the {} after ingesting them", receiver.2),
     ));
     let _ = std::fs::remove_dir_all(&tmp);
 
