@@ -891,8 +891,14 @@ impl Session {
         let peer = self.require_peer("reconcile")?.clone();
         let me = self.me.cert.clone();
         let version = self.version;
+        // A record in scope has a division inside each side's (`in_scope`), and the store
+        // indexes it under each of its divisions: when one side's division holds the
+        // other's, the smaller is where to look (a county meeting a township lists that
+        // township's records, not the county's).
+        let (mine, theirs) = (me.body.division, peer.body.division);
+        let division = if mine.contains(theirs) { theirs } else { mine };
         store
-            .keys(me.body.division, &|v| in_scope(&me, &peer, version, v))
+            .keys(division, &|v| in_scope(&me, &peer, version, v))
             .map_err(store_err)
     }
 
