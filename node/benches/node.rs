@@ -420,7 +420,7 @@ fn main() {
         .sum();
     let (Some(a), Some(b)) = (first, last) else {
         panic!(
-            "the township's log names no verified peer or no received batch: the ingest rate \
+            "the receiving node's log names no verified peer or no received batch: the ingest rate \
              cannot be measured (log: {})",
             township_dir.join("run.log").display()
         );
@@ -439,12 +439,12 @@ fn main() {
         ),
     ));
     lines.push((
-        "village_rss_mib".into(),
+        format!("{}_rss_mib", holder.2),
         village_rss as f64 / 1024.0,
         format!("the {} holding {cases} cases ({total} changes)", holder.2),
     ));
     lines.push((
-        "township_rss_mib".into(),
+        format!("{}_rss_mib", receiver.2),
         township_rss as f64 / 1024.0,
         format!("the {} after ingesting them", receiver.2),
     ));

@@ -119,7 +119,8 @@ pub(crate) async fn call(
     let (reply, rx) = oneshot::channel();
     // Once the store has failed, the reason, not "busy": the daemon is stopping and a
     // queued call would only be dropped.
-    let busy = || match state.failed.error() {
+    let writes = call.writes();
+    let busy = || match state.failed.error(writes) {
         Some(e) => e.into_response(),
         None => error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -127,7 +128,7 @@ pub(crate) async fn call(
             "节点正忙或正在停止，请稍后再试 the node is busy or stopping; try again",
         ),
     };
-    if state.failed.error().is_some() {
+    if state.failed.error(writes).is_some() {
         return Err(busy());
     }
     state

@@ -126,11 +126,13 @@ impl Remote {
             self.agent.get(&url).header("Authorization", &auth).call()
         };
         let mut response = response.map_err(|e| {
-            if method == "POST" {
+            let refused = matches!(&e, ureq::Error::ConnectionFailed)
+                || matches!(&e, ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused);
+            if method == "POST" && !refused {
                 // The entry may have been taken before the connection broke: entering it
                 // again blindly could record it twice.
                 self.fail(format_args!(
-                    "与节点的连接中断，本条记录可能已保存也可能未保存，请先查看记录列表再决定是否重新录入 the connection to the node broke off: this entry may or may not be saved; check the list before entering it again ({e})"
+                    "与节点的连接中断，本次提交可能已保存也可能未保存，请先查看记录列表再决定是否重新录入 the connection to the node broke off: what was sent may or may not be saved; check the list before entering it again ({e})"
                 ))
             } else {
                 self.fail(format_args!("无法连接运行中的节点 could not reach the running node ({e})"))

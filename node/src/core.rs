@@ -70,8 +70,9 @@ pub(crate) enum ToSwarm {
     Fatal(String),
 }
 
-/// Why the store failed, once it has: the HTTP side answers every call with it while the
-/// daemon stops, so that a worker's entry is refused with the reason and not cut off.
+/// Why the store failed, once it has: the HTTP side answers every call and the status
+/// with it while the daemon stops, so that a worker's entry is refused with the reason and
+/// not cut off.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Failed(Arc<std::sync::OnceLock<Failure>>);
 
@@ -79,20 +80,26 @@ pub(crate) struct Failed(Arc<std::sync::OnceLock<Failure>>);
 struct Failure {
     /// The disk had no space left when the store failed.
     disk_full: bool,
+    /// What failed, without the words for the worker.
     why: String,
 }
 
 impl Failed {
-    /// The error a call gets once the store has failed; `None` while it has not.
-    pub(crate) fn error(&self) -> Option<api::ApiError> {
-        let failure = self.0.get()?;
-        Some(if failure.disk_full {
-            api::ApiError::disk_full(&failure.why)
-        } else {
-            api::ApiError::Internal(format!(
-                "本节点的存储出错，正在停止，本条记录未保存 the node's store failed and it is stopping: this entry was NOT saved ({})",
-                failure.why
-            ))
+    /// The error a call gets once the store has failed (`writes`: the call would have
+    /// written); `None` while it has not.
+    pub(crate) fn error(&self, writes: bool) -> Option<api::ApiError> {
+        let Failure { disk_full, why } = self.0.get()?;
+        Some(match (disk_full, writes) {
+            (true, true) => api::ApiError::disk_full(why),
+            (true, false) => api::ApiError::DiskFull(format!(
+                "磁盘已满，本节点正在停止，腾出空间后会自动重启 the disk is full and the node is stopping; free disk space on this PC and it starts again ({why})"
+            )),
+            (false, true) => api::ApiError::Internal(format!(
+                "本节点的存储出错，正在停止，本条记录未保存 the node's store failed and it is stopping: this entry was NOT saved ({why})"
+            )),
+            (false, false) => api::ApiError::Internal(format!(
+                "本节点的存储出错，正在停止 the node's store failed and it is stopping ({why})"
+            )),
         })
     }
 }
@@ -717,9 +724,18 @@ impl Core {
             // A write that failed for want of space may leave a little behind it; what
             // is left then is far below any reserve.
             let free = fs2::available_space(&self.local.data).unwrap_or(u64::MAX);
+            let disk_full = disk_full || free < DISK_FULL_BELOW;
+            // (A refused write's error is already worded for the worker; the log above
+            // keeps the detail.)
             let _ = self.failed.0.set(Failure {
-                disk_full: disk_full || free < DISK_FULL_BELOW,
-                why: e.to_string(),
+                disk_full,
+                why: if disk_full && free != u64::MAX {
+                    format!("{} MiB free", free / (1024 * 1024))
+                } else if disk_full {
+                    "no space left on the disk".into()
+                } else {
+                    e.to_string()
+                },
             });
             let _ = self.swarm.send(ToSwarm::Fatal(e.to_string()));
         }

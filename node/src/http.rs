@@ -406,6 +406,9 @@ async fn frontier_of(State(state): State<AppState>, body: Bytes) -> Response {
 
 #[utoipa::path(get, path = "/api/v1/status", tag = "node", responses((status = 200, description = "The node, its peers and data freshness", body = StatusReport)), security(("token" = [])))]
 async fn status(State(state): State<AppState>) -> Response {
+    if let Some(e) = state.failed.error(false) {
+        return e.into_response();
+    }
     let (reply, rx) = oneshot::channel();
     if state
         .core
