@@ -128,7 +128,7 @@ pub(crate) async fn call(
             "节点正忙或正在停止，请稍后再试 the node is busy or stopping; try again",
         ),
     };
-    if state.failed.error(writes).is_some() {
+    if state.failed.is_set() {
         return Err(busy());
     }
     state

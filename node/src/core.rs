@@ -85,6 +85,11 @@ struct Failure {
 }
 
 impl Failed {
+    /// Whether the store has failed.
+    pub(crate) fn is_set(&self) -> bool {
+        self.0.get().is_some()
+    }
+
     /// The error a call gets once the store has failed (`writes`: the call would have
     /// written); `None` while it has not.
     pub(crate) fn error(&self, writes: bool) -> Option<api::ApiError> {
@@ -163,7 +168,6 @@ pub(crate) struct Core {
     /// The disk is below the reserve: no sessions, no entries.
     disk_low: bool,
     last_status_ms: u64,
-    fatal: bool,
     failed: Failed,
 }
 
@@ -211,7 +215,6 @@ impl Core {
             disk_reserve: setup.disk_reserve,
             disk_low: false,
             last_status_ms: 0,
-            fatal: false,
             failed,
         }
     }
@@ -251,7 +254,7 @@ impl Core {
                 CoreMsg::Tick => self.tick(),
                 CoreMsg::Stop => break,
             }
-            if self.fatal {
+            if self.failed.is_set() {
                 return;
             }
         }
@@ -719,8 +722,7 @@ impl Core {
     /// on disk.
     fn fail(&mut self, e: &dyn std::fmt::Display, disk_full: bool) {
         tracing::error!(%e, "the store failed; stopping");
-        if !self.fatal {
-            self.fatal = true;
+        if !self.failed.is_set() {
             // A write that failed for want of space may leave a little behind it; what
             // is left then is far below any reserve.
             let free = fs2::available_space(&self.local.data).unwrap_or(u64::MAX);
