@@ -149,6 +149,9 @@ pub struct Detail {
     /// writes no more to it: the reason's code (see `quarantine::label`).
     #[serde(default)]
     pub refused_upstream: Option<String>,
+    /// The steps that may be recorded next (the record page offers these only).
+    #[serde(default)]
+    pub next_steps: Vec<guihe_protocol::event::EventType>,
 }
 
 /// What a call returns.
@@ -456,6 +459,9 @@ fn run(local: &mut Local, call: Call) -> Result<(Reply, Vec<StoredChange>), ApiE
                 .map_err(|e| ApiError::Internal(e.to_string()))?
                 .events;
             guihe_protocol::fold::order(&mut timeline);
+            let next_steps = record
+                .next_steps(&local.config.deadlines, crate::local::now_ms())
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
             let refused_upstream = local
                 .replica
                 .store
@@ -469,6 +475,7 @@ fn run(local: &mut Local, call: Call) -> Result<(Reply, Vec<StoredChange>), ApiE
                     view,
                     timeline,
                     refused_upstream,
+                    next_steps,
                 })),
                 Vec::new(),
             ))

@@ -330,6 +330,66 @@ pub enum EventType {
 }
 
 impl EventType {
+    /// The type's code in an event's JSON form (`{"type": code, …}`).
+    pub fn code(self) -> &'static str {
+        match self {
+            EventType::Intake => "intake",
+            EventType::Accept => "accept",
+            EventType::NotAccept => "not_accept",
+            EventType::Assign => "assign",
+            EventType::Session => "session",
+            EventType::Agreement => "agreement",
+            EventType::JudicialRequest => "judicial_request",
+            EventType::JudicialResult => "judicial_result",
+            EventType::ProtectionRequest => "protection_request",
+            EventType::ProtectionResult => "protection_result",
+            EventType::Refer => "refer",
+            EventType::Resolve => "resolve",
+            EventType::Fail => "fail",
+            EventType::Extend => "extend",
+            EventType::Reply => "reply",
+            EventType::ReexamRequest => "reexam_request",
+            EventType::ReexamAnswer => "reexam_answer",
+            EventType::FollowUp => "follow_up",
+            EventType::Satisfaction => "satisfaction",
+            EventType::Close => "close",
+            EventType::Reopen => "reopen",
+            EventType::Amend => "amend",
+            EventType::Review => "review",
+        }
+    }
+
+    /// English label, for the English view.
+    pub fn label_en(self) -> &'static str {
+        match self {
+            EventType::Intake => "intake",
+            EventType::Accept => "accept",
+            EventType::NotAccept => "not accepted",
+            EventType::Assign => "assign",
+            EventType::Session => "mediation session",
+            EventType::Agreement => "agreement",
+            EventType::JudicialRequest => "judicial confirmation request",
+            EventType::JudicialResult => "judicial confirmation result",
+            EventType::ProtectionRequest => "protection order request",
+            EventType::ProtectionResult => "protection order decision",
+            EventType::Refer => "refer",
+            EventType::Resolve => "resolved",
+            EventType::Fail => "mediation failed",
+            EventType::Extend => "extend",
+            EventType::Reply => "reply",
+            EventType::ReexamRequest => "re-examination request",
+            EventType::ReexamAnswer => "re-examination answer",
+            EventType::FollowUp => "follow-up",
+            EventType::Satisfaction => "satisfaction rating",
+            EventType::Close => "close",
+            EventType::Reopen => "reopen",
+            EventType::Amend => "correction",
+            EventType::Review => "review",
+        }
+    }
+}
+
+impl EventType {
     /// Chinese label for the timeline.
     pub fn label_zh(self) -> &'static str {
         match self {
@@ -360,7 +420,174 @@ impl EventType {
     }
 }
 
+/// How long after the time it gives an entry may be made before it counts as entered
+/// afterwards (补录): two days. A form dates an earlier day from its start, so an entry
+/// made on the day itself or the next (the evening's or next morning's notes of a day's
+/// visits) is timely, and one made any later is marked.
+pub const LATE_ENTRY_MS: u64 = 2 * 24 * 60 * 60 * 1_000;
+
+impl Event {
+    /// Whether the entry was made well after the time it gives for what happened (补录):
+    /// its clock stamp is more than [`LATE_ENTRY_MS`] after `at_ms`. A ledger copied in
+    /// afterwards shows so wherever it appears, so a backdated date cannot pass for a
+    /// timely one.
+    pub fn entered_late(&self) -> bool {
+        self.hlc.wall_ms > self.at_ms.saturating_add(LATE_ENTRY_MS)
+    }
+}
+
+/// What a form field of an event takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldKind {
+    /// One line of text.
+    Line,
+    /// Several lines of text.
+    Text,
+    /// Yes or no.
+    Flag,
+    /// A whole number.
+    Number,
+    /// One of a coded list (the agreement's form, the referral's level).
+    Choice,
+}
+
+/// One field of an event's form: its name in the event's JSON form, what it takes, and
+/// whether [`Body::check`] refuses the event without it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FormField {
+    /// The field's name in the event's JSON form (`{"type": …, name: value}`).
+    pub name: &'static str,
+    /// What it takes.
+    pub kind: FieldKind,
+    /// Whether the event is refused without it.
+    pub required: bool,
+}
+
+impl EventType {
+    /// The fields a person fills in to record an event of this type, in the order a form
+    /// shows them (`Intake` and `Amend` have forms of their own and list none here).
+    pub fn form_fields(self) -> &'static [FormField] {
+        const fn f(name: &'static str, kind: FieldKind, required: bool) -> FormField {
+            FormField {
+                name,
+                kind,
+                required,
+            }
+        }
+        use FieldKind::*;
+        const NOTE: FormField = f("note", Text, false);
+        const NOTE_REQUIRED: FormField = f("note", Text, true);
+        const COURT: FormField = f("court", Line, true);
+        const REASON: FormField = f("reason", Text, true);
+        const ASSIGN: &[FormField] = &[f("to", Line, true), NOTE];
+        const SESSION: &[FormField] = &[f("place", Line, false), NOTE_REQUIRED];
+        const AGREEMENT: &[FormField] = &[
+            f("form", Choice, true),
+            f("terms", Text, true),
+            f("seek_confirmation", Flag, false),
+        ];
+        const PROTECTION: &[FormField] = &[COURT, f("urgent", Flag, false), NOTE];
+        const RESULT: &[FormField] = &[f("granted", Flag, false), NOTE];
+        const REFER: &[FormField] = &[f("level", Choice, true), f("to", Line, true), REASON];
+        const EXTEND: &[FormField] = &[f("days", Number, true), REASON];
+        const RATING: &[FormField] = &[f("rating", Number, true), NOTE];
+        match self {
+            EventType::Intake | EventType::Amend => &[],
+            EventType::Accept
+            | EventType::Resolve
+            | EventType::FollowUp
+            | EventType::Close
+            | EventType::ReexamRequest => &[NOTE],
+            EventType::NotAccept
+            | EventType::Fail
+            | EventType::Reopen
+            | EventType::Reply
+            | EventType::ReexamAnswer
+            | EventType::Review => &[NOTE_REQUIRED],
+            EventType::Assign => ASSIGN,
+            EventType::Session => SESSION,
+            EventType::Agreement => AGREEMENT,
+            EventType::JudicialRequest => &[COURT, NOTE],
+            EventType::ProtectionRequest => PROTECTION,
+            EventType::JudicialResult | EventType::ProtectionResult => RESULT,
+            EventType::Refer => REFER,
+            EventType::Extend => EXTEND,
+            EventType::Satisfaction => RATING,
+        }
+    }
+}
+
 impl Body {
+    /// An event of type `ty` with every field filled in as its form allows, to ask the
+    /// fold whether a step may be taken now ([`crate::fold::Folder::next_steps`]).
+    /// `Intake` and `Amend` are not steps a form offers: `None`.
+    pub fn blank(ty: EventType) -> Option<Body> {
+        let note = Note {
+            note: "-".to_string(),
+        };
+        Some(match ty {
+            EventType::Intake | EventType::Amend => return None,
+            EventType::Accept => Body::Accept(note),
+            EventType::NotAccept => Body::NotAccept(note),
+            EventType::Assign => Body::Assign(Assign {
+                to: StaffId::from_str_unchecked("staff"),
+                note: String::new(),
+            }),
+            EventType::Session => Body::Session(Session {
+                place: String::new(),
+                note: note.note,
+            }),
+            EventType::Agreement => Body::Agreement(Agreement {
+                form: AgreementForm::Written,
+                terms: note.note,
+                seek_confirmation: false,
+            }),
+            EventType::JudicialRequest => Body::JudicialRequest(Court {
+                court: note.note,
+                note: String::new(),
+            }),
+            EventType::JudicialResult => Body::JudicialResult(Outcome {
+                granted: true,
+                note: String::new(),
+            }),
+            EventType::ProtectionRequest => Body::ProtectionRequest(ProtectionRequest {
+                court: note.note,
+                urgent: false,
+                note: String::new(),
+            }),
+            EventType::ProtectionResult => Body::ProtectionResult(Outcome {
+                granted: true,
+                note: String::new(),
+            }),
+            EventType::Refer => Body::Refer(Refer {
+                level: ReferLevel::Township,
+                to: note.note.clone(),
+                reason: note.note,
+            }),
+            EventType::Resolve => Body::Resolve(note),
+            EventType::Fail => Body::Fail(note),
+            EventType::Extend => Body::Extend(Extend {
+                days: 1,
+                reason: note.note,
+            }),
+            EventType::Reply => Body::Reply(note),
+            EventType::ReexamRequest => Body::ReexamRequest(note),
+            EventType::ReexamAnswer => Body::ReexamAnswer(note),
+            EventType::FollowUp => Body::FollowUp(note),
+            EventType::Satisfaction => Body::Satisfaction(Satisfaction {
+                rating: 5,
+                note: String::new(),
+            }),
+            EventType::Close => Body::Close(note),
+            EventType::Reopen => Body::Reopen(note),
+            EventType::Review => Body::Review(Review {
+                outcome: None,
+                note: note.note,
+            }),
+        })
+    }
+
     /// The type of the event.
     pub fn event_type(&self) -> EventType {
         match self {
@@ -450,6 +677,44 @@ impl Body {
                 }
             }
             Body::Review(r) => required("review note", &r.note),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_type_code_is_its_serde_name_and_every_step_has_a_blank_the_body_check_accepts() {
+        for ty in crate::workflow::ALL_EVENT_TYPES {
+            assert_eq!(
+                serde_json::to_value(ty).ok(),
+                Some(serde_json::Value::String(ty.code().into()))
+            );
+            if let Some(body) = Body::blank(*ty) {
+                assert_eq!(body.event_type(), *ty);
+                assert_eq!(body.check(), Ok(()), "{ty:?}");
+                // The form's fields are the body's fields.
+                let json = serde_json::to_value(&body).unwrap_or_default();
+                let mut names: Vec<&str> = json
+                    .as_object()
+                    .map(|m| {
+                        m.keys()
+                            .map(String::as_str)
+                            .filter(|k| *k != "type")
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let mut fields: Vec<&str> = ty.form_fields().iter().map(|f| f.name).collect();
+                if *ty == EventType::Review {
+                    // The outcome is set on the review page, not the record's form.
+                    names.retain(|n| *n != "outcome");
+                }
+                names.sort_unstable();
+                fields.sort_unstable();
+                assert_eq!(names, fields, "{ty:?}");
+            }
         }
     }
 }

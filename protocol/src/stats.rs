@@ -194,6 +194,18 @@ pub fn date_of(ms: u64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
+/// The start (00:00 Beijing time) of a day written `YYYY-MM-DD`, as a date input gives
+/// it; `None` if it is not such a date or lies before 1970.
+pub fn parse_date(text: &str) -> Option<u64> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let date = time::Date::parse(text.trim(), format).ok()?;
+    let start = date
+        .midnight()
+        .assume_offset(time::macros::offset!(+8))
+        .unix_timestamp();
+    u64::try_from(start).ok()?.checked_mul(1_000)
+}
+
 /// The year, month and day of a time, Beijing time.
 fn civil_date(ms: u64) -> (i64, i64, i64) {
     let local = i64::try_from(ms)
@@ -319,5 +331,22 @@ mod tests {
         assert_eq!(month_of(1_709_193_600_000), "2024-02");
         assert_eq!(date_of(1_709_193_600_000), "2024-02-29");
         assert_eq!(date_of(1_769_875_200_000), "2026-02-01");
+    }
+
+    #[test]
+    fn a_date_input_reads_as_the_start_of_that_day_in_beijing() {
+        assert_eq!(parse_date("2026-02-01"), Some(1_769_875_200_000));
+        assert_eq!(parse_date(" 2024-02-29 "), Some(1_709_136_000_000));
+        assert_eq!(date_of(parse_date("2024-02-29").unwrap_or(0)), "2024-02-29");
+        for bad in [
+            "",
+            "2026-02-30",
+            "2026-13-01",
+            "26-02-01",
+            "2026/02/01",
+            "1969-12-31",
+        ] {
+            assert_eq!(parse_date(bad), None, "{bad:?}");
+        }
     }
 }

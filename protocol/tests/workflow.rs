@@ -1461,3 +1461,120 @@ fn summary_corrections_in_chinese_are_events_and_concurrent_ones_go_to_review() 
         autosurgeon::hydrate_prop(a.doc(), automerge::ROOT, "summary").unwrap();
     assert_eq!(intake.as_str(), start);
 }
+
+// ---------------------------------------------------------------------------------------
+// The next steps a form offers, and entries made afterwards
+// ---------------------------------------------------------------------------------------
+
+fn steps(o: &Office, r: &Record) -> Vec<EventType> {
+    r.next_steps(&o.rules, o.now_ms).unwrap()
+}
+
+/// Every step offered is accepted by the command with its fields filled in, and every
+/// step not offered is refused: the list is the rules, asked in advance.
+fn assert_steps_are_the_rules(o: &mut Office, r: &Record) {
+    let offered = steps(o, r);
+    for ty in guihe_protocol::workflow::ALL_EVENT_TYPES {
+        let Some(body) = Body::blank(*ty) else {
+            assert!(!offered.contains(ty), "{ty:?} offered");
+            continue;
+        };
+        let mut copy = r.clone();
+        let result = o.record(&mut copy, body);
+        assert_eq!(
+            result.is_ok(),
+            offered.contains(ty),
+            "{ty:?}: offered {}, command {result:?}",
+            offered.contains(ty)
+        );
+    }
+}
+
+#[test]
+fn a_case_offers_only_the_steps_its_state_allows() {
+    use EventType as E;
+    let mut o = Office::new(1, "tan.dm");
+    let mut r = o.create(new_case(&[VILLAGE]));
+    assert_eq!(
+        steps(&o, &r),
+        [
+            E::Accept,
+            E::Assign,
+            E::ProtectionRequest,
+            E::Refer,
+            E::Review
+        ],
+        "a registered case: no session before it is accepted, no petition steps"
+    );
+    assert_steps_are_the_rules(&mut o, &r);
+    o.record(&mut r, accept()).unwrap();
+    assert!(steps(&o, &r).contains(&E::Session));
+    assert!(!steps(&o, &r).contains(&E::Accept));
+    o.record(&mut r, session()).unwrap();
+    assert!(steps(&o, &r).contains(&E::Agreement));
+    assert!(
+        !steps(&o, &r).contains(&E::JudicialRequest),
+        "no agreement yet"
+    );
+    assert_steps_are_the_rules(&mut o, &r);
+    advance(&mut o, HOUR_MS);
+    o.record(&mut r, agreement(true)).unwrap();
+    assert!(steps(&o, &r).contains(&E::JudicialRequest));
+    assert!(
+        !steps(&o, &r).contains(&E::JudicialResult),
+        "nothing asked of a court"
+    );
+    assert_steps_are_the_rules(&mut o, &r);
+    o.record(&mut r, judicial_request()).unwrap();
+    let now = steps(&o, &r);
+    assert!(now.contains(&E::JudicialResult) && !now.contains(&E::JudicialRequest));
+    assert_steps_are_the_rules(&mut o, &r);
+    o.record(&mut r, protection_request(true)).unwrap();
+    let now = steps(&o, &r);
+    assert!(now.contains(&E::ProtectionResult) && !now.contains(&E::ProtectionRequest));
+    assert_steps_are_the_rules(&mut o, &r);
+}
+
+#[test]
+fn a_petition_offers_extension_once_and_reexamination_within_its_window() {
+    use EventType as E;
+    let mut o = Office::new(1, "tan.dm");
+    let mut r = o.create(new_petition(VILLAGE));
+    assert!(steps(&o, &r).contains(&E::NotAccept));
+    assert!(!steps(&o, &r).contains(&E::Reply), "not accepted yet");
+    assert_steps_are_the_rules(&mut o, &r);
+    o.record(&mut r, accept()).unwrap();
+    assert!(steps(&o, &r).contains(&E::Extend));
+    o.record(&mut r, extend(10)).unwrap();
+    assert!(!steps(&o, &r).contains(&E::Extend), "extended once already");
+    assert_steps_are_the_rules(&mut o, &r);
+    o.record(&mut r, reply()).unwrap();
+    assert!(steps(&o, &r).contains(&E::ReexamRequest));
+    assert_steps_are_the_rules(&mut o, &r);
+    advance(&mut o, 31 * DAY_MS);
+    assert!(
+        !steps(&o, &r).contains(&E::ReexamRequest),
+        "the 30-day window to ask for re-examination has closed"
+    );
+    assert_steps_are_the_rules(&mut o, &r);
+}
+
+#[test]
+fn an_entry_dated_well_before_it_was_made_reads_as_entered_afterwards() {
+    let mut o = Office::new(1, "tan.dm");
+    let mut r = o.create(new_case(&[VILLAGE]));
+    advance(&mut o, 10 * DAY_MS);
+    let late = o.at(&mut r, o.now_ms - 3 * DAY_MS, accept()).unwrap();
+    let timely = o.at(&mut r, o.now_ms - 2 * HOUR_MS, session()).unwrap();
+    let events = r.events().unwrap().events;
+    let find = |id| events.iter().find(|e| e.id == id).unwrap();
+    assert!(
+        find(late).entered_late(),
+        "dated three days before it was made"
+    );
+    assert!(!find(timely).entered_late(), "dated the same day");
+    assert!(
+        !events[0].entered_late(),
+        "the intake was made when it says"
+    );
+}

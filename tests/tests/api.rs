@@ -324,3 +324,236 @@ fn every_endpoint_answers_and_bad_input_writes_nothing() {
     );
     assert!(text.contains("libp2p_"), "{text}");
 }
+
+/// A signed-in web session over plain HTTP: its cookie and the CSRF token its forms carry.
+struct Web {
+    url: String,
+    agent: ureq::Agent,
+    cookie: String,
+    csrf: String,
+}
+
+impl Web {
+    fn sign_in(api: &Api, name: &str, password: &str) -> Web {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .build()
+            .new_agent();
+        let r = agent
+            .post(format!("{}/login", api.url))
+            .send_form([("name", name), ("password", password)])
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 303);
+        let cookie = r
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .unwrap()
+            .to_string();
+        let mut web = Web {
+            url: api.url.clone(),
+            agent,
+            cookie,
+            csrf: String::new(),
+        };
+        let (_, page) = web.get("/new");
+        let at = page.find("name=\"csrf\" value=\"").unwrap() + "name=\"csrf\" value=\"".len();
+        web.csrf = page[at..].split('"').next().unwrap().to_string();
+        web
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        let mut r = self
+            .agent
+            .get(format!("{}{path}", self.url))
+            .header("Cookie", &self.cookie)
+            .call()
+            .unwrap();
+        (
+            r.status().as_u16(),
+            r.body_mut().read_to_string().unwrap_or_default(),
+        )
+    }
+
+    /// Posts a form; returns the status, the page, and where a redirect leads.
+    fn post(&self, path: &str, fields: &[(&str, &str)]) -> (u16, String, Option<String>) {
+        let mut all = vec![("csrf", self.csrf.as_str())];
+        all.extend_from_slice(fields);
+        let mut r = self
+            .agent
+            .post(format!("{}{path}", self.url))
+            .header("Cookie", &self.cookie)
+            .send_form(all)
+            .unwrap();
+        let location = r
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        (
+            r.status().as_u16(),
+            r.body_mut().read_to_string().unwrap_or_default(),
+            location,
+        )
+    }
+}
+
+/// `YYYY-MM-DD`, Beijing time, `days` ago.
+fn day(days: u64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    guihe_protocol::stats::date_of(now - days * 86_400_000)
+}
+
+#[test]
+fn the_record_page_offers_only_the_next_steps_and_a_refused_form_keeps_what_was_typed() {
+    let mut lab = Lab::new("steps");
+    lab.add("township", "township", TOWNSHIP, None);
+    lab.add("village", "village", VILLAGE, Some("township"));
+    lab.start("village");
+    let api = Api::new(&lab, "village");
+    let (status, body) = api.post(
+        "/api/v1/staff",
+        json!({"name": "tan", "display": "谭德明", "role": "mediator", "password": "long-enough-1"}),
+    );
+    assert_eq!(status, 201, "{body}");
+    let web = Web::sign_in(&api, "tan", "long-enough-1");
+
+    // Intake refused (no summary): the form comes back with what was typed.
+    let before = api.count();
+    let intake = |summary: &'static str, date: String| {
+        vec![
+            ("kind", "case".to_string()),
+            ("village", VILLAGE.to_string()),
+            ("date", date),
+            ("category", "neighbour".to_string()),
+            ("risk", "general".to_string()),
+            ("party0", "谭德明".to_string()),
+            ("role0", "applicant".to_string()),
+            ("party1", "冉秀英".to_string()),
+            ("role1", "respondent".to_string()),
+            ("summary", summary.to_string()),
+        ]
+    };
+    let form = intake("", day(0));
+    let fields: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, page, _) = web.post("/new", &fields);
+    assert!((400..500).contains(&status), "{status}: {page}");
+    assert!(page.contains("class=\"error\""), "{page}");
+    assert!(
+        page.contains("value=\"冉秀英\"") && page.contains("<option value=\"respondent\" selected"),
+        "the parties typed are lost after a refusal: {page}"
+    );
+    // A date received in the future is refused in Chinese, and nothing is written.
+    let tomorrow = guihe_protocol::stats::date_of(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+            + 2 * 86_400_000,
+    );
+    let form = intake("两户因排水沟堵塞发生争执", tomorrow);
+    let fields: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, page, _) = web.post("/new", &fields);
+    assert_eq!(status, 422, "{page}");
+    assert!(page.contains("收到日期不能晚于今天"), "{page}");
+    assert!(page.contains("两户因排水沟堵塞发生争执"), "{page}");
+    assert_eq!(api.count(), before);
+
+    // A ledger copied in afterwards: received five days ago, marked 补录.
+    let form = intake("两户因排水沟堵塞发生争执", day(5));
+    let fields: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, page, location) = web.post("/new", &fields);
+    assert_eq!(status, 303, "{page}");
+    let record = location.unwrap();
+    let (_, page) = web.get(&record);
+    assert!(page.contains(&format!("登记于 {}", day(5))), "{page}");
+    assert!(page.contains("补录"), "{page}");
+
+    // Registered: accepting is offered, a session is not.
+    assert!(page.contains("id=\"step-accept\""), "{page}");
+    assert!(!page.contains("id=\"step-session\""), "{page}");
+    assert!(
+        !page.contains("id=\"step-reply\""),
+        "a petition's step on a case: {page}"
+    );
+    assert!(
+        !page.contains("id=\"step-review\""),
+        "a mediator does not review: {page}"
+    );
+    let (status, page, _) = web.post(
+        &format!("{record}/events"),
+        &[("type", "accept"), ("note", ""), ("date", &day(4))],
+    );
+    assert_eq!(status, 303, "{page}");
+    let (_, page) = web.get(&record);
+    assert!(page.contains("id=\"step-session\""), "{page}");
+    assert!(!page.contains("id=\"step-accept\""), "{page}");
+
+    // A session without its record is refused; the session's form comes back open with
+    // the place typed, and nothing is written.
+    let (_, before) = api.get(&format!("/api/v1/records/{}", &record["/records/".len()..]));
+    let (status, page, _) = web.post(
+        &format!("{record}/events"),
+        &[
+            ("type", "session"),
+            ("place", "村委会调解室"),
+            ("note", ""),
+            ("date", &day(0)),
+        ],
+    );
+    assert!((400..500).contains(&status), "{status}: {page}");
+    assert!(page.contains("class=\"error\""), "{page}");
+    assert!(
+        page.contains("<details class=\"step\" id=\"step-session\" open")
+            && page.contains("value=\"村委会调解室\""),
+        "{page}"
+    );
+    let (_, after) = api.get(&format!("/api/v1/records/{}", &record["/records/".len()..]));
+    assert_eq!(before["timeline"], after["timeline"]);
+    // A date after today is refused.
+    let (status, page, _) = web.post(
+        &format!("{record}/events"),
+        &[
+            ("type", "session"),
+            ("place", "村委会调解室"),
+            ("note", "双方陈述"),
+            ("date", "2999-01-01"),
+        ],
+    );
+    assert_eq!(status, 422, "{page}");
+    assert!(page.contains("日期不能晚于今天"), "{page}");
+    // Recorded today: the timeline reads as a sentence, not field names.
+    let (status, page, _) = web.post(
+        &format!("{record}/events"),
+        &[
+            ("type", "session"),
+            ("place", "村委会调解室"),
+            ("note", "双方陈述，同意再谈"),
+            ("date", &day(0)),
+        ],
+    );
+    assert_eq!(status, 303, "{page}");
+    let (_, page) = web.get(&record);
+    assert!(
+        page.contains("在村委会调解室主持调解：双方陈述，同意再谈"),
+        "{page}"
+    );
+    assert!(!page.contains("place:"), "{page}");
+    assert!(page.contains("id=\"step-agreement\""), "{page}");
+    assert!(
+        !page.contains("id=\"step-judicial_request\""),
+        "judicial confirmation before an agreement: {page}"
+    );
+    // The API gives the same steps.
+    let (_, detail) = api.get(&format!("/api/v1/records/{}", &record["/records/".len()..]));
+    let steps = detail["next_steps"].as_array().unwrap();
+    assert!(
+        steps.contains(&json!("agreement")) && !steps.contains(&json!("accept")),
+        "{detail}"
+    );
+}

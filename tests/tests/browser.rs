@@ -168,17 +168,29 @@ async fn choose(c: &Client, name: &str, value: &str) {
         .unwrap();
 }
 
-/// Appends an event through the record page's form.
+/// Appends an event through its step's own form on the record page: opens the step,
+/// fills in its fields, saves.
 async fn event(c: &Client, ty: &str, fields: &[(&str, &str)]) {
-    choose(c, "type", ty).await;
+    let step = format!("#step-{ty}");
+    c.find(Locator::Css(&format!("{step} summary")))
+        .await
+        .unwrap_or_else(|_| panic!("the record page does not offer {ty}"))
+        .click()
+        .await
+        .unwrap();
     for (k, v) in fields {
+        let field = c
+            .find(Locator::Css(&format!("{step} [name={k}]")))
+            .await
+            .unwrap();
         if *k == "form" || *k == "level" {
-            choose(c, k, v).await;
+            field.select_by_value(v).await.unwrap();
         } else {
-            fill(c, k, v).await;
+            field.clear().await.unwrap();
+            field.send_keys(v).await.unwrap();
         }
     }
-    submit(c, "add-event").await;
+    submit(c, &format!("add-{ty}")).await;
     let source = c.source().await.unwrap();
     assert!(
         !source.contains("class=\"error\""),
@@ -272,6 +284,13 @@ async fn a_mediator_records_a_case_that_reaches_the_county_and_restricted_record
     c.goto(&format!("{village}/new")).await.unwrap();
     shot(&c, "intake").await;
     let case = intake(&c, &village, "谭德明", false, "两户因排水沟堵塞发生争执").await;
+    // Only the steps the record's state allows: no session before it is accepted.
+    let page = c.source().await.unwrap();
+    assert!(
+        page.contains("id=\"step-accept\"") && !page.contains("id=\"step-session\""),
+        "{page}"
+    );
+    shot(&c, "record-registered").await;
     event(&c, "accept", &[]).await;
     event(
         &c,
@@ -287,7 +306,8 @@ async fn a_mediator_records_a_case_that_reaches_the_county_and_restricted_record
     .await;
     let page = c.source().await.unwrap();
     assert!(
-        page.contains("调解协议") && page.contains("村委会调解室"),
+        page.contains("双方达成书面调解协议：两户共同清理水沟，费用平摊")
+            && page.contains("在村委会调解室主持调解"),
         "{page}"
     );
     let rows = c.find_all(Locator::Css("#timeline tr")).await.unwrap();

@@ -8,8 +8,25 @@ pub(super) struct NewQuery {
     pub(super) kind: String,
 }
 
-pub(super) fn new_body(ctx: &Ctx, kind: Kind, error: Option<&str>, village: &str) -> Markup {
+/// The intake form; after a refusal, `refill` holds what the worker filled in, shown
+/// again so that nothing typed is lost.
+pub(super) fn new_body(
+    ctx: &Ctx,
+    kind: Kind,
+    error: Option<&str>,
+    village: &str,
+    refill: Option<&HashMap<String, String>>,
+) -> Markup {
     let t = |zh, en| ctx.lang.t(zh, en);
+    let value = |name: &str| {
+        refill
+            .and_then(|f| f.get(name))
+            .map(String::as_str)
+            .unwrap_or("")
+    };
+    let checked = |name: &str| refill.is_some_and(|f| f.contains_key(name));
+    let today = date(now_ms());
+    let pick = |zh: &'static str, en: &'static str| -> &'static str { t(zh, en) };
     html! {
         @if let Some(e) = error { p.error { (e) } }
         p {
@@ -20,36 +37,41 @@ pub(super) fn new_body(ctx: &Ctx, kind: Kind, error: Option<&str>, village: &str
             input type="hidden" name="csrf" value=(ctx.user.csrf);
             input type="hidden" name="kind" value=(if kind == Kind::Case { "case" } else { "petition" });
             label { (t("村（12位代码）", "Village (12-digit code)")) input type="text" name="village" value=(village); }
+            label { (t("收到日期", "Date received")) span.required { (t("（必填）", " (required)")) }
+                input type="date" name="date" max=(today) required
+                    value=(if value("date").is_empty() { today.as_str() } else { value("date") });
+            }
             label { (t("类别", "Category"))
                 select name="category" {
-                    @for c in Category::ALL { option value=(c.code()) { (c.label_zh()) " " (c.label_en()) } }
+                    @for c in Category::ALL { option value=(c.code()) selected[value("category") == c.code()] { (pick(c.label_zh(), c.label_en())) } }
                 }
             }
             label { (t("风险等级", "Risk"))
                 select name="risk" {
-                    @for r in Risk::ALL { option value=(r.code()) { (r.label_zh()) " " (r.label_en()) } }
+                    @for r in Risk::ALL { option value=(r.code()) selected[value("risk") == r.code()] { (pick(r.label_zh(), r.label_en())) } }
                 }
             }
             @if kind == Kind::Petition {
                 label { (t("来源", "Channel"))
                     select name="channel" {
-                        @for c in Channel::ALL { option value=(c.code()) { (c.label_zh()) " " (c.label_en()) } }
+                        @for c in Channel::ALL { option value=(c.code()) selected[value("channel") == c.code()] { (pick(c.label_zh(), c.label_en())) } }
                     }
                 }
             }
             @for i in 0..3usize {
+                @let role = value(&format!("role{i}"));
                 label {
                     (t("当事人", "Party")) " " (i + 1)
-                    input type="text" name={ "party" (i) } style="width:12em";
+                    input type="text" name={ "party" (i) } style="width:12em" value=(value(&format!("party{i}")));
                     select name={ "role" (i) } {
                         option value="" { (t("（默认）", "(default)")) }
-                        @for r in guihe_protocol::model::PartyRole::ALL { option value=(r.code()) { (r.label_zh()) " " (r.label_en()) } }
+                        @for r in guihe_protocol::model::PartyRole::ALL { option value=(r.code()) selected[role == r.code()] { (pick(r.label_zh(), r.label_en())) } }
                     }
-                    " " input type="checkbox" name={ "minor" (i) } value="1"; (t(" 未成年人", " minor"))
+                    " " input type="checkbox" name={ "minor" (i) } value="1" checked[checked(&format!("minor{i}"))]; (t(" 未成年人", " minor"))
                 }
             }
-            label { (t("摘要", "Summary")) textarea name="summary" rows="4" {} }
-            label { input type="checkbox" name="restricted" value="1"; (t(" 限制查看", " Restricted")) }
+            label { (t("摘要", "Summary")) span.required { (t("（必填）", " (required)")) } textarea name="summary" rows="4" { (value("summary")) } }
+            label { input type="checkbox" name="restricted" value="1" checked[checked("restricted")]; (t(" 限制查看", " Restricted")) }
             button type="submit" id="save" { (t("登记", "Record")) }
         }
     }
@@ -77,7 +99,7 @@ pub(super) async fn new_form(
         ctx.lang,
         Some(&ctx),
         ctx.lang.t("登记", "New record"),
-        new_body(&ctx, kind, None, &village),
+        new_body(&ctx, kind, None, &village, None),
     )
 }
 
@@ -130,6 +152,44 @@ pub(super) async fn new_record(
         restricted: f.contains_key("restricted"),
         received_ms: None,
     };
+    // The date received: today means now, an earlier day that day; a later one is refused.
+    let mut form = form;
+    let today = date(now_ms());
+    let day = field("date");
+    let day = day.trim();
+    let refused_date = if day.is_empty() || day == today {
+        None
+    } else {
+        match guihe_protocol::stats::parse_date(day) {
+            None => Some(ctx.lang.t(
+                "收到日期格式不对，请按 年-月-日 填写。",
+                "The date received must be year-month-day.",
+            )),
+            Some(start) if start > now_ms() => Some(ctx.lang.t(
+                "收到日期不能晚于今天。",
+                "The date received cannot be after today.",
+            )),
+            Some(start) => {
+                form.received_ms = Some(start);
+                None
+            }
+        }
+    };
+    if let Some(text) = refused_date {
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Html(
+                layout(
+                    ctx.lang,
+                    Some(&ctx),
+                    ctx.lang.t("登记", "New record"),
+                    new_body(&ctx, kind, Some(text), &field("village"), Some(&f)),
+                )
+                .into_string(),
+            ),
+        )
+            .into_response();
+    }
     match call(
         &state,
         Some(ctx.user.staff.to_string()),
@@ -149,7 +209,7 @@ pub(super) async fn new_record(
                         ctx.lang,
                         Some(&ctx),
                         ctx.lang.t("登记", "New record"),
-                        new_body(&ctx, kind, Some(&text), &field("village")),
+                        new_body(&ctx, kind, Some(&text), &field("village"), Some(&f)),
                     )
                     .into_string(),
                 ),

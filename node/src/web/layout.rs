@@ -36,7 +36,11 @@ td,th{border:1px solid #ddd;padding:.3em .5em;text-align:left;font-size:14px}th{
 .flag{color:#a00;font-weight:bold}.muted{color:#777}.card{display:inline-block;background:#fff;border:1px solid #ddd;padding:.6em 1em;margin:.3em;min-width:9em}\
 .card b{display:block;font-size:1.6em}form.inline{display:inline}label{display:block;margin:.4em 0}\
 input[type=text],input[type=password],select,textarea{font-size:15px;padding:.25em;max-width:40em;width:100%}\
-.error{background:#fde;border:1px solid #c99;padding:.5em;margin:.5em 0}button{font-size:15px;padding:.3em 1em}";
+.error{background:#fde;border:1px solid #c99;padding:.5em;margin:.5em 0}button{font-size:15px;padding:.3em 1em}\
+input[type=date],input[type=number]{font-size:15px;padding:.25em}.required{color:#a00;font-size:13px}\
+details.step{background:#fff;border:1px solid #ddd;margin:.4em 0;padding:.3em .8em;max-width:44em}\
+details.step summary{cursor:pointer;font-size:16px;padding:.2em 0}details.step[open] summary{font-weight:bold}\
+.late{font-size:12px;border:1px solid #a00;padding:0 .3em;margin-left:.3em}";
 
 pub(super) fn layout(lang: Lang, ctx: Option<&Ctx>, title: &str, body: Markup) -> Markup {
     let t = |zh, en| lang.t(zh, en);

@@ -2,82 +2,144 @@
 
 use super::*;
 
-/// The event types a form offers, with the fields each takes.
-pub(super) const EVENT_TYPES: &[(&str, &str, &str)] = &[
-    ("accept", "受理", "accept"),
-    ("not_accept", "不予受理", "not accepted"),
-    ("assign", "指派", "assign"),
-    ("session", "调解记录", "mediation session"),
-    ("agreement", "调解协议", "agreement"),
-    (
-        "judicial_request",
-        "申请司法确认",
-        "judicial confirmation request",
-    ),
-    (
-        "judicial_result",
-        "司法确认结果",
-        "judicial confirmation result",
-    ),
-    (
-        "protection_request",
-        "申请人身安全保护令",
-        "protection order request",
-    ),
-    (
-        "protection_result",
-        "保护令裁定",
-        "protection order decision",
-    ),
-    ("refer", "移交上报", "refer"),
-    ("resolve", "调解成功", "resolved"),
-    ("fail", "调解不成", "failed"),
-    ("extend", "延期", "extend"),
-    ("reply", "答复", "reply"),
-    ("reexam_request", "复查申请", "re-examination request"),
-    ("reexam_answer", "复查意见", "re-examination answer"),
-    ("follow_up", "回访", "follow-up"),
-    ("satisfaction", "满意度评价", "satisfaction rating"),
-    ("close", "结案", "close"),
-    ("reopen", "重新办理", "reopen"),
-    ("review", "审核", "review"),
-];
+use guihe_protocol::event::{EventType, FieldKind, FormField};
 
-pub(super) fn event_form(ctx: &Ctx, id: &str) -> Markup {
+/// A step's form as the worker filled it in, to show again after a refusal.
+pub(super) struct Refill<'a> {
+    pub(super) ty: &'a str,
+    pub(super) fields: &'a HashMap<String, String>,
+}
+
+/// The label of a step's field, (Chinese, English).
+fn field_label(ty: EventType, field: &str) -> (&'static str, &'static str) {
+    match (ty, field) {
+        (EventType::Session, "note") => ("调解经过", "What was said"),
+        (EventType::NotAccept | EventType::Fail | EventType::Reopen, "note") => ("原因", "Reason"),
+        (EventType::Reply, "note") => ("答复内容", "Reply"),
+        (EventType::ReexamAnswer, "note") => ("复查意见", "Re-examination answer"),
+        (EventType::Review, "note") => ("审核意见", "Review note"),
+        (EventType::JudicialResult | EventType::ProtectionResult, "note") => {
+            ("裁定书文号或说明", "Ruling number or note")
+        }
+        (EventType::Satisfaction, "note") => ("当事人意见", "What the party said"),
+        (_, "note") => ("说明", "Note"),
+        (_, "place") => ("地点", "Place"),
+        (_, "terms") => ("协议内容", "Terms"),
+        (_, "form") => ("协议形式", "Form"),
+        (_, "seek_confirmation") => (
+            "双方拟申请司法确认",
+            "The parties will seek judicial confirmation",
+        ),
+        (_, "court") => ("法院", "Court"),
+        (_, "urgent") => (
+            "紧急（法院24小时内裁定）",
+            "Urgent (the court decides within 24 hours)",
+        ),
+        (_, "granted") => ("法院准许", "Granted"),
+        (_, "level") => ("移交层级", "Referred to level"),
+        (EventType::Assign, "to") => ("承办人账号", "Handler's account"),
+        (_, "to") => ("移交单位", "Referred to"),
+        (_, "reason") => ("原因", "Reason"),
+        (_, "days") => ("延期天数", "Days added"),
+        (_, "rating") => ("满意度（1-5）", "Rating (1-5)"),
+        _ => ("", ""),
+    }
+}
+
+/// One field of a step's form, filled in with `value` (after a refusal) if given.
+fn field_input(ctx: &Ctx, ty: EventType, f: &FormField, value: Option<&str>) -> Markup {
     let t = |zh, en| ctx.lang.t(zh, en);
+    let (zh, en) = field_label(ty, f.name);
+    let mark = if f.required {
+        t("（必填）", " (required)")
+    } else {
+        ""
+    };
+    let value = value.unwrap_or("");
     html! {
-        h2 { (t("记录进展", "Record progress")) }
-        form method="post" action={ "/records/" (id) "/events" } {
-            input type="hidden" name="csrf" value=(ctx.user.csrf);
-            label { (t("事项", "Event"))
-                select name="type" id="event-type" {
-                    @for (code, zh, en) in EVENT_TYPES {
-                        @if *code != "review" || ctx.user.role == StaffRole::TownshipReviewer {
-                            option value=(code) { (zh) " " (en) }
+        @match f.kind {
+            FieldKind::Flag => {
+                label.flag {
+                    input type="checkbox" name=(f.name) value="1" checked[!value.is_empty()];
+                    " " (t(zh, en))
+                }
+            }
+            FieldKind::Text => {
+                label { (t(zh, en)) span.required { (mark) }
+                    textarea name=(f.name) rows="3" required[f.required] { (value) }
+                }
+            }
+            FieldKind::Number => {
+                label { (t(zh, en)) span.required { (mark) }
+                    input type="number" name=(f.name) min="1" value=(value) required[f.required];
+                }
+            }
+            FieldKind::Choice if f.name == "form" => {
+                label { (t(zh, en)) span.required { (mark) }
+                    select name="form" {
+                        @for a in guihe_protocol::event::AgreementForm::ALL {
+                            option value=(a.code()) selected[value == a.code()] { (t(a.label_zh(), a.label_en())) }
                         }
                     }
                 }
             }
-            label { (t("说明", "Note")) textarea name="note" rows="2" {} }
-            label { (t("地点（调解记录）", "Place (session)")) input type="text" name="place"; }
-            label { (t("协议内容（调解协议）", "Terms (agreement)")) textarea name="terms" rows="2" {} }
-            label { (t("协议形式", "Agreement form"))
-                select name="form" { option value="written" { "书面 written" } option value="oral" { "口头 oral" } }
-            }
-            label { input type="checkbox" name="seek_confirmation" value="1"; (t(" 申请司法确认", " Seek judicial confirmation")) }
-            label { (t("法院", "Court")) input type="text" name="court"; }
-            label { input type="checkbox" name="granted" value="1"; (t(" 法院准许", " Granted")) }
-            label { input type="checkbox" name="urgent" value="1"; (t(" 紧急", " Urgent")) }
-            label { (t("移交层级", "Referral level"))
-                select name="level" {
-                    @for l in guihe_protocol::event::ReferLevel::ALL { option value=(l.code()) { (l.label_zh()) " " (l.label_en()) } }
+            FieldKind::Choice => {
+                label { (t(zh, en)) span.required { (mark) }
+                    select name=(f.name) {
+                        @for l in guihe_protocol::event::ReferLevel::ALL {
+                            option value=(l.code()) selected[value == l.code()] { (t(l.label_zh(), l.label_en())) }
+                        }
+                    }
                 }
             }
-            label { (t("移交/指派给", "Referred or assigned to")) input type="text" name="to"; }
-            label { (t("原因", "Reason")) input type="text" name="reason"; }
-            label { (t("延期天数", "Extension days")) input type="text" name="days"; }
-            label { (t("满意度（1-5）", "Rating (1-5)")) input type="text" name="rating"; }
-            button type="submit" id="add-event" { (t("保存", "Save")) }
+            FieldKind::Line => {
+                label { (t(zh, en)) span.required { (mark) }
+                    input type="text" name=(f.name) value=(value) required[f.required];
+                }
+            }
+        }
+    }
+}
+
+/// The steps that may be recorded next, each its own small form with its own fields and
+/// the date it happened. Only the steps the record's state allows are offered (the review
+/// only to a township reviewer); after a refusal the step comes back open, as filled in.
+pub(super) fn event_forms(
+    ctx: &Ctx,
+    id: &str,
+    steps: &[EventType],
+    refill: Option<&Refill<'_>>,
+) -> Markup {
+    let t = |zh, en| ctx.lang.t(zh, en);
+    let today = date(now_ms());
+    let steps: Vec<EventType> = steps
+        .iter()
+        .copied()
+        .filter(|ty| *ty != EventType::Review || ctx.user.role == StaffRole::TownshipReviewer)
+        .collect();
+    html! {
+        h2 { (t("记录进展", "Record progress")) }
+        @if steps.is_empty() {
+            p id="no-steps" { (t("此记录现在没有可以记录的下一步。", "Nothing can be recorded on this record now.")) }
+        }
+        @for ty in &steps {
+            @let mine = refill.filter(|r| r.ty == ty.code());
+            @let value = |name: &str| mine.and_then(|r| r.fields.get(name)).map(String::as_str);
+            details.step id={ "step-" (ty.code()) } open[mine.is_some()] {
+                summary { (t(ty.label_zh(), ty.label_en())) }
+                form method="post" action={ "/records/" (id) "/events" } {
+                    input type="hidden" name="csrf" value=(ctx.user.csrf);
+                    input type="hidden" name="type" value=(ty.code());
+                    @for f in ty.form_fields() {
+                        (field_input(ctx, *ty, f, value(f.name)))
+                    }
+                    label { (t("日期", "Date")) span.required { (t("（必填）", " (required)")) }
+                        input type="date" name="date" max=(today) required
+                            value=(value("date").unwrap_or(&today));
+                    }
+                    button type="submit" id={ "add-" (ty.code()) } { (t("保存", "Save")) }
+                }
+            }
         }
     }
 }
@@ -91,7 +153,7 @@ pub(super) async fn record_page(
         Ok(c) => c,
         Err(r) => return r,
     };
-    record_view(&state, &ctx, &id, None, StatusCode::OK).await
+    record_view(&state, &ctx, &id, None, None, StatusCode::OK).await
 }
 
 pub(super) async fn record_view(
@@ -99,6 +161,7 @@ pub(super) async fn record_view(
     ctx: &Ctx,
     id: &str,
     error: Option<&str>,
+    refill: Option<&Refill<'_>>,
     status: StatusCode,
 ) -> Response {
     let detail = match call(state, None, Call::Show { id: id.to_string() }).await {
@@ -125,6 +188,9 @@ pub(super) async fn record_view(
             (if ctx.lang == Lang::Zh { c.category.label_zh() } else { c.category.label_en() }) " · "
             (t("风险", "risk")) " " (if ctx.lang == Lang::Zh { c.risk.label_zh() } else { c.risk.label_en() }) " · "
             (t("登记于", "received")) " " (date(c.received_ms))
+            @if detail.timeline.first().is_some_and(|e| e.entered_late()) {
+                " " span.flag.late title=(t("登记日期早于录入时间两天以上", "dated more than two days before it was entered")) { (t("补录", "entered afterwards")) }
+            }
             @if c.needs_review { " · " span.flag { (t("待审核", "needs review")) } }
             @if c.restricted { " · " span.flag { (t("限制查看", "restricted")) } }
         }
@@ -163,14 +229,18 @@ pub(super) async fn record_view(
             tr { th { (t("日期", "Date")) } th { (t("事项", "Event")) } th { (t("记录人", "By")) } th { (t("内容", "Details")) } }
             @for e in &detail.timeline {
                 tr {
-                    td { (date(e.at_ms)) }
-                    td { (e.body.event_type().label_zh()) }
+                    td { (date(e.at_ms))
+                        @if e.entered_late() {
+                            " " span.flag.late title={ (t("录入于", "entered on")) " " (date(e.hlc.wall_ms)) } { (t("补录", "entered afterwards")) }
+                        }
+                    }
+                    td { (t(e.body.event_type().label_zh(), e.body.event_type().label_en())) }
                     td { (e.staff) }
-                    td { (details(&e.body)) }
+                    td { (details(ctx.lang, &e.body)) }
                 }
             }
         }
-        @if ctx.user.role.writes() { (event_form(ctx, id)) }
+        @if ctx.user.role.writes() { (event_forms(ctx, id, &detail.next_steps, refill)) }
     };
     (
         status,
@@ -179,25 +249,191 @@ pub(super) async fn record_view(
         .into_response()
 }
 
-/// A short text of an event's fields.
-pub(super) fn details(body: &guihe_protocol::event::Body) -> String {
-    let json = serde_json::to_value(body).unwrap_or_default();
-    let mut parts = Vec::new();
-    if let serde_json::Value::Object(map) = json {
-        for (k, v) in map {
-            if k == "type" {
-                continue;
-            }
-            let text = match v {
-                serde_json::Value::String(s) if s.is_empty() => continue,
-                serde_json::Value::String(s) => s,
-                serde_json::Value::Null => continue,
-                other => other.to_string(),
-            };
-            parts.push(format!("{k}: {text}"));
+/// An event's content as a sentence a worker reads (Chinese, or English in the English
+/// view), instead of its field names.
+pub(super) fn details(lang: Lang, body: &guihe_protocol::event::Body) -> String {
+    use guihe_protocol::event::{AgreementForm, Body, Change};
+    let t = |zh: &str, en: &str| lang.t(zh, en).to_string();
+    let zh = lang == Lang::Zh;
+    // A note after the sentence, if any.
+    let then = |sentence: String, note: &str| {
+        if note.trim().is_empty() {
+            sentence
+        } else if sentence.is_empty() {
+            note.to_string()
+        } else {
+            format!("{sentence}{}{note}", if zh { "" } else { " " })
         }
+    };
+    let stop = if zh { "。" } else { "." };
+    match body {
+        Body::Intake(n)
+        | Body::Accept(n)
+        | Body::Resolve(n)
+        | Body::FollowUp(n)
+        | Body::Close(n)
+        | Body::ReexamRequest(n) => n.note.clone(),
+        Body::NotAccept(n) | Body::Fail(n) | Body::Reopen(n) => {
+            then(t("原因：", "Reason: "), &n.note)
+        }
+        Body::Reply(n) | Body::ReexamAnswer(n) => n.note.clone(),
+        Body::Assign(a) => then(
+            if zh {
+                format!("指派 {} 承办。", a.to)
+            } else {
+                format!("Assigned to {}.", a.to)
+            },
+            &a.note,
+        ),
+        Body::Session(x) => {
+            let place = if x.place.trim().is_empty() {
+                t("主持调解：", "Mediation session: ")
+            } else if zh {
+                format!("在{}主持调解：", x.place)
+            } else {
+                format!("Mediation session at {}: ", x.place)
+            };
+            then(place, &x.note)
+        }
+        Body::Agreement(a) => {
+            let form = match (a.form, zh) {
+                (AgreementForm::Written, true) => "双方达成书面调解协议：",
+                (AgreementForm::Oral, true) => "双方达成口头协议：",
+                (AgreementForm::Written, false) => "Written agreement: ",
+                (AgreementForm::Oral, false) => "Oral agreement: ",
+            };
+            let seek = if a.seek_confirmation {
+                t(
+                    "（双方拟申请司法确认）",
+                    " (the parties will seek judicial confirmation)",
+                )
+            } else {
+                String::new()
+            };
+            format!("{form}{}{seek}", a.terms)
+        }
+        Body::JudicialRequest(c) => then(
+            if zh {
+                format!("向{}申请司法确认{stop}", c.court)
+            } else {
+                format!("Judicial confirmation sought from {}.", c.court)
+            },
+            &c.note,
+        ),
+        Body::JudicialResult(o) => then(
+            if o.granted {
+                t(
+                    "法院确认调解协议有效。",
+                    "The court confirmed the agreement.",
+                )
+            } else {
+                t("法院未予确认。", "The court did not confirm it.")
+            },
+            &o.note,
+        ),
+        Body::ProtectionRequest(p) => then(
+            match (zh, p.urgent) {
+                (true, true) => format!("向{}紧急申请人身安全保护令（24小时内裁定）。", p.court),
+                (true, false) => format!("向{}申请人身安全保护令（72小时内裁定）。", p.court),
+                (false, true) => format!(
+                    "Urgent protection order sought from {} (24 hours).",
+                    p.court
+                ),
+                (false, false) => format!("Protection order sought from {} (72 hours).", p.court),
+            },
+            &p.note,
+        ),
+        Body::ProtectionResult(o) => then(
+            if o.granted {
+                t(
+                    "法院作出人身安全保护令。",
+                    "The court issued the protection order.",
+                )
+            } else {
+                t(
+                    "法院驳回保护令申请。",
+                    "The court refused the protection order.",
+                )
+            },
+            &o.note,
+        ),
+        Body::Refer(r) => {
+            if zh {
+                format!("移交{}：{}。原因：{}", r.level.label_zh(), r.to, r.reason)
+            } else {
+                format!(
+                    "Referred to {} ({}). Reason: {}",
+                    r.to,
+                    r.level.label_en(),
+                    r.reason
+                )
+            }
+        }
+        Body::Extend(e) => {
+            if zh {
+                format!("办理期限延长{}天。原因：{}", e.days, e.reason)
+            } else {
+                format!("Extended by {} days. Reason: {}", e.days, e.reason)
+            }
+        }
+        Body::Satisfaction(x) => then(
+            if zh {
+                format!("满意度{}分（满分5分）。", x.rating)
+            } else {
+                format!("Rated {} of 5.", x.rating)
+            },
+            &x.note,
+        ),
+        Body::Amend(a) => {
+            let what = match &a.change {
+                Change::Category(c) => {
+                    if zh {
+                        format!("类别改为{}", c.label_zh())
+                    } else {
+                        format!("category set to {}", c.label_en())
+                    }
+                }
+                Change::Risk(r) => {
+                    if zh {
+                        format!("风险等级改为{}", r.label_zh())
+                    } else {
+                        format!("risk set to {}", r.label_en())
+                    }
+                }
+                Change::Restricted(true) => t("设为限制查看", "restricted"),
+                Change::Restricted(false) => t("取消限制查看", "no longer restricted"),
+                Change::PartyAdded(_) => t("增加当事人", "a party added"),
+                Change::Party(fix) => {
+                    if zh {
+                        format!("当事人信息更正为 {}", fix.party.name)
+                    } else {
+                        format!("party details corrected ({})", fix.party.name)
+                    }
+                }
+                Change::Summary(n) => {
+                    if zh {
+                        format!("摘要更正为：{}", n.note)
+                    } else {
+                        format!("summary corrected: {}", n.note)
+                    }
+                }
+                Change::Note(n) => n.note.clone(),
+            };
+            if zh {
+                format!("更正：{what}。原因：{}", a.reason)
+            } else {
+                format!("Correction: {what}. Reason: {}", a.reason)
+            }
+        }
+        Body::Review(r) => then(
+            match r.outcome {
+                Some(s) if zh => format!("审核结论：{}。", s.label_zh()),
+                Some(s) => format!("Review settles on {}.", s.label_en()),
+                None => t("审核：", "Review: "),
+            },
+            &r.note,
+        ),
     }
-    parts.join("; ")
 }
 
 pub(super) async fn add_event(
@@ -222,7 +458,15 @@ pub(super) async fn add_event(
         );
     }
     let ty = f.get("type").cloned().unwrap_or_default();
-    if ty == "review" && ctx.user.role != StaffRole::TownshipReviewer {
+    let Some(step) = guihe_protocol::workflow::ALL_EVENT_TYPES
+        .iter()
+        .copied()
+        .find(|t| t.code() == ty && !t.form_fields().is_empty())
+    else {
+        let text = ctx.lang.t("请选择要记录的事项。", "Choose what to record.");
+        return record_view(&state, &ctx, &id, Some(text), None, StatusCode::BAD_REQUEST).await;
+    };
+    if step == EventType::Review && ctx.user.role != StaffRole::TownshipReviewer {
         return message_page(
             ctx.lang,
             Some(&ctx),
@@ -233,34 +477,63 @@ pub(super) async fn add_event(
             ),
         );
     }
-    // Only the fields the event type takes; serde names a missing or wrong one.
-    let takes: &[&str] = match ty.as_str() {
-        "assign" => &["to", "note"],
-        "session" => &["place", "note"],
-        "agreement" => &["form", "terms", "seek_confirmation"],
-        "judicial_request" => &["court", "note"],
-        "protection_request" => &["court", "urgent", "note"],
-        "judicial_result" | "protection_result" => &["granted", "note"],
-        "refer" => &["level", "to", "reason"],
-        "extend" => &["days", "reason"],
-        "satisfaction" => &["rating", "note"],
-        "review" => &["note"],
-        _ => &["note"],
+    let refill = Refill {
+        ty: &ty,
+        fields: &f,
     };
+    let refuse = |text: String, status: StatusCode| {
+        let state = state.clone();
+        let id = id.clone();
+        let ctx = &ctx;
+        let refill = &refill;
+        async move { record_view(&state, ctx, &id, Some(&text), Some(refill), status).await }
+    };
+    // Only the fields the step takes; the record's rules name a missing or wrong one.
     let mut map = serde_json::Map::new();
     map.insert("type".into(), serde_json::Value::String(ty.clone()));
-    for k in takes {
-        let v = f.get(*k).map(String::as_str).unwrap_or("");
-        let value = match *k {
-            "seek_confirmation" | "urgent" | "granted" => serde_json::Value::Bool(!v.is_empty()),
-            "days" | "rating" if !v.trim().is_empty() => match v.trim().parse::<u32>() {
+    for field in step.form_fields() {
+        let v = f.get(field.name).map(String::as_str).unwrap_or("").trim();
+        let value = match field.kind {
+            FieldKind::Flag => serde_json::Value::Bool(!v.is_empty()),
+            FieldKind::Number if !v.is_empty() => match v.parse::<u32>() {
                 Ok(n) => serde_json::Value::from(n),
-                Err(_) => serde_json::Value::String(v.into()),
+                Err(_) => {
+                    let (zh, en) = field_label(step, field.name);
+                    let text = match ctx.lang {
+                        Lang::Zh => format!("“{zh}”应填一个整数。"),
+                        Lang::En => format!("{en} must be a whole number."),
+                    };
+                    return refuse(text, StatusCode::UNPROCESSABLE_ENTITY).await;
+                }
             },
-            _ if v.trim().is_empty() => continue,
-            _ => serde_json::Value::String(v.trim().into()),
+            _ if v.is_empty() => continue,
+            _ => serde_json::Value::String(v.into()),
         };
-        map.insert((*k).into(), value);
+        map.insert(field.name.into(), value);
+    }
+    // The date it happened: today means now; an earlier day means that day, no earlier
+    // than the record's receipt; a later day is refused.
+    let today = date(now_ms());
+    let day = f.get("date").map(|d| d.trim()).unwrap_or("");
+    if !day.is_empty() && day != today {
+        let Some(start) = guihe_protocol::stats::parse_date(day) else {
+            let text = ctx.lang.t(
+                "日期格式不对，请按 年-月-日 填写。",
+                "The date must be year-month-day.",
+            );
+            return refuse(text.into(), StatusCode::UNPROCESSABLE_ENTITY).await;
+        };
+        if start > now_ms() {
+            let text = ctx
+                .lang
+                .t("日期不能晚于今天。", "The date cannot be after today.");
+            return refuse(text.into(), StatusCode::UNPROCESSABLE_ENTITY).await;
+        }
+        let received = match call(&state, None, Call::Show { id: id.clone() }).await {
+            Ok(Reply::Detail(d)) => d.view.common().received_ms,
+            _ => 0,
+        };
+        map.insert("at_ms".into(), serde_json::Value::from(start.max(received)));
     }
     match call(
         &state,
@@ -276,7 +549,7 @@ pub(super) async fn add_event(
         Err(e) => {
             let status = e.status();
             let text = error_text(e).await;
-            record_view(&state, &ctx, &id, Some(&text), status).await
+            refuse(text, status).await
         }
     }
 }

@@ -61,6 +61,22 @@ impl<'a> Folder<'a> {
         self.position.contains_key(&id)
     }
 
+    /// The steps a person may record next, at `now_ms`, in the order a form lists them:
+    /// the event types the status table allows whose other conditions hold too (a
+    /// judicial request needs an agreement and none waiting, a petition is extended once,
+    /// re-examination is asked for within its window…). Asked of [`Folder::check`] itself,
+    /// so a step offered is a step the command accepts with its fields filled in.
+    /// `Intake` and `Amend` are never listed: a record has one intake, and corrections
+    /// have forms of their own.
+    pub fn next_steps(&self, now_ms: u64) -> Vec<EventType> {
+        crate::workflow::ALL_EVENT_TYPES
+            .iter()
+            .filter_map(|ty| Body::blank(*ty))
+            .filter(|body| self.check(body, now_ms).is_ok())
+            .map(|body| body.event_type())
+            .collect()
+    }
+
     /// Checks whether `body` may be applied now, without applying it.
     pub fn check(&self, body: &Body, at_ms: u64) -> Result<Option<Status>, Refusal> {
         let s = &self.state;

@@ -626,6 +626,16 @@ impl Record {
         Ok(fold)
     }
 
+    /// The steps a person may record next at `now_ms` (see
+    /// [`crate::fold::Folder::next_steps`]).
+    pub fn next_steps(
+        &self,
+        rules: &Deadlines,
+        now_ms: u64,
+    ) -> Result<Vec<crate::event::EventType>, DocError> {
+        Ok(self.folder(rules)?.folder.next_steps(now_ms))
+    }
+
     /// The read model for lists and dashboards.
     pub fn view(&self, rules: &Deadlines) -> Result<View, DocError> {
         let Folded {
