@@ -238,15 +238,6 @@ pub fn event(node: &mut Node, staff: Option<&str>, id: &str, args: EventArgs) ->
     ))
 }
 
-fn days_left(ms: i128) -> String {
-    let days = ms as f64 / 86_400_000.0;
-    if days >= 0.0 {
-        format!("{days:.1} 天 days left")
-    } else {
-        format!("逾期 overdue {:.1} 天 days", -days)
-    }
-}
-
 /// One line of a list.
 pub fn line(v: &View, now: u64) -> String {
     let c = v.common();
@@ -324,12 +315,11 @@ pub fn show(node: &mut Node, id: &str, json: bool) -> CliResult<String> {
         ),
     ];
     for d in &c.deadlines {
-        let state = match (d.met_ms, d.remaining_ms(now)) {
-            (Some(_), _) if d.was_late() => "已办结（逾期）met late".to_string(),
-            (Some(_), _) => "已办结 met".to_string(),
-            (None, Some(ms)) => days_left(ms),
-            (None, None) => String::new(),
-        };
+        let state = format!(
+            "{} {}",
+            crate::words::deadline(d.state(now), true),
+            crate::words::deadline(d.state(now), false)
+        );
         out.push(format!(
             "期限 {} {}: {state}",
             d.kind.label_zh(),
@@ -356,8 +346,15 @@ pub fn status(node: &Node) -> CliResult<String> {
             let r = remote.status().map_err(s)?;
             let now = now_ms();
             let ago = |t: Option<u64>| match t {
-                Some(t) => format!("{:.0} s ago", now.saturating_sub(t) as f64 / 1000.0),
-                None => "never 从未".into(),
+                Some(t) => {
+                    let age = now.saturating_sub(t);
+                    format!(
+                        "{}前 {} ago",
+                        crate::words::span(age, true),
+                        crate::words::span(age, false)
+                    )
+                }
+                None => "从未 never".into(),
             };
             let mut out = vec![
                 format!("运行中 running · 节点 node {}", r.node),

@@ -468,6 +468,17 @@ impl Core {
                 known.reconciled = true;
                 known.last_reconciled_ms = Some(now);
             }
+            // The peer dialled and reconciled with this node: the link synced as much as
+            // when this node dials (the sync page's 上次同步 on the accepting side).
+            Event::Answered { conn } => {
+                let Some(peer) = self.peer_of(conn) else {
+                    return;
+                };
+                tracing::debug!(%peer, "answered the peer's reconciliation");
+                let known = self.known(peer);
+                known.reconciled = true;
+                known.last_reconciled_ms = Some(now);
+            }
             Event::Clock { conn, skew_ms } => {
                 let Some(peer) = self.peer_of(conn) else {
                     return;

@@ -28,3 +28,4 @@ mod stream;
 pub mod threads;
 pub mod views;
 pub mod web;
+pub mod words;

@@ -82,6 +82,41 @@ crate::model::coded!(
     }
 );
 
+impl DeadlineKind {
+    /// Whether the period is the parties' to use, not the office's to meet: the
+    /// petitioner's window to ask for re-examination and the parties' window to apply for
+    /// judicial confirmation. Left unused, such a window lapses; it never goes overdue.
+    pub fn is_parties_window(self) -> bool {
+        matches!(
+            self,
+            DeadlineKind::ReexamRequestWindow | DeadlineKind::JudicialConfirmation
+        )
+    }
+}
+
+/// Where a deadline stands at a moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum DeadlineState {
+    /// Met (`late`: after it fell due).
+    Met {
+        /// Met after it fell due.
+        late: bool,
+    },
+    /// Not met yet, and `left_ms` until it falls due.
+    Open {
+        /// Milliseconds left.
+        left_ms: u64,
+    },
+    /// The office's deadline passed unmet, `by_ms` ago.
+    Overdue {
+        /// Milliseconds since it fell due.
+        by_ms: u64,
+    },
+    /// The parties' window passed unused: nothing the office failed to do.
+    Lapsed,
+}
+
 /// One deadline of a record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Deadline {
@@ -95,11 +130,25 @@ pub struct Deadline {
 
 impl Deadline {
     /// Whether the deadline has passed unmet at `now_ms`. A window that is the parties' to
-    /// use (re-examination) is never overdue.
+    /// use (re-examination, judicial confirmation) is never overdue.
     pub fn is_overdue(&self, now_ms: u64) -> bool {
-        self.kind != DeadlineKind::ReexamRequestWindow
-            && self.met_ms.is_none()
-            && now_ms > self.due_ms
+        matches!(self.state(now_ms), DeadlineState::Overdue { .. })
+    }
+
+    /// Where the deadline stands at `now_ms`.
+    pub fn state(&self, now_ms: u64) -> DeadlineState {
+        match self.met_ms {
+            Some(met) => DeadlineState::Met {
+                late: met > self.due_ms,
+            },
+            None if now_ms <= self.due_ms => DeadlineState::Open {
+                left_ms: self.due_ms - now_ms,
+            },
+            None if self.kind.is_parties_window() => DeadlineState::Lapsed,
+            None => DeadlineState::Overdue {
+                by_ms: now_ms - self.due_ms,
+            },
+        }
     }
 
     /// Whether it was met late.
@@ -147,5 +196,20 @@ mod tests {
         };
         assert!(handle.is_overdue(1_000));
         assert!(!handle.is_overdue(10));
+        // The judicial-confirmation window is the parties' too: it lapses.
+        let confirmation = Deadline {
+            kind: DeadlineKind::JudicialConfirmation,
+            ..window
+        };
+        assert!(!confirmation.is_overdue(1_000));
+        assert_eq!(confirmation.state(1_000), DeadlineState::Lapsed);
+        assert_eq!(window.state(1_000), DeadlineState::Lapsed);
+        assert_eq!(handle.state(1_000), DeadlineState::Overdue { by_ms: 990 });
+        assert_eq!(handle.state(4), DeadlineState::Open { left_ms: 6 });
+        let met = Deadline {
+            met_ms: Some(11),
+            ..handle
+        };
+        assert_eq!(met.state(1_000), DeadlineState::Met { late: true });
     }
 }

@@ -135,6 +135,12 @@ pub enum Event {
         /// The connection.
         conn: ConnId,
     },
+    /// The peer on `conn`, which dialled this node, reconciled with it (this node
+    /// answered).
+    Answered {
+        /// The connection.
+        conn: ConnId,
+    },
     /// The peer's clock is this far ahead of this node's (negative: behind).
     Clock {
         /// The connection.
@@ -550,6 +556,7 @@ impl Host {
             match event {
                 sync::Event::Peer(cert) => self.events.push_back(Event::Peer { conn, cert }),
                 sync::Event::Reconciled => self.events.push_back(Event::Reconciled { conn }),
+                sync::Event::Answered => self.events.push_back(Event::Answered { conn }),
                 sync::Event::Clock(skew_ms) => {
                     self.events.push_back(Event::Clock { conn, skew_ms });
                 }

@@ -103,6 +103,9 @@ pub enum Event {
     /// The initiator finished reconciling: everything either side lacked is asked for or
     /// queued.
     Reconciled,
+    /// This node, which the peer dialled, answered the peer's reconciliation: the link
+    /// synced, seen from the side that accepted it. Once per session.
+    Answered,
     /// Newer county settings were received, verified and stored.
     Settings(u64),
     /// The peer, an office above this node, refused changes this node signed: stored
@@ -199,6 +202,8 @@ pub struct Session {
     next_batch: u64,
     in_flight: BTreeSet<u64>,
     reconciled: bool,
+    /// The responder answered a reconciliation (`Event::Answered` was raised).
+    answered: bool,
     /// The initiator's watermark for this peer, when the tail alone is reconciled.
     tail_from: Option<u64>,
     /// The latest key time in scope when the session started (initiator).
@@ -279,6 +284,7 @@ impl Session {
             next_batch: 0,
             in_flight: BTreeSet::new(),
             reconciled: false,
+            answered: false,
             tail_from: None,
             scope_max_ms: 0,
             wants: BTreeSet::new(),
@@ -858,6 +864,7 @@ impl Session {
                 .map_err(|e| SessionError::Reconcile(e.to_string()))?;
             self.negentropy = Some(negentropy);
             self.outbox.push_back(Message::Reconcile(reply));
+            self.note_answered();
         } else {
             self.outbox.push_back(Message::FullReconcile);
         }
@@ -945,8 +952,17 @@ impl Session {
             };
             let reply = negentropy.reconcile(frame).map_err(reconcile_err)?;
             self.outbox.push_back(Message::Reconcile(reply));
+            self.note_answered();
         }
         Ok(())
+    }
+
+    /// The responder answered a round of the peer's reconciliation.
+    fn note_answered(&mut self) {
+        if !self.answered {
+            self.answered = true;
+            self.events.push_back(Event::Answered);
+        }
     }
 
     fn on_changes<S: Store>(

@@ -272,6 +272,21 @@ fn three_hosts_connect_reconcile_relay_revoke_stall_and_close() {
             .iter()
             .any(|e| matches!(e, Event::Reconciled { .. }))
     );
+    // The township, which the village dialled, knows the link synced too: it answered.
+    assert!(
+        net.offices[TOWNSHIP]
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::Answered { .. })),
+        "the accepting side never learns that the link synced"
+    );
+    assert!(
+        !net.offices[VILLAGE]
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::Answered { .. })),
+        "the dialling side answers nothing"
+    );
     assert!(same(
         &net.offices[VILLAGE].node,
         &net.offices[TOP].node,

@@ -10,7 +10,7 @@
 mod common;
 use common::*;
 
-use guihe_protocol::deadline::{Deadline, DeadlineKind};
+use guihe_protocol::deadline::{Deadline, DeadlineKind, DeadlineState};
 use guihe_protocol::event::EventType;
 use guihe_protocol::event::{
     Agreement, AgreementForm, Amend, Assign, Body, Change, Court, Extend, Note, Outcome,
@@ -767,8 +767,13 @@ fn judicial_confirmation_may_be_sought_within_30_days_of_an_agreement_that_seeks
     o.record(&mut r, agreement(true)).unwrap();
     let d = deadline(&view(&o, &r), DeadlineKind::JudicialConfirmation);
     assert_eq!(d.due_ms, agreed + 30 * DAY_MS);
-    assert!(!d.is_overdue(agreed + 30 * DAY_MS));
-    assert!(d.is_overdue(agreed + 30 * DAY_MS + 1));
+    assert_eq!(
+        d.state(agreed + 30 * DAY_MS),
+        DeadlineState::Open { left_ms: 0 }
+    );
+    // The window is the parties' to use: unused, it lapses; the office is not late.
+    assert!(!d.is_overdue(agreed + 30 * DAY_MS + 1));
+    assert_eq!(d.state(agreed + 30 * DAY_MS + 1), DeadlineState::Lapsed);
 
     let requested = advance(&mut o, 5 * DAY_MS);
     o.record(&mut r, judicial_request()).unwrap();

@@ -556,4 +556,14 @@ fn the_record_page_offers_only_the_next_steps_and_a_refused_form_keeps_what_was_
         steps.contains(&json!("agreement")) && !steps.contains(&json!("accept")),
         "{detail}"
     );
+
+    // The dashboard: the rate says what it is a rate of, and one month's figures are
+    // drawn (as dots: one month makes no line).
+    let (status, page) = web.get("/dashboard");
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("id=\"rate-base\"") && page.contains("已办结0件中化解0件，另有1件在办"),
+        "{page}"
+    );
+    assert!(page.contains("<circle"), "the trend draws nothing: {page}");
 }

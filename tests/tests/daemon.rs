@@ -132,6 +132,15 @@ fn a_stopped_township_catches_up_and_every_node_converges() {
     );
     let freshness = status.split("freshness").nth(1).unwrap_or_default();
     assert!(freshness.contains(VILLAGE), "{status}");
+    // The village dialled the township: seen from the township, the link has synced too.
+    let village_peer = status
+        .lines()
+        .find(|l| l.trim_start().starts_with(VILLAGE))
+        .unwrap_or_else(|| panic!("no peer line for the village: {status}"));
+    assert!(
+        !village_peer.contains("从未") && village_peer.contains("前"),
+        "{village_peer}"
+    );
 }
 
 #[test]

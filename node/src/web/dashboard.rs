@@ -32,7 +32,7 @@ pub(super) fn trend_svg(stats: &guihe_protocol::stats::Stats, lang: Lang) -> Str
                 lang.t("每月登记与化解", "Received and resolved per month"),
                 ("sans-serif", 16),
             )
-            .build_cartesian_2d(0f64..(n as f64 - 0.5).max(1.0), 0f64..top);
+            .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), 0f64..top);
         if let Ok(mut chart) = chart {
             let labels: Vec<String> = months.iter().map(|m| m.month.clone()).collect();
             let _ = chart
@@ -48,6 +48,17 @@ pub(super) fn trend_svg(stats: &guihe_protocol::stats::Stats, lang: Lang) -> Str
                 .iter()
                 .enumerate()
                 .map(|(i, m)| (i as f64, m.resolved as f64));
+            // Each month's figures as dots too: a single month draws no line.
+            let _ = chart.draw_series(
+                received
+                    .clone()
+                    .map(|p| Circle::new(p, 4, RGBColor(122, 46, 31).filled())),
+            );
+            let _ = chart.draw_series(
+                resolved
+                    .clone()
+                    .map(|p| Circle::new(p, 4, RGBColor(30, 110, 60).filled())),
+            );
             if let Ok(s) = chart.draw_series(LineSeries::new(received, &RGBColor(122, 46, 31))) {
                 s.label(lang.t("登记", "received")).legend(|(x, y)| {
                     PathElement::new(vec![(x, y), (x + 16, y)], RGBColor(122, 46, 31))
@@ -94,7 +105,7 @@ pub(super) async fn dashboard(
     let svg = trend_svg(&stats, ctx.lang);
     let report = status_report(&state).await;
     let now = now_ms();
-    let freshness: Vec<(String, f64)> = report
+    let freshness: Vec<(String, u64)> = report
         .map(|r| {
             r.freshness
                 .into_iter()
@@ -103,7 +114,7 @@ pub(super) async fn dashboard(
                         .division
                         .is_some_and(|d| f.village.parse().is_ok_and(|v| d.covers(v)))
                 })
-                .map(|f| (f.village, now.saturating_sub(f.newest_ms) as f64 / DAY_MS))
+                .map(|f| (f.village, now.saturating_sub(f.newest_ms)))
                 .collect()
         })
         .unwrap_or_default();
@@ -116,7 +127,12 @@ pub(super) async fn dashboard(
             div.card { (t("记录", "Records")) b id="total" { (stats.total.records) } }
             div.card { (t("纠纷", "Cases")) b { (stats.cases) } }
             div.card { (t("信访", "Petitions")) b { (stats.petitions) } }
-            div.card { (t("就地化解率", "Resolved locally")) b id="rate" { (rate(&stats.total)) } }
+            div.card { (t("就地化解率", "Resolved locally")) b id="rate" { (rate(&stats.total)) }
+                span.muted id="rate-base" {
+                    @if ctx.lang == Lang::Zh { "已办结" (stats.total.concluded) "件中化解" (stats.total.resolved) "件，另有" (stats.total.records.saturating_sub(stats.total.concluded)) "件在办" }
+                    @else { (stats.total.resolved) " of " (stats.total.concluded) " concluded; " (stats.total.records.saturating_sub(stats.total.concluded)) " still open" }
+                }
+            }
             div.card { (t("逾期信访", "Overdue petitions")) b { (stats.overdue_petitions.len()) } }
             div.card { (t("上报移交", "Escalations")) b { (stats.escalations) } }
             div.card { (t("重大风险在办", "Open major risks")) b { (stats.major_risk_open.len()) } }
@@ -134,11 +150,13 @@ pub(super) async fn dashboard(
         }
         h2 { (t("各村数据新鲜度", "Data freshness per village")) }
         table id="freshness" {
-            tr { th { (t("村", "Village")) } th { (t("最新变更距今（天）", "Days since the newest change")) } }
-            @for (village, days) in &freshness {
+            tr { th { (t("村", "Village")) } th { (t("最新变更", "Newest change")) } }
+            @for (village, age) in &freshness {
                 tr {
                     td { a href={ "/dashboard?division=" (village) } { (village) } }
-                    td class=(if *days > 7.0 { "flag" } else { "" }) { (format!("{days:.1}")) }
+                    td class=(if *age as f64 > 7.0 * DAY_MS { "flag" } else { "" }) {
+                        (crate::words::span(*age, ctx.lang == Lang::Zh)) (t("前", " ago"))
+                    }
                 }
             }
         }

@@ -1,5 +1,7 @@
 //! The lists of cases and petitions, with filters, and the review queue.
 
+use guihe_protocol::deadline::DeadlineState;
+
 use super::*;
 
 pub(super) async fn views(
@@ -154,14 +156,15 @@ pub(super) async fn list_page(
             table {
                 tr { th { (ctx.lang.t("编号", "Id")) } th { (ctx.lang.t("期限", "Deadline")) } th { (ctx.lang.t("剩余", "Left")) } }
                 @for v in &shown {
-                    @for d in v.common().deadlines.iter().filter(|d| d.met_ms.is_none()) {
-                        @let left = d.remaining_ms(now).unwrap_or(0) as f64 / DAY_MS;
+                    // The office's deadlines still to meet, and the parties' windows still
+                    // open (a lapsed window is nothing the office must act on).
+                    @for d in v.common().deadlines.iter().filter(|d| matches!(d.state(now), DeadlineState::Open { .. } | DeadlineState::Overdue { .. })) {
+                        @let state = d.state(now);
                         tr {
                             td { a href={ "/records/" (v.id()) } { (v.id().to_string().get(..12).unwrap_or("")) } }
                             td { (if ctx.lang == Lang::Zh { d.kind.label_zh() } else { d.kind.label_en() }) " " (date(d.due_ms)) }
-                            td class=(if left < 0.0 { "flag" } else { "" }) {
-                                @if left < 0.0 { (ctx.lang.t("逾期 ", "overdue ")) (format!("{:.1}", -left)) (ctx.lang.t(" 天", " days")) }
-                                @else { (format!("{left:.1}")) (ctx.lang.t(" 天", " days")) }
+                            td class=(if matches!(state, DeadlineState::Overdue { .. }) { "flag" } else { "" }) {
+                                (crate::words::deadline(state, ctx.lang == Lang::Zh))
                             }
                         }
                     }

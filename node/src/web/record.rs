@@ -214,11 +214,9 @@ pub(super) async fn record_view(
                 @for d in &c.deadlines {
                     li {
                         (if ctx.lang == Lang::Zh { d.kind.label_zh() } else { d.kind.label_en() }) " " (date(d.due_ms)) " "
-                        @match (d.met_ms, d.remaining_ms(now)) {
-                            (Some(_), _) => { (t("已办结", "met")) }
-                            (None, Some(ms)) if ms < 0 => { span.flag { (t("逾期", "overdue")) " " (format!("{:.1}", -(ms as f64) / DAY_MS)) (t(" 天", " days")) } }
-                            (None, Some(ms)) => { (t("剩余", "left")) " " (format!("{:.1}", ms as f64 / DAY_MS)) (t(" 天", " days")) }
-                            (None, None) => {}
+                        @let state = d.state(now);
+                        span class=(if matches!(state, guihe_protocol::deadline::DeadlineState::Overdue { .. }) { "flag" } else { "" }) {
+                            (crate::words::deadline(state, ctx.lang == Lang::Zh))
                         }
                     }
                 }
