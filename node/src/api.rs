@@ -207,7 +207,7 @@ pub enum ApiError {
         message: String,
     },
     /// No such record here.
-    #[error("no record {0} on this node")]
+    #[error("本节点没有记录 {0} no record {0} on this node")]
     Unknown(String),
     /// This node may not do that.
     #[error("{0}")]
@@ -224,6 +224,16 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// The error a client rebuilds from a 404 answer's message (which already reads as
+    /// [`ApiError::Unknown`] does), so it is not wrapped twice.
+    pub fn unknown_from_message(message: &str) -> ApiError {
+        let id = message
+            .split_whitespace()
+            .find(|w| w.parse::<RecordId>().is_ok())
+            .unwrap_or(message);
+        ApiError::Unknown(id.to_string())
+    }
+
     fn field(field: &str, e: impl std::fmt::Display) -> ApiError {
         ApiError::Field {
             field: field.into(),

@@ -23,17 +23,60 @@ fn s<E: std::fmt::Display>(e: E) -> String {
 }
 
 /// `guihe county init`: makes the county root key.
-pub fn county_init(out: &Path) -> CliResult<String> {
+pub fn county_init(out: &Path, code: Option<&str>) -> CliResult<String> {
+    let code = code
+        .map(|c| match c.trim().parse::<Division>() {
+            Ok(d @ Division::County(_)) => Ok(d),
+            _ => Err(format!(
+                "--code {c:?}: 县代码应为12位、以000000结尾 the county code is 12 digits ending in 000000 (for example 500240000000)"
+            )),
+        })
+        .transpose()?;
     std::fs::create_dir_all(out).map_err(s)?;
-    let key = guihe_protocol::cert::Keypair::generate(&mut rand::rng());
     let path = out.join("county.key");
-    keys::write_key(&path, &key).map_err(s)?;
-    let public = keys::public_hex(&key.public());
-    std::fs::write(out.join("county.pub"), format!("{public}\n")).map_err(s)?;
-    Ok(format!(
-        "县根密钥已生成 county root key written to {}\n公钥 public key (give this to every node): {public}\nKeep county.key offline.",
-        path.display()
-    ))
+    let mut lines = Vec::new();
+    if let (true, Some(_)) = (path.exists(), code) {
+        lines.push(format!(
+            "县根密钥已存在，未改动 the county root key in {} exists already and was kept",
+            path.display()
+        ));
+    } else {
+        let key = guihe_protocol::cert::Keypair::generate(&mut rand::rng());
+        keys::write_key(&path, &key).map_err(s)?;
+        let public = keys::public_hex(&key.public());
+        std::fs::write(out.join("county.pub"), format!("{public}\n")).map_err(s)?;
+        lines.push(format!(
+            "县根密钥已生成 county root key written to {}\n公钥 public key (give this to every node): {public}\nKeep county.key offline.",
+            path.display()
+        ));
+    }
+    if let Some(code) = code {
+        std::fs::write(out.join(COUNTY_CODE), format!("{code}\n")).map_err(s)?;
+        lines.push(format!(
+            "本县代码 county code {code}: `guihe enroll` refuses divisions outside it"
+        ));
+    }
+    Ok(lines.join("\n"))
+}
+
+/// The file beside `county.key` that names the county's code.
+const COUNTY_CODE: &str = "county.code";
+
+/// The county's code, from `county.code` beside the key file, if it was recorded.
+fn county_code(county_key: &Path) -> CliResult<Option<Division>> {
+    let path = county_key.with_file_name(COUNTY_CODE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => match text.trim().parse::<Division>() {
+            Ok(d @ Division::County(_)) => Ok(Some(d)),
+            _ => Err(format!(
+                "{}: 不是县代码 not a county code ({:?})",
+                path.display(),
+                text.trim()
+            )),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
 }
 
 /// `guihe enroll`: issues a certificate. `renew` is the node's current certificate when it
@@ -50,10 +93,25 @@ pub fn enroll(
     renew: Option<&Path>,
     out: &Path,
 ) -> CliResult<String> {
+    if days == 0 {
+        return Err(
+            "--days 0: 证书有效天数至少为1天 a certificate must be valid for at least one day"
+                .into(),
+        );
+    }
     let root = Root::new(keys::read_key(county_key).map_err(s)?);
-    let node =
-        keys::parse_public(node).ok_or("the node key must be 64 hex digits (from `guihe init`)")?;
-    let division: Division = division.parse().map_err(s)?;
+    let node = keys::parse_public(node).ok_or(
+        "--node: 节点公钥应为64位十六进制 the node key must be 64 hex digits (from `guihe init`)",
+    )?;
+    let division: Division = division.parse().map_err(|e| format!("--division: {e}"))?;
+    let county = county_code(county_key)?;
+    if let Some(county) = county
+        && !county.contains(division)
+    {
+        return Err(format!(
+            "--division {division}: 不在本县 {county} 内，未签发 is not inside this county ({county}); no certificate was issued"
+        ));
+    }
     let now = now_ms();
     let starts = match renew {
         Some(path) => {
@@ -81,12 +139,22 @@ pub fn enroll(
         })
         .map_err(s)?;
     keys::write_cert(out, &cert).map_err(s)?;
-    Ok(format!(
-        "证书已签发 certificate {} for {:?} of {division} written to {}",
+    let role_name = format!("{role:?}");
+    let mut text = format!(
+        "证书已签发 certificate issued: {} {} · {division} · 有效期至 valid until {} · 序号 serial {} · written to {}",
+        crate::words::role(&role_name, true),
+        crate::words::role(&role_name, false),
+        crate::words::date_zh(cert.body.not_after_ms),
         cert.body.serial,
-        role,
         out.display()
-    ))
+    );
+    if county.is_none() {
+        text.push_str(&format!(
+            "\n注意 note: 未记录本县代码，无法核对辖区是否在本县 no county code is recorded beside the key, so the division was not checked against the county: run `guihe county init --out {} --code <county code>` once",
+            county_key.parent().map(|p| p.display().to_string()).unwrap_or_default()
+        ));
+    }
+    Ok(text)
 }
 
 /// `guihe county revoke`: adds a certificate to the revocation list file.
@@ -329,10 +397,12 @@ pub fn show(node: &mut Node, id: &str, json: bool) -> CliResult<String> {
     out.push("时间线 timeline:".into());
     for e in &detail.timeline {
         out.push(format!(
-            "  {}  {}  {}",
-            e.at_ms,
+            "  {}{}  {}  {}  {}",
+            crate::words::date_zh(e.at_ms),
+            if e.entered_late() { "（补录）" } else { "" },
             e.body.event_type().label_zh(),
-            e.staff
+            e.staff,
+            crate::words::sentence(&e.body, true)
         ));
     }
     Ok(out.join("\n"))
@@ -358,7 +428,12 @@ pub fn status(node: &Node) -> CliResult<String> {
             };
             let mut out = vec![
                 format!("运行中 running · 节点 node {}", r.node),
-                format!("角色 role {} · 辖区 division {}", r.role, r.division),
+                format!(
+                    "角色 role {} {} · 辖区 division {}",
+                    crate::words::role(&r.role, true),
+                    crate::words::role(&r.role, false),
+                    r.division
+                ),
                 format!(
                     "记录 records {} · 变更 changes {} · 待补依赖 waiting for dependencies {}",
                     r.records, r.changes, r.pending
@@ -477,11 +552,11 @@ fn status_local(local: &Local) -> CliResult<String> {
     kept.push(crate::api::SettingsLine::of(store).text());
     let kept = kept.iter().map(|l| format!("\n{l}")).collect::<String>();
     Ok(format!(
-        "节点 node {}\n角色 role {:?} · 辖区 division {}\n证书有效期至 certificate valid until {} (ms)\n记录 records {} · 变更 changes {} · 待补依赖 waiting for dependencies {}\n存储 store {} bytes · 校验 checksums: {}{}",
+        "节点 node {}\n角色 role {} · 辖区 division {}\n证书有效期至 certificate valid until {}\n记录 records {} · 变更 changes {} · 待补依赖 waiting for dependencies {}\n存储 store {} bytes · 校验 checksums: {}{}",
         keys::public_hex(&cert.node()),
-        cert.body.role,
+        crate::words::role(&format!("{:?}", cert.body.role), true),
         cert.body.division,
-        cert.body.not_after_ms,
+        crate::words::date_zh(cert.body.not_after_ms),
         records.len(),
         store.change_count(),
         store.pending_count(),

@@ -154,7 +154,7 @@ impl Remote {
                     ApiError::Field { field, message }.into()
                 }
                 (403, _) => ApiError::Forbidden(body.message).into(),
-                (404, "unknown") => ApiError::Unknown(body.message).into(),
+                (404, "unknown") => ApiError::unknown_from_message(&body.message).into(),
                 (409, _) => ApiError::Refused(body.message).into(),
                 (507, _) => ApiError::DiskFull(body.message).into(),
                 _ => self.fail(format!("status {status}: {}", body.message)),

@@ -22,7 +22,7 @@ pub enum KeyError {
         source: std::io::Error,
     },
     /// The file is not what it should be.
-    #[error("{path}: not a guihe {what} file ({reason})")]
+    #[error("{path}: 不是 guihe 的{zh}文件 not a guihe {what} file ({reason})", zh = what_zh(what))]
     Format {
         /// The file.
         path: PathBuf,
@@ -34,6 +34,16 @@ pub enum KeyError {
     /// A key file exists already; keys are never overwritten.
     #[error("{0} exists already; refusing to overwrite a key")]
     Exists(PathBuf),
+}
+
+/// The Chinese name of a kind of file, for the error a worker or operator reads.
+fn what_zh(what: &str) -> &'static str {
+    match what {
+        "key" => "密钥",
+        "certificate" => "证书",
+        "revocation list" => "吊销名单",
+        _ => "",
+    }
 }
 
 const KEY_TAG: &str = "guihe-key-v1";
@@ -55,7 +65,7 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 }
 
 fn tagged(path: &Path, tag: &str, what: &'static str) -> Result<Vec<u8>, KeyError> {
-    let text = std::fs::read_to_string(path).map_err(|source| KeyError::Io {
+    let bytes = std::fs::read(path).map_err(|source| KeyError::Io {
         path: path.to_path_buf(),
         source,
     })?;
@@ -64,6 +74,9 @@ fn tagged(path: &Path, tag: &str, what: &'static str) -> Result<Vec<u8>, KeyErro
         what,
         reason: reason.to_string(),
     };
+    // A guihe file is one line of text; anything else (a photo, random bytes, a file
+    // of another program) is named as not ours, not as a decoding failure.
+    let text = String::from_utf8(bytes).map_err(|_| format("not text"))?;
     let (t, body) = text
         .trim()
         .split_once(' ')

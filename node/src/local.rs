@@ -45,6 +45,16 @@ pub enum LocalError {
     /// The county root in the configuration is not a key.
     #[error("county_root in the configuration is not a public key")]
     Root,
+    /// `guihe init` was given another county's root key for a node set up already.
+    #[error(
+        "本节点已用另一个县根公钥初始化，未作任何改动 this node was set up for another county root ({configured}), not {given}; nothing was changed. A node belongs to one county: use a new data folder for another"
+    )]
+    OtherRoot {
+        /// The root in the node's configuration.
+        configured: String,
+        /// The root given.
+        given: String,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -294,16 +304,31 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
 
 /// Creates a data folder with a new key and a configuration for the county root
 /// `root_hex`. Returns the node's public key, to be enrolled.
-pub fn init(data: &Path, root_hex: &str) -> Result<NodeId, LocalError> {
-    keys::parse_public(root_hex).ok_or(LocalError::Root)?;
+pub fn init(data: &Path, root_hex: &str) -> Result<Init, LocalError> {
+    let root = keys::parse_public(root_hex).ok_or(LocalError::Root)?;
+    if Config::path(data).exists() {
+        let configured = Config::load(data)?.county_root;
+        if keys::parse_public(&configured) != Some(root) {
+            return Err(LocalError::OtherRoot {
+                configured: configured.trim().to_string(),
+                given: root_hex.trim().to_string(),
+            });
+        }
+    }
     std::fs::create_dir_all(data).map_err(io(data))?;
+    // The folder holds the node's key and every record: its owner's alone.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(data, std::fs::Permissions::from_mode(0o700)).map_err(io(data))?;
+    }
     let key_path = data.join("node.key");
-    let key = if key_path.exists() {
-        keys::read_key(&key_path)?
+    let (key, fresh) = if key_path.exists() {
+        (keys::read_key(&key_path)?, false)
     } else {
         let key = Keypair::generate(&mut rand::rng());
         keys::write_key(&key_path, &key)?;
-        key
+        (key, true)
     };
     if !Config::path(data).exists() {
         Config::new(root_hex.trim().to_string()).save(data)?;
@@ -313,7 +338,19 @@ pub fn init(data: &Path, root_hex: &str) -> Result<NodeId, LocalError> {
         std::fs::write(&incarnation, format!("{}\n", rand::rng().next_u64()))
             .map_err(io(&incarnation))?;
     }
-    Ok(key.public())
+    Ok(Init {
+        node: key.public(),
+        fresh,
+    })
+}
+
+/// What `init` did.
+#[derive(Debug, Clone, Copy)]
+pub struct Init {
+    /// The node's key.
+    pub node: NodeId,
+    /// Whether the key was made now (else the node existed and kept its key).
+    pub fresh: bool,
 }
 
 /// Installs the node's certificate after checking it is for this node's key and signed by
@@ -345,7 +382,7 @@ pub fn init_enrolled(
     division: guihe_protocol::division::Division,
     days: u64,
 ) -> Result<NodeId, LocalError> {
-    let node = init(data, &keys::public_hex(&root.public()))?;
+    let node = init(data, &keys::public_hex(&root.public()))?.node;
     let now = now_ms();
     let cert = root.issue(guihe_protocol::cert::CertBody {
         serial,

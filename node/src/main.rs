@@ -209,6 +209,11 @@ enum CountyCommand {
         /// Folder for county.key and county.pub.
         #[arg(long)]
         out: PathBuf,
+        /// The county's 12-digit code (ending in 000000), kept beside the key as
+        /// county.code so that `guihe enroll` refuses divisions of other counties. Given
+        /// for a folder that has its key already, only the code is recorded.
+        #[arg(long)]
+        code: Option<String>,
     },
     /// 吊销证书: adds a node's certificate to the county revocation list (a lost or
     /// stolen machine). Install the list on the county node with `guihe revocations`; it
@@ -395,8 +400,8 @@ fn run(command: Command) -> Result<String, String> {
     let s = |e: &dyn std::fmt::Display| e.to_string();
     match command {
         Command::County {
-            command: CountyCommand::Init { out },
-        } => cli::county_init(&out),
+            command: CountyCommand::Init { out, code },
+        } => cli::county_init(&out, code.as_deref()),
         Command::Enroll {
             county_key,
             node,
@@ -436,11 +441,16 @@ fn run(command: Command) -> Result<String, String> {
         } => {
             let mut out = Vec::new();
             if let Some(root) = county_root {
-                let node = local::init(&data, &root).map_err(|e| s(&e))?;
+                let init = local::init(&data, &root).map_err(|e| s(&e))?;
                 out.push(format!(
-                    "节点已初始化 node initialised in {}\n节点公钥 node public key (enrol it with `guihe enroll --node`): {}",
+                    "{} {}\n节点公钥 node public key (enrol it with `guihe enroll --node`): {}",
+                    if init.fresh {
+                        "节点已初始化 node initialised in"
+                    } else {
+                        "节点已存在，沿用原有密钥 the node exists already and keeps its key, in"
+                    },
                     data.display(),
-                    guihe_node::keys::public_hex(&node)
+                    guihe_node::keys::public_hex(&init.node)
                 ));
             }
             if let Some(cert) = cert {

@@ -56,6 +56,205 @@ pub fn date_zh(ms: u64) -> String {
     }
 }
 
+/// An event's content as a sentence a worker reads (Chinese, or English), instead of its
+/// field names.
+pub fn sentence(body: &guihe_protocol::event::Body, zh: bool) -> String {
+    use guihe_protocol::event::{AgreementForm, Body, Change};
+    let t = |c: &str, e: &str| if zh { c.to_string() } else { e.to_string() };
+    // A note after the sentence, if any.
+    let then = |sentence: String, note: &str| {
+        if note.trim().is_empty() {
+            sentence
+        } else if sentence.is_empty() {
+            note.to_string()
+        } else {
+            format!("{sentence}{}{note}", if zh { "" } else { " " })
+        }
+    };
+    let stop = if zh { "。" } else { "." };
+    match body {
+        Body::Intake(n)
+        | Body::Accept(n)
+        | Body::Resolve(n)
+        | Body::FollowUp(n)
+        | Body::Close(n)
+        | Body::ReexamRequest(n) => n.note.clone(),
+        Body::NotAccept(n) | Body::Fail(n) | Body::Reopen(n) => {
+            then(t("原因：", "Reason: "), &n.note)
+        }
+        Body::Reply(n) | Body::ReexamAnswer(n) => n.note.clone(),
+        Body::Assign(a) => then(
+            if zh {
+                format!("指派 {} 承办。", a.to)
+            } else {
+                format!("Assigned to {}.", a.to)
+            },
+            &a.note,
+        ),
+        Body::Session(x) => {
+            let place = if x.place.trim().is_empty() {
+                t("主持调解：", "Mediation session: ")
+            } else if zh {
+                format!("在{}主持调解：", x.place)
+            } else {
+                format!("Mediation session at {}: ", x.place)
+            };
+            then(place, &x.note)
+        }
+        Body::Agreement(a) => {
+            let form = match (a.form, zh) {
+                (AgreementForm::Written, true) => "双方达成书面调解协议：",
+                (AgreementForm::Oral, true) => "双方达成口头协议：",
+                (AgreementForm::Written, false) => "Written agreement: ",
+                (AgreementForm::Oral, false) => "Oral agreement: ",
+            };
+            let seek = if a.seek_confirmation {
+                t(
+                    "（双方拟申请司法确认）",
+                    " (the parties will seek judicial confirmation)",
+                )
+            } else {
+                String::new()
+            };
+            format!("{form}{}{seek}", a.terms)
+        }
+        Body::JudicialRequest(c) => then(
+            if zh {
+                format!("向{}申请司法确认{stop}", c.court)
+            } else {
+                format!("Judicial confirmation sought from {}.", c.court)
+            },
+            &c.note,
+        ),
+        Body::JudicialResult(o) => then(
+            if o.granted {
+                t(
+                    "法院确认调解协议有效。",
+                    "The court confirmed the agreement.",
+                )
+            } else {
+                t("法院未予确认。", "The court did not confirm it.")
+            },
+            &o.note,
+        ),
+        Body::ProtectionRequest(p) => then(
+            match (zh, p.urgent) {
+                (true, true) => format!("向{}紧急申请人身安全保护令（24小时内裁定）。", p.court),
+                (true, false) => format!("向{}申请人身安全保护令（72小时内裁定）。", p.court),
+                (false, true) => format!(
+                    "Urgent protection order sought from {} (24 hours).",
+                    p.court
+                ),
+                (false, false) => format!("Protection order sought from {} (72 hours).", p.court),
+            },
+            &p.note,
+        ),
+        Body::ProtectionResult(o) => then(
+            if o.granted {
+                t(
+                    "法院作出人身安全保护令。",
+                    "The court issued the protection order.",
+                )
+            } else {
+                t(
+                    "法院驳回保护令申请。",
+                    "The court refused the protection order.",
+                )
+            },
+            &o.note,
+        ),
+        Body::Refer(r) => {
+            if zh {
+                format!("移交{}：{}。原因：{}", r.level.label_zh(), r.to, r.reason)
+            } else {
+                format!(
+                    "Referred to {} ({}). Reason: {}",
+                    r.to,
+                    r.level.label_en(),
+                    r.reason
+                )
+            }
+        }
+        Body::Extend(e) => {
+            if zh {
+                format!("办理期限延长{}天。原因：{}", e.days, e.reason)
+            } else {
+                format!("Extended by {} days. Reason: {}", e.days, e.reason)
+            }
+        }
+        Body::Satisfaction(x) => then(
+            if zh {
+                format!("满意度{}分（满分5分）。", x.rating)
+            } else {
+                format!("Rated {} of 5.", x.rating)
+            },
+            &x.note,
+        ),
+        Body::Amend(a) => {
+            let what = match &a.change {
+                Change::Category(c) => {
+                    if zh {
+                        format!("类别改为{}", c.label_zh())
+                    } else {
+                        format!("category set to {}", c.label_en())
+                    }
+                }
+                Change::Risk(r) => {
+                    if zh {
+                        format!("风险等级改为{}", r.label_zh())
+                    } else {
+                        format!("risk set to {}", r.label_en())
+                    }
+                }
+                Change::Restricted(true) => t("设为限制查看", "restricted"),
+                Change::Restricted(false) => t("取消限制查看", "no longer restricted"),
+                Change::PartyAdded(_) => t("增加当事人", "a party added"),
+                Change::Party(fix) => {
+                    if zh {
+                        format!("当事人信息更正为 {}", fix.party.name)
+                    } else {
+                        format!("party details corrected ({})", fix.party.name)
+                    }
+                }
+                Change::Summary(n) => {
+                    if zh {
+                        format!("摘要更正为：{}", n.note)
+                    } else {
+                        format!("summary corrected: {}", n.note)
+                    }
+                }
+                Change::Note(n) => n.note.clone(),
+            };
+            if zh {
+                format!("更正：{what}。原因：{}", a.reason)
+            } else {
+                format!("Correction: {what}. Reason: {}", a.reason)
+            }
+        }
+        Body::Review(r) => then(
+            match r.outcome {
+                Some(s) if zh => format!("审核结论：{}。", s.label_zh()),
+                Some(s) => format!("Review settles on {}.", s.label_en()),
+                None => t("审核：", "Review: "),
+            },
+            &r.note,
+        ),
+    }
+}
+
+/// A node's role, as the sync page and `guihe status` name it (the status report gives the
+/// role's name, `Village`).
+pub fn role(name: &str, zh: bool) -> String {
+    let (c, e) = match name {
+        "Village" => ("村级调解节点", "village office"),
+        "Township" => ("乡镇（街道）节点", "township office"),
+        "County" => ("县级节点", "county"),
+        "Observer" => ("只读观察节点", "read-only observer"),
+        other => (other, other),
+    };
+    if zh { c.into() } else { e.into() }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -400,3 +400,133 @@ fn the_county_installs_settings_that_gate_the_schema_nodes_write() {
     .unwrap_err();
     assert!(refused.contains("settings"), "{refused}");
 }
+
+/// The operator's mistakes get a refusal in Chinese that names what to fix, and nothing
+/// is changed: another county's root for a set-up node, a file that is not a certificate,
+/// a certificate valid for no day, a division of another county. A data folder is its
+/// owner's alone, and nothing prints raw milliseconds.
+#[test]
+fn an_operators_mistakes_are_refused_in_chinese_and_change_nothing() {
+    let d = county("operator");
+    let root = std::fs::read_to_string(d.0.join("county/county.pub")).unwrap();
+    let data = d.0.join("v1");
+    let first = ok(&["init", "--data", p(&data), "--county-root", root.trim()]);
+    assert!(first.contains("节点已初始化"), "{first}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&data).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "the data folder is {mode:o}");
+    }
+    let key = first.split_whitespace().last().unwrap().to_string();
+    // Again with the same root: the node is kept, and says so.
+    let again = ok(&["init", "--data", p(&data), "--county-root", root.trim()]);
+    assert!(
+        again.contains("节点已存在") && again.ends_with(&key),
+        "{again}"
+    );
+    // Another county's root: refused, the key and configuration unchanged.
+    ok(&["county", "init", "--out", p(&d.0.join("other"))]);
+    let other = std::fs::read_to_string(d.0.join("other/county.pub")).unwrap();
+    let config = std::fs::read_to_string(data.join("guihe.toml")).unwrap();
+    let e = guihe(&["init", "--data", p(&data), "--county-root", other.trim()]).unwrap_err();
+    assert!(e.contains("另一个县根公钥"), "{e}");
+    assert_eq!(
+        std::fs::read_to_string(data.join("guihe.toml")).unwrap(),
+        config
+    );
+    assert!(ok(&["init", "--data", p(&data), "--county-root", root.trim()]).ends_with(&key));
+    // Random bytes as a certificate.
+    let junk = d.0.join("junk.cert");
+    std::fs::write(&junk, [0xff, 0xfe, 0x00, 0x81, 0x13, 0x37]).unwrap();
+    let e = guihe(&["init", "--data", p(&data), "--cert", p(&junk)]).unwrap_err();
+    assert!(e.contains("不是 guihe 的证书文件"), "{e}");
+    assert!(!e.contains("UTF-8"), "{e}");
+
+    let county_key = d.0.join("county/county.key");
+    let enroll = |division: &str, days: &str| {
+        guihe(&[
+            "enroll",
+            "--county-key",
+            p(&county_key),
+            "--node",
+            &key,
+            "--role",
+            "village",
+            "--division",
+            division,
+            "--days",
+            days,
+            "--out",
+            p(&d.0.join("v1.cert")),
+        ])
+    };
+    let e = enroll("500240001201", "0").unwrap_err();
+    assert!(e.contains("至少为1天"), "{e}");
+    assert!(!d.0.join("v1.cert").exists());
+    // Without the county's code the division cannot be checked, and the operator is told;
+    // with it, another county's village is refused.
+    let issued = enroll("510240001201", "30").unwrap();
+    assert!(issued.contains("未记录本县代码"), "{issued}");
+    std::fs::remove_file(d.0.join("v1.cert")).unwrap();
+    let e = guihe(&[
+        "county",
+        "init",
+        "--out",
+        p(&d.0.join("county")),
+        "--code",
+        "5002400",
+    ])
+    .unwrap_err();
+    assert!(e.contains("县代码"), "{e}");
+    let recorded = ok(&[
+        "county",
+        "init",
+        "--out",
+        p(&d.0.join("county")),
+        "--code",
+        "500240000000",
+    ]);
+    assert!(recorded.contains("已存在，未改动"), "{recorded}");
+    assert_eq!(
+        std::fs::read_to_string(d.0.join("county/county.pub")).unwrap(),
+        root,
+        "recording the code made a new root key"
+    );
+    let e = enroll("510240001201", "30").unwrap_err();
+    assert!(e.contains("不在本县"), "{e}");
+    assert!(!d.0.join("v1.cert").exists());
+    let issued = enroll("500240001201", "30").unwrap();
+    assert!(
+        issued.contains("村级调解节点")
+            && issued.contains("有效期至")
+            && !issued.contains("Village"),
+        "{issued}"
+    );
+    ok(&[
+        "init",
+        "--data",
+        p(&data),
+        "--cert",
+        p(&d.0.join("v1.cert")),
+    ]);
+    let status = ok(&["status", "--data", p(&data)]);
+    assert!(
+        status.contains("证书有效期至 certificate valid until 20") && !status.contains("(ms)"),
+        "{status}"
+    );
+    assert!(status.contains("村级调解节点"), "{status}");
+
+    // A closed pipe (`guihe status | head -1`) ends the program quietly, no panic.
+    let mut child = std::process::Command::new(guihe_tests::guihe_bin().unwrap())
+        .args(["case", "list", "--data", p(&data)])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_ne!(out.status.code(), Some(101), "{stderr}");
+}

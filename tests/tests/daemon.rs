@@ -132,6 +132,17 @@ fn a_stopped_township_catches_up_and_every_node_converges() {
     );
     let freshness = status.split("freshness").nth(1).unwrap_or_default();
     assert!(freshness.contains(VILLAGE), "{status}");
+    // A record the running node does not hold: said once, in Chinese first.
+    let e = lab
+        .guihe(
+            "township",
+            &["case", "show", "case-00000000000000000000000000000000"],
+        )
+        .unwrap_err();
+    assert!(
+        e.contains("本节点没有记录") && e.matches("no record").count() == 1,
+        "{e}"
+    );
     // The village dialled the township: seen from the township, the link has synced too.
     let village_peer = status
         .lines()

@@ -19,22 +19,17 @@ pub(super) async fn sync_page(State(state): State<AppState>, headers: HeaderMap)
     let now = now_ms();
     let ago = |ms: Option<u64>| match ms {
         None => t("从未", "never").to_string(),
-        Some(ms) => {
-            let h = now.saturating_sub(ms) as f64 / 3_600_000.0;
-            if h < 1.0 {
-                format!("{:.0} {}", h * 60.0, t("分钟前", "min ago"))
-            } else if h < 48.0 {
-                format!("{h:.1} {}", t("小时前", "h ago"))
-            } else {
-                format!("{:.1} {}", h / 24.0, t("天前", "days ago"))
-            }
-        }
+        Some(ms) => format!(
+            "{}{}",
+            crate::words::span(now.saturating_sub(ms), ctx.lang == Lang::Zh),
+            t("前", " ago")
+        ),
     };
     let body = html! {
         @if r.disk_low {
             p.error id="disk-low" { (t("磁盘将满：在腾出空间之前，本节点不接受新记录，也不同步。已有记录仍可查看。", "The disk is nearly full: until space is freed this node takes no new entries and does not sync. Existing records can still be read.")) }
         }
-        p { (t("本节点", "This node")) " " (r.division) " · " (r.role) " · "
+        p { (t("本节点", "This node")) " " (r.division) " · " (crate::words::role(&r.role, ctx.lang == Lang::Zh)) " · "
             (t("记录", "records")) " " (r.records) " · " (t("待补依赖", "waiting for dependencies")) " " (r.pending) }
         @if r.held > 0 {
             p.flag id="held" { (t("有 ", "")) (r.held) (t(" 条变更的时间戳远在未来（发出方电脑时钟偏快），暂不采用，到时自动处理。",
