@@ -28,6 +28,76 @@ const SUMMARIES: &[&str] = &[
     "夫妻因赡养老人问题产生矛盾，请求调解。",
     "道路交通事故赔偿金额双方未达成一致。",
 ];
+/// What a matter of each category is about, as a village worker would write it down: the
+/// summary fits the category.
+fn summaries(category: Category, kind: Kind) -> &'static [&'static str] {
+    if kind == Kind::Petition {
+        return match category {
+            Category::LandRequisition => &[
+                "反映征地补偿款未按时足额发放，要求核实兑现。",
+                "对房屋拆迁安置面积认定有异议，请求复核。",
+            ],
+            Category::Labour => &["反映在本地工地务工被拖欠工资，多次讨要未果，请求协调。"],
+            Category::Pollution => &["反映养殖场污水直排溪沟，影响下游饮水，请求查处。"],
+            _ => &[
+                "反映村务公开不及时，对集体资金使用有疑问，请求公开账目。",
+                "反映低保评定不公，请求重新评议。",
+            ],
+        };
+    }
+    match category {
+        Category::MarriageFamily => &[
+            "夫妻因赡养老人问题产生矛盾，请求调解。",
+            "兄弟三人对父母赡养费分担意见不一。",
+        ],
+        Category::Neighbour => &[
+            "邻里因排水沟堵塞引发纠纷，双方多次争吵。",
+            "两户因院坝晾晒占道发生口角。",
+        ],
+        Category::HousingHomestead => &[
+            "两户因宅基地界线发生争执，要求村调解委员会调解。",
+            "建房滴水檐伸入邻户宅基地，双方争执。",
+        ],
+        Category::ForestLand => &[
+            "承包山林边界不清，双方对林木归属有异议。",
+            "承包地流转到期后对青苗补偿有争议。",
+        ],
+        Category::Contract => &[
+            "购买化肥后未付尾款，双方对欠款数额有争议。",
+            "房屋装修完工后对工程款结算有分歧。",
+        ],
+        Category::ProductionBusiness => &[
+            "合伙养殖黄连分红比例产生争议。",
+            "农家乐合伙经营亏损，双方对分担有分歧。",
+        ],
+        Category::DamageCompensation => &[
+            "耕牛践踏邻户玉米地，双方对赔偿数额有分歧。",
+            "放火烧荒引燃邻户柴堆，请求赔偿损失。",
+        ],
+        Category::Labour => &[
+            "务工人员被拖欠工资，要求包工头支付。",
+            "在采石场务工受伤，对工伤费用承担有争议。",
+        ],
+        Category::LandRequisition => &[
+            "修建乡村公路占用承包地，对补偿分配有异议。",
+            "拆迁安置房分配顺序引发邻户争执。",
+        ],
+        Category::Pollution => &[
+            "生猪养殖场气味和污水影响周边住户，双方争执。",
+            "碾米作坊噪声扰民，邻户要求停止夜间作业。",
+        ],
+        Category::Medical => &[
+            "在村卫生室输液后出现不良反应，家属要求赔偿。",
+            "对乡镇卫生院诊疗费用及后果有争议。",
+        ],
+        Category::Traffic => &[
+            "道路交通事故赔偿金额双方未达成一致。",
+            "摩托车与三轮车在村道相撞，对责任划分有争议。",
+        ],
+        Category::Other => &["因借用农具未归还发生争执。", "红白喜事借用场地引发矛盾。"],
+    }
+}
+
 const PLACES: &[&str] = &["村贵和工作室", "村委会会议室", "当事人家中", "田间现场"];
 const STAFF: &[&str] = &["tan.dm", "ran.xh", "ma.gr", "chen.cm"];
 
@@ -70,8 +140,18 @@ pub fn new_record(rng: &mut dyn RngCore, kind: Kind, villages: &[VillageCode]) -
         contact: None,
     }];
     if kind == Kind::Case {
+        // Two people, never one person twice: a same name takes the next given name.
+        let mut name = person(rng);
+        if parties.iter().any(|p| p.name == name) {
+            let surname: String = name.chars().take(1).collect();
+            let at = GIVEN
+                .iter()
+                .position(|g| name.ends_with(g))
+                .map_or(0, |i| (i + 1) % GIVEN.len());
+            name = format!("{surname}{}", GIVEN.get(at).copied().unwrap_or("德明"));
+        }
         parties.push(Party {
-            name: person(rng),
+            name,
             role: PartyRole::Respondent,
             minor: chance(rng, 3),
             contact: None,
@@ -87,7 +167,7 @@ pub fn new_record(rng: &mut dyn RngCore, kind: Kind, villages: &[VillageCode]) -
             .then(|| pick(rng, Channel::ALL).copied().unwrap_or(Channel::Visit)),
         restricted: false,
         parties,
-        summary: text(rng, SUMMARIES),
+        summary: text(rng, summaries(category, kind)),
         note: String::new(),
     }
 }
@@ -132,8 +212,8 @@ pub fn next_command(rng: &mut dyn RngCore, fold: &Fold) -> Option<Command> {
     } else {
         pick_weighted(rng, &progress)?
     };
-    let note = |rng: &mut dyn RngCore| Note {
-        note: text(rng, SUMMARIES),
+    let note = |rng: &mut dyn RngCore, notes: &[&str]| Note {
+        note: text(rng, notes),
     };
     let staff = |rng: &mut dyn RngCore| -> StaffId {
         text(rng, STAFF)
@@ -142,7 +222,13 @@ pub fn next_command(rng: &mut dyn RngCore, fold: &Fold) -> Option<Command> {
     };
     let body = match ty {
         EventType::Intake => return None,
-        EventType::Accept => Body::Accept(note(rng)),
+        EventType::Accept => Body::Accept(note(
+            rng,
+            &[
+                "经审查，属于受理范围，予以受理。",
+                "当事人申请调解，双方同意，予以受理。",
+            ],
+        )),
         EventType::NotAccept => Body::NotAccept(Note {
             note: "不属于信访事项受理范围".into(),
         }),
@@ -192,7 +278,13 @@ pub fn next_command(rng: &mut dyn RngCore, fold: &Fold) -> Option<Command> {
             to: "乡镇综治中心".into(),
             reason: "村级调解未果，上报乡镇".into(),
         }),
-        EventType::Resolve => Body::Resolve(note(rng)),
+        EventType::Resolve => Body::Resolve(note(
+            rng,
+            &[
+                "经调解双方和好，申请人撤回申请。",
+                "双方当场握手言和，未签书面协议。",
+            ],
+        )),
         EventType::Fail => Body::Fail(Note {
             note: "双方分歧较大".into(),
         }),
@@ -203,7 +295,9 @@ pub fn next_command(rng: &mut dyn RngCore, fold: &Fold) -> Option<Command> {
         EventType::Reply => Body::Reply(Note {
             note: "已书面答复信访人".into(),
         }),
-        EventType::ReexamRequest => Body::ReexamRequest(note(rng)),
+        EventType::ReexamRequest => {
+            Body::ReexamRequest(note(rng, &["信访人对答复意见不服，申请复查。"]))
+        }
         EventType::ReexamAnswer => Body::ReexamAnswer(Note {
             note: "维持原处理意见".into(),
         }),
@@ -214,7 +308,10 @@ pub fn next_command(rng: &mut dyn RngCore, fold: &Fold) -> Option<Command> {
             rating: 1 + (rng.next_u32() % 5) as u8,
             note: String::new(),
         }),
-        EventType::Close => Body::Close(note(rng)),
+        EventType::Close => Body::Close(note(
+            rng,
+            &["协议已履行完毕，予以结案。", "经回访无新情况，予以结案。"],
+        )),
         EventType::Reopen => Body::Reopen(Note {
             note: "当事人反悔，重新调解".into(),
         }),
@@ -336,4 +433,35 @@ pub fn village_history(
         .filter_map(|(_, h)| replica.store.change(h).ok().flatten())
         .collect();
     Some((changes, identity))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_core::SeedableRng;
+
+    /// The work reads like real cases: a summary of the category chosen, and two
+    /// different people on the two sides.
+    #[test]
+    fn a_new_record_has_a_summary_of_its_category_and_distinct_parties() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let village: VillageCode = "500240001201".parse().unwrap_or_else(|_| unreachable!());
+        for i in 0..2_000 {
+            let kind = if i % 5 == 4 {
+                Kind::Petition
+            } else {
+                Kind::Case
+            };
+            let new = new_record(&mut rng, kind, &[village]);
+            assert!(
+                summaries(new.category, kind).contains(&new.summary.as_str()),
+                "{:?}: {}",
+                new.category,
+                new.summary
+            );
+            if let [a, b] = new.parties.as_slice() {
+                assert_ne!(a.name, b.name);
+            }
+        }
+    }
 }
