@@ -37,6 +37,8 @@ pub(crate) enum Request {
 
 #[derive(Clone)]
 pub(crate) struct AppState {
+    /// This office's node: with a signed-in person's account, who they are.
+    pub(crate) node: guihe_protocol::id::NodeId,
     pub(crate) core: mpsc::Sender<Request>,
     /// Set once the store has failed; every call is answered with it.
     pub(crate) failed: crate::core::Failed,

@@ -55,6 +55,7 @@ pub struct Endpoint {
 
 /// The API's router.
 pub(crate) fn router(
+    node: guihe_protocol::id::NodeId,
     core: mpsc::Sender<Request>,
     failed: crate::core::Failed,
     token: String,
@@ -62,6 +63,7 @@ pub(crate) fn router(
     metrics: Metrics,
 ) -> Router {
     let state = AppState {
+        node,
         core,
         failed,
         token: token.into(),

@@ -228,6 +228,7 @@ pub async fn run(local: Local, stop_after: Option<Duration>) -> Result<(), NetEr
         .map_err(|e| NetError::Http(api_file.display().to_string(), e))?;
     let store_failed = core::Failed::default();
     let app = http::router(
+        local.replica.identity.cert.node(),
         api_tx,
         store_failed.clone(),
         endpoint.token.clone(),

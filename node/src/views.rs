@@ -76,3 +76,80 @@ impl Views {
         Ok(&self.map)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::api::{Call, NewForm, PartyForm, Reply};
+    use crate::local::{self, Local};
+    use guihe_protocol::cert::{Keypair, Role, Root};
+
+    /// A view stored by an older build, before it named who handles the record with
+    /// their office, is read again from its record, not shown without them (which would
+    /// hide a restricted record from its own handler).
+    #[test]
+    fn a_view_stored_without_its_handlers_is_read_again_from_its_record() {
+        use rand_core::SeedableRng;
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(Keypair::generate(
+            &mut rand_chacha::ChaCha8Rng::seed_from_u64(1),
+        ));
+        local::init_enrolled(
+            dir.path(),
+            &root,
+            1,
+            Role::Village,
+            "500240001201".parse().unwrap(),
+            30,
+        )
+        .unwrap();
+        let mut local = Local::open(dir.path()).unwrap();
+        let form = NewForm {
+            villages: vec!["500240001201".into()],
+            category: "marriage_family".into(),
+            risk: "general".into(),
+            channel: None,
+            summary: "抚养费纠纷".into(),
+            parties: vec![PartyForm {
+                name: "谭小雨".into(),
+                role: None,
+                minor: true,
+                contact: None,
+            }],
+            restricted: false,
+            received_ms: None,
+        };
+        let Ok((Reply::Created { id }, _)) = crate::api::execute(
+            &mut local,
+            Some("tan"),
+            Call::Create {
+                kind: guihe_protocol::model::Kind::Case,
+                form,
+            },
+        ) else {
+            panic!("not created");
+        };
+        let view = local.view(id).unwrap();
+        assert!(view.common().restricted && !view.common().handlers.is_empty());
+        // As an older build stored it: no handlers.
+        let mut old = serde_json::to_value(&view).unwrap();
+        fn strip(v: &mut serde_json::Value) -> bool {
+            match v {
+                serde_json::Value::Object(m) => {
+                    m.remove("handlers").is_some() | m.values_mut().any(strip)
+                }
+                _ => false,
+            }
+        }
+        assert!(strip(&mut old), "{old}");
+        local
+            .replica
+            .store
+            .put_view(id, &serde_json::to_vec(&old).unwrap())
+            .unwrap();
+        drop(local);
+        let mut local = Local::open(dir.path()).unwrap();
+        let views = local.views().unwrap();
+        assert_eq!(views.len(), 1);
+        assert_eq!(views[0].common().handlers, view.common().handlers);
+    }
+}

@@ -10,7 +10,7 @@ use crate::deadline::Deadline;
 use crate::division::VillageCode;
 use crate::event::Refer;
 use crate::fold::{AgreementState, Conflict, CourtState, Fold, Skipped};
-use crate::id::{CaseId, PartyId, PetitionId, RecordId, StaffId};
+use crate::id::{CaseId, NodeId, PartyId, PetitionId, RecordId, StaffId};
 use crate::model::{Category, Channel, Kind, PartyRole, Risk};
 use crate::workflow::Status;
 
@@ -80,11 +80,37 @@ pub struct Common {
     /// restricted.
     #[serde(default)]
     pub staff: Vec<StaffId>,
+    /// Who may see the record when it is restricted: each person who recorded an entry or
+    /// was assigned it, with their office. (No default: a view stored before it is read
+    /// again from its record.)
+    pub handlers: Vec<Handler>,
     /// It holds entries of a revoked key beyond what the county held when it revoked it
     /// (applied here before the revocation arrived): up for review. Set by the node that
     /// holds them (see `revoke::beyond_frontier`); it implies `needs_review`.
     #[serde(default)]
     pub revoked_entries: bool,
+}
+
+/// A person who handles a record, at their office.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Handler {
+    /// The office's node.
+    pub node: NodeId,
+    /// The person's account there.
+    pub staff: StaffId,
+}
+
+/// Who is looking at a record: a person signed in at an office, and whether they review
+/// for the township.
+#[derive(Debug, Clone, Copy)]
+pub struct Viewer<'a> {
+    /// The office's node.
+    pub node: &'a NodeId,
+    /// The person's account there.
+    pub staff: &'a StaffId,
+    /// A township reviewer: sees the restricted records that need review or were referred
+    /// to the township.
+    pub reviewer: bool,
 }
 
 impl Common {
@@ -93,10 +119,22 @@ impl Common {
         self.deadlines.iter().filter(move |d| d.is_overdue(now_ms))
     }
 
-    /// Whether `staff` may see the record: anyone when it is not restricted, only its
-    /// handlers when it is.
-    pub fn visible_to(&self, staff: &StaffId) -> bool {
-        !self.restricted || self.staff.contains(staff)
+    /// Whether `viewer` may see the record: anyone when it is not restricted; when it is,
+    /// its handlers (the person at the office, not a login name that another office may
+    /// also have), and a township reviewer when it needs review or was referred to the
+    /// township.
+    pub fn visible_to(&self, viewer: &Viewer<'_>) -> bool {
+        !self.restricted
+            || self
+                .handlers
+                .iter()
+                .any(|h| h.node == *viewer.node && h.staff == *viewer.staff)
+            || (viewer.reviewer
+                && (self.needs_review
+                    || self
+                        .referral
+                        .as_ref()
+                        .is_some_and(|r| r.level == crate::event::ReferLevel::Township)))
     }
 
     /// Whether any deadline is overdue at `now_ms`.
@@ -206,6 +244,11 @@ impl View {
                 staff.extend(fold.handler);
                 staff.into_iter().collect()
             },
+            handlers: fold
+                .handlers
+                .into_iter()
+                .map(|(node, staff)| Handler { node, staff })
+                .collect(),
             revoked_entries: false,
         };
         Ok(match id {

@@ -100,7 +100,18 @@ fn a_dashboard_counts_what_its_division_holds() {
     let c = compute(&views, county, later);
     assert_eq!(c.total.records, 5);
     assert_eq!(c.by_unit.len(), 2);
-    // A handler sees the restricted record; someone else does not.
-    assert!(views[1].common().visible_to(&"tan".parse().unwrap()));
-    assert!(!views[1].common().visible_to(&"ran".parse().unwrap()));
+    // A handler sees the restricted record; someone else does not, nor the same login
+    // name at another office.
+    let here = office.writer.author.node;
+    let elsewhere = guihe_protocol::id::NodeId::from_bytes([99; 32]);
+    let sees = |node: &guihe_protocol::id::NodeId, staff: &str| {
+        views[1].common().visible_to(&guihe_protocol::view::Viewer {
+            node,
+            staff: &staff.parse().unwrap(),
+            reviewer: false,
+        })
+    };
+    assert!(sees(&here, "tan"));
+    assert!(!sees(&here, "ran"));
+    assert!(!sees(&elsewhere, "tan"));
 }

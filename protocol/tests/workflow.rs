@@ -1176,6 +1176,57 @@ fn a_record_with_a_minor_party_is_restricted() {
 }
 
 #[test]
+fn a_restricted_record_is_seen_by_the_person_at_the_office_and_by_the_township_reviewer_once_referred()
+ {
+    use guihe_protocol::id::NodeId;
+    use guihe_protocol::view::Viewer;
+    let mut o = Office::new(1, "tan.dm");
+    let mut new = new_case(&[VILLAGE]);
+    new.parties.push(minor("谭小雨"));
+    let mut r = o.create(new);
+    let here = o.writer.author.node;
+    let township = NodeId::from_bytes([7; 32]);
+    fn sees(o: &Office, r: &Record, node: &NodeId, staff: &str, reviewer: bool) -> bool {
+        view(o, r).common().visible_to(&Viewer {
+            node,
+            staff: &staff.parse().unwrap(),
+            reviewer,
+        })
+    }
+    assert!(sees(&o, &r, &here, "tan.dm", false));
+    assert!(
+        !sees(&o, &r, &here, "ran.xh", false),
+        "a colleague who does not handle it"
+    );
+    assert!(
+        !sees(&o, &r, &township, "tan.dm", false),
+        "the same login name at another office is another person"
+    );
+    assert!(
+        !sees(&o, &r, &township, "zhou", true),
+        "nothing to review yet"
+    );
+    // Assigned to a colleague at this office: they see it.
+    o.record(
+        &mut r,
+        Body::Assign(Assign {
+            to: "ran.xh".parse().unwrap(),
+            note: String::new(),
+        }),
+    )
+    .unwrap();
+    assert!(sees(&o, &r, &here, "ran.xh", false));
+    assert!(!sees(&o, &r, &township, "ran.xh", false));
+    // Referred to the township: its reviewer sees it (and settles it there).
+    o.record(&mut r, refer()).unwrap();
+    assert!(sees(&o, &r, &township, "zhou", true));
+    assert!(
+        !sees(&o, &r, &township, "zhou", false),
+        "a township worker who is no reviewer"
+    );
+}
+
+#[test]
 fn a_record_without_minors_is_not_restricted_unless_set_by_hand() {
     let mut o = Office::new(1, "tan.dm");
     let mut r = o.create(new_case(&[VILLAGE]));

@@ -255,6 +255,22 @@ async fn a_mediator_records_a_case_that_reaches_the_county_and_restricted_record
     );
     add_staff(
         &lab,
+        "township",
+        "tan",
+        "mediator",
+        "谭德华",
+        "tan-township-2026",
+    );
+    add_staff(
+        &lab,
+        "township",
+        "liu",
+        "township_reviewer",
+        "刘审核",
+        "liu-pass-2026",
+    );
+    add_staff(
+        &lab,
         "county",
         "zhou",
         "county_analyst",
@@ -313,8 +329,22 @@ async fn a_mediator_records_a_case_that_reaches_the_county_and_restricted_record
     let rows = c.find_all(Locator::Css("#timeline tr")).await.unwrap();
     assert_eq!(rows.len(), 5, "header, intake, accept, session, agreement");
     shot(&c, "record").await;
-    // A record involving a minor: restricted to those who handle it.
+    // A record involving a minor: restricted to those who handle it. The mediator refers
+    // it to the township at once.
     let restricted = intake(&c, &village, "小明", true, "未成年人抚养费纠纷").await;
+    event(
+        &c,
+        "refer",
+        &[
+            ("level", "township"),
+            ("to", "乡镇调解委员会"),
+            ("reason", "涉及未成年人抚养，需乡镇协调"),
+        ],
+    )
+    .await;
+    c.goto(&format!("{village}/records/{restricted}"))
+        .await
+        .unwrap();
     c.goto(&format!("{village}/cases")).await.unwrap();
     let list = c.source().await.unwrap();
     assert!(list.contains(&restricted[..13]) && list.contains(&case[..13]));
@@ -342,6 +372,58 @@ async fn a_mediator_records_a_case_that_reaches_the_county_and_restricted_record
     );
     c.goto(&format!("{village}/cases?q=小明")).await.unwrap();
     assert!(!c.source().await.unwrap().contains(&restricted[..13]));
+    c.close().await.unwrap();
+
+    // At the township: a worker whose login name is also `tan` is another person and sees
+    // nothing of the restricted record; the township reviewer sees it, since it was
+    // referred there, and settles it with a review.
+    let township = url(&lab, "township");
+    let c = browser(port, &profiles.join("tan-township")).await;
+    sign_in(&c, &township, "tan", "tan-township-2026").await;
+    let started = Instant::now();
+    loop {
+        c.goto(&format!("{township}/cases")).await.unwrap();
+        let list = c.source().await.unwrap();
+        if list.contains(&case[..13]) {
+            assert!(
+                !list.contains(&restricted[..13]) && !list.contains("小明"),
+                "a same-named account at another office sees a restricted record: {list}"
+            );
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the township never got the records\n{}",
+            lab.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    c.goto(&format!("{township}/records/{restricted}"))
+        .await
+        .unwrap();
+    let page = c.source().await.unwrap();
+    assert!(
+        page.contains("没有这条记录") && !page.contains("小明"),
+        "{page}"
+    );
+    c.close().await.unwrap();
+    let c = browser(port, &profiles.join("liu")).await;
+    sign_in(&c, &township, "liu", "liu-pass-2026").await;
+    c.goto(&format!("{township}/records/{restricted}"))
+        .await
+        .unwrap();
+    let page = c.source().await.unwrap();
+    assert!(
+        page.contains("小明"),
+        "the reviewer cannot see a record referred to the township: {page}"
+    );
+    event(
+        &c,
+        "review",
+        &[("note", "已与村调解员核实，由乡镇接手协调")],
+    )
+    .await;
+    shot(&c, "record-reviewed").await;
     c.close().await.unwrap();
 
     // The county analyst sees the case on the county dashboard once it has synced, and

@@ -128,7 +128,7 @@ pub(super) fn date(ms: u64) -> String {
 
 pub(super) fn names(v: &View, ctx: &Ctx) -> String {
     let c = v.common();
-    if c.restricted && !c.staff.contains(&ctx.user.staff) {
+    if !c.visible_to(&ctx.viewer()) {
         return ctx.lang.t("（限制）", "(restricted)").into();
     }
     c.parties

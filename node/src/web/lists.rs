@@ -12,7 +12,7 @@ pub(super) async fn views(
     match call(state, None, Call::List { kind }).await {
         Ok(Reply::Views(v)) => Ok(v
             .into_iter()
-            .filter(|v| v.common().visible_to(&ctx.user.staff))
+            .filter(|v| v.common().visible_to(&ctx.viewer()))
             .collect()),
         Ok(_) => Err(message_page(
             ctx.lang,
@@ -84,7 +84,7 @@ pub(super) fn matches(v: &View, q: &ListQuery, ctx: &Ctx) -> bool {
             let needle = q.q.trim();
             c.summary.contains(needle)
                 || v.id().to_string().contains(needle)
-                || (c.visible_to(&ctx.user.staff)
+                || (c.visible_to(&ctx.viewer())
                     && c.parties.iter().any(|p| p.name.contains(needle)))
         })
 }

@@ -170,7 +170,7 @@ pub(super) async fn record_view(
         Err(e) => return api_error_page(ctx, e),
     };
     let c = detail.view.common();
-    if !c.visible_to(&ctx.user.staff) {
+    if !c.visible_to(&ctx.viewer()) {
         // Not even whether it exists.
         return message_page(
             ctx.lang,

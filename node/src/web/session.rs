@@ -21,6 +21,19 @@ pub(super) struct Ctx {
     pub(super) lang: Lang,
     pub(super) user: WebSession,
     pub(super) token: String,
+    /// This office's node.
+    pub(super) node: guihe_protocol::id::NodeId,
+}
+
+impl Ctx {
+    /// The signed-in person, as the record's visibility asks (see `Common::visible_to`).
+    pub(super) fn viewer(&self) -> guihe_protocol::view::Viewer<'_> {
+        guihe_protocol::view::Viewer {
+            node: &self.node,
+            staff: &self.user.staff,
+            reviewer: self.user.role == StaffRole::TownshipReviewer,
+        }
+    }
 }
 
 pub(super) fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Ctx, Response> {
@@ -31,6 +44,7 @@ pub(super) fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Ctx, Re
             lang,
             user,
             token: token.to_string(),
+            node: state.node,
         }),
         None => Err(Redirect::to("/login").into_response()),
     }

@@ -40,6 +40,7 @@ impl<'a> Folder<'a> {
                 malformed: 0,
                 deadlines: Vec::new(),
                 staff: BTreeSet::new(),
+                handlers: BTreeSet::new(),
                 summary: None,
             },
             position: BTreeMap::new(),
@@ -191,6 +192,9 @@ impl<'a> Folder<'a> {
         self.position.insert(event.id, pos);
         self.state.last_at_ms = self.state.last_at_ms.max(event.at_ms);
         self.state.staff.insert(event.staff.clone());
+        self.state
+            .handlers
+            .insert((event.node, event.staff.clone()));
 
         if pos == 0 && matches!(event.body, Body::Intake(_)) {
             self.state.applied += 1;
@@ -237,7 +241,11 @@ impl<'a> Folder<'a> {
             Body::NotAccept(_) => {
                 s.decided_ms.get_or_insert(at);
             }
-            Body::Assign(a) => s.handler = Some(a.to.clone()),
+            Body::Assign(a) => {
+                s.handler = Some(a.to.clone());
+                // The assignee works at the office that assigned them.
+                s.handlers.insert((event.node, a.to.clone()));
+            }
             Body::Session(_) => s.sessions += 1,
             Body::Agreement(a) => {
                 s.agreement = Some(AgreementState {

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::deadline::{Deadline, DeadlineKind, Deadlines, days_after, hours_after};
 use crate::event::{AgreementForm, Body, Change, Event, EventType, Refer};
-use crate::id::{EventId, PartyId, StaffId};
+use crate::id::{EventId, NodeId, PartyId, StaffId};
 use crate::model::{Category, Kind, Party, Risk};
 use crate::workflow::{Next, Status, decisive_outcome, transition};
 
@@ -234,6 +234,11 @@ pub struct Fold {
     /// restricted.
     #[serde(default)]
     pub staff: BTreeSet<StaffId>,
+    /// Everyone who recorded an entry, with the office they recorded it at, and whoever
+    /// was assigned (at the office that assigned them): who sees the record when it is
+    /// restricted. A login name alone names no one: another office may have a `tan` too.
+    #[serde(default)]
+    pub handlers: BTreeSet<(NodeId, StaffId)>,
     /// The summary as last corrected by an amend event; `None` keeps the summary taken in
     /// at intake.
     #[serde(default)]
