@@ -103,6 +103,11 @@ pub enum Call {
         /// The sign-in name.
         name: String,
     },
+    /// 我的待办: what is due from the staff member the call is made as, most urgent first.
+    Todo {
+        /// They review for the township.
+        reviewer: bool,
+    },
     /// Dashboard figures for a division (by default the node's own).
     Stats {
         /// A county, township or village code inside the node's division.
@@ -154,6 +159,15 @@ pub struct Detail {
     pub next_steps: Vec<guihe_protocol::event::EventType>,
 }
 
+/// One line of a to-do list.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TodoLine {
+    /// What is due.
+    pub item: guihe_protocol::todo::Item,
+    /// The record's view.
+    pub view: View,
+}
+
 /// What a call returns.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -181,6 +195,8 @@ pub enum Reply {
     Account(Option<Box<crate::accounts::Account>>),
     /// Dashboard figures.
     Stats(Box<guihe_protocol::stats::Stats>),
+    /// A to-do list: each item with its record's view.
+    Todo(Vec<TodoLine>),
     /// The revocation list (or frontier) held now.
     Installed {
         /// Its version.
@@ -531,6 +547,30 @@ fn run(local: &mut Local, call: Call) -> Result<(Reply, Vec<StoredChange>), ApiE
                 .and_then(|json| serde_json::from_slice(&json).ok())
                 .map(Box::new);
             Ok((Reply::Account(account), Vec::new()))
+        }
+        Call::Todo { reviewer } => {
+            let node = local.replica.identity.cert.node();
+            let division = local.replica.identity.cert.body.division;
+            let staff = local.replica.writer.author.staff.clone();
+            let rules = local.config.deadlines.clone();
+            let now = crate::local::now_ms();
+            let fresh = local.fresh()?;
+            let desk = guihe_protocol::todo::Desk {
+                node: &node,
+                division,
+                staff: &staff,
+                reviewer,
+            };
+            let items =
+                guihe_protocol::todo::todo(fresh.values().map(|(v, _)| v), &desk, &rules, now);
+            let lines = items
+                .into_iter()
+                .filter_map(|item| {
+                    let view = fresh.get(&item.record)?.0.clone();
+                    Some(TodoLine { item, view })
+                })
+                .collect();
+            Ok((Reply::Todo(lines), Vec::new()))
         }
         Call::Stats { division } => {
             let own = local.replica.identity.cert.body.division;

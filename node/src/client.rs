@@ -211,6 +211,12 @@ impl Remote {
                 Ok(Reply::StaffAdded { name: a.name })
             }
             Call::Account { .. } => Err(self.fail("accounts are read by the node itself")),
+            Call::Todo { reviewer } => Ok(Reply::Todo(self.request(
+                "GET",
+                &format!("/todo?reviewer={reviewer}"),
+                staff,
+                None,
+            )?)),
             Call::Stats { division } => {
                 let path = match division {
                     Some(d) => format!("/stats?division={d}"),

@@ -79,6 +79,7 @@ pub(crate) fn router(
         .route("/records/{id}/events", post(append))
         .route("/status", get(status))
         .route("/stats", get(stats))
+        .route("/todo", get(todo))
         .route("/staff", post(add_staff))
         .route("/revocations", post(revocations))
         .route("/frontier", post(frontier))
@@ -150,7 +151,7 @@ async fn count(State(state): State<AppState>, request: HttpRequest, next: Next) 
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "guihe node API", description = "The JSON API every guihe node serves on its HTTP port. Authorization: Bearer <token from api.json>."),
-    paths(list_cases, list_petitions, list_all, create_case, create_petition, show, append, add_staff, stats, revocations, frontier, settings, frontier_of, accept_clock, status, serve_metrics),
+    paths(list_cases, list_petitions, list_all, create_case, create_petition, show, append, add_staff, todo, stats, revocations, frontier, settings, frontier_of, accept_clock, status, serve_metrics),
     components(schemas(NewForm, crate::api::PartyForm, ErrorBody, StatusReport, crate::api::PeerReport, crate::api::Freshness, crate::api::QuarantineReport, crate::api::ReportedRefusal, crate::api::RefusedUpstream, StaffForm)),
     modifiers(&TokenScheme)
 )]
@@ -318,6 +319,35 @@ async fn add_staff(State(state): State<AppState>, body: Bytes) -> Response {
 #[derive(Debug, Deserialize)]
 struct StatsQuery {
     division: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct TodoQuery {
+    #[serde(default)]
+    reviewer: bool,
+}
+
+#[utoipa::path(get, path = "/api/v1/todo", tag = "records", params(("reviewer" = Option<bool>, Query, description = "The staff member reviews for the township"), ("X-Guihe-Staff" = Option<String>, Header, description = "The staff member whose list it is")), responses((status = 200, description = "What is due from the staff member, most urgent first, each with its record's view", body = [Object])), security(("token" = [])))]
+async fn todo(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<TodoQuery>,
+) -> Response {
+    let staff = match staff(&headers) {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
+    respond(
+        call(
+            &state,
+            staff,
+            Call::Todo {
+                reviewer: q.reviewer,
+            },
+        )
+        .await,
+        StatusCode::OK,
+    )
 }
 
 #[utoipa::path(get, path = "/api/v1/stats", tag = "dashboards", params(("division" = Option<String>, Query, description = "County, township or village code inside this node's division")), responses((status = 200, description = "Dashboard figures", body = Object), (status = 400, description = "Malformed code", body = ErrorBody), (status = 403, description = "Outside this node's division", body = ErrorBody)), security(("token" = [])))]

@@ -36,6 +36,13 @@ pub struct Deadlines {
     pub protection_order_hours: u32,
     /// Hours for an urgent protection order (24).
     pub protection_order_urgent_hours: u32,
+    /// Days after an agreement, a settlement, a reply or a referral when the office visits
+    /// the parties again (回访): the to-do list shows it from that day (15). The office's
+    /// own practice, not a statute: each county sets its own.
+    pub follow_up_days: u32,
+    /// Days before the parties' judicial-confirmation window closes when the to-do list
+    /// reminds the office to tell them (5).
+    pub confirmation_reminder_days: u32,
 }
 
 impl Default for Deadlines {
@@ -49,6 +56,8 @@ impl Default for Deadlines {
             judicial_confirmation_days: 30,
             protection_order_hours: 72,
             protection_order_urgent_hours: 24,
+            follow_up_days: 15,
+            confirmation_reminder_days: 5,
         }
     }
 }

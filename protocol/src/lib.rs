@@ -42,6 +42,7 @@ pub mod stats;
 pub mod status;
 pub mod store;
 pub mod sync;
+pub mod todo;
 pub mod view;
 pub mod wire;
 pub mod workflow;

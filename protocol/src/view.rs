@@ -84,6 +84,12 @@ pub struct Common {
     /// was assigned it, with their office. (No default: a view stored before it is read
     /// again from its record.)
     pub handlers: Vec<Handler>,
+    /// The person assigned last, at the office that assigned them.
+    pub assigned: Option<Handler>,
+    /// When it was entered on a node (its intake's clock stamp).
+    pub entered_ms: u64,
+    /// When it was last referred.
+    pub referred_ms: Option<u64>,
     /// It holds entries of a revoked key beyond what the county held when it revoked it
     /// (applied here before the revocation arrived): up for review. Set by the node that
     /// holds them (see `revoke::beyond_frontier`); it implies `needs_review`.
@@ -249,6 +255,9 @@ impl View {
                 .into_iter()
                 .map(|(node, staff)| Handler { node, staff })
                 .collect(),
+            assigned: fold.assigned.map(|(node, staff)| Handler { node, staff }),
+            entered_ms: fold.entered_ms,
+            referred_ms: fold.referred_ms,
             revoked_entries: false,
         };
         Ok(match id {

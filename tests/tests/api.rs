@@ -566,4 +566,40 @@ fn the_record_page_offers_only_the_next_steps_and_a_refused_form_keeps_what_was_
         "{page}"
     );
     assert!(page.contains("<circle"), "the trend draws nothing: {page}");
+
+    // 我的待办, the page a worker lands on: a petition received 13 days ago tops it with
+    // two days left to decide on acceptance.
+    let (status, page, location) = web.post(
+        "/new",
+        &[
+            ("kind", "petition"),
+            ("village", VILLAGE),
+            ("date", &day(13)),
+            ("category", "other"),
+            ("risk", "general"),
+            ("channel", "visit"),
+            ("party0", "马国富"),
+            ("summary", "反映低保评定不公，请求重新评议。"),
+        ],
+    );
+    assert_eq!(status, 303, "{page}");
+    let petition = location.unwrap();
+    let (status, page) = web.get("/todo");
+    assert_eq!(status, 200, "{page}");
+    let rows: Vec<&str> = page.split("<tr>").skip(2).collect();
+    assert!(
+        rows.first()
+            .is_some_and(|r| r.contains(&petition) && r.contains("受理期限：还剩2天")),
+        "{page}"
+    );
+    // Signing in lands there.
+    let r = web
+        .agent
+        .post(format!("{}/login", web.url))
+        .send_form([("name", "tan"), ("password", "long-enough-1")])
+        .unwrap();
+    assert_eq!(
+        r.headers().get("location").and_then(|v| v.to_str().ok()),
+        Some("/todo")
+    );
 }

@@ -125,7 +125,7 @@ async fn sign_in(c: &Client, base: &str, name: &str, password: &str) {
     submit(c, "login").await;
     let url = c.current_url().await.unwrap();
     assert!(
-        url.path().starts_with("/cases"),
+        url.path().starts_with("/todo"),
         "sign-in failed: {url}\n{}",
         c.source().await.unwrap_or_default()
     );
@@ -356,6 +356,8 @@ async fn a_mediator_records_a_case_that_reaches_the_county_and_restricted_record
     // A colleague who does not handle the restricted record does not see it.
     let c = browser(port, &profiles.join("ran")).await;
     sign_in(&c, &village, "ran", "ran-pass-2026").await;
+    shot(&c, "todo").await;
+    c.goto(&format!("{village}/cases")).await.unwrap();
     let list = c.source().await.unwrap();
     assert!(list.contains(&case[..13]), "{list}");
     assert!(

@@ -57,6 +57,7 @@ pub(super) fn layout(lang: Lang, ctx: Option<&Ctx>, title: &str, body: Markup) -
                 header {
                     strong { "贵和 guihe" }
                     @if let Some(ctx) = ctx {
+                        a href="/todo" { (t("我的待办", "To do")) }
                         a href="/cases" { (t("纠纷", "Cases")) }
                         a href="/petitions" { (t("信访", "Petitions")) }
                         @if ctx.user.role.writes() {

@@ -40,6 +40,7 @@ mod lists;
 mod record;
 mod session;
 mod sync;
+mod todo;
 
 use dashboard::*;
 use export::*;
@@ -49,11 +50,13 @@ use lists::*;
 use record::*;
 use session::*;
 use sync::*;
+use todo::*;
 
 /// The web routes.
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
-        .route("/", get(|| async { Redirect::to("/cases") }))
+        .route("/", get(|| async { Redirect::to("/todo") }))
+        .route("/todo", get(todo_page))
         .route("/login", get(login_form).post(login))
         .route("/logout", post(logout))
         .route("/lang/{lang}", get(set_lang))

@@ -80,7 +80,7 @@ pub(super) async fn set_lang(Path(lang): Path<String>) -> Response {
             header::SET_COOKIE,
             format!("lang={value}; Path=/; SameSite=Strict; Max-Age=31536000"),
         )],
-        Redirect::to("/cases"),
+        Redirect::to("/todo"),
     )
         .into_response()
 }
@@ -162,7 +162,7 @@ pub(super) async fn login(
                 SESSION_TTL.as_secs()
             ),
         )],
-        Redirect::to("/cases"),
+        Redirect::to("/todo"),
     )
         .into_response()
 }

@@ -41,6 +41,8 @@ impl<'a> Folder<'a> {
                 deadlines: Vec::new(),
                 staff: BTreeSet::new(),
                 handlers: BTreeSet::new(),
+                assigned: None,
+                entered_ms: 0,
                 summary: None,
             },
             position: BTreeMap::new(),
@@ -197,6 +199,7 @@ impl<'a> Folder<'a> {
             .insert((event.node, event.staff.clone()));
 
         if pos == 0 && matches!(event.body, Body::Intake(_)) {
+            self.state.entered_ms = event.hlc.wall_ms;
             self.state.applied += 1;
             return;
         }
@@ -245,6 +248,7 @@ impl<'a> Folder<'a> {
                 s.handler = Some(a.to.clone());
                 // The assignee works at the office that assigned them.
                 s.handlers.insert((event.node, a.to.clone()));
+                s.assigned = Some((event.node, a.to.clone()));
             }
             Body::Session(_) => s.sessions += 1,
             Body::Agreement(a) => {

@@ -239,6 +239,13 @@ pub struct Fold {
     /// restricted. A login name alone names no one: another office may have a `tan` too.
     #[serde(default)]
     pub handlers: BTreeSet<(NodeId, StaffId)>,
+    /// The person assigned last, at the office that assigned them.
+    #[serde(default)]
+    pub assigned: Option<(NodeId, StaffId)>,
+    /// When the record was entered (its intake's clock stamp), as against when it says
+    /// it was received: a ledger copied in afterwards is history, not work due today.
+    #[serde(default)]
+    pub entered_ms: u64,
     /// The summary as last corrected by an amend event; `None` keeps the summary taken in
     /// at intake.
     #[serde(default)]
