@@ -157,6 +157,10 @@ pub struct Detail {
     /// The steps that may be recorded next (the record page offers these only).
     #[serde(default)]
     pub next_steps: Vec<guihe_protocol::event::EventType>,
+    /// The display names of this node's staff who recorded its events, by account
+    /// (accounts never leave their node: another office's entries show their account).
+    #[serde(default)]
+    pub display_names: std::collections::BTreeMap<String, String>,
 }
 
 /// One line of a to-do list.
@@ -237,6 +241,32 @@ pub enum ApiError {
     /// The disk is full, or nearly: the write was not saved. Reads still work.
     #[error("{0}")]
     DiskFull(String),
+    /// A field of a command is wrong, with the refusal in Chinese for the forms.
+    #[error("{field}: {en}")]
+    Invalid {
+        /// The field.
+        field: String,
+        /// What is wrong, in English.
+        en: String,
+        /// What is wrong, in Chinese.
+        zh: String,
+    },
+    /// This node may not do that, with the refusal in Chinese.
+    #[error("{en}")]
+    Denied {
+        /// Why, in English.
+        en: String,
+        /// Why, in Chinese.
+        zh: String,
+    },
+    /// The record's state or rules refuse the command, with the refusal in Chinese.
+    #[error("{en}")]
+    Declined {
+        /// Why, in English.
+        en: String,
+        /// Why, in Chinese.
+        zh: String,
+    },
 }
 
 impl ApiError {
@@ -248,6 +278,15 @@ impl ApiError {
             .find(|w| w.parse::<RecordId>().is_ok())
             .unwrap_or(message);
         ApiError::Unknown(id.to_string())
+    }
+
+    /// A wrong field, with what the form's worker reads in Chinese.
+    fn invalid(field: &str, e: impl std::fmt::Display, zh: String) -> ApiError {
+        ApiError::Invalid {
+            field: field.into(),
+            en: e.to_string(),
+            zh,
+        }
     }
 
     fn field(field: &str, e: impl std::fmt::Display) -> ApiError {
@@ -267,8 +306,9 @@ impl ApiError {
     /// The HTTP status that goes with the error.
     pub fn status(&self) -> u16 {
         match self {
-            ApiError::Field { .. } => 400,
-            ApiError::Forbidden(_) => 403,
+            ApiError::Field { .. } | ApiError::Invalid { .. } => 400,
+            ApiError::Declined { .. } => 409,
+            ApiError::Forbidden(_) | ApiError::Denied { .. } => 403,
             ApiError::Unknown(_) => 404,
             ApiError::Refused(_) => 409,
             ApiError::Internal(_) => 500,
@@ -276,11 +316,26 @@ impl ApiError {
         }
     }
 
+    /// The message in Chinese, where the error has its own (the English is `Display`).
+    pub fn zh(&self) -> Option<String> {
+        match self {
+            ApiError::Invalid { zh, .. }
+            | ApiError::Declined { zh, .. }
+            | ApiError::Denied { zh, .. } => Some(zh.clone()),
+            ApiError::Unknown(id) => Some(format!("本节点没有记录 {id}。")),
+            ApiError::DiskFull(_) => {
+                Some("磁盘已满，本条记录未保存。请清理本机磁盘空间后重新录入。".into())
+            }
+            _ => None,
+        }
+    }
+
     /// A short code for clients.
     pub fn code(&self) -> &'static str {
         match self {
-            ApiError::Field { .. } => "field",
-            ApiError::Forbidden(_) => "forbidden",
+            ApiError::Field { .. } | ApiError::Invalid { .. } => "field",
+            ApiError::Declined { .. } => "refused",
+            ApiError::Forbidden(_) | ApiError::Denied { .. } => "forbidden",
             ApiError::Unknown(_) => "unknown",
             ApiError::Refused(_) => "refused",
             ApiError::Internal(_) => "internal",
@@ -295,16 +350,24 @@ impl From<LocalError> for ApiError {
             LocalError::Replica(ReplicaError::Unknown(id)) => ApiError::Unknown(id.to_string()),
             LocalError::Replica(ReplicaError::Command(c)) => match c {
                 CommandError::Document(d) => ApiError::Internal(d.to_string()),
-                CommandError::Refused(r) => ApiError::Refused(r.to_string()),
-                forbidden @ CommandError::NotAuthorised { .. } => {
-                    ApiError::Forbidden(forbidden.to_string())
-                }
+                CommandError::Refused(r) => ApiError::Declined {
+                    en: r.to_string(),
+                    zh: r.zh(),
+                },
+                forbidden @ CommandError::NotAuthorised { .. } => ApiError::Denied {
+                    en: forbidden.to_string(),
+                    zh: forbidden.zh(),
+                },
                 clock @ (CommandError::ClockOutsideCertificate { .. }
                 | CommandError::ClockBehind { .. }
-                | CommandError::RefusedUpstream { .. }) => ApiError::Refused(clock.to_string()),
-                other => ApiError::Field {
+                | CommandError::RefusedUpstream { .. }) => ApiError::Declined {
+                    en: clock.to_string(),
+                    zh: clock.zh(),
+                },
+                other => ApiError::Invalid {
                     field: "event".into(),
-                    message: other.to_string(),
+                    en: other.to_string(),
+                    zh: other.zh(),
                 },
             },
             LocalError::Staff(m) => ApiError::Field {
@@ -339,6 +402,9 @@ pub struct ErrorBody {
     pub error: String,
     /// What went wrong, for a person.
     pub message: String,
+    /// The same in Chinese, where the node has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_zh: Option<String>,
 }
 
 fn parse_record_id(id: &str) -> Result<RecordId, ApiError> {
@@ -351,7 +417,15 @@ impl NewForm {
         let jurisdictions = self
             .villages
             .iter()
-            .map(|v| v.parse().map_err(|e| ApiError::field("villages", e)))
+            .map(|v| {
+                v.parse().map_err(|e| {
+                    ApiError::invalid(
+                        "villages",
+                        e,
+                        format!("村代码应为12位数字（如500240001201），填的是“{v}”。"),
+                    )
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let default_role = if kind == Kind::Petition {
             PartyRole::Petitioner
@@ -365,9 +439,13 @@ impl NewForm {
             .map(|(i, p)| {
                 let role = match p.role.as_deref() {
                     None | Some("") => default_role,
-                    Some(r) => r
-                        .parse()
-                        .map_err(|e| ApiError::field(&format!("parties[{i}].role"), e))?,
+                    Some(r) => r.parse().map_err(|e| {
+                        ApiError::invalid(
+                            &format!("parties[{i}].role"),
+                            e,
+                            format!("请为第{}位当事人选择身份。", i + 1),
+                        )
+                    })?,
                 };
                 let party = Party {
                     name: p.name.trim().to_string(),
@@ -375,9 +453,10 @@ impl NewForm {
                     minor: p.minor,
                     contact: p.contact.filter(|c| !c.trim().is_empty()),
                 };
-                party
-                    .check()
-                    .map_err(|e| ApiError::field(&format!("parties[{i}]"), e))?;
+                party.check().map_err(|e| {
+                    let zh = format!("第{}位当事人：{}", i + 1, e.zh());
+                    ApiError::invalid(&format!("parties[{i}]"), e, zh)
+                })?;
                 Ok(party)
             })
             .collect::<Result<Vec<_>, ApiError>>()?;
@@ -387,7 +466,7 @@ impl NewForm {
             .filter(|c| !c.is_empty())
             .map(str::parse)
             .transpose()
-            .map_err(|e| ApiError::field("channel", e))?;
+            .map_err(|e| ApiError::invalid("channel", e, "请选择信访来源。".into()))?;
         Ok(NewRecord {
             kind,
             jurisdictions,
@@ -395,11 +474,11 @@ impl NewForm {
             category: self
                 .category
                 .parse::<Category>()
-                .map_err(|e| ApiError::field("category", e))?,
+                .map_err(|e| ApiError::invalid("category", e, "请选择纠纷类别。".into()))?,
             risk: self
                 .risk
                 .parse::<Risk>()
-                .map_err(|e| ApiError::field("risk", e))?,
+                .map_err(|e| ApiError::invalid("risk", e, "请选择风险等级。".into()))?,
             channel,
             restricted: self.restricted,
             parties,
@@ -425,8 +504,20 @@ pub fn event_command(event: serde_json::Value) -> Result<Command, ApiError> {
     if let Some(serde_json::Value::String(t)) = map.get_mut("type") {
         *t = t.replace('-', "_");
     }
-    let body: Body = serde_json::from_value(serde_json::Value::Object(map))
-        .map_err(|e| ApiError::field("event", e))?;
+    let body: Body = serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| {
+        // serde names a missing field in backticks; the form's worker reads its label.
+        let text = e.to_string();
+        let named = text
+            .split('`')
+            .nth(1)
+            .map(guihe_protocol::messages::field_zh);
+        let zh = match named {
+            Some(name) if text.starts_with("missing field") => format!("请填写“{name}”。"),
+            Some(name) => format!("“{name}”填写有误。"),
+            None => "所填内容格式不对，请检查各项后再保存。".to_string(),
+        };
+        ApiError::invalid("event", e, zh)
+    })?;
     Ok(Command::Event { at_ms, body })
 }
 
@@ -485,6 +576,26 @@ fn run(local: &mut Local, call: Call) -> Result<(Reply, Vec<StoredChange>), ApiE
                 .map_err(|e| ApiError::Internal(e.to_string()))?
                 .events;
             guihe_protocol::fold::order(&mut timeline);
+            let here = local.replica.identity.cert.node();
+            let mut display_names = std::collections::BTreeMap::new();
+            for e in timeline.iter().filter(|e| e.node == here) {
+                let name = e.staff.to_string();
+                if display_names.contains_key(&name) {
+                    continue;
+                }
+                let account = local
+                    .replica
+                    .store
+                    .account(&name)
+                    .ok()
+                    .flatten()
+                    .and_then(|json| {
+                        serde_json::from_slice::<crate::accounts::Account>(&json).ok()
+                    });
+                if let Some(a) = account {
+                    display_names.insert(name, a.display);
+                }
+            }
             let next_steps = record
                 .next_steps(&local.config.deadlines, crate::local::now_ms())
                 .map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -502,6 +613,7 @@ fn run(local: &mut Local, call: Call) -> Result<(Reply, Vec<StoredChange>), ApiE
                     timeline,
                     refused_upstream,
                     next_steps,
+                    display_names,
                 })),
                 Vec::new(),
             ))

@@ -103,11 +103,22 @@ pub(crate) fn random_hex() -> String {
 }
 
 pub(crate) fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    error_zh(status, code, message, None)
+}
+
+/// An error answer with its message in Chinese too, for the web pages.
+pub(crate) fn error_zh(
+    status: StatusCode,
+    code: &str,
+    message: impl Into<String>,
+    zh: Option<String>,
+) -> Response {
     (
         status,
         axum::Json(ErrorBody {
             error: code.into(),
             message: message.into(),
+            message_zh: zh,
         }),
     )
         .into_response()

@@ -103,7 +103,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status =
             StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        error(status, self.code(), self.to_string())
+        crate::app::error_zh(status, self.code(), self.to_string(), self.zh())
     }
 }
 

@@ -28,6 +28,7 @@ pub mod host;
 pub mod id;
 pub mod ingest;
 mod mapping;
+pub mod messages;
 pub mod model;
 mod ops;
 pub mod owned;

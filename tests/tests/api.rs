@@ -603,3 +603,205 @@ fn the_record_page_offers_only_the_next_steps_and_a_refused_form_keeps_what_was_
         Some("/todo")
     );
 }
+
+/// The Latin words a person reads on a page (its text, not its markup or styles), outside
+/// the allow-list: the product's name, the export formats, the switch to English, and
+/// record ids and key digests.
+fn english_words(html: &str) -> Vec<String> {
+    let mut text = String::new();
+    let mut rest = html;
+    // Drop the style sheet and every tag; keep the text between.
+    while let Some(at) = rest.find('<') {
+        text.push_str(&rest[..at]);
+        text.push(' ');
+        let tag = &rest[at..];
+        let end = if tag.starts_with("<style") {
+            tag.find("</style>").map(|e| e + "</style>".len())
+        } else {
+            tag.find('>').map(|e| e + 1)
+        };
+        rest = &tag[end.unwrap_or(tag.len())..];
+    }
+    text.push_str(rest);
+    let allowed = ["guihe", "CSV", "XLSX", "English"];
+    let is_id = |w: &str| {
+        let hex = |s: &str| s.len() >= 8 && s.chars().all(|c| c.is_ascii_hexdigit());
+        ["case-", "pet-", "div-"]
+            .iter()
+            .any(|p| w.strip_prefix(p).is_some_and(|h| h.is_empty() || hex(h)))
+            || hex(w)
+    };
+    text.split(|c: char| {
+        !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '&' || c == ';')
+    })
+    .filter(|w| w.chars().any(|c| c.is_ascii_alphabetic()))
+    // HTML entities (&amp;) are markup.
+    .filter(|w| !(w.starts_with('&') && w.ends_with(';')))
+    .filter(|w| !allowed.contains(w) && !is_id(w))
+    .map(str::to_string)
+    .collect()
+}
+
+#[test]
+fn no_english_reaches_a_page_or_a_form_error_in_the_chinese_view() {
+    let mut lab = Lab::new("zh");
+    lab.add("township", "township", TOWNSHIP, None);
+    lab.add("village", "village", VILLAGE, Some("township"));
+    lab.start("village");
+    let api = Api::new(&lab, "village");
+    let (status, body) = api.post(
+        "/api/v1/staff",
+        json!({"name": "tan", "display": "谭德明", "role": "mediator", "password": "long-enough-1"}),
+    );
+    assert_eq!(status, 201, "{body}");
+    let web = Web::sign_in(&api, "tan", "long-enough-1");
+    // The scan finds what it should, and passes what it should.
+    assert_eq!(
+        english_words(
+            "<style>p{color:red}</style><p class=\"x\">a Session event is not allowed &amp; 登记</p>"
+        ),
+        ["a", "Session", "event", "is", "not", "allowed"]
+    );
+    assert!(
+        english_words("<a href=\"/x\">贵和 guihe</a> case-0f3a9b2c0f3a9b2c 2026-12-01").is_empty()
+    );
+    let check = |what: &str, page: &str| {
+        let words = english_words(page);
+        assert!(words.is_empty(), "English on {what}: {words:?}\n{page}");
+    };
+    let intake =
+        |kind: &'static str, village: &'static str, date: String, summary: &'static str| {
+            let mut form = vec![
+                ("kind", kind.to_string()),
+                ("village", village.to_string()),
+                ("date", date),
+                ("category", "neighbour".to_string()),
+                ("risk", "general".to_string()),
+                ("party0", "谭德明".to_string()),
+                ("party1", "冉秀英".to_string()),
+                ("role1", "respondent".to_string()),
+                ("summary", summary.to_string()),
+            ];
+            if kind == "petition" {
+                form.push(("channel", "visit".to_string()));
+            }
+            form
+        };
+    let post = |path: &str, form: &[(&str, String)]| {
+        let fields: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        web.post(path, &fields)
+    };
+
+    // Every refusal of the intake form.
+    for (what, form) in [
+        ("an empty summary", intake("case", VILLAGE, day(0), "")),
+        (
+            "a village code of two digits",
+            intake("case", "12", day(0), "两户争执"),
+        ),
+        (
+            "another township's village",
+            intake("case", OTHER_VILLAGE, day(0), "两户争执"),
+        ),
+        (
+            "a date after today",
+            intake("case", VILLAGE, "2999-01-01".into(), "两户争执"),
+        ),
+        (
+            "a date that is no date",
+            intake("case", VILLAGE, "2026-13-45".into(), "两户争执"),
+        ),
+    ] {
+        let (status, page, _) = post("/new", &form);
+        assert!((400..500).contains(&status), "{what}: {status}");
+        assert!(page.contains("class=\"error\""), "{what}: {page}");
+        check(what, &page);
+    }
+    // A case and a petition.
+    let (_, _, case) = post(
+        "/new",
+        &intake("case", VILLAGE, day(0), "两户因排水沟堵塞发生争执"),
+    );
+    let case = case.unwrap();
+    let (_, _, petition) = post(
+        "/new",
+        &intake("petition", VILLAGE, day(3), "反映低保评定不公"),
+    );
+    let petition = petition.unwrap();
+
+    // Every kind of refusal of a step: a step the state does not allow, a required field
+    // left empty, a number that is no number, a number out of range, a date after today.
+    let event =
+        |record: &str, fields: &[(&str, &str)]| web.post(&format!("{record}/events"), fields);
+    let (status, page, _) = event(
+        &case,
+        &[("type", "session"), ("note", "双方陈述"), ("date", &day(0))],
+    );
+    assert_eq!(status, 409, "{page}");
+    assert!(page.contains("不能记录“调解记录”"), "{page}");
+    check("a step the state does not allow", &page);
+    let (status, _, _) = event(&petition, &[("type", "accept"), ("date", &day(0))]);
+    assert_eq!(status, 303);
+    let today = day(0);
+    for (what, fields) in [
+        (
+            "an empty required field",
+            vec![("type", "reply"), ("note", ""), ("date", today.as_str())],
+        ),
+        (
+            "a number that is no number",
+            vec![
+                ("type", "extend"),
+                ("days", "十"),
+                ("reason", "情况复杂"),
+                ("date", today.as_str()),
+            ],
+        ),
+        (
+            "a number out of range",
+            vec![
+                ("type", "extend"),
+                ("days", "99"),
+                ("reason", "情况复杂"),
+                ("date", today.as_str()),
+            ],
+        ),
+        (
+            "a date after today",
+            vec![
+                ("type", "extend"),
+                ("days", "10"),
+                ("reason", "情况复杂"),
+                ("date", "2999-01-01"),
+            ],
+        ),
+        (
+            "an unknown step",
+            vec![("type", "weather"), ("date", today.as_str())],
+        ),
+    ] {
+        let fields: Vec<(&str, &str)> = fields.to_vec();
+        let (status, page, _) = event(&petition, &fields);
+        assert!((400..500).contains(&status), "{what}: {status} {page}");
+        assert!(page.contains("class=\"error\""), "{what}: {page}");
+        check(what, &page);
+    }
+
+    // Every page.
+    for path in [
+        "/todo",
+        "/cases",
+        "/petitions",
+        "/new",
+        "/new?kind=petition",
+        "/review",
+        "/dashboard",
+        "/sync",
+        &case,
+        &petition,
+        "/records/case-00000000000000000000000000000000",
+    ] {
+        let (_, page) = web.get(path);
+        check(path, &page);
+    }
+}

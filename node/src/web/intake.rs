@@ -201,7 +201,7 @@ pub(super) async fn new_record(
         Ok(_) => message_page(ctx.lang, Some(&ctx), StatusCode::INTERNAL_SERVER_ERROR, "?"),
         Err(e) => {
             let status = e.status();
-            let text = error_text(e).await;
+            let text = error_text(e, ctx.lang).await;
             (
                 status,
                 Html(

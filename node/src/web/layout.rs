@@ -139,14 +139,35 @@ pub(super) fn names(v: &View, ctx: &Ctx) -> String {
         .join("、")
 }
 
-/// The message of an API error response, for showing on a form.
-pub(super) async fn error_text(e: Response) -> String {
+/// The message of an API error response, for showing on a form: in Chinese in the
+/// Chinese view (the node's own sentence where it has one, else what the answer's status
+/// means), in English in the English view.
+pub(super) async fn error_text(e: Response, lang: Lang) -> String {
+    let status = e.status();
     let bytes = axum::body::to_bytes(e.into_body(), 64 * 1024)
         .await
         .unwrap_or_default();
-    serde_json::from_slice::<crate::api::ErrorBody>(&bytes)
-        .map(|b| b.message)
-        .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned())
+    let body = serde_json::from_slice::<crate::api::ErrorBody>(&bytes).ok();
+    match (lang, body) {
+        (Lang::En, Some(b)) => b.message,
+        (Lang::En, None) => String::from_utf8_lossy(&bytes).into_owned(),
+        (
+            Lang::Zh,
+            Some(crate::api::ErrorBody {
+                message_zh: Some(zh),
+                ..
+            }),
+        ) => zh,
+        (Lang::Zh, _) => match status.as_u16() {
+            400 | 422 => "所填内容有误，请检查后再保存。",
+            403 => "本机或本账号无权这样操作。",
+            404 => "没有这条记录。",
+            409 => "此操作与记录的当前状态不符。",
+            503 => "节点正忙或正在停止，请稍后再试。",
+            _ => "节点出错，未能保存，请稍后再试或联系运维人员。",
+        }
+        .to_string(),
+    }
 }
 
 pub(super) fn urlencode(s: &str) -> String {

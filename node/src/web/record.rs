@@ -233,7 +233,7 @@ pub(super) async fn record_view(
                         }
                     }
                     td { (t(e.body.event_type().label_zh(), e.body.event_type().label_en())) }
-                    td { (e.staff) }
+                    td { (detail.display_names.get(e.staff.as_str()).filter(|_| e.node == ctx.node).map_or(e.staff.as_str(), String::as_str)) }
                     td { (crate::words::sentence(&e.body, ctx.lang == Lang::Zh)) }
                 }
             }
@@ -359,7 +359,7 @@ pub(super) async fn add_event(
         Ok(_) => Redirect::to(&format!("/records/{id}")).into_response(),
         Err(e) => {
             let status = e.status();
-            let text = error_text(e).await;
+            let text = error_text(e, ctx.lang).await;
             refuse(text, status).await
         }
     }
