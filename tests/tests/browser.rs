@@ -198,6 +198,45 @@ async fn event(c: &Client, ty: &str, fields: &[(&str, &str)]) {
     );
 }
 
+/// Screenshots every page at an office PC's 1366×768 and a phone's 360×740, and checks
+/// that none scrolls sideways on the phone.
+async fn every_page_at_both_widths(c: &Client, base: &str, record: &str, who: &str) {
+    let pages = [
+        ("todo", "/todo".to_string()),
+        ("cases", "/cases".to_string()),
+        ("petitions", "/petitions".to_string()),
+        ("new", "/new".to_string()),
+        ("record", format!("/records/{record}")),
+        ("review", "/review".to_string()),
+        ("dashboard", "/dashboard".to_string()),
+        ("sync", "/sync".to_string()),
+    ];
+    for (width, height) in [(1366, 768), (360, 740)] {
+        c.set_window_size(width, height).await.unwrap();
+        for (name, path) in &pages {
+            c.goto(&format!("{base}{path}")).await.unwrap();
+            let inner = c
+                .execute("return window.innerWidth", vec![])
+                .await
+                .unwrap()
+                .as_u64()
+                .unwrap();
+            let scroll = c
+                .execute("return document.documentElement.scrollWidth", vec![])
+                .await
+                .unwrap()
+                .as_u64()
+                .unwrap();
+            assert!(
+                scroll <= inner,
+                "{who}'s {name} page scrolls sideways at {width} px: {scroll} > {inner}"
+            );
+            shot(c, &format!("{who}-{name}-{width}")).await;
+        }
+    }
+    c.set_window_size(1366, 768).await.unwrap();
+}
+
 /// Takes in a case through the intake form; returns its id.
 async fn intake(c: &Client, base: &str, party: &str, minor: bool, summary: &str) -> String {
     c.goto(&format!("{base}/new")).await.unwrap();
@@ -351,6 +390,7 @@ async fn a_mediator_records_a_case_that_reaches_the_county_and_restricted_record
     shot(&c, "cases").await;
     c.goto(&format!("{village}/petitions")).await.unwrap();
     shot(&c, "petitions").await;
+    every_page_at_both_widths(&c, &village, &case, "village").await;
     c.close().await.unwrap();
 
     // A colleague who does not handle the restricted record does not see it.

@@ -161,7 +161,7 @@ pub(super) async fn dashboard(
             }
         }
         h2 { (t("趋势", "Trend")) }
-        div id="trend" { (PreEscaped(svg)) }
+        div.chart id="trend" { (PreEscaped(svg)) }
         h2 { (t("按状态", "By status")) }
         table { @for (s, n) in &stats.by_status { tr { td { (status_label(ctx.lang, *s)) } td { (n) } } } }
         h2 { (t("按类别", "By category")) }

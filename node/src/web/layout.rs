@@ -40,7 +40,13 @@ input[type=text],input[type=password],select,textarea{font-size:15px;padding:.25
 input[type=date],input[type=number]{font-size:15px;padding:.25em}.required{color:#a00;font-size:13px}\
 details.step{background:#fff;border:1px solid #ddd;margin:.4em 0;padding:.3em .8em;max-width:44em}\
 details.step summary{cursor:pointer;font-size:16px;padding:.2em 0}details.step[open] summary{font-weight:bold}\
-.late{font-size:12px;border:1px solid #a00;padding:0 .3em;margin-left:.3em}";
+.late{font-size:12px;border:1px solid #a00;padding:0 .3em;margin-left:.3em}\
+.id{font-size:13px;color:#777;word-break:break-all}.chart{overflow-x:auto}\
+@media (max-width:640px){main{padding:.5em}header{gap:.4em .8em;font-size:14px;padding:.4em .6em}\
+h1{font-size:1.4em}table{display:block;overflow-x:auto}\
+table.cards,table.cards tbody,table.cards tr,table.cards td{display:block;width:auto}\
+table.cards tr:first-child{display:none}table.cards tr{border:1px solid #ddd;margin:.4em 0;background:#fff}\
+table.cards td{border:none;padding:.15em .5em}.card{min-width:7em;margin:.2em}}";
 
 pub(super) fn layout(lang: Lang, ctx: Option<&Ctx>, title: &str, body: Markup) -> Markup {
     let t = |zh, en| lang.t(zh, en);

@@ -27,7 +27,7 @@ pub(super) async fn views(
 pub(super) fn record_table(ctx: &Ctx, views: &[View], now: u64) -> Markup {
     let t = |zh, en| ctx.lang.t(zh, en);
     html! {
-        table {
+        table.cards {
             tr {
                 th { (t("编号", "Id")) } th { (t("登记日期", "Received")) } th { (t("状态", "Status")) }
                 th { (t("类别", "Category")) } th { (t("风险", "Risk")) } th { (t("当事人", "Parties")) }

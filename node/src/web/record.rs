@@ -181,7 +181,21 @@ pub(super) async fn record_view(
     }
     let t = |zh, en| ctx.lang.t(zh, en);
     let now = now_ms();
+    let title = format!(
+        "{} · {}",
+        if detail.view.kind() == guihe_protocol::model::Kind::Case {
+            t("纠纷", "Case")
+        } else {
+            t("信访", "Petition")
+        },
+        if ctx.lang == Lang::Zh {
+            c.category.label_zh()
+        } else {
+            c.category.label_en()
+        }
+    );
     let body = html! {
+        p.id { (detail.view.id()) }
         @if let Some(e) = error { p.error { (e) } }
         p {
             b { (status_label(ctx.lang, c.status)) } " · "
@@ -223,7 +237,7 @@ pub(super) async fn record_view(
             }
         }
         h2 { (t("时间线", "Timeline")) }
-        table id="timeline" {
+        table.cards id="timeline" {
             tr { th { (t("日期", "Date")) } th { (t("事项", "Event")) } th { (t("记录人", "By")) } th { (t("内容", "Details")) } }
             @for e in &detail.timeline {
                 tr {
@@ -242,7 +256,7 @@ pub(super) async fn record_view(
     };
     (
         status,
-        Html(layout(ctx.lang, Some(ctx), &detail.view.id().to_string(), body).into_string()),
+        Html(layout(ctx.lang, Some(ctx), &title, body).into_string()),
     )
         .into_response()
 }

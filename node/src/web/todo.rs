@@ -84,7 +84,7 @@ pub(super) async fn todo_page(State(state): State<AppState>, headers: HeaderMap)
         @if lines.is_empty() {
             p id="todo-empty" { (t("今天没有待办事项。", "Nothing is due from you today.")) }
         } @else {
-            table id="todo" {
+            table.cards id="todo" {
                 tr { th { (t("待办", "To do")) } th { (t("事项", "Matter")) } th { (t("当事人", "Parties")) } th { (t("状态", "Status")) } }
                 @for line in &lines {
                     @let (text, urgent) = what(&ctx, line);
