@@ -103,6 +103,12 @@ pub enum Call {
         /// The sign-in name.
         name: String,
     },
+    /// The other records of the same people: every record one of whose parties is a
+    /// party of this one (same name, and same contact when both have one).
+    Related {
+        /// The record.
+        id: String,
+    },
     /// 我的待办: what is due from the staff member the call is made as, most urgent first.
     Todo {
         /// They review for the township.
@@ -659,6 +665,22 @@ fn run(local: &mut Local, call: Call) -> Result<(Reply, Vec<StoredChange>), ApiE
                 .and_then(|json| serde_json::from_slice(&json).ok())
                 .map(Box::new);
             Ok((Reply::Account(account), Vec::new()))
+        }
+        Call::Related { id } => {
+            let id = parse_record_id(&id)?;
+            let fresh = local.fresh()?;
+            let Some((this, _)) = fresh.get(&id) else {
+                return Err(ApiError::Unknown(id.to_string()));
+            };
+            let mut related: Vec<View> = fresh
+                .iter()
+                .filter(|(other, (v, _))| {
+                    **other != id && this.common().shares_party_with(v.common())
+                })
+                .map(|(_, (v, _))| v.clone())
+                .collect();
+            related.sort_by_key(|v| std::cmp::Reverse(v.common().received_ms));
+            Ok((Reply::Views(related), Vec::new()))
         }
         Call::Todo { reviewer } => {
             let node = local.replica.identity.cert.node();

@@ -211,6 +211,7 @@ impl Remote {
                 Ok(Reply::StaffAdded { name: a.name })
             }
             Call::Account { .. } => Err(self.fail("accounts are read by the node itself")),
+            Call::Related { .. } => Err(self.fail("related records are shown on the record page")),
             Call::Todo { reviewer } => Ok(Reply::Todo(self.request(
                 "GET",
                 &format!("/todo?reviewer={reviewer}"),

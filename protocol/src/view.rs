@@ -25,6 +25,42 @@ pub struct PartyView {
     pub role: PartyRole,
     /// A minor.
     pub minor: bool,
+    /// How to reach them (a phone number), if recorded.
+    #[serde(default)]
+    pub contact: Option<String>,
+}
+
+impl PartyView {
+    /// Whether `needle` finds this person: part of the name, or at least four digits of
+    /// the contact (spaces and dashes ignored).
+    pub fn found_by(&self, needle: &str) -> bool {
+        let needle = needle.trim();
+        if needle.is_empty() {
+            return false;
+        }
+        if self.name.contains(needle) {
+            return true;
+        }
+        let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
+        let wanted = digits(needle);
+        wanted.len() >= 4
+            && wanted.len() == needle.chars().filter(|c| !matches!(c, ' ' | '-')).count()
+            && self
+                .contact
+                .as_deref()
+                .is_some_and(|c| digits(c).contains(&wanted))
+    }
+
+    /// Whether this and `other` are the same person as far as the records tell: the same
+    /// name, and the same contact when both have one.
+    pub fn same_person(&self, other: &PartyView) -> bool {
+        let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
+        self.name.trim() == other.name.trim()
+            && match (&self.contact, &other.contact) {
+                (Some(a), Some(b)) => digits(a) == digits(b),
+                _ => true,
+            }
+    }
 }
 
 /// What every record's view has.
@@ -120,6 +156,15 @@ pub struct Viewer<'a> {
 }
 
 impl Common {
+    /// Whether a party of this record is a party of `other` too (see
+    /// [`PartyView::same_person`]): a returning party, whose earlier disputes a mediator
+    /// must see.
+    pub fn shares_party_with(&self, other: &Common) -> bool {
+        self.parties
+            .iter()
+            .any(|p| other.parties.iter().any(|q| p.same_person(q)))
+    }
+
     /// The deadlines that are overdue at `now_ms`.
     pub fn overdue(&self, now_ms: u64) -> impl Iterator<Item = &Deadline> {
         self.deadlines.iter().filter(move |d| d.is_overdue(now_ms))
@@ -230,6 +275,7 @@ impl View {
                     name: p.name.clone(),
                     role: p.role,
                     minor: p.minor,
+                    contact: p.contact.clone(),
                 })
                 .collect(),
             summary,

@@ -797,6 +797,7 @@ fn no_english_reaches_a_page_or_a_form_error_in_the_chinese_view() {
         "/review",
         "/dashboard",
         "/sync",
+        "/search?q=%E8%B0%AD&risk=general",
         &case,
         &petition,
         "/records/case-00000000000000000000000000000000",
@@ -804,4 +805,85 @@ fn no_english_reaches_a_page_or_a_form_error_in_the_chinese_view() {
         let (_, page) = web.get(path);
         check(path, &page);
     }
+}
+
+#[test]
+fn a_returning_party_is_found_by_name_or_phone_with_their_other_records() {
+    let mut lab = Lab::new("person");
+    lab.add("township", "township", TOWNSHIP, None);
+    lab.add("village", "village", VILLAGE, Some("township"));
+    lab.start("village");
+    let api = Api::new(&lab, "village");
+    let (status, body) = api.post(
+        "/api/v1/staff",
+        json!({"name": "tan", "display": "谭德明", "role": "mediator", "password": "long-enough-1"}),
+    );
+    assert_eq!(status, 201, "{body}");
+    let web = Web::sign_in(&api, "tan", "long-enough-1");
+    let today = day(0);
+    let new = |kind: &str, party: &str, contact: &str, summary: &str| {
+        let mut form = vec![
+            ("kind", kind),
+            ("village", VILLAGE),
+            ("date", today.as_str()),
+            ("category", "neighbour"),
+            ("risk", "general"),
+            ("party0", party),
+            ("contact0", contact),
+            ("summary", summary),
+        ];
+        if kind == "petition" {
+            form.push(("channel", "visit"));
+        }
+        let (status, page, location) = web.post("/new", &form);
+        assert_eq!(status, 303, "{page}");
+        location.unwrap()
+    };
+    let a = new(
+        "case",
+        "冉秀英",
+        "138-0000-1234",
+        "两户因排水沟堵塞发生争执",
+    );
+    let b = new("case", "冉秀英", "", "借用农具未归还发生争执");
+    let c = new("petition", "冉秀英", "13900005678", "反映低保评定不公");
+    let d = new("case", "马国富", "", "院坝晾晒占道发生口角");
+    let id = |r: &str| r["/records/".len()..].to_string();
+
+    let found = |query: &str| web.get(&format!("/search?{query}")).1;
+    let page = found("q=0000-1234");
+    assert!(page.contains(&id(&a)[..13]), "{page}");
+    for other in [&b, &c, &d] {
+        assert!(!page.contains(&id(other)[..13]), "{page}");
+    }
+    let page = found(&format!("q={}", "%E5%86%89%E7%A7%80%E8%8B%B1"));
+    for r in [&a, &b, &c] {
+        assert!(page.contains(&id(r)[..13]), "{page}");
+    }
+    assert!(!page.contains(&id(&d)[..13]), "{page}");
+    let page = found("risk=major");
+    assert!(!page.contains(&id(&a)[..13]), "{page}");
+    let page = found(&format!("from={today}&to={today}&handler=tan"));
+    for r in [&a, &b, &c, &d] {
+        assert!(page.contains(&id(r)[..13]), "{page}");
+    }
+    let page = found("from=2000-01-01&to=2000-12-31");
+    assert!(!page.contains(&id(&a)[..13]), "{page}");
+
+    // The record page shows the same people's other records: without a phone the name
+    // decides; two phones that differ are two people.
+    let (_, page) = web.get(&b);
+    let related = page.split("id=\"related\"").nth(1).unwrap_or_default();
+    assert!(
+        related.contains(&id(&a)[..13]) && related.contains(&id(&c)[..13]),
+        "{page}"
+    );
+    assert!(!related.contains(&id(&d)[..13]), "{page}");
+    let (_, page) = web.get(&a);
+    let related = page.split("id=\"related\"").nth(1).unwrap_or_default();
+    assert!(related.contains(&id(&b)[..13]), "{page}");
+    assert!(
+        !related.contains(&id(&c)[..13]),
+        "another person of the same name: {page}"
+    );
 }

@@ -67,6 +67,7 @@ pub(super) fn new_body(
                         option value="" { (t("（默认）", "(default)")) }
                         @for r in guihe_protocol::model::PartyRole::ALL { option value=(r.code()) selected[role == r.code()] { (pick(r.label_zh(), r.label_en())) } }
                     }
+                    " " input type="text" name={ "contact" (i) } style="width:9em" placeholder=(t("联系电话", "Phone")) value=(value(&format!("contact{i}")));
                     " " input type="checkbox" name={ "minor" (i) } value="1" checked[checked(&format!("minor{i}"))]; (t(" 未成年人", " minor"))
                 }
             }
@@ -135,7 +136,9 @@ pub(super) async fn new_record(
             name: field(&format!("party{i}")),
             role: Some(field(&format!("role{i}"))).filter(|r| !r.is_empty()),
             minor: f.contains_key(&format!("minor{i}")),
-            contact: None,
+            contact: Some(field(&format!("contact{i}")))
+                .map(|c| c.trim().to_string())
+                .filter(|c| !c.is_empty()),
         })
         .collect();
     let form = NewForm {

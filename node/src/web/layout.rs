@@ -66,6 +66,7 @@ pub(super) fn layout(lang: Lang, ctx: Option<&Ctx>, title: &str, body: Markup) -
                         a href="/todo" { (t("我的待办", "To do")) }
                         a href="/cases" { (t("纠纷", "Cases")) }
                         a href="/petitions" { (t("信访", "Petitions")) }
+                        a href="/search" { (t("查找", "Find")) }
                         @if ctx.user.role.writes() {
                             a href="/new" { (t("登记", "New record")) }
                         }
@@ -174,15 +175,4 @@ pub(super) async fn error_text(e: Response, lang: Lang) -> String {
         }
         .to_string(),
     }
-}
-
-pub(super) fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

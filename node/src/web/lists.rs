@@ -55,7 +55,7 @@ pub(super) fn record_table(ctx: &Ctx, views: &[View], now: u64) -> Markup {
     }
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, Default)]
 pub(super) struct ListQuery {
     #[serde(default)]
     pub(super) q: String,
@@ -66,6 +66,18 @@ pub(super) struct ListQuery {
     /// A village or township code: records of that unit (the dashboard's drill-down).
     #[serde(default)]
     pub(super) unit: String,
+    /// The risk level's code.
+    #[serde(default)]
+    pub(super) risk: String,
+    /// Received on or after this day (`YYYY-MM-DD`).
+    #[serde(default)]
+    pub(super) from: String,
+    /// Received on or before this day.
+    #[serde(default)]
+    pub(super) to: String,
+    /// Handled by this account (it recorded on the record or was assigned it).
+    #[serde(default)]
+    pub(super) handler: String,
     /// The page, from 0.
     #[serde(default)]
     pub(super) page: usize,
@@ -77,15 +89,20 @@ pub(super) const PAGE_ROWS: usize = 200;
 pub(super) fn matches(v: &View, q: &ListQuery, ctx: &Ctx) -> bool {
     let c = v.common();
     let unit = q.unit.parse::<guihe_protocol::division::Division>().ok();
+    let from = guihe_protocol::stats::parse_date(&q.from);
+    let to = guihe_protocol::stats::parse_date(&q.to).map(|t| t + 86_400_000);
     (q.status.is_empty() || c.status.code() == q.status)
         && unit.is_none_or(|d| c.jurisdictions.iter().any(|j| d.covers(*j)))
         && (q.category.is_empty() || c.category.code() == q.category)
+        && (q.risk.is_empty() || c.risk.code() == q.risk)
+        && from.is_none_or(|f| c.received_ms >= f)
+        && to.is_none_or(|t| c.received_ms < t)
+        && (q.handler.trim().is_empty() || c.staff.iter().any(|s| s.as_str() == q.handler.trim()))
         && (q.q.trim().is_empty() || {
             let needle = q.q.trim();
             c.summary.contains(needle)
                 || v.id().to_string().contains(needle)
-                || (c.visible_to(&ctx.viewer())
-                    && c.parties.iter().any(|p| p.name.contains(needle)))
+                || (c.visible_to(&ctx.viewer()) && c.parties.iter().any(|p| p.found_by(needle)))
         })
 }
 
@@ -93,7 +110,7 @@ pub(super) fn filters(ctx: &Ctx, q: &ListQuery, action: &str) -> Markup {
     let t = |zh, en| ctx.lang.t(zh, en);
     html! {
         form method="get" action=(action) {
-            input type="text" name="q" value=(q.q) placeholder=(t("搜索摘要、当事人、编号", "Search summary, parties, id")) style="width:20em";
+            input type="text" name="q" value=(q.q) placeholder=(t("搜索摘要、当事人姓名或电话、编号", "Search summary, a party's name or phone, id")) style="width:20em";
             select name="status" {
                 option value="" { (t("全部状态", "Any status")) }
                 @for s in Status::ALL {
@@ -108,6 +125,17 @@ pub(super) fn filters(ctx: &Ctx, q: &ListQuery, action: &str) -> Markup {
                     }
                 }
             }
+            select name="risk" {
+                option value="" { (t("全部风险等级", "Any risk")) }
+                @for r in guihe_protocol::model::Risk::ALL {
+                    option value=(r.code()) selected[q.risk == r.code()] {
+                        (if ctx.lang == Lang::Zh { r.label_zh() } else { r.label_en() })
+                    }
+                }
+            }
+            label.inline { (t("收到日期 从", "Received from")) " " input type="date" name="from" value=(q.from); }
+            label.inline { (t("至", "to")) " " input type="date" name="to" value=(q.to); }
+            input type="text" name="handler" value=(q.handler) placeholder=(t("承办人账号", "Handler's account")) style="width:10em";
             @if !q.unit.is_empty() { input type="hidden" name="unit" value=(q.unit); }
             button type="submit" { (t("筛选", "Filter")) }
         }
@@ -118,13 +146,13 @@ pub(super) async fn list_page(
     state: AppState,
     headers: HeaderMap,
     q: ListQuery,
-    kind: Kind,
+    kind: Option<Kind>,
 ) -> Response {
     let ctx = match signed_in(&state, &headers) {
         Ok(c) => c,
         Err(r) => return r,
     };
-    let mut all = match views(&state, &ctx, Some(kind)).await {
+    let mut all = match views(&state, &ctx, kind).await {
         Ok(v) => v,
         Err(r) => return r,
     };
@@ -134,21 +162,22 @@ pub(super) async fn list_page(
     let first = (q.page * PAGE_ROWS).min(total);
     let shown: Vec<View> = all.iter().skip(first).take(PAGE_ROWS).cloned().collect();
     let link = |page: usize| {
+        let query = ListQuery { page, ..q.clone() };
         format!(
-            "?q={}&status={}&category={}&unit={}&page={page}",
-            urlencode(&q.q),
-            urlencode(&q.status),
-            urlencode(&q.category),
-            urlencode(&q.unit)
+            "?{}",
+            serde_urlencoded::to_string(&query).unwrap_or_default()
         )
     };
     let now = now_ms();
-    let (title, action) = if kind == Kind::Case {
-        (ctx.lang.t("纠纷案件", "Dispute cases"), "/cases")
-    } else {
-        (ctx.lang.t("信访事项", "Petitions"), "/petitions")
+    let (title, action) = match kind {
+        Some(Kind::Case) => (ctx.lang.t("纠纷案件", "Dispute cases"), "/cases"),
+        Some(Kind::Petition) => (ctx.lang.t("信访事项", "Petitions"), "/petitions"),
+        None => (
+            ctx.lang.t("查找当事人与记录", "Find a person or a record"),
+            "/search",
+        ),
     };
-    let deadlines = kind == Kind::Petition;
+    let deadlines = kind == Some(Kind::Petition);
     let body = html! {
         (filters(&ctx, &q, action))
         @if deadlines {
@@ -187,7 +216,16 @@ pub(super) async fn cases(
     headers: HeaderMap,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    list_page(state, headers, q, Kind::Case).await
+    list_page(state, headers, q, Some(Kind::Case)).await
+}
+
+/// Cases and petitions together: a returning party's earlier disputes and petitions.
+pub(super) async fn search(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    list_page(state, headers, q, None).await
 }
 
 pub(super) async fn petitions(
@@ -195,7 +233,7 @@ pub(super) async fn petitions(
     headers: HeaderMap,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    list_page(state, headers, q, Kind::Petition).await
+    list_page(state, headers, q, Some(Kind::Petition)).await
 }
 
 pub(super) async fn review(State(state): State<AppState>, headers: HeaderMap) -> Response {

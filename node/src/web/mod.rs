@@ -62,6 +62,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/lang/{lang}", get(set_lang))
         .route("/cases", get(cases))
         .route("/petitions", get(petitions))
+        .route("/search", get(search))
         .route("/review", get(review))
         .route("/new", get(new_form).post(new_record))
         .route("/records/{id}", get(record_page))

@@ -181,6 +181,14 @@ pub(super) async fn record_view(
     }
     let t = |zh, en| ctx.lang.t(zh, en);
     let now = now_ms();
+    // A returning party's earlier disputes and petitions, as far as this person may see.
+    let related: Vec<View> = match call(state, None, Call::Related { id: id.to_string() }).await {
+        Ok(Reply::Views(v)) => v
+            .into_iter()
+            .filter(|v| v.common().visible_to(&ctx.viewer()))
+            .collect(),
+        _ => Vec::new(),
+    };
     let title = format!(
         "{} · {}",
         if detail.view.kind() == guihe_protocol::model::Kind::Case {
@@ -251,6 +259,10 @@ pub(super) async fn record_view(
                     td { (crate::words::sentence(&e.body, ctx.lang == Lang::Zh)) }
                 }
             }
+        }
+        @if !related.is_empty() {
+            h2 id="related" { (t("同一当事人的其他记录", "Other records of the same people")) }
+            (record_table(ctx, &related, now))
         }
         @if ctx.user.role.writes() { (event_forms(ctx, id, &detail.next_steps, refill)) }
     };
