@@ -394,6 +394,21 @@ pub fn show(node: &mut Node, id: &str, json: bool) -> CliResult<String> {
             d.kind.label_en()
         ));
     }
+    if !c.conflicts.is_empty() || !c.skipped.is_empty() {
+        out.push("待审核的原因 why it needs review:".into());
+        for x in &c.conflicts {
+            out.push(format!(
+                "  {}",
+                crate::words::contradiction(&detail, None, x, true)
+            ));
+        }
+        for x in &c.skipped {
+            out.push(format!(
+                "  {}",
+                crate::words::not_applied(&detail, None, x, true)
+            ));
+        }
+    }
     out.push("时间线 timeline:".into());
     for e in &detail.timeline {
         out.push(format!(

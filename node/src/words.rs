@@ -255,6 +255,80 @@ pub fn role(name: &str, zh: bool) -> String {
     if zh { c.into() } else { e.into() }
 }
 
+/// "2026年3月5日 谭德明 记录的“调解协议”": an entry of a record as a worker names it. The
+/// author shows by display name where the entry was made `here` and the node knows it.
+pub fn entry(
+    detail: &crate::api::Detail,
+    here: Option<&guihe_protocol::id::NodeId>,
+    id: &guihe_protocol::id::EventId,
+    zh: bool,
+) -> String {
+    let Some(e) = detail.timeline.iter().find(|e| e.id == *id) else {
+        return if zh { "一条记录" } else { "an entry" }.to_string();
+    };
+    let who = detail
+        .display_names
+        .get(e.staff.as_str())
+        .filter(|_| here == Some(&e.node))
+        .map_or(e.staff.as_str(), String::as_str);
+    if zh {
+        format!(
+            "{} {} 记录的“{}”",
+            date_zh(e.at_ms),
+            who,
+            e.body.event_type().label_zh()
+        )
+    } else {
+        format!(
+            "the {} {} recorded on {}",
+            e.body.event_type().label_en(),
+            who,
+            guihe_protocol::stats::date_of(e.at_ms)
+        )
+    }
+}
+
+/// Why two entries of a record contradict each other, in a sentence.
+pub fn contradiction(
+    detail: &crate::api::Detail,
+    here: Option<&guihe_protocol::id::NodeId>,
+    x: &guihe_protocol::fold::Conflict,
+    zh: bool,
+) -> String {
+    use guihe_protocol::fold::ConflictAbout;
+    let first = entry(detail, here, &x.first, zh);
+    let second = entry(detail, here, &x.second, zh);
+    match (zh, x.about) {
+        (true, ConflictAbout::Outcome) => format!(
+            "断网期间两处记录了不同的结果：{first}，与{second}。先记的结果暂时有效；请审核员在“审核”中确定结论。"
+        ),
+        (true, ConflictAbout::Field) => {
+            format!("两处同时更正了同一项内容：{first}，与{second}。请审核员核对后确定。")
+        }
+        (false, ConflictAbout::Outcome) => format!(
+            "While apart, two offices recorded different outcomes: {first}, and {second}. The first stands for now; a reviewer settles it."
+        ),
+        (false, ConflictAbout::Field) => format!(
+            "Two offices corrected the same field at once: {first}, and {second}. A reviewer settles it."
+        ),
+    }
+}
+
+/// Why an entry of a record was kept but not applied, in a sentence.
+pub fn not_applied(
+    detail: &crate::api::Detail,
+    here: Option<&guihe_protocol::id::NodeId>,
+    x: &guihe_protocol::fold::Skipped,
+    zh: bool,
+) -> String {
+    let what = entry(detail, here, &x.event, zh);
+    if zh {
+        format!("{what}未能采用：{}", x.refusal.zh())
+    } else {
+        format!("{what} was kept but not applied: {}", x.refusal)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -492,6 +492,7 @@ impl EventType {
         const REFER: &[FormField] = &[f("level", Choice, true), f("to", Line, true), REASON];
         const EXTEND: &[FormField] = &[f("days", Number, true), REASON];
         const RATING: &[FormField] = &[f("rating", Number, true), NOTE];
+        const REVIEW: &[FormField] = &[f("outcome", Choice, false), NOTE_REQUIRED];
         match self {
             EventType::Intake | EventType::Amend => &[],
             EventType::Accept
@@ -503,8 +504,8 @@ impl EventType {
             | EventType::Fail
             | EventType::Reopen
             | EventType::Reply
-            | EventType::ReexamAnswer
-            | EventType::Review => &[NOTE_REQUIRED],
+            | EventType::ReexamAnswer => &[NOTE_REQUIRED],
+            EventType::Review => REVIEW,
             EventType::Assign => ASSIGN,
             EventType::Session => SESSION,
             EventType::Agreement => AGREEMENT,
@@ -707,10 +708,6 @@ mod tests {
                     })
                     .unwrap_or_default();
                 let mut fields: Vec<&str> = ty.form_fields().iter().map(|f| f.name).collect();
-                if *ty == EventType::Review {
-                    // The outcome is set on the review page, not the record's form.
-                    names.retain(|n| *n != "outcome");
-                }
                 names.sort_unstable();
                 fields.sort_unstable();
                 assert_eq!(names, fields, "{ty:?}");

@@ -183,7 +183,7 @@ async fn event(c: &Client, ty: &str, fields: &[(&str, &str)]) {
             .find(Locator::Css(&format!("{step} [name={k}]")))
             .await
             .unwrap();
-        if *k == "form" || *k == "level" {
+        if matches!(*k, "form" | "level" | "outcome") {
             field.select_by_value(v).await.unwrap();
         } else {
             field.clear().await.unwrap();
@@ -462,9 +462,17 @@ async fn a_mediator_records_a_case_that_reaches_the_county_and_restricted_record
     event(
         &c,
         "review",
-        &[("note", "已与村调解员核实，由乡镇接手协调")],
+        &[
+            ("outcome", "referred"),
+            ("note", "已与村调解员核实，由乡镇接手协调"),
+        ],
     )
     .await;
+    let page = c.source().await.unwrap();
+    assert!(
+        page.contains("审核结论：移交。已与村调解员核实"),
+        "the review's outcome is not in the timeline: {page}"
+    );
     shot(&c, "record-reviewed").await;
     c.close().await.unwrap();
 

@@ -42,6 +42,25 @@ fn demo_starts_real_nodes_that_converge_and_says_where_to_look() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&petitions.stdout).contains("1 件信访 petitions"));
+    // The contested record says why it needs review, naming both entries.
+    let contested = stdout
+        .split("village resolved ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("the demo names no contested record: {stdout}"));
+    let show = Command::new(&bin)
+        .args(["case", "show", contested, "--data"])
+        .arg(&county)
+        .output()
+        .unwrap();
+    let show = String::from_utf8_lossy(&show.stdout);
+    assert!(
+        show.contains("待审核的原因")
+            && show.contains("断网期间两处记录了不同的结果")
+            && show.contains("记录的“调解成功”")
+            && show.contains("记录的“移交上报”"),
+        "{show}"
+    );
     // Every node ran for real: each left a run log and a status file.
     for node in [
         "county",

@@ -42,12 +42,19 @@ fn field_label(ty: EventType, field: &str) -> (&'static str, &'static str) {
         (_, "reason") => ("原因", "Reason"),
         (_, "days") => ("延期天数", "Days added"),
         (_, "rating") => ("满意度（1-5）", "Rating (1-5)"),
+        (_, "outcome") => ("审核结论", "The status settled on"),
         _ => ("", ""),
     }
 }
 
 /// One field of a step's form, filled in with `value` (after a refusal) if given.
-fn field_input(ctx: &Ctx, ty: EventType, f: &FormField, value: Option<&str>) -> Markup {
+fn field_input(
+    ctx: &Ctx,
+    kind: guihe_protocol::model::Kind,
+    ty: EventType,
+    f: &FormField,
+    value: Option<&str>,
+) -> Markup {
     let t = |zh, en| ctx.lang.t(zh, en);
     let (zh, en) = field_label(ty, f.name);
     let mark = if f.required {
@@ -83,6 +90,16 @@ fn field_input(ctx: &Ctx, ty: EventType, f: &FormField, value: Option<&str>) -> 
                     }
                 }
             }
+            FieldKind::Choice if f.name == "outcome" => {
+                label { (t(zh, en))
+                    select name="outcome" {
+                        option value="" { (t("维持当前状态", "Keep the current status")) }
+                        @for s in Status::ALL.iter().filter(|s| s.applies_to(kind)) {
+                            option value=(s.code()) selected[value == s.code()] { (status_label(ctx.lang, *s)) }
+                        }
+                    }
+                }
+            }
             FieldKind::Choice => {
                 label { (t(zh, en)) span.required { (mark) }
                     select name=(f.name) {
@@ -107,6 +124,7 @@ fn field_input(ctx: &Ctx, ty: EventType, f: &FormField, value: Option<&str>) -> 
 pub(super) fn event_forms(
     ctx: &Ctx,
     id: &str,
+    kind: guihe_protocol::model::Kind,
     steps: &[EventType],
     refill: Option<&Refill<'_>>,
 ) -> Markup {
@@ -131,7 +149,7 @@ pub(super) fn event_forms(
                     input type="hidden" name="csrf" value=(ctx.user.csrf);
                     input type="hidden" name="type" value=(ty.code());
                     @for f in ty.form_fields() {
-                        (field_input(ctx, *ty, f, value(f.name)))
+                        (field_input(ctx, kind, *ty, f, value(f.name)))
                     }
                     label { (t("日期", "Date")) span.required { (t("（必填）", " (required)")) }
                         input type="date" name="date" max=(today) required
@@ -244,6 +262,17 @@ pub(super) async fn record_view(
                 }
             }
         }
+        @if !c.conflicts.is_empty() || !c.skipped.is_empty() {
+            h2 id="contradictions" { (t("待审核的原因", "Why it needs review")) }
+            ul {
+                @for x in &c.conflicts {
+                    li { (crate::words::contradiction(&detail, Some(&ctx.node), x, ctx.lang == Lang::Zh)) }
+                }
+                @for x in &c.skipped {
+                    li { (crate::words::not_applied(&detail, Some(&ctx.node), x, ctx.lang == Lang::Zh)) }
+                }
+            }
+        }
         h2 { (t("时间线", "Timeline")) }
         table.cards id="timeline" {
             tr { th { (t("日期", "Date")) } th { (t("事项", "Event")) } th { (t("记录人", "By")) } th { (t("内容", "Details")) } }
@@ -264,7 +293,7 @@ pub(super) async fn record_view(
             h2 id="related" { (t("同一当事人的其他记录", "Other records of the same people")) }
             (record_table(ctx, &related, now))
         }
-        @if ctx.user.role.writes() { (event_forms(ctx, id, &detail.next_steps, refill)) }
+        @if ctx.user.role.writes() { (event_forms(ctx, id, detail.view.kind(), &detail.next_steps, refill)) }
     };
     (
         status,
