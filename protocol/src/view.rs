@@ -156,6 +156,18 @@ pub struct Viewer<'a> {
 }
 
 impl Common {
+    /// Whether the person at the office is in charge of the record: assigned it, or, when
+    /// nobody is assigned, one of those who recorded on it.
+    pub fn in_charge(&self, node: &NodeId, staff: &StaffId) -> bool {
+        match &self.assigned {
+            Some(a) => a.node == *node && a.staff == *staff,
+            None => self
+                .handlers
+                .iter()
+                .any(|h| h.node == *node && h.staff == *staff),
+        }
+    }
+
     /// Whether a party of this record is a party of `other` too (see
     /// [`PartyView::same_person`]): a returning party, whose earlier disputes a mediator
     /// must see.

@@ -798,6 +798,7 @@ fn no_english_reaches_a_page_or_a_form_error_in_the_chinese_view() {
         "/dashboard",
         "/sync",
         "/search?q=%E8%B0%AD&risk=general",
+        "/reassign?from=tan",
         &case,
         &petition,
         "/records/case-00000000000000000000000000000000",
@@ -886,4 +887,67 @@ fn a_returning_party_is_found_by_name_or_phone_with_their_other_records() {
         !related.contains(&id(&c)[..13]),
         "another person of the same name: {page}"
     );
+}
+
+#[test]
+fn a_departed_mediators_open_records_are_handed_to_a_colleague() {
+    let mut lab = Lab::new("handover");
+    lab.add("township", "township", TOWNSHIP, None);
+    lab.add("village", "village", VILLAGE, Some("township"));
+    lab.start("village");
+    let api = Api::new(&lab, "village");
+    for (name, display) in [("tan", "谭德明"), ("ran", "冉秀英")] {
+        let (status, body) = api.post(
+            "/api/v1/staff",
+            json!({"name": name, "display": display, "role": "mediator", "password": "long-enough-1"}),
+        );
+        assert_eq!(status, 201, "{body}");
+    }
+    let tan = Web::sign_in(&api, "tan", "long-enough-1");
+    let today = day(0);
+    let mut records = Vec::new();
+    for summary in ["两户因排水沟堵塞发生争执", "借用农具未归还发生争执"] {
+        let (status, page, location) = tan.post(
+            "/new",
+            &[
+                ("kind", "case"),
+                ("village", VILLAGE),
+                ("date", today.as_str()),
+                ("category", "neighbour"),
+                ("risk", "general"),
+                ("party0", "马国富"),
+                ("summary", summary),
+            ],
+        );
+        assert_eq!(status, 303, "{page}");
+        records.push(location.unwrap());
+    }
+    let (_, page) = tan.get("/reassign?from=tan");
+    assert!(page.contains("在办记录 2"), "{page}");
+    // Not an account of this office: refused in Chinese, nothing written.
+    let (status, page, _) = tan.post(
+        "/reassign",
+        &[
+            ("from", "tan"),
+            ("to", "nobody"),
+            ("reason", "原承办人离职"),
+        ],
+    );
+    assert_eq!(status, 422, "{page}");
+    assert!(page.contains("请填写本办公室另一位同事的账号"), "{page}");
+    let (status, page, _) = tan.post(
+        "/reassign",
+        &[("from", "tan"), ("to", "ran"), ("reason", "原承办人离职")],
+    );
+    assert_eq!(status, 303, "{page}");
+    let (_, page) = tan.get("/reassign?from=tan");
+    assert!(page.contains("在办记录 0"), "{page}");
+    // Each record says who handed it to whom, and ran finds them on the to-do list.
+    for r in &records {
+        let (_, page) = tan.get(r);
+        assert!(page.contains("指派 ran 承办。原承办人离职"), "{page}");
+    }
+    let ran = Web::sign_in(&api, "ran", "long-enough-1");
+    let (_, page) = ran.get("/todo");
+    assert_eq!(page.matches("指派给我承办").count(), 2, "{page}");
 }

@@ -37,6 +37,7 @@ mod export;
 mod intake;
 mod layout;
 mod lists;
+mod reassign;
 mod record;
 mod session;
 mod sync;
@@ -47,6 +48,7 @@ use export::*;
 use intake::*;
 use layout::*;
 use lists::*;
+use reassign::*;
 use record::*;
 use session::*;
 use sync::*;
@@ -67,6 +69,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/new", get(new_form).post(new_record))
         .route("/records/{id}", get(record_page))
         .route("/records/{id}/events", post(add_event))
+        .route("/reassign", get(reassign_form).post(reassign))
         .route("/sync", get(sync_page))
         .route("/dashboard", get(dashboard))
         .route("/export.csv", get(export_csv))

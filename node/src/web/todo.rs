@@ -106,5 +106,9 @@ pub(super) async fn todo_page(State(state): State<AppState>, headers: HeaderMap)
             }
         }
     };
+    let body = html! {
+        (body)
+        p.muted { a href="/reassign" { (t("同事离职？转交其在办记录", "A colleague left? Hand over their open records")) } }
+    };
     page(ctx.lang, Some(&ctx), t("我的待办", "My to-do list"), body)
 }
