@@ -623,7 +623,7 @@ fn english_words(html: &str) -> Vec<String> {
         rest = &tag[end.unwrap_or(tag.len())..];
     }
     text.push_str(rest);
-    let allowed = ["guihe", "CSV", "XLSX", "English"];
+    let allowed = ["guihe", "CSV", "XLSX", "English", "A4"];
     let is_id = |w: &str| {
         let hex = |s: &str| s.len() >= 8 && s.chars().all(|c| c.is_ascii_hexdigit());
         ["case-", "pet-", "div-"]
@@ -801,6 +801,12 @@ fn no_english_reaches_a_page_or_a_form_error_in_the_chinese_view() {
         "/reassign?from=tan",
         &case,
         &petition,
+        &format!("{case}/print/application"),
+        &format!("{case}/print/register"),
+        &format!("{case}/print/sessions"),
+        &format!("{case}/print/agreement"),
+        &format!("{petition}/print/follow-up"),
+        &format!("{petition}/print/cover"),
         "/records/case-00000000000000000000000000000000",
     ] {
         let (_, page) = web.get(path);

@@ -237,6 +237,48 @@ async fn every_page_at_both_widths(c: &Client, base: &str, record: &str, who: &s
     c.set_window_size(1366, 768).await.unwrap();
 }
 
+/// Opens a paper from the record page's print links, prints it to PDF (A4), keeps the PDF
+/// and a screenshot in the artefacts, and checks its text with `pdftotext`: it holds each
+/// of `must`, and no Latin letters (no English, no ids, no codes).
+async fn print_paper(c: &Client, paper: &str, must: &[&str]) {
+    let record = c.current_url().await.unwrap();
+    c.find(Locator::Id(&format!("print-{paper}")))
+        .await
+        .unwrap_or_else(|_| panic!("the record page offers no {paper} to print"))
+        .click()
+        .await
+        .unwrap();
+    shot(c, &format!("paper-{paper}")).await;
+    let pdf = c
+        .print(fantoccini::wd::PrintConfiguration::default())
+        .await
+        .unwrap();
+    let path = artefacts().join(format!("paper-{paper}.pdf"));
+    std::fs::write(&path, &pdf).unwrap();
+    let out = Command::new("pdftotext")
+        .args(["-layout"])
+        .arg(&path)
+        .arg("-")
+        .output()
+        .expect("pdftotext is missing: run tests/run (it installs poppler-utils)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for m in must {
+        assert!(
+            text.contains(m),
+            "{paper}: {m:?} missing from the printed text:\n{text}"
+        );
+    }
+    let latin: Vec<&str> = text
+        .split(|ch: char| !ch.is_ascii_alphabetic())
+        .filter(|w| !w.is_empty())
+        .collect();
+    assert!(
+        latin.is_empty(),
+        "{paper}: Latin letters in print: {latin:?}\n{text}"
+    );
+    c.goto(record.as_str()).await.unwrap();
+}
+
 /// Takes in a case through the intake form; returns its id.
 async fn intake(c: &Client, base: &str, party: &str, minor: bool, summary: &str) -> String {
     c.goto(&format!("{base}/new")).await.unwrap();
@@ -365,6 +407,33 @@ async fn a_mediator_records_a_case_that_reaches_the_county_and_restricted_record
             && page.contains("在村委会调解室主持调解"),
         "{page}"
     );
+    // The agreement, printed to PDF as the browser prints it on A4: everything article
+    // 29 asks for, the parties, the terms, blanks for signatures, thumbprints and the
+    // seal, a date in Chinese, and no English, ids or codes.
+    print_paper(
+        &c,
+        "agreement",
+        &[
+            "谭德明",
+            "两户共同清理水沟，费用平摊",
+            "按指印",
+            "人民调解委员会（印章）",
+            "调字第",
+            "性别",
+            "民族",
+            "住址",
+        ],
+    )
+    .await;
+    for (paper, must) in [
+        ("application", "人民调解申请书"),
+        ("register", "受理登记表"),
+        ("sessions", "村委会调解室"),
+        ("cover", "卷内目录"),
+    ] {
+        print_paper(&c, paper, &[must]).await;
+    }
+    c.goto(&format!("{village}/records/{case}")).await.unwrap();
     let rows = c.find_all(Locator::Css("#timeline tr")).await.unwrap();
     assert_eq!(rows.len(), 5, "header, intake, accept, session, agreement");
     shot(&c, "record").await;

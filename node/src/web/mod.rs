@@ -37,6 +37,7 @@ mod export;
 mod intake;
 mod layout;
 mod lists;
+mod print;
 mod reassign;
 mod record;
 mod session;
@@ -48,6 +49,7 @@ use export::*;
 use intake::*;
 use layout::*;
 use lists::*;
+use print::*;
 use reassign::*;
 use record::*;
 use session::*;
@@ -69,6 +71,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/new", get(new_form).post(new_record))
         .route("/records/{id}", get(record_page))
         .route("/records/{id}/events", post(add_event))
+        .route("/records/{id}/print/{paper}", get(print_paper))
         .route("/reassign", get(reassign_form).post(reassign))
         .route("/sync", get(sync_page))
         .route("/dashboard", get(dashboard))

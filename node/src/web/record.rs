@@ -273,6 +273,7 @@ pub(super) async fn record_view(
                 }
             }
         }
+        (print_links(&detail))
         h2 { (t("时间线", "Timeline")) }
         table.cards id="timeline" {
             tr { th { (t("日期", "Date")) } th { (t("事项", "Event")) } th { (t("记录人", "By")) } th { (t("内容", "Details")) } }

@@ -1,0 +1,307 @@
+//! The papers the law asks for, printed on A4 from the browser: 人民调解申请书,
+//! 受理登记表, 调解笔录, 人民调解协议书 (with what article 29 of the People's Mediation Law
+//! asks it to hold, and blanks for signatures, thumbprints and the committee's seal),
+//! 回访记录, and the 卷宗 cover with its contents.
+//!
+//! Each is a page of its own with no menu, in Chinese only (a court reads it), dates as
+//! 2026年3月5日, and no ids or codes. What the record does not hold yet (a party's sex,
+//! age, ethnicity, occupation and address; the case number) is a blank to fill in by hand.
+
+use guihe_protocol::event::{Body, Event};
+
+use super::*;
+use crate::api::Detail;
+use crate::words::{date_zh, sentence};
+
+/// The papers, by the name in their address.
+const PAPERS: &[(&str, &str)] = &[
+    ("application", "人民调解申请书"),
+    ("register", "受理登记表"),
+    ("sessions", "调解笔录"),
+    ("agreement", "人民调解协议书"),
+    ("follow-up", "回访记录"),
+    ("cover", "卷宗封面及目录"),
+];
+
+const PRINT_STYLE: &str = "@page{size:A4;margin:22mm 20mm}\
+body{font-family:'Noto Serif CJK SC','Noto Sans CJK SC','SimSun',serif;font-size:15px;line-height:1.9;color:#000;margin:0 auto;max-width:170mm}\
+h1{text-align:center;font-size:24px;letter-spacing:.3em;margin:.4em 0}.no{text-align:right}\
+table{border-collapse:collapse;width:100%}td,th{border:1px solid #000;padding:.3em .5em;text-align:left;vertical-align:top}\
+.blank{display:inline-block;min-width:6em;border-bottom:1px solid #000}.line{border-bottom:1px solid #000;min-height:1.9em}\
+.sign{margin-top:2em}.sign p{margin:.8em 0}.seal{text-align:right;margin-top:2em}\
+@media screen{body{padding:1em}.noprint{margin-bottom:1em}}@media print{.noprint{display:none}}";
+
+fn blank() -> Markup {
+    html! { span.blank { "\u{3000}" } }
+}
+
+/// The case number as printed, with blanks where the office's numbering goes.
+fn number(received_ms: u64) -> Markup {
+    let year = guihe_protocol::stats::date_of(received_ms)
+        .get(..4)
+        .unwrap_or("")
+        .to_string();
+    html! { p.no { "（" (year) "）" (blank()) "调字第" (blank()) "号" } }
+}
+
+/// Who recorded an entry: a display name where the office knows it.
+fn author(detail: &Detail, here: &guihe_protocol::id::NodeId, e: &Event) -> String {
+    detail
+        .display_names
+        .get(e.staff.as_str())
+        .filter(|_| e.node == *here)
+        .cloned()
+        .unwrap_or_else(|| e.staff.to_string())
+}
+
+/// The parties' particulars, as article 29 asks: what the record holds, blanks for the rest.
+fn parties(detail: &Detail) -> Markup {
+    html! {
+        @for p in &detail.view.common().parties {
+            p {
+                (p.role.label_zh()) "：" (p.name) "，性别" (blank()) "，年龄" (blank()) "，民族" (blank())
+                "，职业或工作单位" (blank()) "，住址" (blank()) "，联系方式"
+                @match &p.contact { Some(c) => { (c) } None => { (blank()) } }
+                "。"
+            }
+        }
+    }
+}
+
+fn signatures(detail: &Detail, at_ms: Option<u64>) -> Markup {
+    html! {
+        div.sign {
+            @for p in &detail.view.common().parties {
+                p { (p.role.label_zh()) "（签名、盖章或按指印）：" (blank()) (blank()) }
+            }
+            p { "人民调解员（签名）：" (blank()) (blank()) }
+            p { "记录人（签名）：" (blank()) (blank()) }
+        }
+        div.seal {
+            p { (blank()) "人民调解委员会（印章）" }
+            p { @match at_ms { Some(ms) => { (date_zh(ms)) } None => { (blank()) "年" (blank()) "月" (blank()) "日" } } }
+        }
+    }
+}
+
+fn application(detail: &Detail) -> Markup {
+    let c = detail.view.common();
+    html! {
+        h1 { "人民调解申请书" }
+        h2 { "申请人与被申请人" }
+        (parties(detail))
+        h2 { "纠纷简要情况" }
+        p { (c.summary) }
+        h2 { "申请事项" }
+        div.line { } div.line { }
+        p { "申请人自愿申请人民调解委员会调解上述纠纷。" }
+        div.sign {
+            p { "申请人（签名或按指印）：" (blank()) (blank()) }
+            p { (date_zh(c.received_ms)) }
+        }
+    }
+}
+
+fn register(detail: &Detail) -> Markup {
+    let c = detail.view.common();
+    let accepted = detail
+        .timeline
+        .iter()
+        .find(|e| matches!(e.body, Body::Accept(_)));
+    html! {
+        h1 { "受理登记表" }
+        (number(c.received_ms))
+        table {
+            tr { th { "收到日期" } td { (date_zh(c.received_ms)) } th { "纠纷类别" } td { (c.category.label_zh()) } }
+            tr { th { "风险等级" } td { (c.risk.label_zh()) } th { "受理日期" } td { @match accepted { Some(e) => { (date_zh(e.at_ms)) } None => { "未受理" } } } }
+            tr { th { "当事人" } td colspan="3" { (parties(detail)) } }
+            tr { th { "纠纷简要情况" } td colspan="3" { (c.summary) } }
+            tr { th { "受理意见" } td colspan="3" { @match accepted { Some(e) => { (sentence(&e.body, true)) } None => {} } div.line {} } }
+        }
+        (signatures(detail, accepted.map(|e| e.at_ms)))
+    }
+}
+
+fn sessions(detail: &Detail, here: &guihe_protocol::id::NodeId) -> Markup {
+    let held: Vec<&Event> = detail
+        .timeline
+        .iter()
+        .filter(|e| matches!(e.body, Body::Session(_)))
+        .collect();
+    html! {
+        h1 { "调解笔录" }
+        (number(detail.view.common().received_ms))
+        @if held.is_empty() { p { "尚无调解记录。" } }
+        @for (i, e) in held.iter().enumerate() {
+            @if let Body::Session(s) = &e.body {
+                h2 { "第" (i + 1) "次调解" }
+                table {
+                    tr { th { "时间" } td { (date_zh(e.at_ms)) } th { "地点" } td { @if s.place.is_empty() { (blank()) } @else { (s.place) } } }
+                    tr { th { "调解员" } td { (author(detail, here, e)) } th { "记录人" } td { (blank()) } }
+                    tr { th { "当事人" } td colspan="3" { @for p in &detail.view.common().parties { (p.name) "（" (p.role.label_zh()) "） " } } }
+                    tr { th { "调解经过" } td colspan="3" { (s.note) } }
+                }
+                div.sign { p { "当事人核对无误后签名或按指印：" (blank()) (blank()) (blank()) } }
+            }
+        }
+    }
+}
+
+fn agreement(detail: &Detail) -> Markup {
+    let c = detail.view.common();
+    let agreed = detail.timeline.iter().rev().find_map(|e| match &e.body {
+        Body::Agreement(a) => Some((e, a)),
+        _ => None,
+    });
+    html! {
+        h1 { "人民调解协议书" }
+        (number(c.received_ms))
+        h2 { "一、当事人基本情况" }
+        (parties(detail))
+        h2 { "二、纠纷的主要事实、争议事项及各方当事人的责任" }
+        p { (c.summary) }
+        div.line { } div.line { }
+        h2 { "三、经调解，当事人自愿达成协议如下" }
+        @match agreed {
+            Some((_, a)) => { p { (a.terms) } }
+            None => { div.line { } div.line { } }
+        }
+        h2 { "四、履行方式和期限" }
+        div.line { } div.line { }
+        @if agreed.is_some_and(|(_, a)| a.seek_confirmation) {
+            p { "双方当事人同意自本协议生效之日起三十日内共同向人民法院申请司法确认。" }
+        }
+        p { "本协议一式" (blank()) "份，当事人各执一份，人民调解委员会留存一份。" }
+        p { "本协议自各方当事人签名、盖章或者按指印，人民调解员签名并加盖人民调解委员会印章之日起生效。" }
+        (signatures(detail, agreed.map(|(e, _)| e.at_ms)))
+    }
+}
+
+fn follow_up(detail: &Detail, here: &guihe_protocol::id::NodeId) -> Markup {
+    let visits: Vec<&Event> = detail
+        .timeline
+        .iter()
+        .filter(|e| matches!(e.body, Body::FollowUp(_) | Body::Satisfaction(_)))
+        .collect();
+    html! {
+        h1 { "回访记录" }
+        (number(detail.view.common().received_ms))
+        table {
+            tr { th { "日期" } th { "回访人" } th { "情况" } }
+            @for e in &visits {
+                tr { td { (date_zh(e.at_ms)) } td { (author(detail, here, e)) } td { (sentence(&e.body, true)) } }
+            }
+            @if visits.is_empty() {
+                tr { td { (blank()) } td { (blank()) } td { div.line {} } }
+            }
+        }
+        div.sign { p { "回访人（签名）：" (blank()) (blank()) } p { "被回访人（签名或按指印）：" (blank()) (blank()) } }
+    }
+}
+
+fn cover(detail: &Detail, here: &guihe_protocol::id::NodeId) -> Markup {
+    let c = detail.view.common();
+    html! {
+        h1 { "人民调解卷宗" }
+        (number(c.received_ms))
+        table {
+            tr { th { "案由" } td { (c.category.label_zh()) "纠纷" } }
+            tr { th { "当事人" } td { @for p in &c.parties { (p.name) "（" (p.role.label_zh()) "） " } } }
+            tr { th { "收到日期" } td { (date_zh(c.received_ms)) } }
+            tr { th { "办理结果" } td { (c.status.label_zh()) } }
+            tr { th { "结案日期" } td { @match c.closed_ms { Some(ms) => { (date_zh(ms)) } None => { "未结案" } } } }
+            tr { th { "立卷人" } td { (blank()) } }
+        }
+        h2 { "卷内目录" }
+        table {
+            tr { th { "序号" } th { "日期" } th { "事项" } th { "记录人" } th { "内容" } }
+            @for (i, e) in detail.timeline.iter().enumerate() {
+                tr {
+                    td { (i + 1) }
+                    td { (date_zh(e.at_ms)) @if e.entered_late() { "（补录）" } }
+                    td { (e.body.event_type().label_zh()) }
+                    td { (author(detail, here, e)) }
+                    td { (sentence(&e.body, true)) }
+                }
+            }
+        }
+    }
+}
+
+/// Links to the papers a record can print now (the agreement once there is one).
+pub(super) fn print_links(detail: &Detail) -> Markup {
+    let has = |f: fn(&Body) -> bool| detail.timeline.iter().any(|e| f(&e.body));
+    let id = detail.view.id();
+    html! {
+        p id="print" {
+            "打印："
+            @for (name, title) in PAPERS {
+                @let shown = match *name {
+                    "agreement" => has(|b| matches!(b, Body::Agreement(_))),
+                    "sessions" => has(|b| matches!(b, Body::Session(_))),
+                    "follow-up" => has(|b| matches!(b, Body::FollowUp(_))),
+                    _ => detail.view.kind() == guihe_protocol::model::Kind::Case || *name != "application",
+                };
+                @if shown {
+                    a href={ "/records/" (id) "/print/" (name) } id={ "print-" (name) } { (title) } " "
+                }
+            }
+        }
+    }
+}
+
+pub(super) async fn print_paper(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, paper)): Path<(String, String)>,
+) -> Response {
+    let ctx = match signed_in(&state, &headers) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let detail = match call(&state, None, Call::Show { id: id.clone() }).await {
+        Ok(Reply::Detail(d)) => d,
+        Ok(_) => return message_page(ctx.lang, Some(&ctx), StatusCode::INTERNAL_SERVER_ERROR, "?"),
+        Err(e) => return api_error_page(&ctx, e),
+    };
+    if !detail.view.common().visible_to(&ctx.viewer()) {
+        return message_page(
+            ctx.lang,
+            Some(&ctx),
+            StatusCode::NOT_FOUND,
+            ctx.lang.t("没有这条记录。", "No such record."),
+        );
+    }
+    let Some((_, title)) = PAPERS.iter().find(|(name, _)| *name == paper) else {
+        return message_page(
+            ctx.lang,
+            Some(&ctx),
+            StatusCode::NOT_FOUND,
+            ctx.lang.t("没有这种文书。", "No such paper."),
+        );
+    };
+    let here = ctx.node;
+    let body = match paper.as_str() {
+        "application" => application(&detail),
+        "register" => register(&detail),
+        "sessions" => sessions(&detail, &here),
+        "agreement" => agreement(&detail),
+        "follow-up" => follow_up(&detail, &here),
+        _ => cover(&detail, &here),
+    };
+    let page = html! {
+        (DOCTYPE)
+        html lang="zh-CN" {
+            head {
+                meta charset="utf-8";
+                title { (title) }
+                style { (PreEscaped(PRINT_STYLE)) }
+            }
+            body {
+                p.noprint { a href={ "/records/" (id) } { "返回记录" } " · 用浏览器的“打印”在A4纸上打印本页。" }
+                (body)
+            }
+        }
+    };
+    Html(page.into_string()).into_response()
+}
