@@ -46,6 +46,17 @@ pub fn deadline(state: DeadlineState, zh: bool) -> String {
     }
 }
 
+/// When a deadline falls due, as a worker reads it: the day, and for a period counted in
+/// hours (a protection order's 24 or 72) the hour too, Beijing time: 2026-03-05 14:00.
+pub fn due(kind: guihe_protocol::deadline::DeadlineKind, ms: u64) -> String {
+    let day = guihe_protocol::stats::date_of(ms);
+    if kind != guihe_protocol::deadline::DeadlineKind::ProtectionOrder {
+        return day;
+    }
+    let minutes = (ms / 60_000 + 8 * 60) % (24 * 60);
+    format!("{day} {:02}:{:02}", minutes / 60, minutes % 60)
+}
+
 /// A date as Chinese documents write it, Beijing time: 2026年3月5日.
 pub fn date_zh(ms: u64) -> String {
     let ymd = guihe_protocol::stats::date_of(ms);
@@ -357,6 +368,21 @@ mod tests {
         assert_eq!(
             deadline(DeadlineState::Lapsed, true),
             "已过期（当事人未申请）"
+        );
+    }
+
+    #[test]
+    fn a_protection_order_falls_due_at_an_hour() {
+        use guihe_protocol::deadline::DeadlineKind;
+        // 2026-03-05 00:00 Beijing time, and six and a half hours later.
+        let day = 1_772_640_000_000;
+        assert_eq!(
+            due(DeadlineKind::PetitionAccept, day + 23_400_000),
+            "2026-03-05"
+        );
+        assert_eq!(
+            due(DeadlineKind::ProtectionOrder, day + 23_400_000),
+            "2026-03-05 06:30"
         );
     }
 

@@ -191,7 +191,7 @@ pub(super) async fn list_page(
                         @let state = d.state(now);
                         tr {
                             td { a href={ "/records/" (v.id()) } { (v.id().to_string().get(..12).unwrap_or("")) } }
-                            td { (if ctx.lang == Lang::Zh { d.kind.label_zh() } else { d.kind.label_en() }) " " (date(d.due_ms)) }
+                            td { (if ctx.lang == Lang::Zh { d.kind.label_zh() } else { d.kind.label_en() }) " " (crate::words::due(d.kind, d.due_ms)) }
                             td class=(if matches!(state, DeadlineState::Overdue { .. }) { "flag" } else { "" }) {
                                 (crate::words::deadline(state, ctx.lang == Lang::Zh))
                             }

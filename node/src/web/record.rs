@@ -253,7 +253,7 @@ pub(super) async fn record_view(
             ul {
                 @for d in &c.deadlines {
                     li {
-                        (if ctx.lang == Lang::Zh { d.kind.label_zh() } else { d.kind.label_en() }) " " (date(d.due_ms)) " "
+                        (if ctx.lang == Lang::Zh { d.kind.label_zh() } else { d.kind.label_en() }) " " (crate::words::due(d.kind, d.due_ms)) " "
                         @let state = d.state(now);
                         span class=(if matches!(state, guihe_protocol::deadline::DeadlineState::Overdue { .. }) { "flag" } else { "" }) {
                             (crate::words::deadline(state, ctx.lang == Lang::Zh))
