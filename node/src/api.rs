@@ -169,6 +169,16 @@ pub struct Detail {
     pub display_names: std::collections::BTreeMap<String, String>,
 }
 
+/// The township a person reviews for: a township reviewer's account on a township's
+/// node reviews for that township; on any other node it reviews nothing.
+pub fn reviews_for(
+    reviewer: bool,
+    division: guihe_protocol::division::Division,
+) -> Option<guihe_protocol::division::Division> {
+    (reviewer && matches!(division, guihe_protocol::division::Division::Township(_)))
+        .then_some(division)
+}
+
 /// One line of a to-do list.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TodoLine {
@@ -510,13 +520,27 @@ pub fn event_command(event: serde_json::Value) -> Result<Command, ApiError> {
     if let Some(serde_json::Value::String(t)) = map.get_mut("type") {
         *t = t.replace('-', "_");
     }
+    let step = map
+        .get("type")
+        .and_then(serde_json::Value::as_str)
+        .and_then(|t| {
+            guihe_protocol::workflow::ALL_EVENT_TYPES
+                .iter()
+                .copied()
+                .find(|s| s.code() == t)
+        });
     let body: Body = serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| {
-        // serde names a missing field in backticks; the form's worker reads its label.
+        // serde names a missing field in backticks; the form's worker reads its label. (A
+        // word in backticks that is no field of the step is a value, and not named.)
         let text = e.to_string();
         let named = text
             .split('`')
             .nth(1)
-            .map(guihe_protocol::messages::field_zh);
+            .filter(|w| step.is_some_and(|s| s.form_fields().iter().any(|f| f.name == *w)))
+            .map(|w| match (step, w) {
+                (Some(guihe_protocol::event::EventType::Assign), "to") => "承办人账号",
+                _ => guihe_protocol::messages::field_zh(w),
+            });
         let zh = match named {
             Some(name) if text.starts_with("missing field") => format!("请填写“{name}”。"),
             Some(name) => format!("“{name}”填写有误。"),
@@ -584,8 +608,19 @@ fn run(local: &mut Local, call: Call) -> Result<(Reply, Vec<StoredChange>), ApiE
             guihe_protocol::fold::order(&mut timeline);
             let here = local.replica.identity.cert.node();
             let mut display_names = std::collections::BTreeMap::new();
-            for e in timeline.iter().filter(|e| e.node == here) {
-                let name = e.staff.to_string();
+            // Authors, and the colleagues they assigned (at the same office).
+            let names = timeline
+                .iter()
+                .filter(|e| e.node == here)
+                .flat_map(|e| {
+                    let assigned = match &e.body {
+                        guihe_protocol::event::Body::Assign(a) => Some(a.to.to_string()),
+                        _ => None,
+                    };
+                    std::iter::once(e.staff.to_string()).chain(assigned)
+                })
+                .collect::<std::collections::BTreeSet<String>>();
+            for name in names {
                 if display_names.contains_key(&name) {
                     continue;
                 }
@@ -693,7 +728,7 @@ fn run(local: &mut Local, call: Call) -> Result<(Reply, Vec<StoredChange>), ApiE
                 node: &node,
                 division,
                 staff: &staff,
-                reviewer,
+                reviews_for: reviews_for(reviewer, division),
             };
             let items =
                 guihe_protocol::todo::todo(fresh.values().map(|(v, _)| v), &desk, &rules, now);

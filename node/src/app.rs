@@ -39,6 +39,8 @@ pub(crate) enum Request {
 pub(crate) struct AppState {
     /// This office's node: with a signed-in person's account, who they are.
     pub(crate) node: guihe_protocol::id::NodeId,
+    /// This office's division (its certificate's).
+    pub(crate) division: guihe_protocol::division::Division,
     pub(crate) core: mpsc::Sender<Request>,
     /// Set once the store has failed; every call is answered with it.
     pub(crate) failed: crate::core::Failed,

@@ -51,6 +51,15 @@ pub fn county_init(out: &Path, code: Option<&str>) -> CliResult<String> {
         ));
     }
     if let Some(code) = code {
+        let key = out.join("county.key");
+        if let Some(held) = county_code(&key)?
+            && held != code
+        {
+            return Err(format!(
+                "{}: 本县代码已记录为 {held}，未改动 the county code recorded is {held}; it was not changed (a county's code does not change)",
+                out.join(COUNTY_CODE).display()
+            ));
+        }
         std::fs::write(out.join(COUNTY_CODE), format!("{code}\n")).map_err(s)?;
         lines.push(format!(
             "本县代码 county code {code}: `guihe enroll` refuses divisions outside it"

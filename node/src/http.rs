@@ -56,6 +56,7 @@ pub struct Endpoint {
 /// The API's router.
 pub(crate) fn router(
     node: guihe_protocol::id::NodeId,
+    division: guihe_protocol::division::Division,
     core: mpsc::Sender<Request>,
     failed: crate::core::Failed,
     token: String,
@@ -64,6 +65,7 @@ pub(crate) fn router(
 ) -> Router {
     let state = AppState {
         node,
+        division,
         core,
         failed,
         token: token.into(),

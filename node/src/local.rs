@@ -423,8 +423,10 @@ impl Local {
             .parse()
             .map_err(|e: guihe_protocol::id::IdError| LocalError::Staff(e.to_string()))?;
         let mut store = store;
-        // Views depend on the deadline rules: views made under other rules are dropped.
-        store.views_made_under(&serde_json::to_string(&config.deadlines).unwrap_or_default())?;
+        // Views depend on the deadline rules and on the view's own form: views made under
+        // other rules, or stored by a build whose views held other fields, are dropped and
+        // made again from their records.
+        store.views_made_under(&views_stamp(&config.deadlines))?;
         // The node's own certificate travels with its changes (in bundles, and to peers
         // that relay them), so it is kept like any other.
         store.put_certificate(&cert)?;
@@ -523,6 +525,15 @@ impl Local {
         }
         Ok(view)
     }
+}
+
+/// What stored views were made under: the view's form and the deadline rules.
+pub(crate) fn views_stamp(deadlines: &guihe_protocol::deadline::Deadlines) -> String {
+    format!(
+        "view-{} {}",
+        guihe_protocol::view::VIEW_FORM,
+        serde_json::to_string(deadlines).unwrap_or_default()
+    )
 }
 
 /// Milliseconds since the epoch, from the system clock.

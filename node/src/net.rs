@@ -229,6 +229,7 @@ pub async fn run(local: Local, stop_after: Option<Duration>) -> Result<(), NetEr
     let store_failed = core::Failed::default();
     let app = http::router(
         local.replica.identity.cert.node(),
+        local.replica.identity.cert.body.division,
         api_tx,
         store_failed.clone(),
         endpoint.token.clone(),

@@ -84,8 +84,9 @@ mod tests {
     use guihe_protocol::cert::{Keypair, Role, Root};
 
     /// A view stored by an older build, before it named who handles the record with
-    /// their office, is read again from its record, not shown without them (which would
-    /// hide a restricted record from its own handler).
+    /// their office, is made again from its record, not shown without them (which would
+    /// hide a restricted record from its own handler): the stored views' stamp names the
+    /// view's form.
     #[test]
     fn a_view_stored_without_its_handlers_is_read_again_from_its_record() {
         use rand_core::SeedableRng;
@@ -141,11 +142,17 @@ mod tests {
             }
         }
         assert!(strip(&mut old), "{old}");
-        local
-            .replica
-            .store
+        // As the older build stamped its views: the deadline rules alone.
+        let store = &local.replica.store;
+        store
+            .views_made_under(&serde_json::to_string(&local.config.deadlines).unwrap())
+            .unwrap();
+        store
             .put_view(id, &serde_json::to_vec(&old).unwrap())
             .unwrap();
+        // Read as it is, the old view would name no handler.
+        let read: guihe_protocol::view::View = serde_json::from_value(old.clone()).unwrap();
+        assert!(read.common().handlers.is_empty());
         drop(local);
         let mut local = Local::open(dir.path()).unwrap();
         let views = local.views().unwrap();

@@ -70,6 +70,16 @@ pub fn date_zh(ms: u64) -> String {
 /// An event's content as a sentence a worker reads (Chinese, or English), instead of its
 /// field names.
 pub fn sentence(body: &guihe_protocol::event::Body, zh: bool) -> String {
+    sentence_named(body, zh, &std::collections::BTreeMap::new())
+}
+
+/// [`sentence`], naming an assigned colleague by their display name where `names` (by
+/// account) has it.
+pub fn sentence_named(
+    body: &guihe_protocol::event::Body,
+    zh: bool,
+    names: &std::collections::BTreeMap<String, String>,
+) -> String {
     use guihe_protocol::event::{AgreementForm, Body, Change};
     let t = |c: &str, e: &str| if zh { c.to_string() } else { e.to_string() };
     // A note after the sentence, if any.
@@ -94,14 +104,19 @@ pub fn sentence(body: &guihe_protocol::event::Body, zh: bool) -> String {
             then(t("原因：", "Reason: "), &n.note)
         }
         Body::Reply(n) | Body::ReexamAnswer(n) => n.note.clone(),
-        Body::Assign(a) => then(
-            if zh {
-                format!("指派 {} 承办。", a.to)
-            } else {
-                format!("Assigned to {}.", a.to)
-            },
-            &a.note,
-        ),
+        Body::Assign(a) => {
+            let to = names
+                .get(a.to.as_str())
+                .map_or(a.to.as_str(), String::as_str);
+            then(
+                if zh {
+                    format!("指派 {to} 承办。")
+                } else {
+                    format!("Assigned to {to}.")
+                },
+                &a.note,
+            )
+        }
         Body::Session(x) => {
             let place = if x.place.trim().is_empty() {
                 t("主持调解：", "Mediation session: ")

@@ -32,6 +32,13 @@ pub fn field_zh(field: &str) -> &str {
         "level" => "移交层级",
         "staff" => "承办人账号",
         "date" | "at_ms" | "received_ms" => "日期",
+        "dispute category" => "纠纷类别",
+        "risk level" => "风险等级",
+        "channel of a petition" | "petition channel" => "信访来源",
+        "party role" => "当事人身份",
+        "agreement form" => "协议形式",
+        "referral level" => "移交层级",
+        "record status" | "status" => "状态",
         other => other,
     }
 }

@@ -29,8 +29,8 @@ pub struct Desk<'a> {
     pub division: Division,
     /// The person's account.
     pub staff: &'a StaffId,
-    /// A township reviewer.
-    pub reviewer: bool,
+    /// The township this person reviews for (see [`Viewer::reviews_for`]).
+    pub reviews_for: Option<Division>,
 }
 
 /// Why a record is on the list.
@@ -108,7 +108,7 @@ pub fn todo<'v>(
     let viewer = Viewer {
         node: desk.node,
         staff: desk.staff,
-        reviewer: desk.reviewer,
+        reviews_for: desk.reviews_for,
     };
     let mut out = Vec::new();
     for view in views {
@@ -125,7 +125,9 @@ pub fn todo<'v>(
             })
         };
         let ours = c.handlers.iter().any(|h| h.node == *desk.node);
-        if ours {
+        // A closed record owes nothing (a protection order's result cannot be recorded
+        // after closing).
+        if ours && c.status != Status::Closed {
             for d in &c.deadlines {
                 // History: due before the record was entered here.
                 if d.due_ms < c.entered_ms {
@@ -165,7 +167,8 @@ pub fn todo<'v>(
                 }
             }
         }
-        if c.status.is_open()
+        // A referred record is work for the office it was referred to, once assigned there.
+        if (c.status.is_open() || c.status == Status::Referred)
             && c.assigned
                 .as_ref()
                 .is_some_and(|a| a.node == *desk.node && a.staff == *desk.staff)
@@ -185,7 +188,11 @@ pub fn todo<'v>(
         {
             push(Why::Referred, None);
         }
-        if desk.reviewer && c.needs_review {
+        if c.needs_review
+            && desk
+                .reviews_for
+                .is_some_and(|t| c.jurisdictions.iter().any(|v| t.covers(*v)))
+        {
             push(Why::Review, None);
         }
     }

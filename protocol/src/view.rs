@@ -63,6 +63,11 @@ impl PartyView {
     }
 }
 
+/// The form of a view, raised whenever a view gains a field that is read from its record:
+/// a node makes again every view an older build stored (and a view a newer daemon sends an
+/// older command line takes the new fields' defaults).
+pub const VIEW_FORM: u32 = 2;
+
 /// What every record's view has.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Common {
@@ -117,14 +122,18 @@ pub struct Common {
     #[serde(default)]
     pub staff: Vec<StaffId>,
     /// Who may see the record when it is restricted: each person who recorded an entry or
-    /// was assigned it, with their office. (No default: a view stored before it is read
-    /// again from its record.)
+    /// was assigned it, with their office. (A node drops the views an older build stored
+    /// and makes them again from their records: [`VIEW_FORM`].)
+    #[serde(default)]
     pub handlers: Vec<Handler>,
     /// The person assigned last, at the office that assigned them.
+    #[serde(default)]
     pub assigned: Option<Handler>,
     /// When it was entered on a node (its intake's clock stamp).
+    #[serde(default)]
     pub entered_ms: u64,
     /// When it was last referred.
+    #[serde(default)]
     pub referred_ms: Option<u64>,
     /// It holds entries of a revoked key beyond what the county held when it revoked it
     /// (applied here before the revocation arrived): up for review. Set by the node that
@@ -150,9 +159,11 @@ pub struct Viewer<'a> {
     pub node: &'a NodeId,
     /// The person's account there.
     pub staff: &'a StaffId,
-    /// A township reviewer: sees the restricted records that need review or were referred
-    /// to the township.
-    pub reviewer: bool,
+    /// The township this person reviews for: a township reviewer signed in at that
+    /// township's node (`None` for everyone else, and for a reviewer's account on any
+    /// other node). They see its villages' restricted records that need review or are
+    /// referred to the township.
+    pub reviews_for: Option<crate::division::Division>,
 }
 
 impl Common {
@@ -184,20 +195,23 @@ impl Common {
 
     /// Whether `viewer` may see the record: anyone when it is not restricted; when it is,
     /// its handlers (the person at the office, not a login name that another office may
-    /// also have), and a township reviewer when it needs review or was referred to the
-    /// township.
+    /// also have), and the reviewer of its township at the township's node while it needs
+    /// review or stands referred to the township.
     pub fn visible_to(&self, viewer: &Viewer<'_>) -> bool {
         !self.restricted
             || self
                 .handlers
                 .iter()
                 .any(|h| h.node == *viewer.node && h.staff == *viewer.staff)
-            || (viewer.reviewer
-                && (self.needs_review
-                    || self
+            || (viewer.reviews_for.is_some_and(|t| {
+                matches!(t, crate::division::Division::Township(_))
+                    && self.jurisdictions.iter().any(|v| t.covers(*v))
+            }) && (self.needs_review
+                || (self.status == Status::Referred
+                    && self
                         .referral
                         .as_ref()
-                        .is_some_and(|r| r.level == crate::event::ReferLevel::Township)))
+                        .is_some_and(|r| r.level == crate::event::ReferLevel::Township))))
     }
 
     /// Whether any deadline is overdue at `now_ms`.

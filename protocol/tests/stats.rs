@@ -108,7 +108,7 @@ fn a_dashboard_counts_what_its_division_holds() {
         views[1].common().visible_to(&guihe_protocol::view::Viewer {
             node,
             staff: &staff.parse().unwrap(),
-            reviewer: false,
+            reviews_for: None,
         })
     };
     assert!(sees(&here, "tan"));

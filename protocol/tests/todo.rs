@@ -26,7 +26,7 @@ fn list(o: &Office, records: &[&Record], staff: &str) -> Vec<Item> {
         node: &node,
         division: VILLAGE.parse().unwrap(),
         staff: &staff,
-        reviewer: false,
+        reviews_for: None,
     };
     todo(&views(o, records), &desk, &o.rules, o.now_ms)
 }
@@ -143,11 +143,11 @@ fn assignments_referrals_and_reviews_reach_the_right_desk() {
     let elsewhere = NodeId::from_bytes([9; 32]);
     let staff = "ran.xh".parse().unwrap();
     let township: Division = "500240101000".parse().unwrap();
-    let desk = |reviewer| Desk {
+    let desk = |reviewer: bool| Desk {
         node: &elsewhere,
         division: township,
         staff: &staff,
-        reviewer,
+        reviews_for: reviewer.then_some(township),
     };
     let seen = views(&o, &[&r]);
     assert!(todo(&seen, &desk(false), &o.rules, o.now_ms).is_empty());
@@ -171,4 +171,83 @@ fn assignments_referrals_and_reviews_reach_the_right_desk() {
         list(&o, &[&r], "tan.dm").is_empty(),
         "the village waits for its follow-up day"
     );
+}
+
+#[test]
+fn a_referral_assigned_at_the_township_is_the_assignees_work_and_a_closed_record_owes_nothing() {
+    let mut village = Office::new(1, "tan.dm");
+    let mut r = village.create(new_case(&[VILLAGE]));
+    village
+        .record(
+            &mut r,
+            Body::Refer(Refer {
+                level: ReferLevel::Township,
+                to: "乡镇调解委员会".into(),
+                reason: "村级调解未果".into(),
+            }),
+        )
+        .unwrap();
+    let mut township = Office::new(2, "zhou");
+    let mut t = township.replica(&r);
+    township
+        .record(
+            &mut t,
+            Body::Assign(Assign {
+                to: "liu".parse().unwrap(),
+                note: String::new(),
+            }),
+        )
+        .unwrap();
+    let node = township.writer.author.node;
+    let liu = "liu".parse().unwrap();
+    let desk = Desk {
+        node: &node,
+        division: "500240101000".parse().unwrap(),
+        staff: &liu,
+        reviews_for: None,
+    };
+    let items = todo(
+        &views(&township, &[&t]),
+        &desk,
+        &township.rules,
+        township.now_ms,
+    );
+    assert_eq!(
+        items.iter().map(|i| i.why).collect::<Vec<_>>(),
+        [Why::Assigned],
+        "assigned at the township: the assignee's work, no longer waiting"
+    );
+
+    // A protection order requested, then the case closed: its decision can no longer be
+    // recorded, so it is no work due.
+    let mut o = Office::new(3, "tan.dm");
+    let mut c = o.create(new_case(&[VILLAGE]));
+    o.record(
+        &mut c,
+        Body::ProtectionRequest(guihe_protocol::event::ProtectionRequest {
+            court: "石柱土家族自治县人民法院".into(),
+            urgent: true,
+            note: String::new(),
+        }),
+    )
+    .unwrap();
+    o.now_ms += 3 * DAY_MS;
+    assert!(matches!(
+        list(&o, &[&c], "tan.dm").first().map(|i| i.why),
+        Some(Why::Deadline {
+            kind: DeadlineKind::ProtectionOrder,
+            state: DeadlineState::Overdue { .. }
+        })
+    ));
+    o.record(
+        &mut c,
+        Body::Refer(Refer {
+            level: ReferLevel::Court,
+            to: "人民法院".into(),
+            reason: "起诉".into(),
+        }),
+    )
+    .unwrap();
+    o.record(&mut c, Body::Close(note("已移交法院"))).unwrap();
+    assert!(list(&o, &[&c], "tan.dm").is_empty());
 }

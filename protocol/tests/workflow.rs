@@ -1187,10 +1187,11 @@ fn a_restricted_record_is_seen_by_the_person_at_the_office_and_by_the_township_r
     let here = o.writer.author.node;
     let township = NodeId::from_bytes([7; 32]);
     fn sees(o: &Office, r: &Record, node: &NodeId, staff: &str, reviewer: bool) -> bool {
+        let township: guihe_protocol::division::Division = "500240101000".parse().unwrap();
         view(o, r).common().visible_to(&Viewer {
             node,
             staff: &staff.parse().unwrap(),
-            reviewer,
+            reviews_for: reviewer.then_some(township),
         })
     }
     assert!(sees(&o, &r, &here, "tan.dm", false));
@@ -1224,6 +1225,16 @@ fn a_restricted_record_is_seen_by_the_person_at_the_office_and_by_the_township_r
         !sees(&o, &r, &township, "zhou", false),
         "a township worker who is no reviewer"
     );
+    // Another township's reviewer sees nothing of it.
+    let other: guihe_protocol::division::Division = "500240202000".parse().unwrap();
+    assert!(!view(&o, &r).common().visible_to(&Viewer {
+        node: &township,
+        staff: &"zhou".parse().unwrap(),
+        reviews_for: Some(other),
+    }));
+    // Once the referral is followed up, it is no longer the township's to see.
+    o.record(&mut r, follow_up()).unwrap();
+    assert!(!sees(&o, &r, &township, "zhou", true));
 }
 
 #[test]

@@ -496,7 +496,8 @@ fn the_record_page_offers_only_the_next_steps_and_a_refused_form_keeps_what_was_
 
     // A session without its record is refused; the session's form comes back open with
     // the place typed, and nothing is written.
-    let (_, before) = api.get(&format!("/api/v1/records/{}", &record["/records/".len()..]));
+    let (status, before) = api.get(&format!("/api/v1/records/{}", &record["/records/".len()..]));
+    assert_eq!(status, 200, "{before}");
     let (status, page, _) = web.post(
         &format!("{record}/events"),
         &[
@@ -513,8 +514,30 @@ fn the_record_page_offers_only_the_next_steps_and_a_refused_form_keeps_what_was_
             && page.contains("value=\"村委会调解室\""),
         "{page}"
     );
-    let (_, after) = api.get(&format!("/api/v1/records/{}", &record["/records/".len()..]));
+    let (status, after) = api.get(&format!("/api/v1/records/{}", &record["/records/".len()..]));
+    assert_eq!(status, 200, "{after}");
     assert_eq!(before["timeline"], after["timeline"]);
+    // A day before the record was received: refused, not moved to the receipt.
+    let (status, page, _) = web.post(
+        &format!("{record}/events"),
+        &[
+            ("type", "session"),
+            ("place", "村委会调解室"),
+            ("note", "双方陈述"),
+            ("date", &day(6)),
+        ],
+    );
+    assert!((400..500).contains(&status), "{status}: {page}");
+    assert!(page.contains("日期不能早于收到日期"), "{page}");
+    // An assignment to someone who is no colleague here: refused.
+    let (status, page, _) = web.post(
+        &format!("{record}/events"),
+        &[("type", "assign"), ("to", "stranger"), ("date", &day(0))],
+    );
+    assert_eq!(status, 422, "{page}");
+    assert!(page.contains("请填写本办公室同事的账号"), "{page}");
+    let (_, unchanged) = api.get(&format!("/api/v1/records/{}", &record["/records/".len()..]));
+    assert_eq!(before["timeline"], unchanged["timeline"]);
     // A date after today is refused.
     let (status, page, _) = web.post(
         &format!("{record}/events"),
@@ -809,7 +832,9 @@ fn no_english_reaches_a_page_or_a_form_error_in_the_chinese_view() {
         &format!("{petition}/print/cover"),
         "/records/case-00000000000000000000000000000000",
     ] {
-        let (_, page) = web.get(path);
+        let (status, page) = web.get(path);
+        let expected = if path.contains("case-0000") { 404 } else { 200 };
+        assert_eq!(status, expected, "{path}: {page}");
         check(path, &page);
     }
 }
@@ -857,7 +882,12 @@ fn a_returning_party_is_found_by_name_or_phone_with_their_other_records() {
     let d = new("case", "马国富", "", "院坝晾晒占道发生口角");
     let id = |r: &str| r["/records/".len()..].to_string();
 
-    let found = |query: &str| web.get(&format!("/search?{query}")).1;
+    let found = |query: &str| {
+        let (status, page) = web.get(&format!("/search?{query}"));
+        assert_eq!(status, 200, "{query}: {page}");
+        assert!(page.contains("<table"), "{query}: {page}");
+        page
+    };
     let page = found("q=0000-1234");
     assert!(page.contains(&id(&a)[..13]), "{page}");
     for other in [&b, &c, &d] {
@@ -951,9 +981,42 @@ fn a_departed_mediators_open_records_are_handed_to_a_colleague() {
     // Each record says who handed it to whom, and ran finds them on the to-do list.
     for r in &records {
         let (_, page) = tan.get(r);
-        assert!(page.contains("指派 ran 承办。原承办人离职"), "{page}");
+        assert!(page.contains("指派 冉秀英 承办。原承办人离职"), "{page}");
     }
     let ran = Web::sign_in(&api, "ran", "long-enough-1");
     let (_, page) = ran.get("/todo");
     assert_eq!(page.matches("指派给我承办").count(), 2, "{page}");
+
+    // A restricted record (a minor among the parties) that ran does not handle: ran
+    // cannot write to it either, which would make ran its handler.
+    let (status, page, location) = tan.post(
+        "/new",
+        &[
+            ("kind", "case"),
+            ("village", VILLAGE),
+            ("date", today.as_str()),
+            ("category", "marriage_family"),
+            ("risk", "general"),
+            ("party0", "谭小雨"),
+            ("minor0", "1"),
+            ("summary", "未成年人抚养费纠纷"),
+        ],
+    );
+    assert_eq!(status, 303, "{page}");
+    let restricted = location.unwrap();
+    let id = &restricted["/records/".len()..];
+    let (_, before) = api.get(&format!("/api/v1/records/{id}"));
+    let (status, page, _) = ran.post(
+        &format!("{restricted}/events"),
+        &[("type", "accept"), ("note", ""), ("date", today.as_str())],
+    );
+    assert_eq!(status, 404, "{page}");
+    assert!(!page.contains("谭小雨"), "{page}");
+    let (_, after) = api.get(&format!("/api/v1/records/{id}"));
+    assert_eq!(before["timeline"], after["timeline"]);
+    assert!(
+        ran.get(&format!("{restricted}/print/cover"))
+            .1
+            .contains("没有这条记录")
+    );
 }

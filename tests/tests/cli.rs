@@ -493,6 +493,16 @@ fn an_operators_mistakes_are_refused_in_chinese_and_change_nothing() {
         root,
         "recording the code made a new root key"
     );
+    let e = guihe(&[
+        "county",
+        "init",
+        "--out",
+        p(&d.0.join("county")),
+        "--code",
+        "510240000000",
+    ])
+    .unwrap_err();
+    assert!(e.contains("本县代码已记录为 500240000000"), "{e}");
     let e = enroll("510240001201", "30").unwrap_err();
     assert!(e.contains("不在本县"), "{e}");
     assert!(!d.0.join("v1.cert").exists());

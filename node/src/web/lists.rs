@@ -42,7 +42,10 @@ pub(super) fn record_table(ctx: &Ctx, views: &[View], now: u64) -> Markup {
                     td { (if ctx.lang == Lang::Zh { c.category.label_zh() } else { c.category.label_en() }) }
                     td { (if ctx.lang == Lang::Zh { c.risk.label_zh() } else { c.risk.label_en() }) }
                     td { (names(v, ctx)) }
-                    td { (c.summary.chars().take(40).collect::<String>()) }
+                    td {
+                        @if c.visible_to(&ctx.viewer()) { (c.summary.chars().take(40).collect::<String>()) }
+                        @else { (t("（限制查看）", "(restricted)")) }
+                    }
                     td.flag {
                         @if c.needs_review { (t("待审核 ", "review ")) }
                         @if c.status.is_open() && c.is_overdue(now) { (t("逾期 ", "overdue ")) }

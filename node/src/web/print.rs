@@ -11,7 +11,11 @@ use guihe_protocol::event::{Body, Event};
 
 use super::*;
 use crate::api::Detail;
-use crate::words::{date_zh, sentence};
+use crate::words::{date_zh, sentence_named};
+
+/// No display names (another office's entries).
+static NO_NAMES: std::sync::LazyLock<std::collections::BTreeMap<String, String>> =
+    std::sync::LazyLock::new(std::collections::BTreeMap::new);
 
 /// The papers, by the name in their address.
 const PAPERS: &[(&str, &str)] = &[
@@ -44,14 +48,17 @@ fn number(received_ms: u64) -> Markup {
     html! { p.no { "（" (year) "）" (blank()) "调字第" (blank()) "号" } }
 }
 
-/// Who recorded an entry: a display name where the office knows it.
-fn author(detail: &Detail, here: &guihe_protocol::id::NodeId, e: &Event) -> String {
-    detail
+/// Who recorded an entry: a display name where the office knows it, else a blank to sign
+/// (an account name is no name for a court).
+fn author(detail: &Detail, here: &guihe_protocol::id::NodeId, e: &Event) -> Markup {
+    match detail
         .display_names
         .get(e.staff.as_str())
         .filter(|_| e.node == *here)
-        .cloned()
-        .unwrap_or_else(|| e.staff.to_string())
+    {
+        Some(name) => html! { (name) },
+        None => blank(),
+    }
 }
 
 /// The parties' particulars, as article 29 asks: what the record holds, blanks for the rest.
@@ -102,7 +109,7 @@ fn application(detail: &Detail) -> Markup {
     }
 }
 
-fn register(detail: &Detail) -> Markup {
+fn register(detail: &Detail, here: &guihe_protocol::id::NodeId) -> Markup {
     let c = detail.view.common();
     let accepted = detail
         .timeline
@@ -116,7 +123,7 @@ fn register(detail: &Detail) -> Markup {
             tr { th { "风险等级" } td { (c.risk.label_zh()) } th { "受理日期" } td { @match accepted { Some(e) => { (date_zh(e.at_ms)) } None => { "未受理" } } } }
             tr { th { "当事人" } td colspan="3" { (parties(detail)) } }
             tr { th { "纠纷简要情况" } td colspan="3" { (c.summary) } }
-            tr { th { "受理意见" } td colspan="3" { @match accepted { Some(e) => { (sentence(&e.body, true)) } None => {} } div.line {} } }
+            tr { th { "受理意见" } td colspan="3" { @match accepted { Some(e) => { (sentence_named(&e.body, true, if e.node == *here { &detail.display_names } else { &NO_NAMES })) } None => {} } div.line {} } }
         }
         (signatures(detail, accepted.map(|e| e.at_ms)))
     }
@@ -189,7 +196,7 @@ fn follow_up(detail: &Detail, here: &guihe_protocol::id::NodeId) -> Markup {
         table {
             tr { th { "日期" } th { "回访人" } th { "情况" } }
             @for e in &visits {
-                tr { td { (date_zh(e.at_ms)) } td { (author(detail, here, e)) } td { (sentence(&e.body, true)) } }
+                tr { td { (date_zh(e.at_ms)) } td { (author(detail, here, e)) } td { (sentence_named(&e.body, true, if e.node == *here { &detail.display_names } else { &NO_NAMES })) } }
             }
             @if visits.is_empty() {
                 tr { td { (blank()) } td { (blank()) } td { div.line {} } }
@@ -202,10 +209,10 @@ fn follow_up(detail: &Detail, here: &guihe_protocol::id::NodeId) -> Markup {
 fn cover(detail: &Detail, here: &guihe_protocol::id::NodeId) -> Markup {
     let c = detail.view.common();
     html! {
-        h1 { "人民调解卷宗" }
+        h1 { @if detail.view.kind() == guihe_protocol::model::Kind::Case { "人民调解卷宗" } @else { "信访事项卷宗" } }
         (number(c.received_ms))
         table {
-            tr { th { "案由" } td { (c.category.label_zh()) "纠纷" } }
+            tr { th { "案由" } td { (c.category.label_zh()) @if !c.category.label_zh().ends_with("纠纷") && !c.category.label_zh().ends_with("争议") { "纠纷" } } }
             tr { th { "当事人" } td { @for p in &c.parties { (p.name) "（" (p.role.label_zh()) "） " } } }
             tr { th { "收到日期" } td { (date_zh(c.received_ms)) } }
             tr { th { "办理结果" } td { (c.status.label_zh()) } }
@@ -221,7 +228,7 @@ fn cover(detail: &Detail, here: &guihe_protocol::id::NodeId) -> Markup {
                     td { (date_zh(e.at_ms)) @if e.entered_late() { "（补录）" } }
                     td { (e.body.event_type().label_zh()) }
                     td { (author(detail, here, e)) }
-                    td { (sentence(&e.body, true)) }
+                    td { (sentence_named(&e.body, true, if e.node == *here { &detail.display_names } else { &NO_NAMES })) }
                 }
             }
         }
@@ -283,7 +290,7 @@ pub(super) async fn print_paper(
     let here = ctx.node;
     let body = match paper.as_str() {
         "application" => application(&detail),
-        "register" => register(&detail),
+        "register" => register(&detail, &here),
         "sessions" => sessions(&detail, &here),
         "agreement" => agreement(&detail),
         "follow-up" => follow_up(&detail, &here),

@@ -9,15 +9,21 @@ pub(super) struct ReassignQuery {
     pub(super) from: String,
 }
 
-/// The open records the account `from` is in charge of at this office.
+/// The open records the account `from` is in charge of at this office, restricted ones
+/// included (whoever hands them over need not see them: the table leaves out their names
+/// and summaries), and referred ones assigned here.
 async fn open_records_of(state: &AppState, ctx: &Ctx, from: &str) -> Result<Vec<View>, Response> {
     let Ok(from) = from.trim().parse::<guihe_protocol::id::StaffId>() else {
         return Ok(Vec::new());
     };
-    let mut all = views(state, ctx, None).await?;
+    let mut all = match call(state, None, Call::List { kind: None }).await {
+        Ok(Reply::Views(v)) => v,
+        Ok(_) => return Ok(Vec::new()),
+        Err(e) => return Err(api_error_page(ctx, e)),
+    };
     all.retain(|v| {
         let c = v.common();
-        c.status.is_open() && c.in_charge(&ctx.node, &from)
+        (c.status.is_open() || c.status == Status::Referred) && c.in_charge(&ctx.node, &from)
     });
     all.sort_by_key(|v| v.common().received_ms);
     Ok(all)

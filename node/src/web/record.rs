@@ -286,7 +286,10 @@ pub(super) async fn record_view(
                     }
                     td { (t(e.body.event_type().label_zh(), e.body.event_type().label_en())) }
                     td { (detail.display_names.get(e.staff.as_str()).filter(|_| e.node == ctx.node).map_or(e.staff.as_str(), String::as_str)) }
-                    td { (crate::words::sentence(&e.body, ctx.lang == Lang::Zh)) }
+                    td {
+                        @if e.node == ctx.node { (crate::words::sentence_named(&e.body, ctx.lang == Lang::Zh, &detail.display_names)) }
+                        @else { (crate::words::sentence(&e.body, ctx.lang == Lang::Zh)) }
+                    }
                 }
             }
         }
@@ -324,6 +327,21 @@ pub(super) async fn add_event(
             ctx.lang.t("此角色不能记录。", "This role does not record."),
         );
     }
+    // Only a record this person may see can be written to: writing makes them its handler.
+    let received_ms = match call(&state, None, Call::Show { id: id.clone() }).await {
+        Ok(Reply::Detail(d)) if d.view.common().visible_to(&ctx.viewer()) => {
+            d.view.common().received_ms
+        }
+        Ok(_) => {
+            return message_page(
+                ctx.lang,
+                Some(&ctx),
+                StatusCode::NOT_FOUND,
+                ctx.lang.t("没有这条记录。", "No such record."),
+            );
+        }
+        Err(e) => return api_error_page(&ctx, e),
+    };
     let ty = f.get("type").cloned().unwrap_or_default();
     let Some(step) = guihe_protocol::workflow::ALL_EVENT_TYPES
         .iter()
@@ -355,6 +373,23 @@ pub(super) async fn add_event(
         let refill = &refill;
         async move { record_view(&state, ctx, &id, Some(&text), Some(refill), status).await }
     };
+    // An assignment names a colleague at this office (whom it lets see the record).
+    if step == EventType::Assign {
+        let to = f
+            .get("to")
+            .map(|t| t.trim().to_string())
+            .unwrap_or_default();
+        if !matches!(
+            call(&state, None, Call::Account { name: to }).await,
+            Ok(Reply::Account(Some(_)))
+        ) {
+            let text = ctx.lang.t(
+                "请填写本办公室同事的账号。",
+                "Give the account of a colleague at this office.",
+            );
+            return refuse(text.into(), StatusCode::UNPROCESSABLE_ENTITY).await;
+        }
+    }
     // Only the fields the step takes; the record's rules name a missing or wrong one.
     let mut map = serde_json::Map::new();
     map.insert("type".into(), serde_json::Value::String(ty.clone()));
@@ -396,11 +431,14 @@ pub(super) async fn add_event(
                 .t("日期不能晚于今天。", "The date cannot be after today.");
             return refuse(text.into(), StatusCode::UNPROCESSABLE_ENTITY).await;
         }
-        let received = match call(&state, None, Call::Show { id: id.clone() }).await {
-            Ok(Reply::Detail(d)) => d.view.common().received_ms,
-            _ => 0,
+        // On the day of receipt, no earlier than the receipt itself; an earlier day is the
+        // command's to refuse (日期不能早于收到日期).
+        let at = if start.saturating_add(86_400_000) > received_ms {
+            start.max(received_ms)
+        } else {
+            start
         };
-        map.insert("at_ms".into(), serde_json::Value::from(start.max(received)));
+        map.insert("at_ms".into(), serde_json::Value::from(at));
     }
     match call(
         &state,

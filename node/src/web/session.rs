@@ -23,6 +23,8 @@ pub(super) struct Ctx {
     pub(super) token: String,
     /// This office's node.
     pub(super) node: guihe_protocol::id::NodeId,
+    /// This office's division.
+    pub(super) division: guihe_protocol::division::Division,
 }
 
 impl Ctx {
@@ -31,7 +33,10 @@ impl Ctx {
         guihe_protocol::view::Viewer {
             node: &self.node,
             staff: &self.user.staff,
-            reviewer: self.user.role == StaffRole::TownshipReviewer,
+            reviews_for: crate::api::reviews_for(
+                self.user.role == StaffRole::TownshipReviewer,
+                self.division,
+            ),
         }
     }
 }
@@ -45,6 +50,7 @@ pub(super) fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Ctx, Re
             user,
             token: token.to_string(),
             node: state.node,
+            division: state.division,
         }),
         None => Err(Redirect::to("/login").into_response()),
     }
