@@ -370,17 +370,20 @@ pub fn run(out: &Path, serve: bool) -> Result<(), DemoError> {
         println!("{:<26} {:>8}  {}", spec.label, records, dirs[i].display());
     }
     let views = county.views()?;
-    let resolved = views
-        .iter()
-        .filter(|v| v.common().status.counts_as_resolved())
-        .count();
-    let concluded = views
-        .iter()
-        .filter(|v| !v.common().status.is_open())
-        .count();
+    let figures = guihe_protocol::stats::compute(
+        &views,
+        county.replica.identity.cert.body.division,
+        crate::local::now_ms(),
+    );
     println!(
-        "\n县级汇总 county: {} records · {resolved} of {concluded} concluded settled locally · {} need review",
+        "\n县级汇总 county: {} records · 调解成功 {} of {} mediations ended (调解成功率 {}) · {} need review",
         views.len(),
+        figures.total.resolved,
+        figures.total.mediated,
+        figures
+            .total
+            .resolution_rate()
+            .map_or("–".to_string(), |r| format!("{:.2}%", r * 100.0)),
         views.iter().filter(|v| v.common().needs_review).count()
     );
     let county_dir = dirs[0].display();

@@ -1,6 +1,15 @@
 //! Dashboard figures over a set of views: what the township and county dashboards show,
 //! computed the same way wherever they are shown.
 //!
+//! The figures, as the county names them:
+//! - **调解成功率** (dispute mediation success rate): disputes whose mediation ended in an
+//!   agreement or a settlement (调解成功), over disputes whose mediation ended, in success
+//!   or in 调解不成. How a matter ended is its last outcome (`Common::outcome`), not its
+//!   status: a failed mediation that is followed up and closed is still a failure. A
+//!   referral is no ended mediation here (it is counted where it is resolved), and an
+//!   open dispute is not yet one. Petitions are never in it.
+//! - **办结** (concluded): records no longer open, disputes and petitions alike.
+//!
 //! A figure counts every record, restricted ones included; lists name records only by id,
 //! so a restricted record is never shown by name here.
 
@@ -25,8 +34,11 @@ pub struct Unit {
     pub records: usize,
     /// Records no longer open.
     pub concluded: usize,
-    /// Of those, resolved locally.
+    /// Disputes whose mediation ended in success (调解成功).
     pub resolved: usize,
+    /// Disputes whose mediation ended, in success or not (调解成功 and 调解不成).
+    #[serde(default)]
+    pub mediated: usize,
     /// Open records with an overdue deadline.
     pub overdue: usize,
     /// Records that need review.
@@ -34,15 +46,18 @@ pub struct Unit {
 }
 
 impl Unit {
-    /// Resolved locally over concluded, as the county reports it.
+    /// 调解成功率: successful mediations over ended ones, disputes only (see the module).
     pub fn resolution_rate(&self) -> Option<f64> {
-        (self.concluded > 0).then(|| self.resolved as f64 / self.concluded as f64)
+        (self.mediated > 0).then(|| self.resolved as f64 / self.mediated as f64)
     }
 
     fn add(&mut self, r: &Row, now_ms: u64) {
         self.records += 1;
         if !r.open {
             self.concluded += 1;
+        }
+        if r.mediated {
+            self.mediated += 1;
             if r.resolved {
                 self.resolved += 1;
             }
@@ -73,8 +88,11 @@ pub struct Row {
     pub category: Category,
     /// Still open.
     pub open: bool,
-    /// Counts as resolved locally.
+    /// A dispute whose mediation ended in success (调解成功).
     pub resolved: bool,
+    /// A dispute whose mediation ended, in success or not.
+    #[serde(default)]
+    pub mediated: bool,
     /// Referred up or elsewhere.
     pub referred: bool,
     /// Major risk.
@@ -85,7 +103,7 @@ pub struct Row {
     pub needs_review: bool,
     /// When it was received.
     pub received_ms: u64,
-    /// When it was resolved, if it counts as resolved.
+    /// When it was resolved, if its mediation ended in success.
     pub resolved_ms: Option<u64>,
     /// The earliest due time of its unmet deadlines that can fall overdue.
     pub due_ms: Option<u64>,
@@ -96,6 +114,8 @@ impl Row {
     pub fn of(v: &View) -> Row {
         let c = v.common();
         let open = c.status.is_open();
+        let dispute = v.kind() == Kind::Case;
+        let resolved = dispute && c.outcome == Some(Status::Resolved);
         Row {
             id: v.id(),
             jurisdictions: c.jurisdictions.clone(),
@@ -103,13 +123,14 @@ impl Row {
             status: c.status,
             category: c.category,
             open,
-            resolved: c.status.counts_as_resolved(),
+            resolved,
+            mediated: dispute && matches!(c.outcome, Some(Status::Resolved | Status::Failed)),
             referred: c.referral.is_some(),
             major: c.risk == Risk::Major,
             major_unreported: c.major_risk_unreported(),
             needs_review: c.needs_review,
             received_ms: c.received_ms,
-            resolved_ms: c.resolved_ms.filter(|_| c.status.counts_as_resolved()),
+            resolved_ms: c.resolved_ms.filter(|_| resolved),
             due_ms: c
                 .deadlines
                 .iter()
@@ -313,6 +334,7 @@ fn merge(into: &mut Unit, from: &Unit) {
     into.records += from.records;
     into.concluded += from.concluded;
     into.resolved += from.resolved;
+    into.mediated += from.mediated;
     into.overdue += from.overdue;
     into.needs_review += from.needs_review;
 }

@@ -67,16 +67,4 @@ impl Status {
             }
         }
     }
-
-    /// Whether the record counts as resolved locally in the county's statistics.
-    pub fn counts_as_resolved(self) -> bool {
-        matches!(
-            self,
-            Status::Resolved
-                | Status::Replied
-                | Status::Reexamined
-                | Status::FollowedUp
-                | Status::Closed
-        )
-    }
 }

@@ -66,7 +66,7 @@ impl PartyView {
 /// The form of a view, raised whenever a view gains a field that is read from its record:
 /// a node makes again every view an older build stored (and a view a newer daemon sends an
 /// older command line takes the new fields' defaults).
-pub const VIEW_FORM: u32 = 2;
+pub const VIEW_FORM: u32 = 3;
 
 /// What every record's view has.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -135,6 +135,9 @@ pub struct Common {
     /// When it was last referred.
     #[serde(default)]
     pub referred_ms: Option<u64>,
+    /// How the matter last ended (see `Fold::outcome`).
+    #[serde(default)]
+    pub outcome: Option<Status>,
     /// It holds entries of a revoked key beyond what the county held when it revoked it
     /// (applied here before the revocation arrived): up for review. Set by the node that
     /// holds them (see `revoke::beyond_frontier`); it implies `needs_review`.
@@ -330,6 +333,7 @@ impl View {
             assigned: fold.assigned.map(|(node, staff)| Handler { node, staff }),
             entered_ms: fold.entered_ms,
             referred_ms: fold.referred_ms,
+            outcome: fold.outcome,
             revoked_entries: false,
         };
         Ok(match id {

@@ -8,7 +8,7 @@ use common::*;
 use guihe_protocol::division::Division;
 use guihe_protocol::event::{Body, Note, Refer, ReferLevel};
 use guihe_protocol::model::{Party, PartyRole, Risk};
-use guihe_protocol::stats::compute;
+use guihe_protocol::stats::{Stats, compute};
 use guihe_protocol::view::View;
 use guihe_protocol::workflow::Status;
 
@@ -74,9 +74,11 @@ fn a_dashboard_counts_what_its_division_holds() {
     assert_eq!((s.cases, s.petitions), (3, 1));
     assert_eq!(s.by_status[&Status::Resolved], 1);
     assert_eq!(s.escalations, 1);
-    // Referred up is concluded here but not resolved locally.
+    // Referred up is concluded here, but no ended mediation: the rate is the one
+    // settlement over the one mediation that ended.
     assert_eq!(s.total.concluded, 2);
-    assert_eq!(s.total.resolution_rate(), Some(0.5));
+    assert_eq!((s.total.resolved, s.total.mediated), (1, 1));
+    assert_eq!(s.total.resolution_rate(), Some(1.0));
     assert_eq!(s.overdue_petitions, vec![views[3].id()]);
     assert_eq!(s.major_risk_open, vec![views[1].id()]);
     assert_eq!(s.major_risk_unreported, vec![views[1].id()]);
@@ -114,4 +116,127 @@ fn a_dashboard_counts_what_its_division_holds() {
     assert!(sees(&here, "tan"));
     assert!(!sees(&here, "ran"));
     assert!(!sees(&elsewhere, "tan"));
+}
+
+/// The figures of a township over `records`, at a moment after all of them.
+fn figures(office: &Office, records: &[&guihe_protocol::record::Record]) -> Stats {
+    let views: Vec<View> = records
+        .iter()
+        .map(|r| r.view(&office.rules).unwrap())
+        .collect();
+    compute(&views, "500240001000".parse().unwrap(), T0 + 400 * DAY_MS)
+}
+
+fn mediating(office: &mut Office) -> guihe_protocol::record::Record {
+    let mut r = office.create(new_case(&[V1]));
+    office
+        .record(&mut r, Body::Accept(Note::default()))
+        .unwrap();
+    office
+        .record(
+            &mut r,
+            Body::Session(guihe_protocol::event::Session {
+                place: String::new(),
+                note: "双方陈述".into(),
+            }),
+        )
+        .unwrap();
+    r
+}
+
+fn note(text: &str) -> Note {
+    Note { note: text.into() }
+}
+
+#[test]
+fn a_failed_mediation_that_is_followed_up_and_closed_lowers_the_rate() {
+    let mut office = Office::new(1, "tan");
+    let mut ok = mediating(&mut office);
+    office.record(&mut ok, Body::Resolve(note("和解"))).unwrap();
+    let mut failed = mediating(&mut office);
+    office
+        .record(&mut failed, Body::Fail(note("分歧较大")))
+        .unwrap();
+    office
+        .record(&mut failed, Body::FollowUp(note("回访")))
+        .unwrap();
+    office
+        .record(&mut failed, Body::Close(note("结案")))
+        .unwrap();
+    let s = figures(&office, &[&ok, &failed]);
+    assert_eq!((s.total.resolved, s.total.mediated), (1, 2));
+    assert_eq!(s.total.resolution_rate(), Some(0.5));
+    // Reopened and settled after all: a success.
+    office
+        .record(&mut failed, Body::Reopen(note("当事人要求再调")))
+        .unwrap();
+    assert_eq!(
+        figures(&office, &[&ok, &failed]).total.mediated,
+        1,
+        "reopened: not ended"
+    );
+    office
+        .record(
+            &mut failed,
+            Body::Session(guihe_protocol::event::Session {
+                place: String::new(),
+                note: "再次调解".into(),
+            }),
+        )
+        .unwrap();
+    office
+        .record(&mut failed, Body::Resolve(note("和解")))
+        .unwrap();
+    assert_eq!(
+        figures(&office, &[&ok, &failed]).total.resolution_rate(),
+        Some(1.0)
+    );
+}
+
+#[test]
+fn a_referral_and_an_open_dispute_are_no_ended_mediation() {
+    let mut office = Office::new(1, "tan");
+    let mut ok = mediating(&mut office);
+    office.record(&mut ok, Body::Resolve(note("和解"))).unwrap();
+    let mut referred = mediating(&mut office);
+    office
+        .record(
+            &mut referred,
+            Body::Refer(Refer {
+                level: ReferLevel::County,
+                to: "县矛盾纠纷调处中心".into(),
+                reason: "涉及山林确权".into(),
+            }),
+        )
+        .unwrap();
+    office
+        .record(&mut referred, Body::FollowUp(note("回访")))
+        .unwrap();
+    let open = mediating(&mut office);
+    let s = figures(&office, &[&ok, &referred, &open]);
+    assert_eq!((s.total.resolved, s.total.mediated), (1, 1));
+    assert_eq!(s.total.concluded, 2, "the referral is concluded here");
+}
+
+#[test]
+fn a_petition_is_never_in_the_dispute_rate() {
+    let mut office = Office::new(1, "tan");
+    let mut failed = mediating(&mut office);
+    office
+        .record(&mut failed, Body::Fail(note("分歧较大")))
+        .unwrap();
+    let mut petition = office.create(new_petition(V1));
+    office
+        .record(&mut petition, Body::Accept(note("")))
+        .unwrap();
+    office
+        .record(&mut petition, Body::Reply(note("已书面答复")))
+        .unwrap();
+    office
+        .record(&mut petition, Body::Close(note("结案")))
+        .unwrap();
+    let s = figures(&office, &[&failed, &petition]);
+    assert_eq!((s.total.resolved, s.total.mediated), (0, 1));
+    assert_eq!(s.total.resolution_rate(), Some(0.0));
+    assert_eq!(s.total.concluded, 2);
 }

@@ -585,7 +585,8 @@ fn the_record_page_offers_only_the_next_steps_and_a_refused_form_keeps_what_was_
     let (status, page) = web.get("/dashboard");
     assert_eq!(status, 200, "{page}");
     assert!(
-        page.contains("id=\"rate-base\"") && page.contains("已办结0件中化解0件，另有1件在办"),
+        page.contains("id=\"rate-base\"")
+            && page.contains("调解成功0件，调解不成0件；移交、信访及在办1件不计"),
         "{page}"
     );
     assert!(page.contains("<circle"), "the trend draws nothing: {page}");

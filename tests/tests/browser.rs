@@ -626,7 +626,7 @@ async fn a_mediator_records_a_case_that_reaches_the_county_and_restricted_record
     shot(&c, "sync").await;
     c.goto(&format!("{county}/lang/en")).await.unwrap();
     c.goto(&format!("{county}/dashboard")).await.unwrap();
-    assert!(c.source().await.unwrap().contains("Resolved locally"));
+    assert!(c.source().await.unwrap().contains("Mediation success rate"));
     shot(&c, "dashboard-english").await;
     c.close().await.unwrap();
 }

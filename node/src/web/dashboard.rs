@@ -127,10 +127,10 @@ pub(super) async fn dashboard(
             div.card { (t("记录", "Records")) b id="total" { (stats.total.records) } }
             div.card { (t("纠纷", "Cases")) b { (stats.cases) } }
             div.card { (t("信访", "Petitions")) b { (stats.petitions) } }
-            div.card { (t("就地化解率", "Resolved locally")) b id="rate" { (rate(&stats.total)) }
+            div.card { (t("调解成功率", "Mediation success rate")) b id="rate" { (rate(&stats.total)) }
                 span.muted id="rate-base" {
-                    @if ctx.lang == Lang::Zh { "已办结" (stats.total.concluded) "件中化解" (stats.total.resolved) "件，另有" (stats.total.records.saturating_sub(stats.total.concluded)) "件在办" }
-                    @else { (stats.total.resolved) " of " (stats.total.concluded) " concluded; " (stats.total.records.saturating_sub(stats.total.concluded)) " still open" }
+                    @if ctx.lang == Lang::Zh { "调解成功" (stats.total.resolved) "件，调解不成" (stats.total.mediated.saturating_sub(stats.total.resolved)) "件；移交、信访及在办" (stats.total.records.saturating_sub(stats.total.mediated)) "件不计" }
+                    @else { (stats.total.resolved) " succeeded, " (stats.total.mediated.saturating_sub(stats.total.resolved)) " failed; " (stats.total.records.saturating_sub(stats.total.mediated)) " referred, petitions or open not counted" }
                 }
             }
             div.card { (t("逾期信访", "Overdue petitions")) b { (stats.overdue_petitions.len()) } }
@@ -140,7 +140,7 @@ pub(super) async fn dashboard(
         }
         h2 { (t("下辖单位", "Units")) }
         table id="units" {
-            tr { th { (t("代码", "Code")) } th { (t("记录", "Records")) } th { (t("办结", "Concluded")) } th { (t("化解率", "Resolved")) } th { (t("逾期", "Overdue")) } th { (t("待审核", "Review")) } }
+            tr { th { (t("代码", "Code")) } th { (t("记录", "Records")) } th { (t("办结", "Concluded")) } th { (t("调解成功率", "Success rate")) } th { (t("逾期", "Overdue")) } th { (t("待审核", "Review")) } }
             @for (code, u) in &stats.by_unit {
                 tr {
                     td { a href={ "/dashboard?division=" (code) } { (code) } }

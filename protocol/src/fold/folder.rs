@@ -43,6 +43,7 @@ impl<'a> Folder<'a> {
                 handlers: BTreeSet::new(),
                 assigned: None,
                 entered_ms: 0,
+                outcome: None,
                 summary: None,
             },
             position: BTreeMap::new(),
@@ -338,6 +339,21 @@ impl<'a> Folder<'a> {
                 }
             }
         }
+        // How the matter ended, for the county's figures.
+        let outcome = match &event.body {
+            Body::Agreement(_) | Body::Resolve(_) => Some(Some(Status::Resolved)),
+            Body::Fail(_) => Some(Some(Status::Failed)),
+            Body::Refer(_) => Some(Some(Status::Referred)),
+            Body::NotAccept(_) => Some(Some(Status::NotAccepted)),
+            Body::Reply(_) => Some(Some(Status::Replied)),
+            Body::ReexamAnswer(_) => Some(Some(Status::Reexamined)),
+            Body::Reopen(_) => Some(None),
+            Body::Review(_) => next.filter(|s| is_outcome(*s)).map(Some),
+            _ => None,
+        };
+        if let Some(outcome) = outcome {
+            self.state.outcome = outcome;
+        }
         if let Some(status) = next {
             self.state.status = status;
         }
@@ -360,4 +376,17 @@ impl<'a> Folder<'a> {
         self.state.deadlines = deadlines(&self.state, self.rules);
         self.state
     }
+}
+
+/// The statuses that say how a matter ended (see `Fold::outcome`).
+fn is_outcome(status: Status) -> bool {
+    matches!(
+        status,
+        Status::Resolved
+            | Status::Failed
+            | Status::Referred
+            | Status::NotAccepted
+            | Status::Replied
+            | Status::Reexamined
+    )
 }

@@ -246,6 +246,12 @@ pub struct Fold {
     /// it was received: a ledger copied in afterwards is history, not work due today.
     #[serde(default)]
     pub entered_ms: u64,
+    /// How the matter last ended, whatever came after (a follow-up, closing): 调解成功
+    /// (an agreement or a settlement), 调解不成, 移交, 不予受理, 已答复 or 已复查, or
+    /// a review's settled outcome. Reopening clears it. The county's figures count by it,
+    /// not by the status, which a follow-up or closing moves on.
+    #[serde(default)]
+    pub outcome: Option<Status>,
     /// The summary as last corrected by an amend event; `None` keeps the summary taken in
     /// at intake.
     #[serde(default)]
