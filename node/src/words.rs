@@ -75,7 +75,7 @@ pub fn sentence(body: &guihe_protocol::event::Body, zh: bool) -> String {
 
 /// [`sentence`], naming an assigned colleague by their display name where `names` (by
 /// account) has it.
-pub fn sentence_named(
+fn sentence_named(
     body: &guihe_protocol::event::Body,
     zh: bool,
     names: &std::collections::BTreeMap<String, String>,
@@ -281,6 +281,35 @@ pub fn role(name: &str, zh: bool) -> String {
     if zh { c.into() } else { e.into() }
 }
 
+/// The display name of an entry's author, where the entry was made `here` and the node
+/// knows the account (accounts never leave their node).
+pub fn author<'a>(
+    detail: &'a crate::api::Detail,
+    here: Option<&guihe_protocol::id::NodeId>,
+    e: &guihe_protocol::event::Event,
+) -> Option<&'a str> {
+    detail
+        .display_names
+        .get(e.staff.as_str())
+        .filter(|_| here == Some(&e.node))
+        .map(String::as_str)
+}
+
+/// An entry as a sentence ([`sentence`]), naming colleagues by display name where the
+/// entry was made `here`.
+pub fn entry_sentence(
+    detail: &crate::api::Detail,
+    here: Option<&guihe_protocol::id::NodeId>,
+    e: &guihe_protocol::event::Event,
+    zh: bool,
+) -> String {
+    if here == Some(&e.node) {
+        sentence_named(&e.body, zh, &detail.display_names)
+    } else {
+        sentence(&e.body, zh)
+    }
+}
+
 /// "2026年3月5日 谭德明 记录的“调解协议”": an entry of a record as a worker names it. The
 /// author shows by display name where the entry was made `here` and the node knows it.
 pub fn entry(
@@ -292,11 +321,7 @@ pub fn entry(
     let Some(e) = detail.timeline.iter().find(|e| e.id == *id) else {
         return if zh { "一条记录" } else { "an entry" }.to_string();
     };
-    let who = detail
-        .display_names
-        .get(e.staff.as_str())
-        .filter(|_| here == Some(&e.node))
-        .map_or(e.staff.as_str(), String::as_str);
+    let who = author(detail, here, e).unwrap_or(e.staff.as_str());
     if zh {
         format!(
             "{} {} 记录的“{}”",

@@ -109,27 +109,21 @@ pub(super) async fn new_record(
     headers: HeaderMap,
     Form(f): Form<HashMap<String, String>>,
 ) -> Response {
-    let ctx = match signed_in(&state, &headers) {
+    let ctx = match signed_in_to_write(
+        &state,
+        &headers,
+        &f,
+        ("此角色不能登记。", "This role does not record."),
+    ) {
         Ok(c) => c,
         Err(r) => return r,
     };
-    if let Err(r) = csrf_ok(&ctx, f.get("csrf").map(String::as_str).unwrap_or("")) {
-        return r;
-    }
     let field = |k: &str| f.get(k).cloned().unwrap_or_default();
     let kind = if field("kind") == "petition" {
         Kind::Petition
     } else {
         Kind::Case
     };
-    if !ctx.user.role.writes() {
-        return message_page(
-            ctx.lang,
-            Some(&ctx),
-            StatusCode::FORBIDDEN,
-            ctx.lang.t("此角色不能登记。", "This role does not record."),
-        );
-    }
     let parties = (0..3)
         .filter(|i| !field(&format!("party{i}")).trim().is_empty())
         .map(|i| PartyForm {
@@ -157,41 +151,28 @@ pub(super) async fn new_record(
     };
     // The date received: today means now, an earlier day that day; a later one is refused.
     let mut form = form;
-    let today = date(now_ms());
-    let day = field("date");
-    let day = day.trim();
-    let refused_date = if day.is_empty() || day == today {
-        None
-    } else {
-        match guihe_protocol::stats::parse_date(day) {
-            None => Some(ctx.lang.t(
-                "收到日期格式不对，请按 年-月-日 填写。",
-                "The date received must be year-month-day.",
-            )),
-            Some(start) if start > now_ms() => Some(ctx.lang.t(
-                "收到日期不能晚于今天。",
-                "The date received cannot be after today.",
-            )),
-            Some(start) => {
-                form.received_ms = Some(start);
-                None
-            }
+    let refused_date = match form_day(&field("date")) {
+        Ok(start) => {
+            form.received_ms = start;
+            None
         }
+        Err(DayError::NotADate) => Some(ctx.lang.t(
+            "收到日期格式不对，请按 年-月-日 填写。",
+            "The date received must be year-month-day.",
+        )),
+        Err(DayError::Future) => Some(ctx.lang.t(
+            "收到日期不能晚于今天。",
+            "The date received cannot be after today.",
+        )),
     };
     if let Some(text) = refused_date {
-        return (
+        return page_status(
+            ctx.lang,
+            Some(&ctx),
             StatusCode::UNPROCESSABLE_ENTITY,
-            Html(
-                layout(
-                    ctx.lang,
-                    Some(&ctx),
-                    ctx.lang.t("登记", "New record"),
-                    new_body(&ctx, kind, Some(text), &field("village"), Some(&f)),
-                )
-                .into_string(),
-            ),
-        )
-            .into_response();
+            ctx.lang.t("登记", "New record"),
+            new_body(&ctx, kind, Some(text), &field("village"), Some(&f)),
+        );
     }
     match call(
         &state,
@@ -205,19 +186,13 @@ pub(super) async fn new_record(
         Err(e) => {
             let status = e.status();
             let text = error_text(e, ctx.lang).await;
-            (
+            page_status(
+                ctx.lang,
+                Some(&ctx),
                 status,
-                Html(
-                    layout(
-                        ctx.lang,
-                        Some(&ctx),
-                        ctx.lang.t("登记", "New record"),
-                        new_body(&ctx, kind, Some(&text), &field("village"), Some(&f)),
-                    )
-                    .into_string(),
-                ),
+                ctx.lang.t("登记", "New record"),
+                new_body(&ctx, kind, Some(&text), &field("village"), Some(&f)),
             )
-                .into_response()
         }
     }
 }

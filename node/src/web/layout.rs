@@ -96,7 +96,40 @@ pub(super) fn layout(lang: Lang, ctx: Option<&Ctx>, title: &str, body: Markup) -
 }
 
 pub(super) fn page(lang: Lang, ctx: Option<&Ctx>, title: &str, body: Markup) -> Response {
-    Html(layout(lang, ctx, title, body).into_string()).into_response()
+    page_status(lang, ctx, StatusCode::OK, title, body)
+}
+
+/// A page answered with `status` (a form shown again with its refusal).
+pub(super) fn page_status(
+    lang: Lang,
+    ctx: Option<&Ctx>,
+    status: StatusCode,
+    title: &str,
+    body: Markup,
+) -> Response {
+    (status, Html(layout(lang, ctx, title, body).into_string())).into_response()
+}
+
+/// A form's date input (`YYYY-MM-DD`, Beijing time): `Ok(None)` for today or none given
+/// (the time is now), `Ok(Some(start))` for an earlier day, from its start.
+pub(super) fn form_day(day: &str) -> Result<Option<u64>, DayError> {
+    let day = day.trim();
+    if day.is_empty() || day == date(now_ms()) {
+        return Ok(None);
+    }
+    match guihe_protocol::stats::parse_date(day) {
+        None => Err(DayError::NotADate),
+        Some(start) if start > now_ms() => Err(DayError::Future),
+        Some(start) => Ok(Some(start)),
+    }
+}
+
+/// Why a form's date was refused.
+pub(super) enum DayError {
+    /// It is no `YYYY-MM-DD` date.
+    NotADate,
+    /// It lies after today.
+    Future,
 }
 
 pub(super) fn message_page(
@@ -106,11 +139,7 @@ pub(super) fn message_page(
     text: &str,
 ) -> Response {
     let title = lang.t("提示", "Notice");
-    (
-        status,
-        Html(layout(lang, ctx, title, html! { p.error { (text) } }).into_string()),
-    )
-        .into_response()
+    page_status(lang, ctx, status, title, html! { p.error { (text) } })
 }
 
 pub(super) fn api_error_page(ctx: &Ctx, e: Response) -> Response {

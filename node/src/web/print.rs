@@ -11,11 +11,7 @@ use guihe_protocol::event::{Body, Event};
 
 use super::*;
 use crate::api::Detail;
-use crate::words::{date_zh, sentence_named};
-
-/// No display names (another office's entries).
-static NO_NAMES: std::sync::LazyLock<std::collections::BTreeMap<String, String>> =
-    std::sync::LazyLock::new(std::collections::BTreeMap::new);
+use crate::words::date_zh;
 
 /// The papers, by the name in their address.
 const PAPERS: &[(&str, &str)] = &[
@@ -51,11 +47,7 @@ fn number(received_ms: u64) -> Markup {
 /// Who recorded an entry: a display name where the office knows it, else a blank to sign
 /// (an account name is no name for a court).
 fn author(detail: &Detail, here: &guihe_protocol::id::NodeId, e: &Event) -> Markup {
-    match detail
-        .display_names
-        .get(e.staff.as_str())
-        .filter(|_| e.node == *here)
-    {
+    match crate::words::author(detail, Some(here), e) {
         Some(name) => html! { (name) },
         None => blank(),
     }
@@ -123,7 +115,7 @@ fn register(detail: &Detail, here: &guihe_protocol::id::NodeId) -> Markup {
             tr { th { "风险等级" } td { (c.risk.label_zh()) } th { "受理日期" } td { @match accepted { Some(e) => { (date_zh(e.at_ms)) } None => { "未受理" } } } }
             tr { th { "当事人" } td colspan="3" { (parties(detail)) } }
             tr { th { "纠纷简要情况" } td colspan="3" { (c.summary) } }
-            tr { th { "受理意见" } td colspan="3" { @match accepted { Some(e) => { (sentence_named(&e.body, true, if e.node == *here { &detail.display_names } else { &NO_NAMES })) } None => {} } div.line {} } }
+            tr { th { "受理意见" } td colspan="3" { @match accepted { Some(e) => { (crate::words::entry_sentence(detail, Some(here), e, true)) } None => {} } div.line {} } }
         }
         (signatures(detail, accepted.map(|e| e.at_ms)))
     }
@@ -196,7 +188,7 @@ fn follow_up(detail: &Detail, here: &guihe_protocol::id::NodeId) -> Markup {
         table {
             tr { th { "日期" } th { "回访人" } th { "情况" } }
             @for e in &visits {
-                tr { td { (date_zh(e.at_ms)) } td { (author(detail, here, e)) } td { (sentence_named(&e.body, true, if e.node == *here { &detail.display_names } else { &NO_NAMES })) } }
+                tr { td { (date_zh(e.at_ms)) } td { (author(detail, here, e)) } td { (crate::words::entry_sentence(detail, Some(here), e, true)) } }
             }
             @if visits.is_empty() {
                 tr { td { (blank()) } td { (blank()) } td { div.line {} } }
@@ -228,7 +220,7 @@ fn cover(detail: &Detail, here: &guihe_protocol::id::NodeId) -> Markup {
                     td { (date_zh(e.at_ms)) @if e.entered_late() { "（补录）" } }
                     td { (e.body.event_type().label_zh()) }
                     td { (author(detail, here, e)) }
-                    td { (sentence_named(&e.body, true, if e.node == *here { &detail.display_names } else { &NO_NAMES })) }
+                    td { (crate::words::entry_sentence(detail, Some(here), e, true)) }
                 }
             }
         }

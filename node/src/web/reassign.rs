@@ -85,21 +85,15 @@ pub(super) async fn reassign(
     headers: HeaderMap,
     Form(f): Form<HashMap<String, String>>,
 ) -> Response {
-    let ctx = match signed_in(&state, &headers) {
+    let ctx = match signed_in_to_write(
+        &state,
+        &headers,
+        &f,
+        ("此角色不能记录。", "This role does not record."),
+    ) {
         Ok(c) => c,
         Err(r) => return r,
     };
-    if let Err(r) = csrf_ok(&ctx, f.get("csrf").map(String::as_str).unwrap_or("")) {
-        return r;
-    }
-    if !ctx.user.role.writes() {
-        return message_page(
-            ctx.lang,
-            Some(&ctx),
-            StatusCode::FORBIDDEN,
-            ctx.lang.t("此角色不能记录。", "This role does not record."),
-        );
-    }
     let field = |k: &str| f.get(k).map(|v| v.trim().to_string()).unwrap_or_default();
     let (from, to, reason) = (field("from"), field("to"), field("reason"));
     let records = match open_records_of(&state, &ctx, &from).await {
@@ -107,19 +101,13 @@ pub(super) async fn reassign(
         Err(r) => return r,
     };
     let refuse = |text: &str, status: StatusCode| {
-        (
+        page_status(
+            ctx.lang,
+            Some(&ctx),
             status,
-            Html(
-                layout(
-                    ctx.lang,
-                    Some(&ctx),
-                    ctx.lang.t("转交在办记录", "Hand over open records"),
-                    reassign_body(&ctx, &from, &records, Some(text)),
-                )
-                .into_string(),
-            ),
+            ctx.lang.t("转交在办记录", "Hand over open records"),
+            reassign_body(&ctx, &from, &records, Some(text)),
         )
-            .into_response()
     };
     // The colleague must be an account of this office.
     match call(&state, None, Call::Account { name: to.clone() }).await {

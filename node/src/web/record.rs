@@ -285,11 +285,8 @@ pub(super) async fn record_view(
                         }
                     }
                     td { (t(e.body.event_type().label_zh(), e.body.event_type().label_en())) }
-                    td { (detail.display_names.get(e.staff.as_str()).filter(|_| e.node == ctx.node).map_or(e.staff.as_str(), String::as_str)) }
-                    td {
-                        @if e.node == ctx.node { (crate::words::sentence_named(&e.body, ctx.lang == Lang::Zh, &detail.display_names)) }
-                        @else { (crate::words::sentence(&e.body, ctx.lang == Lang::Zh)) }
-                    }
+                    td { (crate::words::author(&detail, Some(&ctx.node), e).unwrap_or(e.staff.as_str())) }
+                    td { (crate::words::entry_sentence(&detail, Some(&ctx.node), e, ctx.lang == Lang::Zh)) }
                 }
             }
         }
@@ -299,11 +296,7 @@ pub(super) async fn record_view(
         }
         @if ctx.user.role.writes() { (event_forms(ctx, id, detail.view.kind(), &detail.next_steps, refill)) }
     };
-    (
-        status,
-        Html(layout(ctx.lang, Some(ctx), &title, body).into_string()),
-    )
-        .into_response()
+    page_status(ctx.lang, Some(ctx), status, &title, body)
 }
 
 pub(super) async fn add_event(
@@ -312,21 +305,15 @@ pub(super) async fn add_event(
     Path(id): Path<String>,
     Form(f): Form<HashMap<String, String>>,
 ) -> Response {
-    let ctx = match signed_in(&state, &headers) {
+    let ctx = match signed_in_to_write(
+        &state,
+        &headers,
+        &f,
+        ("此角色不能记录。", "This role does not record."),
+    ) {
         Ok(c) => c,
         Err(r) => return r,
     };
-    if let Err(r) = csrf_ok(&ctx, f.get("csrf").map(String::as_str).unwrap_or("")) {
-        return r;
-    }
-    if !ctx.user.role.writes() {
-        return message_page(
-            ctx.lang,
-            Some(&ctx),
-            StatusCode::FORBIDDEN,
-            ctx.lang.t("此角色不能记录。", "This role does not record."),
-        );
-    }
     // Only a record this person may see can be written to: writing makes them its handler.
     let received_ms = match call(&state, None, Call::Show { id: id.clone() }).await {
         Ok(Reply::Detail(d)) if d.view.common().visible_to(&ctx.viewer()) => {
@@ -415,22 +402,23 @@ pub(super) async fn add_event(
     }
     // The date it happened: today means now; an earlier day means that day, no earlier
     // than the record's receipt; a later day is refused.
-    let today = date(now_ms());
-    let day = f.get("date").map(|d| d.trim()).unwrap_or("");
-    if !day.is_empty() && day != today {
-        let Some(start) = guihe_protocol::stats::parse_date(day) else {
+    let start = match form_day(f.get("date").map_or("", String::as_str)) {
+        Ok(start) => start,
+        Err(DayError::NotADate) => {
             let text = ctx.lang.t(
                 "日期格式不对，请按 年-月-日 填写。",
                 "The date must be year-month-day.",
             );
             return refuse(text.into(), StatusCode::UNPROCESSABLE_ENTITY).await;
-        };
-        if start > now_ms() {
+        }
+        Err(DayError::Future) => {
             let text = ctx
                 .lang
                 .t("日期不能晚于今天。", "The date cannot be after today.");
             return refuse(text.into(), StatusCode::UNPROCESSABLE_ENTITY).await;
         }
+    };
+    if let Some(start) = start {
         // On the day of receipt, no earlier than the receipt itself; an earlier day is the
         // command's to refuse (日期不能早于收到日期).
         let at = if start.saturating_add(86_400_000) > received_ms {

@@ -56,6 +56,28 @@ pub(super) fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Ctx, Re
     }
 }
 
+/// The signed-in person behind a form that writes: the form carries their session's CSRF
+/// token and their role records; else the page that refuses it (`refusal` names what the
+/// role may not do).
+pub(super) fn signed_in_to_write(
+    state: &AppState,
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+    refusal: (&str, &str),
+) -> Result<Ctx, Response> {
+    let ctx = signed_in(state, headers)?;
+    csrf_ok(&ctx, form.get("csrf").map(String::as_str).unwrap_or(""))?;
+    if !ctx.user.role.writes() {
+        return Err(message_page(
+            ctx.lang,
+            Some(&ctx),
+            StatusCode::FORBIDDEN,
+            ctx.lang.t(refusal.0, refusal.1),
+        ));
+    }
+    Ok(ctx)
+}
+
 pub(super) fn csrf_ok(ctx: &Ctx, given: &str) -> Result<(), Response> {
     let expected = ctx.user.csrf.as_bytes();
     let same = expected.len() == given.len()
