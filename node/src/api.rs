@@ -6,7 +6,10 @@
 use guihe_protocol::cert::RevocationList;
 use guihe_protocol::event::{Body, Event};
 use guihe_protocol::id::RecordId;
-use guihe_protocol::model::{Category, Channel, Kind, Party, PartyRole, Risk};
+use guihe_protocol::model::{
+    AGE_MAX, Category, Channel, Kind, Matter, Particulars, Party, PartyRole, PetitionType, Risk,
+    Sex, Source,
+};
 use guihe_protocol::record::{Command, CommandError, NewRecord};
 use guihe_protocol::replica::ReplicaError;
 use guihe_protocol::store::{Store, StoredChange};
@@ -16,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::local::{Local, LocalError};
 
 /// One party on an intake form.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Default, Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PartyForm {
     /// The name.
@@ -31,6 +34,132 @@ pub struct PartyForm {
     /// A telephone number or address.
     #[serde(default)]
     pub contact: Option<String>,
+    /// Sex code (`male`, `female`); record schema 2, as are the fields below.
+    #[serde(default)]
+    pub sex: Option<String>,
+    /// Age in years.
+    #[serde(default)]
+    pub age: Option<u32>,
+    /// Ethnicity (民族), as the party states it.
+    #[serde(default)]
+    pub ethnicity: Option<String>,
+    /// Occupation or employer.
+    #[serde(default)]
+    pub occupation: Option<String>,
+    /// Address.
+    #[serde(default)]
+    pub address: Option<String>,
+    /// Citizen ID number (18 characters, or the old 15 digits).
+    #[serde(default)]
+    pub id_number: Option<String>,
+}
+
+impl PartyForm {
+    /// The particulars given, if any (record schema 2).
+    fn particulars(&self, i: usize) -> Result<Option<Particulars>, ApiError> {
+        let text = |t: &Option<String>| t.as_deref().map(str::trim).unwrap_or("").to_string();
+        let sex = match self.sex.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(code) => Some(code.parse::<Sex>().map_err(|e| {
+                ApiError::invalid(
+                    &format!("parties[{i}].sex"),
+                    e,
+                    format!("第{}位当事人的性别无效。", i + 1),
+                )
+            })?),
+        };
+        let age = match self.age {
+            None => None,
+            Some(age) => Some(
+                u8::try_from(age)
+                    .ok()
+                    .filter(|a| *a <= AGE_MAX)
+                    .ok_or_else(|| {
+                        ApiError::invalid(
+                            &format!("parties[{i}].age"),
+                            format!("age {age} is out of range"),
+                            format!("第{}位当事人的年龄应在0到{AGE_MAX}之间。", i + 1),
+                        )
+                    })?,
+            ),
+        };
+        let details = Particulars {
+            sex,
+            age,
+            ethnicity: text(&self.ethnicity),
+            occupation: text(&self.occupation),
+            address: text(&self.address),
+            id_number: text(&self.id_number).to_ascii_uppercase(),
+        };
+        Ok((!details.is_blank()).then_some(details))
+    }
+}
+
+/// The matter's particulars on an intake form (record schema 2).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MatterForm {
+    /// Source code (`applied`, `screening`, `grid`, `police`, `court`, `department`,
+    /// `other`).
+    #[serde(default)]
+    pub source: Option<String>,
+    /// Where it happened.
+    #[serde(default)]
+    pub place: Option<String>,
+    /// The amount at stake, in whole yuan.
+    #[serde(default)]
+    pub amount_yuan: Option<u64>,
+    /// How many people it involves.
+    #[serde(default)]
+    pub people: Option<u32>,
+    /// A petition's type code (`suggestion`, `accusation`, `appeal`).
+    #[serde(default)]
+    pub petition_type: Option<String>,
+    /// 集体访.
+    #[serde(default)]
+    pub collective: bool,
+    /// 越级访.
+    #[serde(default)]
+    pub skip_level: bool,
+}
+
+impl MatterForm {
+    fn into_matter(self, kind: Kind) -> Result<Option<Matter>, ApiError> {
+        let code = |t: &Option<String>| {
+            t.as_deref()
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_string)
+        };
+        let source = code(&self.source)
+            .map(|c| c.parse::<Source>())
+            .transpose()
+            .map_err(|e| ApiError::invalid("matter.source", e, "请选择纠纷来源。".into()))?;
+        let petition_type = code(&self.petition_type)
+            .filter(|_| kind == Kind::Petition)
+            .map(|c| c.parse::<PetitionType>())
+            .transpose()
+            .map_err(|e| ApiError::invalid("matter.petition_type", e, "请选择信访类型。".into()))?;
+        let matter = Matter {
+            source,
+            place: self
+                .place
+                .as_deref()
+                .map(str::trim)
+                .unwrap_or("")
+                .to_string(),
+            amount_yuan: self.amount_yuan,
+            people: self.people,
+            petition_type,
+            collective: self.collective && kind == Kind::Petition,
+            skip_level: self.skip_level && kind == Kind::Petition,
+        };
+        matter.check().map_err(|e| {
+            let zh = e.zh();
+            ApiError::invalid("matter", e, zh)
+        })?;
+        Ok((matter != Matter::default()).then_some(matter))
+    }
 }
 
 /// The intake form of a case or a petition.
@@ -57,6 +186,9 @@ pub struct NewForm {
     /// When it was received, if not now (milliseconds since the epoch).
     #[serde(default)]
     pub received_ms: Option<u64>,
+    /// The matter's particulars (record schema 2).
+    #[serde(default)]
+    pub matter: Option<Box<MatterForm>>,
 }
 
 /// What to ask of a node.
@@ -106,6 +238,13 @@ pub enum Call {
     /// The other records of the same people: every record one of whose parties is a
     /// party of this one (same name, and same contact when both have one).
     Related {
+        /// The record.
+        id: String,
+    },
+    /// The record's parties as corrected, with their particulars unmasked (ID numbers
+    /// included): for the papers that must name them (the application and the agreement),
+    /// never for lists or exports.
+    Parties {
         /// The record.
         id: String,
     },
@@ -167,6 +306,9 @@ pub struct Detail {
     /// (accounts never leave their node: another office's entries show their account).
     #[serde(default)]
     pub display_names: std::collections::BTreeMap<String, String>,
+    /// Another record this node holds has the same case number (`numbering::duplicates`).
+    #[serde(default)]
+    pub duplicate_number: bool,
 }
 
 /// The township a person reviews for: a township reviewer's account on a township's
@@ -215,6 +357,8 @@ pub enum Reply {
     Account(Option<Box<crate::accounts::Account>>),
     /// Dashboard figures.
     Stats(Box<guihe_protocol::stats::Stats>),
+    /// A record's parties, unmasked, by party id.
+    Parties(Vec<(guihe_protocol::id::PartyId, Party)>),
     /// A to-do list: each item with its record's view.
     Todo(Vec<TodoLine>),
     /// The revocation list (or frontier) held now.
@@ -463,11 +607,13 @@ impl NewForm {
                         )
                     })?,
                 };
+                let details = p.particulars(i)?;
                 let party = Party {
                     name: p.name.trim().to_string(),
                     role,
                     minor: p.minor,
                     contact: p.contact.filter(|c| !c.trim().is_empty()),
+                    details,
                 };
                 party.check().map_err(|e| {
                     let zh = format!("第{}位当事人：{}", i + 1, e.zh());
@@ -500,6 +646,11 @@ impl NewForm {
             parties,
             summary: self.summary,
             note: String::new(),
+            matter: self
+                .matter
+                .map(|m| (*m).into_matter(kind))
+                .transpose()?
+                .flatten(),
         })
     }
 }
@@ -648,6 +799,18 @@ fn run(local: &mut Local, call: Call) -> Result<(Reply, Vec<StoredChange>), ApiE
                 .into_iter()
                 .find(|r| r.record == id)
                 .map(|r| r.code);
+            let duplicate_number = match view.common().number {
+                Some(number) => {
+                    let same: Vec<_> = local
+                        .fresh()?
+                        .iter()
+                        .filter(|(_, (v, _))| v.common().number == Some(number))
+                        .map(|(other, _)| (*other, number))
+                        .collect();
+                    guihe_protocol::numbering::duplicates(same).contains(&id)
+                }
+                None => false,
+            };
             Ok((
                 Reply::Detail(Box::new(Detail {
                     view,
@@ -655,6 +818,7 @@ fn run(local: &mut Local, call: Call) -> Result<(Reply, Vec<StoredChange>), ApiE
                     refused_upstream,
                     next_steps,
                     display_names,
+                    duplicate_number,
                 })),
                 Vec::new(),
             ))
@@ -716,6 +880,17 @@ fn run(local: &mut Local, call: Call) -> Result<(Reply, Vec<StoredChange>), ApiE
                 .collect();
             related.sort_by_key(|v| std::cmp::Reverse(v.common().received_ms));
             Ok((Reply::Views(related), Vec::new()))
+        }
+        Call::Parties { id } => {
+            let id = parse_record_id(&id)?;
+            let record = local.replica.record(id).map_err(LocalError::from)?;
+            let fold = record
+                .fold(&local.config.deadlines)
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            Ok((
+                Reply::Parties(fold.parties.into_iter().collect()),
+                Vec::new(),
+            ))
         }
         Call::Todo { reviewer } => {
             let node = local.replica.identity.cert.node();

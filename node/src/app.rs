@@ -26,7 +26,7 @@ pub(crate) enum Request {
     /// Carry out a call.
     Call {
         staff: Option<String>,
-        call: Call,
+        call: Box<Call>,
         reply: oneshot::Sender<Result<Reply, ApiError>>,
     },
     /// Report the status.
@@ -148,7 +148,14 @@ pub(crate) async fn call(
     }
     state
         .core
-        .send_timeout(Request::Call { staff, call, reply }, CALL_TIMEOUT)
+        .send_timeout(
+            Request::Call {
+                staff,
+                call: Box::new(call),
+                reply,
+            },
+            CALL_TIMEOUT,
+        )
         .await
         .map_err(|_| busy())?;
     match tokio::time::timeout(CALL_TIMEOUT, rx).await {

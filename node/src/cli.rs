@@ -223,7 +223,7 @@ pub fn parse_party(text: &str) -> CliResult<PartyForm> {
         name,
         role,
         minor,
-        contact: None,
+        ..PartyForm::default()
     })
 }
 
@@ -263,6 +263,7 @@ pub fn new_record(node: &mut Node, staff: Option<&str>, args: NewArgs) -> CliRes
             .collect::<Result<_, _>>()?,
         restricted: args.restricted,
         received_ms: None,
+        matter: None,
     };
     match node
         .call(

@@ -212,6 +212,9 @@ impl Remote {
             }
             Call::Account { .. } => Err(self.fail("accounts are read by the node itself")),
             Call::Related { .. } => Err(self.fail("related records are shown on the record page")),
+            Call::Parties { .. } => {
+                Err(self.fail("the parties' particulars are printed from the record page"))
+            }
             Call::Todo { reviewer } => Ok(Reply::Todo(self.request(
                 "GET",
                 &format!("/todo?reviewer={reviewer}"),

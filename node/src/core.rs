@@ -685,7 +685,7 @@ impl Core {
             }
             Request::Call { staff, call, reply } => {
                 let revoking = matches!(
-                    call,
+                    *call,
                     api::Call::Revocations { .. }
                         | api::Call::Frontier { .. }
                         | api::Call::Settings { .. }
@@ -697,7 +697,7 @@ impl Core {
                     ))));
                     return;
                 }
-                match api::execute(&mut self.local, staff.as_deref(), call) {
+                match api::execute(&mut self.local, staff.as_deref(), *call) {
                     Ok((answer, _)) if revoking => {
                         let _ = reply.send(Ok(answer));
                         self.flag_beyond_frontier();

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use guihe_protocol::cert::{Keypair, Role, Root};
 use guihe_protocol::division::Division;
-use guihe_protocol::event::{Body, Note, Refer, ReferLevel, Session};
+use guihe_protocol::event::{Acceptance, Body, Note, Refer, ReferLevel, Session};
 use guihe_protocol::id::RecordId;
 use guihe_protocol::model::Kind;
 use guihe_protocol::record::Command as RecordCommand;
@@ -268,6 +268,27 @@ pub fn run(out: &Path, serve: bool) -> Result<(), DemoError> {
         .map_err(io)?;
     }
 
+    // Every office runs this release, so the county allows the newest record schema (the
+    // parties' particulars, the matter's, case numbers) from the start: its settings, as
+    // `guihe settings --record-schema` installs them and sync carries them.
+    let settings = root
+        .settings(guihe_protocol::cert::SettingsBody {
+            version: 1,
+            record_schema: guihe_protocol::record::SCHEMA_VERSION,
+            issued_ms: local::now_ms(),
+        })
+        .map_err(io)?;
+    for dir in &dirs {
+        crate::api::execute(
+            &mut Local::open(dir)?,
+            None,
+            crate::api::Call::Settings {
+                settings: settings.clone(),
+            },
+        )
+        .map_err(io)?;
+    }
+
     // Village workers record their cases.
     let mut rng = rand::rng();
     let mut contested = None;
@@ -279,7 +300,13 @@ pub fn run(out: &Path, serve: bool) -> Result<(), DemoError> {
         let mut local = Local::open(&dirs[i])?;
         let village = spec.division.parse().map_err(io)?;
         for n in 0..3 {
-            let (id, _) = local.create(workload::new_record(&mut rng, Kind::Case, &[village]))?;
+            let mut new = workload::new_record(&mut rng, Kind::Case, &[village]);
+            workload::with_particulars(
+                &mut rng,
+                &mut new,
+                spec.label.split(' ').next().unwrap_or(""),
+            );
+            let (id, _) = local.create(new)?;
             for _ in 0..(2 + n) {
                 let fold = local
                     .replica
@@ -293,15 +320,26 @@ pub fn run(out: &Path, serve: bool) -> Result<(), DemoError> {
             }
         }
         if spec.name == "village-1" {
-            local.create(workload::new_record(&mut rng, Kind::Petition, &[village]))?;
+            let mut petition = workload::new_record(&mut rng, Kind::Petition, &[village]);
+            workload::with_particulars(
+                &mut rng,
+                &mut petition,
+                spec.label.split(' ').next().unwrap_or(""),
+            );
+            local.create(petition)?;
             let mut new = workload::new_record(&mut rng, Kind::Case, &[village]);
+            workload::with_particulars(
+                &mut rng,
+                &mut new,
+                spec.label.split(' ').next().unwrap_or(""),
+            );
             new.summary = "两户因山林边界争执，村调解员已介入。".into();
             let (id, _) = local.create(new)?;
             local.apply(
                 id,
                 RecordCommand::Event {
                     at_ms: None,
-                    body: Body::Accept(Note::default()),
+                    body: Body::Accept(Acceptance::default()),
                 },
             )?;
             local.apply(

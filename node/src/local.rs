@@ -492,9 +492,36 @@ impl Local {
         command: Command,
     ) -> Result<Vec<StoredChange>, LocalError> {
         let rules = self.config.deadlines.clone();
+        let now = now_ms();
+        let mut command = command;
+        if matches!(
+            &command,
+            Command::Event {
+                body: guihe_protocol::event::Body::Accept(_),
+                ..
+            }
+        ) {
+            let schema = guihe_protocol::cert::writable_schema(
+                self.replica.store.settings()?.as_ref().map(|s| &s.body),
+                guihe_protocol::record::SCHEMA_VERSION,
+            );
+            let held: Vec<_> = self
+                .fresh()?
+                .values()
+                .filter_map(|(v, _)| v.common().number)
+                .collect();
+            guihe_protocol::numbering::number_acceptance(
+                &mut command,
+                id,
+                &self.replica.identity.key.public(),
+                now,
+                schema,
+                held,
+            );
+        }
         let (_, changes) = self
             .replica
-            .apply(id, now_ms(), &mut rand::rng(), &rules, command)?;
+            .apply(id, now, &mut rand::rng(), &rules, command)?;
         self.replica
             .store
             .put_last_write_ms(self.replica.last_write_ms)?;

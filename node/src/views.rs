@@ -114,10 +114,11 @@ mod tests {
                 name: "谭小雨".into(),
                 role: None,
                 minor: true,
-                contact: None,
+                ..PartyForm::default()
             }],
             restricted: false,
             received_ms: None,
+            matter: None,
         };
         let Ok((Reply::Created { id }, _)) = crate::api::execute(
             &mut local,

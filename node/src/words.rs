@@ -94,12 +94,24 @@ fn sentence_named(
     };
     let stop = if zh { "。" } else { "." };
     match body {
-        Body::Intake(n)
-        | Body::Accept(n)
-        | Body::Resolve(n)
-        | Body::FollowUp(n)
-        | Body::Close(n)
-        | Body::ReexamRequest(n) => n.note.clone(),
+        Body::Intake(i) => match &i.matter {
+            Some(m) => then(matter(m, zh), &i.note),
+            None => i.note.clone(),
+        },
+        Body::Accept(a) => match a.number {
+            Some(n) => then(
+                if zh {
+                    format!("编号：{}。", guihe_protocol::numbering::printed(n, ""))
+                } else {
+                    format!("Number {}/{}.", n.year, n.seq)
+                },
+                &a.note,
+            ),
+            None => a.note.clone(),
+        },
+        Body::Resolve(n) | Body::FollowUp(n) | Body::Close(n) | Body::ReexamRequest(n) => {
+            n.note.clone()
+        }
         Body::NotAccept(n) | Body::Fail(n) | Body::Reopen(n) => {
             then(t("原因：", "Reason: "), &n.note)
         }
@@ -377,6 +389,69 @@ pub fn not_applied(
         format!("{what}未能采用：{}", x.refusal.zh())
     } else {
         format!("{what} was kept but not applied: {}", x.refusal)
+    }
+}
+
+/// The matter's particulars taken at intake, as one sentence: source, place, amount,
+/// people, and for a petition its type and flags. Empty if none was given.
+pub fn matter(m: &guihe_protocol::model::Matter, zh: bool) -> String {
+    let mut parts = Vec::new();
+    if let Some(source) = m.source {
+        parts.push(if zh {
+            format!("来源：{}", source.label_zh())
+        } else {
+            format!("source: {}", source.label_en())
+        });
+    }
+    if !m.place.trim().is_empty() {
+        parts.push(if zh {
+            format!("地点：{}", m.place.trim())
+        } else {
+            format!("place: {}", m.place.trim())
+        });
+    }
+    if let Some(amount) = m.amount_yuan {
+        parts.push(if zh {
+            format!("涉及金额：{amount}元")
+        } else {
+            format!("amount at stake: {amount} yuan")
+        });
+    }
+    if let Some(people) = m.people {
+        parts.push(if zh {
+            format!("涉及人数：{people}人")
+        } else {
+            format!("people involved: {people}")
+        });
+    }
+    if let Some(ty) = m.petition_type {
+        parts.push(if zh {
+            format!("类型：{}", ty.label_zh())
+        } else {
+            format!("type: {}", ty.label_en())
+        });
+    }
+    if m.collective {
+        parts.push(if zh {
+            "集体访".into()
+        } else {
+            "group visit".into()
+        });
+    }
+    if m.skip_level {
+        parts.push(if zh {
+            "越级访".into()
+        } else {
+            "skipped a level".into()
+        });
+    }
+    if parts.is_empty() {
+        return String::new();
+    }
+    if zh {
+        format!("{}。", parts.join("；"))
+    } else {
+        format!("{}.", parts.join("; "))
     }
 }
 

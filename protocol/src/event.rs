@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::hlc;
 use crate::id::{EventId, NodeId, PartyId, StaffId};
 use crate::model::{
-    Category, FieldError, Party, Risk, check_text, coded, limits, limits::NOTE_CHARS_MAX,
+    Category, FieldError, Matter, Party, Risk, check_text, coded, limits, limits::NOTE_CHARS_MAX,
 };
 use crate::status::Status;
 
@@ -64,10 +64,10 @@ coded!(
 pub enum Body {
     /// 登记: the record was taken in. Always the first event, written at creation.
     #[autosurgeon(rename = "intake")]
-    Intake(Note),
+    Intake(Intake),
     /// 受理: the office takes the matter on.
     #[autosurgeon(rename = "accept")]
-    Accept(Note),
+    Accept(Acceptance),
     /// 不予受理: a petition is not accepted (petitions only).
     #[autosurgeon(rename = "not_accept")]
     NotAccept(Note),
@@ -140,6 +140,56 @@ pub struct Note {
     /// The note; may be empty.
     #[serde(default)]
     pub note: String,
+}
+
+/// What intake records beside the parties and the summary.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, Reconcile, Hydrate)]
+pub struct Intake {
+    /// The note; may be empty.
+    #[serde(default)]
+    pub note: String,
+    /// The matter's particulars (record schema 2); absent from the document when none were
+    /// taken, so a schema 1 intake reads as it was written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[autosurgeon(missing = "Option::default")]
+    pub matter: Option<Matter>,
+}
+
+/// A case's number, as its office issued it on acceptance: the `seq`th case the office
+/// accepted in `year` (（2026）……调字第7号). The office is the acceptance's node: each office
+/// numbers its own, so numbers are unique without coordination.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    Reconcile,
+    Hydrate,
+)]
+pub struct CaseNumber {
+    /// The year of acceptance (Beijing time).
+    pub year: u16,
+    /// The number within the office and the year, from 1.
+    pub seq: u32,
+}
+
+/// 受理: the office takes the matter on.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, Reconcile, Hydrate)]
+pub struct Acceptance {
+    /// The note; may be empty.
+    #[serde(default)]
+    pub note: String,
+    /// The case's number (record schema 2, cases only): the node fills it in from the
+    /// numbers its records hold (`crate::numbering`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[autosurgeon(missing = "Option::default")]
+    pub number: Option<CaseNumber>,
 }
 
 /// Who is put in charge.
@@ -529,7 +579,10 @@ impl Body {
         };
         Some(match ty {
             EventType::Intake | EventType::Amend => return None,
-            EventType::Accept => Body::Accept(note),
+            EventType::Accept => Body::Accept(Acceptance {
+                note: note.note,
+                number: None,
+            }),
             EventType::NotAccept => Body::NotAccept(note),
             EventType::Assign => Body::Assign(Assign {
                 to: StaffId::from_str_unchecked("staff"),
@@ -624,12 +677,28 @@ impl Body {
         let note = |field, text: &str| check_text(field, text, NOTE_CHARS_MAX, false);
         let required = |field, text: &str| check_text(field, text, NOTE_CHARS_MAX, true);
         match self {
-            Body::Intake(n)
-            | Body::Accept(n)
-            | Body::Resolve(n)
-            | Body::FollowUp(n)
-            | Body::Close(n)
-            | Body::ReexamRequest(n) => note("note", &n.note),
+            Body::Intake(i) => {
+                if let Some(matter) = &i.matter {
+                    matter.check()?;
+                }
+                note("note", &i.note)
+            }
+            Body::Accept(a) => {
+                if let Some(n) = a.number
+                    && n.seq == 0
+                {
+                    return Err(FieldError::Range {
+                        field: "case number",
+                        value: 0,
+                        min: 1,
+                        max: i64::from(u32::MAX),
+                    });
+                }
+                note("note", &a.note)
+            }
+            Body::Resolve(n) | Body::FollowUp(n) | Body::Close(n) | Body::ReexamRequest(n) => {
+                note("note", &n.note)
+            }
             Body::NotAccept(n) | Body::Fail(n) | Body::Reopen(n) => required("reason", &n.note),
             Body::Reply(n) | Body::ReexamAnswer(n) => required("reply", &n.note),
             Body::Assign(a) => note("note", &a.note),

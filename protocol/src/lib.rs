@@ -30,6 +30,7 @@ pub mod ingest;
 mod mapping;
 pub mod messages;
 pub mod model;
+pub mod numbering;
 mod ops;
 pub mod owned;
 pub mod quarantine;

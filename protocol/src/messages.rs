@@ -39,6 +39,16 @@ pub fn field_zh(field: &str) -> &str {
         "agreement form" => "协议形式",
         "referral level" => "移交层级",
         "record status" | "status" => "状态",
+        "sex" | "party sex" => "性别",
+        "party age" | "age" => "年龄",
+        "party ethnicity" | "ethnicity" => "民族",
+        "party occupation" | "occupation" => "职业或工作单位",
+        "party address" | "address" => "住所",
+        "party ID number" | "id_number" => "身份证号码",
+        "source" => "纠纷来源",
+        "amount at stake" | "amount" => "涉及金额",
+        "people involved" | "people" => "涉及人数",
+        "petition type" => "信访类型",
         other => other,
     }
 }
@@ -59,6 +69,10 @@ impl FieldError {
             } => format!("“{}”应在{min}到{max}之间，填的是{value}。", field_zh(field)),
             FieldError::Code(e) => format!("“{}”的选项无效（{}）。", field_zh(e.kind), e.value),
             FieldError::Id(_) => "编号格式不对，请从列表中打开记录。".into(),
+            FieldError::Format {
+                field: "party ID number",
+            } => "身份证号码应为18位（最后一位可以是X），或旧式15位数字。".into(),
+            FieldError::Format { field } => format!("“{}”的格式不对。", field_zh(field)),
         }
     }
 }
@@ -129,6 +143,9 @@ impl CommandError {
                 crate::model::limits::EVENTS_MAX
             ),
             CommandError::Channel => "信访事项须选择来源（来信、来访、电话、网上）。".into(),
+            CommandError::SchemaNotAllowed { needed, allowed } => format!(
+                "县里目前只启用到第{allowed}版记录格式，这项内容需要第{needed}版，尚未升级的办公室读不了，未保存。请先不填当事人详细信息、纠纷来源等新增项，或请县里在各办公室升级后启用第{needed}版。"
+            ),
             CommandError::Document(_) => "记录文件无法读取，请联系运维人员。".into(),
             CommandError::Rules(_) => "本机程序出错，未保存任何内容，请联系运维人员。".into(),
             CommandError::ClockOutsideCertificate {
@@ -206,6 +223,17 @@ mod tests {
                 now_ms: 1,
             }
             .zh(),
+            FieldError::Format {
+                field: "party ID number",
+            }
+            .zh(),
+            FieldError::Range {
+                field: "party age",
+                value: 200,
+                min: 0,
+                max: 130,
+            }
+            .zh(),
         ];
         assert_eq!(messages[0], "请填写“调解经过”。");
         assert_eq!(
@@ -213,8 +241,11 @@ mod tests {
             "此矛盾纠纷现在是“登记”，不能记录“调解记录”。请从页面列出的下一步中选择。"
         );
         for m in &messages {
+            // The ID number's check letter X is the one Latin letter a worker is told.
             assert!(
-                !m.chars().any(|c| c.is_ascii_alphabetic()),
+                !m.replace("是X", "")
+                    .chars()
+                    .any(|c| c.is_ascii_alphabetic()),
                 "English in {m:?}"
             );
         }

@@ -197,6 +197,203 @@ pub struct Party {
     pub minor: bool,
     /// A phone number or address, if the party gave one.
     pub contact: Option<String>,
+    /// The particulars a mediation agreement names (record schema 2). Absent from the
+    /// document when none were taken, so a schema 1 party reads as it was written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[autosurgeon(missing = "Option::default")]
+    pub details: Option<Particulars>,
+}
+
+coded!(
+    /// A party's sex, as an agreement states it.
+    Sex, "sex", {
+        /// 男.
+        Male = "male", "男", "male";
+        /// 女.
+        Female = "female", "女", "female";
+    }
+);
+
+/// A party's particulars (record schema 2): what a mediation agreement must name of each
+/// party under the People's Mediation Law, art. 29. Every field may be left blank; an
+/// empty text is "not given".
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, Reconcile, Hydrate)]
+pub struct Particulars {
+    /// 性别.
+    pub sex: Option<Sex>,
+    /// 年龄, in years.
+    pub age: Option<u8>,
+    /// 民族, as the party states it (土家族, 汉族, …).
+    pub ethnicity: String,
+    /// 职业或工作单位.
+    pub occupation: String,
+    /// 住所.
+    pub address: String,
+    /// 公民身份号码. Kept in the record (and its history) for the agreement; masked in
+    /// lists, views and exports (see SECURITY.md).
+    pub id_number: String,
+}
+
+/// The oldest age a party may be given.
+pub const AGE_MAX: u8 = 130;
+
+impl Particulars {
+    /// Whether nothing was given.
+    pub fn is_blank(&self) -> bool {
+        *self == Particulars::default()
+    }
+
+    /// Checks each field against its bound, and the ID number's form: 18 characters, the
+    /// first 17 digits and the last a digit or X (or the old 15 digits).
+    pub fn check(&self) -> Result<(), FieldError> {
+        if let Some(age) = self.age
+            && age > AGE_MAX
+        {
+            return Err(FieldError::Range {
+                field: "party age",
+                value: i64::from(age),
+                min: 0,
+                max: i64::from(AGE_MAX),
+            });
+        }
+        check_text("party ethnicity", &self.ethnicity, 16, false)?;
+        check_text(
+            "party occupation",
+            &self.occupation,
+            limits::NAME_CHARS_MAX * 2,
+            false,
+        )?;
+        check_text(
+            "party address",
+            &self.address,
+            limits::NAME_CHARS_MAX * 2,
+            false,
+        )?;
+        let id = self.id_number.as_str();
+        let well_formed = id.is_empty()
+            || (id.len() == 18
+                && id.bytes().take(17).all(|b| b.is_ascii_digit())
+                && id
+                    .bytes()
+                    .last()
+                    .is_some_and(|b| b.is_ascii_digit() || b == b'X'))
+            || (id.len() == 15 && id.bytes().all(|b| b.is_ascii_digit()));
+        if !well_formed {
+            return Err(FieldError::Format {
+                field: "party ID number",
+            });
+        }
+        Ok(())
+    }
+
+    /// The ID number as lists show it: the first three and the last four characters, the
+    /// rest starred. Empty if none was given.
+    pub fn id_masked(&self) -> String {
+        mask_id(&self.id_number)
+    }
+}
+
+/// An ID number with all but its first three and last four characters starred.
+pub fn mask_id(id: &str) -> String {
+    let chars: Vec<char> = id.chars().collect();
+    if chars.len() <= 7 {
+        return "*".repeat(chars.len());
+    }
+    chars
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            if i < 3 || i + 4 >= chars.len() {
+                *c
+            } else {
+                '*'
+            }
+        })
+        .collect()
+}
+
+coded!(
+    /// Where a dispute came to the office from (纠纷来源).
+    Source, "source", {
+        /// 当事人申请.
+        Applied = "applied", "当事人申请", "a party applied";
+        /// 主动排查.
+        Screening = "screening", "排查发现", "found by screening";
+        /// 网格员上报.
+        Grid = "grid", "网格员上报", "reported by a grid worker";
+        /// 派出所移送.
+        Police = "police", "派出所移送", "passed on by the police station";
+        /// 法院委派（委托）.
+        Court = "court", "法院委派", "delegated by a court";
+        /// 部门移交.
+        Department = "department", "部门移交", "passed on by a department";
+        /// 其他.
+        Other = "other", "其他", "other";
+    }
+);
+
+coded!(
+    /// A petition's type (信访事项类型), which decides how it is handled.
+    PetitionType, "petition type", {
+        /// 建议意见类.
+        Suggestion = "suggestion", "建议意见", "suggestion";
+        /// 检举控告类.
+        Accusation = "accusation", "检举控告", "accusation";
+        /// 申诉求决类.
+        Appeal = "appeal", "申诉求决", "appeal or request";
+    }
+);
+
+/// What intake records of the matter itself (record schema 2), beside the parties: where it
+/// came from, where it happened, what is at stake and how many people it involves, and for
+/// a petition its type and the flags 三无 counts.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, Reconcile, Hydrate)]
+pub struct Matter {
+    /// 纠纷来源.
+    pub source: Option<Source>,
+    /// 发生地点.
+    pub place: String,
+    /// 涉及金额, in whole yuan.
+    pub amount_yuan: Option<u64>,
+    /// 涉及人数.
+    pub people: Option<u32>,
+    /// 信访类型 (petitions).
+    pub petition_type: Option<PetitionType>,
+    /// 集体访: five or more people came together (petitions).
+    pub collective: bool,
+    /// 越级访: the petition skipped the level responsible (petitions).
+    pub skip_level: bool,
+}
+
+/// The most people one matter may be said to involve.
+pub const PEOPLE_MAX: u32 = 100_000;
+
+impl Matter {
+    /// Checks each field against its bound.
+    pub fn check(&self) -> Result<(), FieldError> {
+        check_text("place", &self.place, limits::NAME_CHARS_MAX * 2, false)?;
+        if let Some(people) = self.people
+            && people > PEOPLE_MAX
+        {
+            return Err(FieldError::Range {
+                field: "people involved",
+                value: i64::from(people),
+                min: 0,
+                max: i64::from(PEOPLE_MAX),
+            });
+        }
+        if let Some(amount) = self.amount_yuan
+            && amount > 1_000_000_000_000
+        {
+            return Err(FieldError::Range {
+                field: "amount at stake",
+                value: i64::try_from(amount).unwrap_or(i64::MAX),
+                min: 0,
+                max: 1_000_000_000_000,
+            });
+        }
+        Ok(())
+    }
 }
 
 /// Why a typed field was refused.
@@ -230,6 +427,12 @@ pub enum FieldError {
         /// Largest allowed.
         max: i64,
     },
+    /// A text is not in the form the field takes.
+    #[error("{field} is not well formed")]
+    Format {
+        /// The field.
+        field: &'static str,
+    },
     /// A code that does not parse.
     #[error(transparent)]
     Code(#[from] CodeParseError),
@@ -261,6 +464,9 @@ impl Party {
         check_text("party name", &self.name, limits::NAME_CHARS_MAX, true)?;
         if let Some(contact) = &self.contact {
             check_text("party contact", contact, limits::NAME_CHARS_MAX * 2, false)?;
+        }
+        if let Some(details) = &self.details {
+            details.check()?;
         }
         Ok(())
     }

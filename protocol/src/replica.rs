@@ -144,6 +144,16 @@ impl<S: Store> Replica<S> {
         }
     }
 
+    /// Writes the newest schema this build knows that the county's settings allow.
+    fn refresh_schema(&mut self) -> Result<(), ReplicaError<S::Error>> {
+        let settings = self.store.settings().map_err(ReplicaError::Store)?;
+        self.writer.schema = crate::cert::writable_schema(
+            settings.as_ref().map(|s| &s.body),
+            crate::record::SCHEMA_VERSION,
+        );
+        Ok(())
+    }
+
     /// Takes in a new record; returns its id and the signed, stored changes to push.
     pub fn create(
         &mut self,
@@ -154,12 +164,7 @@ impl<S: Store> Replica<S> {
     ) -> Result<(RecordId, Vec<StoredChange>), ReplicaError<S::Error>> {
         self.check_clock(now_ms)?;
         self.check_authority(&new.jurisdictions)?;
-        // The newest schema this build knows that the county allows.
-        let settings = self.store.settings().map_err(ReplicaError::Store)?;
-        self.writer.schema = crate::cert::writable_schema(
-            settings.as_ref().map(|s| &s.body),
-            crate::record::SCHEMA_VERSION,
-        );
+        self.refresh_schema()?;
         let (record, _) = Record::create(&mut self.writer.ctx(now_ms, rng, rules), new)?;
         let changes = commit_local(&mut self.store, &self.identity.key, &record, &[])?;
         self.last_write_ms = self.last_write_ms.max(now_ms);
@@ -180,6 +185,7 @@ impl<S: Store> Replica<S> {
         self.check_not_refused(id)?;
         let mut record = self.record(id)?;
         self.check_authority(record.jurisdictions())?;
+        self.refresh_schema()?;
         let before: Vec<ChangeHash> = record.heads();
         let event = record.apply(&mut self.writer.ctx(now_ms, rng, rules), command)?;
         let changes = commit_local(&mut self.store, &self.identity.key, &record, &before)?;
@@ -209,6 +215,7 @@ impl<S: Store> Replica<S> {
         self.check_clock(now_ms)?;
         self.check_not_refused(record.id())?;
         self.check_authority(record.jurisdictions())?;
+        self.refresh_schema()?;
         let before: Vec<ChangeHash> = record.heads();
         let event = record.apply_chosen(&mut self.writer.ctx(now_ms, rng, rules), chosen)?;
         let changes = commit_local(&mut self.store, &self.identity.key, &record, &before)?;

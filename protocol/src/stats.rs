@@ -209,6 +209,11 @@ fn year_month(ms: u64) -> (i64, i64) {
     (year, month)
 }
 
+/// The year of a time, Beijing time.
+pub fn year_of(ms: u64) -> i64 {
+    civil_date(ms).0
+}
+
 /// `YYYY-MM-DD` of a time, Beijing time.
 pub fn date_of(ms: u64) -> String {
     let (y, m, d) = civil_date(ms);

@@ -8,10 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::deadline::Deadline;
 use crate::division::VillageCode;
-use crate::event::Refer;
+use crate::event::{CaseNumber, Refer};
 use crate::fold::{AgreementState, Conflict, CourtState, Fold, Skipped};
 use crate::id::{CaseId, NodeId, PartyId, PetitionId, RecordId, StaffId};
-use crate::model::{Category, Channel, Kind, PartyRole, Risk};
+use crate::model::{Category, Channel, Kind, Matter, Particulars, Party, PartyRole, Risk};
 use crate::workflow::Status;
 
 /// A party as shown in lists.
@@ -28,6 +28,42 @@ pub struct PartyView {
     /// How to reach them (a phone number), if recorded.
     #[serde(default)]
     pub contact: Option<String>,
+    /// Their particulars (record schema 2), the ID number masked ([`Particulars::id_masked`]).
+    #[serde(default)]
+    pub details: Option<Particulars>,
+    /// A digest of the ID number, to find the person by it without the number in the view.
+    #[serde(default)]
+    pub id_digest: Option<String>,
+}
+
+/// The digest of an ID number that views keep in its place: hex of the first 16 bytes of
+/// its SHA-256, with a lower-case x read as X.
+pub fn id_digest(id_number: &str) -> Option<String> {
+    use sha2::Digest;
+    let id = id_number.trim().to_ascii_uppercase();
+    if id.is_empty() {
+        return None;
+    }
+    let digest = sha2::Sha256::digest(id.as_bytes());
+    Some(digest.iter().take(16).map(|b| format!("{b:02x}")).collect())
+}
+
+impl PartyView {
+    /// A party as lists show it: the ID number masked, and its digest kept for search.
+    pub fn of(id: PartyId, party: &Party) -> PartyView {
+        PartyView {
+            id,
+            name: party.name.clone(),
+            role: party.role,
+            minor: party.minor,
+            contact: party.contact.clone(),
+            id_digest: party.details.as_ref().and_then(|d| id_digest(&d.id_number)),
+            details: party.details.as_ref().map(|d| Particulars {
+                id_number: d.id_masked(),
+                ..d.clone()
+            }),
+        }
+    }
 }
 
 impl PartyView {
@@ -41,6 +77,13 @@ impl PartyView {
         if self.name.contains(needle) {
             return true;
         }
+        let id_like = matches!(needle.len(), 15 | 18)
+            && needle
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b.eq_ignore_ascii_case(&b'x'));
+        if id_like && self.id_digest.is_some() && self.id_digest == id_digest(needle) {
+            return true;
+        }
         let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
         let wanted = digits(needle);
         wanted.len() >= 4
@@ -52,8 +95,12 @@ impl PartyView {
     }
 
     /// Whether this and `other` are the same person as far as the records tell: the same
-    /// name, and the same contact when both have one.
+    /// ID number when both have one; otherwise the same name, and the same contact when
+    /// both have one.
     pub fn same_person(&self, other: &PartyView) -> bool {
+        if let (Some(a), Some(b)) = (&self.id_digest, &other.id_digest) {
+            return a == b;
+        }
         let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
         self.name.trim() == other.name.trim()
             && match (&self.contact, &other.contact) {
@@ -66,7 +113,7 @@ impl PartyView {
 /// The form of a view, raised whenever a view gains a field that is read from its record:
 /// a node makes again every view an older build stored (and a view a newer daemon sends an
 /// older command line takes the new fields' defaults).
-pub const VIEW_FORM: u32 = 3;
+pub const VIEW_FORM: u32 = 4;
 
 /// What every record's view has.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -143,6 +190,12 @@ pub struct Common {
     /// holds them (see `revoke::beyond_frontier`); it implies `needs_review`.
     #[serde(default)]
     pub revoked_entries: bool,
+    /// The matter's particulars taken at intake (record schema 2).
+    #[serde(default)]
+    pub matter: Option<Matter>,
+    /// The case's number, and the office that issued it (record schema 2).
+    #[serde(default)]
+    pub number: Option<(NodeId, CaseNumber)>,
 }
 
 /// A person who handles a record, at their office.
@@ -299,13 +352,7 @@ impl View {
             parties: fold
                 .parties
                 .iter()
-                .map(|(id, p)| PartyView {
-                    id: *id,
-                    name: p.name.clone(),
-                    role: p.role,
-                    minor: p.minor,
-                    contact: p.contact.clone(),
-                })
+                .map(|(id, p)| PartyView::of(*id, p))
                 .collect(),
             summary,
             follow_ups: fold.follow_ups,
@@ -335,6 +382,8 @@ impl View {
             referred_ms: fold.referred_ms,
             outcome: fold.outcome,
             revoked_entries: false,
+            matter: fold.matter,
+            number: fold.number,
         };
         Ok(match id {
             RecordId::Owned(_) => {

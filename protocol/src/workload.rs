@@ -138,6 +138,7 @@ pub fn new_record(rng: &mut dyn RngCore, kind: Kind, villages: &[VillageCode]) -
         },
         minor: false,
         contact: None,
+        details: None,
     }];
     if kind == Kind::Case {
         // Two people, never one person twice: a same name takes the next given name.
@@ -155,6 +156,7 @@ pub fn new_record(rng: &mut dyn RngCore, kind: Kind, villages: &[VillageCode]) -
             role: PartyRole::Respondent,
             minor: chance(rng, 3),
             contact: None,
+            details: None,
         });
     }
     NewRecord {
@@ -169,7 +171,84 @@ pub fn new_record(rng: &mut dyn RngCore, kind: Kind, villages: &[VillageCode]) -
         parties,
         summary: text(rng, summaries(category, kind)),
         note: String::new(),
+        matter: None,
     }
+}
+
+const ETHNICITIES: &[&str] = &["土家族", "土家族", "土家族", "汉族", "汉族", "苗族"];
+const OCCUPATIONS: &[&str] = &["农民", "农民", "个体经营", "务工", "退休教师", "村民小组长"];
+const GROUPS: &[&str] = &["一组", "二组", "三组", "四组", "五组", "六组"];
+
+/// A plausible ID number for a person of `age` born in Shizhu (area code 500240), with its
+/// check character computed as GB 11643 says, so it reads like a real one.
+fn id_number(rng: &mut dyn RngCore, age: u8, female: bool) -> String {
+    let year = 2026 - u32::from(age);
+    let month = 1 + rng.next_u32() % 12;
+    let day = 1 + rng.next_u32() % 28;
+    let order = (rng.next_u32() % 500) * 2 + u32::from(!female);
+    let body = format!("500240{year:04}{month:02}{day:02}{order:03}");
+    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    let sum: u32 = body
+        .bytes()
+        .zip(WEIGHTS)
+        .map(|(b, w)| u32::from(b - b'0') * w)
+        .sum();
+    let check = b"10X98765432"
+        .get((sum % 11) as usize)
+        .copied()
+        .map_or('0', char::from);
+    format!("{body}{check}")
+}
+
+/// Fills in what a schema 2 intake takes (see `record::SCHEMA_VERSION`): each party's
+/// particulars and phone, and the matter's source, place, amount and people, as an office
+/// in Shizhu would write them. The simulator's workload stays at schema 1.
+pub fn with_particulars(rng: &mut dyn RngCore, new: &mut NewRecord, village: &str) {
+    for party in &mut new.parties {
+        let age = if party.minor {
+            10 + (rng.next_u32() % 7) as u8
+        } else {
+            24 + (rng.next_u32() % 52) as u8
+        };
+        let female = chance(rng, 45);
+        party.contact = Some(format!(
+            "1{}{:09}",
+            pick(rng, &[3, 5, 8]).copied().unwrap_or(3),
+            rng.next_u32() % 1_000_000_000
+        ));
+        party.details = Some(crate::model::Particulars {
+            sex: Some(if female {
+                crate::model::Sex::Female
+            } else {
+                crate::model::Sex::Male
+            }),
+            age: Some(age),
+            ethnicity: text(rng, ETHNICITIES),
+            occupation: if party.minor {
+                "学生".into()
+            } else {
+                text(rng, OCCUPATIONS)
+            },
+            address: format!("石柱土家族自治县{village}{}", text(rng, GROUPS)),
+            id_number: if party.minor {
+                String::new()
+            } else {
+                id_number(rng, age, female)
+            },
+        });
+    }
+    let sources = crate::model::Source::ALL;
+    new.matter = Some(crate::model::Matter {
+        source: pick(rng, sources).copied(),
+        place: format!("{village}{}", text(rng, GROUPS)),
+        amount_yuan: chance(rng, 60).then(|| u64::from(rng.next_u32() % 200 + 1) * 500),
+        people: Some(new.parties.len() as u32 + rng.next_u32() % 3),
+        petition_type: (new.kind == Kind::Petition)
+            .then(|| pick(rng, crate::model::PetitionType::ALL).copied())
+            .flatten(),
+        collective: new.kind == Kind::Petition && chance(rng, 5),
+        skip_level: new.kind == Kind::Petition && chance(rng, 5),
+    });
 }
 
 /// The event types that the rules allow next on a record in the state `fold`.
@@ -222,13 +301,16 @@ pub fn next_command(rng: &mut dyn RngCore, fold: &Fold) -> Option<Command> {
     };
     let body = match ty {
         EventType::Intake => return None,
-        EventType::Accept => Body::Accept(note(
-            rng,
-            &[
-                "经审查，属于受理范围，予以受理。",
-                "当事人申请调解，双方同意，予以受理。",
-            ],
-        )),
+        EventType::Accept => Body::Accept(crate::event::Acceptance {
+            note: text(
+                rng,
+                &[
+                    "经审查，属于受理范围，予以受理。",
+                    "当事人申请调解，双方同意，予以受理。",
+                ],
+            ),
+            number: None,
+        }),
         EventType::NotAccept => Body::NotAccept(Note {
             note: "不属于信访事项受理范围".into(),
         }),

@@ -6,14 +6,15 @@ mod common;
 use automerge::transaction::Transactable;
 use automerge::{Automerge, ROOT, ScalarValue};
 use common::*;
-use guihe_protocol::event::{Body, Note};
-use guihe_protocol::record::{DocError, Record};
+use guihe_protocol::event::{Acceptance, Body};
+use guihe_protocol::record::{DocError, Record, SCHEMA_VERSION};
 use proptest::prelude::*;
 
 fn saved_case() -> Vec<u8> {
     let mut o = Office::new(3, "ma.gr");
     let mut r = o.create(new_case(&["500240101201"]));
-    o.record(&mut r, Body::Accept(Note::default())).unwrap();
+    o.record(&mut r, Body::Accept(Acceptance::default()))
+        .unwrap();
     r.save()
 }
 
@@ -66,15 +67,15 @@ fn unknown_schema_version_is_a_typed_error() {
     let record = Record::load(&saved_case()).unwrap();
     let mut doc = record.doc().clone();
     doc.transact::<_, _, automerge::AutomergeError>(|tx| {
-        tx.put(ROOT, "schema", ScalarValue::Uint(2))?;
+        tx.put(ROOT, "schema", ScalarValue::Uint(SCHEMA_VERSION + 1))?;
         Ok(())
     })
     .unwrap();
     assert_eq!(
         Record::load(&doc.save()).unwrap_err(),
         DocError::Schema {
-            found: 2,
-            supported: 1
+            found: SCHEMA_VERSION + 1,
+            supported: SCHEMA_VERSION
         }
     );
 }

@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use guihe_protocol::division::Division;
-use guihe_protocol::event::{Body, Note, Refer, ReferLevel};
+use guihe_protocol::event::{Acceptance, Body, Note, Refer, ReferLevel};
 use guihe_protocol::model::{Party, PartyRole, Risk};
 use guihe_protocol::stats::{Stats, compute};
 use guihe_protocol::view::View;
@@ -25,7 +25,7 @@ fn a_dashboard_counts_what_its_division_holds() {
     // V1: a case resolved then closed.
     let mut resolved = office.create(new_case(&[V1]));
     office
-        .record(&mut resolved, Body::Accept(Note::default()))
+        .record(&mut resolved, Body::Accept(Acceptance::default()))
         .unwrap();
     office
         .record(
@@ -44,12 +44,13 @@ fn a_dashboard_counts_what_its_division_holds() {
         role: PartyRole::Other,
         minor: true,
         contact: None,
+        details: None,
     });
     views.push(office.create(major).view(&rules).unwrap());
     // V2: a failed case, referred to the township.
     let mut failed = office.create(new_case(&[V2]));
     office
-        .record(&mut failed, Body::Accept(Note::default()))
+        .record(&mut failed, Body::Accept(Acceptance::default()))
         .unwrap();
     office
         .record(
@@ -130,7 +131,7 @@ fn figures(office: &Office, records: &[&guihe_protocol::record::Record]) -> Stat
 fn mediating(office: &mut Office) -> guihe_protocol::record::Record {
     let mut r = office.create(new_case(&[V1]));
     office
-        .record(&mut r, Body::Accept(Note::default()))
+        .record(&mut r, Body::Accept(Acceptance::default()))
         .unwrap();
     office
         .record(
@@ -227,7 +228,7 @@ fn a_petition_is_never_in_the_dispute_rate() {
         .unwrap();
     let mut petition = office.create(new_petition(V1));
     office
-        .record(&mut petition, Body::Accept(note("")))
+        .record(&mut petition, Body::Accept(Acceptance::default()))
         .unwrap();
     office
         .record(&mut petition, Body::Reply(note("已书面答复")))

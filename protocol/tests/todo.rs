@@ -7,7 +7,9 @@ use common::*;
 
 use guihe_protocol::deadline::{DeadlineKind, DeadlineState};
 use guihe_protocol::division::Division;
-use guihe_protocol::event::{Agreement, AgreementForm, Assign, Body, Note, Refer, ReferLevel};
+use guihe_protocol::event::{
+    Acceptance, Agreement, AgreementForm, Assign, Body, Note, Refer, ReferLevel,
+};
 use guihe_protocol::id::NodeId;
 use guihe_protocol::record::Record;
 use guihe_protocol::todo::{Desk, Item, Why, todo};
@@ -39,7 +41,8 @@ fn note(text: &str) -> Note {
 fn a_petition_received_13_days_ago_tops_the_list_with_two_days_left() {
     let mut o = Office::new(1, "tan.dm");
     let mut case = o.create(new_case(&[VILLAGE]));
-    o.record(&mut case, Body::Accept(note(""))).unwrap();
+    o.record(&mut case, Body::Accept(Acceptance::default()))
+        .unwrap();
     let mut new = new_petition(VILLAGE);
     new.received_ms = Some(o.now_ms - 13 * DAY_MS);
     let petition = o.create(new);
@@ -57,7 +60,8 @@ fn a_petition_received_13_days_ago_tops_the_list_with_two_days_left() {
     );
     // Accepted: the acceptance deadline is met, the handling deadline (60 days) is next.
     let mut petition = petition;
-    o.record(&mut petition, Body::Accept(note(""))).unwrap();
+    o.record(&mut petition, Body::Accept(Acceptance::default()))
+        .unwrap();
     let items = list(&o, &[&case, &petition], "tan.dm");
     assert!(matches!(
         items.first().map(|i| i.why),
@@ -72,7 +76,8 @@ fn a_petition_received_13_days_ago_tops_the_list_with_two_days_left() {
 fn a_resolved_case_shows_its_follow_up_on_the_day_set_and_leaves_once_visited() {
     let mut o = Office::new(1, "tan.dm");
     let mut r = o.create(new_case(&[VILLAGE]));
-    o.record(&mut r, Body::Accept(note(""))).unwrap();
+    o.record(&mut r, Body::Accept(Acceptance::default()))
+        .unwrap();
     o.record(
         &mut r,
         Body::Session(guihe_protocol::event::Session {

@@ -47,6 +47,7 @@ impl Scene {
             role: PartyRole::Other,
             minor: true,
             contact: None,
+            details: None,
         });
         new.restricted = true;
         let (id, _) = village
@@ -281,6 +282,10 @@ fn an_event_in_another_nodes_name_is_refused_at_township_and_county() {
             autosurgeon::hydrate_prop(doc, &events, last).unwrap();
         event.id = guihe_protocol::id::EventId::from_bytes([7; 16]);
         event.node = township_node.parse().unwrap();
+        // (A body autosurgeon writes as the record does: no optional field left null.)
+        event.body = guihe_protocol::event::Body::FollowUp(guihe_protocol::event::Note {
+            note: "电话回访".into(),
+        });
         event.hlc.wall_ms = u64::MAX / 2;
         forged_event = Some(event.clone());
         autosurgeon::reconcile_insert(tx, events, last + 1, &event).unwrap();
@@ -575,9 +580,10 @@ fn every_kind_of_entry_a_command_writes_passes_the_rules() {
         role: PartyRole::Respondent,
         minor: false,
         contact: Some("13800000000".into()),
+        details: None,
     };
     let mut case = vec![
-        Body::Accept(note("")),
+        Body::Accept(Acceptance::default()),
         Body::Assign(Assign {
             to: "tan.dm".parse().unwrap(),
             note: "负责".into(),
@@ -689,7 +695,10 @@ fn every_kind_of_entry_a_command_writes_passes_the_rules() {
             at_ms: None,
             body: Body::Amend(Amend {
                 target: None,
-                change: Change::Party(PartyFix { id, party }),
+                change: Change::Party(PartyFix {
+                    id,
+                    party: party.clone(),
+                }),
                 reason: "更正姓名".into(),
             }),
         },
@@ -697,7 +706,7 @@ fn every_kind_of_entry_a_command_writes_passes_the_rules() {
     // A petition through its own steps, and one that is not accepted.
     for bodies in [
         vec![
-            Body::Accept(note("")),
+            Body::Accept(Acceptance::default()),
             Body::Extend(Extend {
                 days: 30,
                 reason: "需调查".into(),
@@ -722,7 +731,111 @@ fn every_kind_of_entry_a_command_writes_passes_the_rules() {
             run(&mut s, petition, Command::Event { at_ms: None, body });
         }
     }
-    assert!(written >= 20, "{written} entries written");
+    // Schema 2: a party with particulars, added and corrected; a case number; a record
+    // taken in with the matter's particulars. Refused while the county allows schema 1.
+    let particulars = guihe_protocol::model::Particulars {
+        sex: Some(guihe_protocol::model::Sex::Female),
+        age: Some(47),
+        ethnicity: "土家族".into(),
+        occupation: "农民".into(),
+        address: "石柱土家族自治县某村三组".into(),
+        id_number: "50024019790305002X".into(),
+    };
+    let detailed = Party {
+        details: Some(particulars),
+        ..party.clone()
+    };
+    let number = Body::Accept(Acceptance {
+        note: String::new(),
+        number: Some(CaseNumber { year: 2026, seq: 7 }),
+    });
+    assert!(matches!(
+        s.village.apply(
+            case_id,
+            s.county.now_ms,
+            &mut s.county.rng,
+            &s.county.rules,
+            Command::AddParty {
+                party: detailed.clone(),
+                reason: "追加".into()
+            }
+        ),
+        Err(ReplicaError::Command(CommandError::SchemaNotAllowed {
+            needed: 2,
+            allowed: 1
+        }))
+    ));
+    // The county allows schema 2.
+    let settings = s
+        .county
+        .root
+        .settings(guihe_protocol::cert::SettingsBody {
+            version: 1,
+            record_schema: 2,
+            issued_ms: s.county.now_ms,
+        })
+        .unwrap();
+    s.village.store.put_settings(&settings).unwrap();
+    run(
+        &mut s,
+        case_id,
+        Command::AddParty {
+            party: detailed.clone(),
+            reason: "追加当事人".into(),
+        },
+    );
+    run(
+        &mut s,
+        case_id,
+        Command::Event {
+            at_ms: None,
+            body: Body::Amend(Amend {
+                target: None,
+                change: Change::Party(PartyFix {
+                    id,
+                    party: detailed.clone(),
+                }),
+                reason: "补充当事人情况".into(),
+            }),
+        },
+    );
+    let numbered = {
+        s.county.now_ms += 60_000;
+        let mut new = workload::new_record(&mut s.county.rng, Kind::Case, &[V1.parse().unwrap()]);
+        workload::with_particulars(&mut s.county.rng, &mut new, "某村");
+        s.village
+            .create(s.county.now_ms, &mut s.county.rng, &s.county.rules, new)
+            .unwrap()
+            .0
+    };
+    run(
+        &mut s,
+        numbered,
+        Command::Event {
+            at_ms: None,
+            body: number,
+        },
+    );
+    let view = s
+        .village
+        .record(numbered)
+        .unwrap()
+        .view(&s.county.rules)
+        .unwrap();
+    assert_eq!(
+        view.common().number.map(|(_, n)| n),
+        Some(CaseNumber { year: 2026, seq: 7 })
+    );
+    assert!(view.common().matter.is_some());
+    assert!(
+        view.common()
+            .parties
+            .iter()
+            .filter_map(|p| p.details.as_ref())
+            .all(|d| d.id_number.is_empty() || d.id_number.contains("*******")),
+        "ID numbers are masked in views"
+    );
+    assert!(written >= 23, "{written} entries written");
     // And every one of them is accepted at the township.
     sync(&s.county, &mut s.village, &mut s.township).unwrap();
     assert!(s.township.store.quarantined().unwrap().is_empty());
@@ -736,7 +849,7 @@ fn every_kind_of_entry_a_command_writes_passes_the_rules() {
 fn a_record_of_a_newer_schema_is_held_never_quarantined() {
     use automerge::legacy::{Key, OpType};
     let mut s = Scene::new(31, Kind::Case);
-    // The village (upgraded) writes a record whose schema is 2.
+    // The village (upgraded) writes a record of a schema newer than this build's.
     let other = s.county.case(&mut s.village, &[V1], 1);
     let changes: Vec<StoredChange> = s
         .village
@@ -752,7 +865,9 @@ fn a_record_of_a_newer_schema_is_held_never_quarantined() {
     let mut e = first.decode();
     for op in &mut e.operations {
         if op.key == Key::Map("schema".into()) {
-            op.action = OpType::Put(ScalarValue::Uint(2));
+            op.action = OpType::Put(ScalarValue::Uint(
+                guihe_protocol::record::SCHEMA_VERSION + 1,
+            ));
         }
     }
     e.hash = None;

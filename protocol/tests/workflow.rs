@@ -13,8 +13,8 @@ use common::*;
 use guihe_protocol::deadline::{Deadline, DeadlineKind, DeadlineState};
 use guihe_protocol::event::EventType;
 use guihe_protocol::event::{
-    Agreement, AgreementForm, Amend, Assign, Body, Change, Court, Extend, Note, Outcome,
-    ProtectionRequest, Refer, ReferLevel, Review, Satisfaction, Session,
+    Acceptance, Agreement, AgreementForm, Amend, Assign, Body, Change, Court, Extend, Note,
+    Outcome, ProtectionRequest, Refer, ReferLevel, Review, Satisfaction, Session,
 };
 use guihe_protocol::fold::{ConflictAbout, Refusal};
 use guihe_protocol::id::EventId;
@@ -34,7 +34,7 @@ fn note(text: &str) -> Note {
 }
 
 fn accept() -> Body {
-    Body::Accept(Note::default())
+    Body::Accept(Acceptance::default())
 }
 
 fn session() -> Body {
@@ -135,6 +135,7 @@ fn minor(name: &str) -> Party {
         role: PartyRole::Other,
         minor: true,
         contact: None,
+        details: None,
     }
 }
 
@@ -432,7 +433,7 @@ fn a_second_intake_is_refused() {
     assert_refused(
         &mut o,
         &mut r,
-        Body::Intake(Note::default()),
+        Body::Intake(Default::default()),
         Refusal::SecondIntake,
     );
 }

@@ -1021,3 +1021,150 @@ fn a_departed_mediators_open_records_are_handed_to_a_colleague() {
             .contains("没有这条记录")
     );
 }
+
+/// Record schema 2 waits for the county: a party's particulars and the matter's are
+/// refused (in Chinese, nothing written) until the county's settings allow schema 2, and
+/// the intake form offers them only then. Once allowed, an ID number is checked, kept in
+/// the record, masked on every page and in the API's lists, and finds the person in a
+/// search; each case accepted gets the office's next number.
+#[test]
+fn particulars_wait_for_the_county_then_are_kept_masked_and_numbered() {
+    let mut lab = Lab::new("particulars");
+    lab.add("township", "township", TOWNSHIP, None);
+    lab.add("village", "village", VILLAGE, Some("township"));
+    lab.start("village");
+    let api = Api::new(&lab, "village");
+    let (status, body) = api.post(
+        "/api/v1/staff",
+        json!({"name": "tan", "display": "谭德明", "role": "mediator", "password": "long-enough-1"}),
+    );
+    assert_eq!(status, 201, "{body}");
+    let web = Web::sign_in(&api, "tan", "long-enough-1");
+    let id_number = "500240197003050017";
+    let detailed = || {
+        let mut form = intake();
+        form["parties"][0] = json!({
+            "name": "谭德明", "sex": "male", "age": 56, "ethnicity": "土家族",
+            "occupation": "农民", "address": "石柱土家族自治县示例村三组",
+            "contact": "13800001111", "id_number": id_number
+        });
+        form["matter"] =
+            json!({"source": "grid", "place": "示例村三组", "amount_yuan": 800, "people": 2});
+        form
+    };
+
+    // Schema 1 until the county says otherwise: refused, in Chinese, nothing written.
+    let (status, page) = web.get("/new");
+    assert_eq!(status, 200);
+    assert!(!page.contains("name=\"id_number0\""), "{page}");
+    let before = api.count();
+    let (status, body) = api.post("/api/v1/cases", detailed());
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message_zh"]
+            .as_str()
+            .is_some_and(|m| m.contains("第1版") && m.contains("第2版")),
+        "{body}"
+    );
+    assert_eq!(api.count(), before);
+
+    let county_key = lab.dir.join("county/county.key");
+    lab.ok(
+        "village",
+        &[
+            "settings",
+            "--county-key",
+            guihe_tests::arg(&county_key),
+            "--record-schema",
+            "2",
+        ],
+    );
+    let (_, page) = web.get("/new");
+    assert!(
+        page.contains("name=\"id_number0\"") && page.contains("name=\"source\""),
+        "{page}"
+    );
+
+    // A malformed ID number and a wrong age are refused by name, in Chinese.
+    let today = day(0);
+    let form = |id: &str, age: &str| {
+        vec![
+            ("kind", "case".to_string()),
+            ("village", VILLAGE.to_string()),
+            ("date", today.clone()),
+            ("category", "neighbour".to_string()),
+            ("risk", "general".to_string()),
+            ("party0", "冉秀英".to_string()),
+            ("age0", age.to_string()),
+            ("id_number0", id.to_string()),
+            ("summary", "借用农具未归还发生争执".to_string()),
+        ]
+    };
+    let post = |fields: Vec<(&str, String)>| {
+        let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        web.post("/new", &fields)
+    };
+    let (status, page, _) = post(form("5002401970", "40"));
+    assert_eq!(status, 400, "{page}");
+    assert!(page.contains("身份证号码应为18位"), "{page}");
+    assert!(page.contains("5002401970"), "what was typed stays: {page}");
+    let (status, page, _) = post(form("", "四十"));
+    assert_eq!(status, 422, "{page}");
+    assert!(page.contains("年龄请填整数"), "{page}");
+    let (status, page, _) = post(form("", "200"));
+    assert_eq!(status, 400, "{page}");
+    assert!(page.contains("年龄应在0到130之间"), "{page}");
+    assert_eq!(api.count(), before);
+
+    // Allowed now: kept, masked wherever lists and pages show it, found by it.
+    let (status, body) = api.post("/api/v1/cases", detailed());
+    assert_eq!(status, 201, "{body}");
+    let id = body["id"].as_str().unwrap().to_string();
+    let (_, list) = api.get("/api/v1/records");
+    let list = list.to_string();
+    assert!(
+        !list.contains(id_number) && list.contains("500***********0017"),
+        "{list}"
+    );
+    let (_, page) = web.get(&format!("/records/{id}"));
+    assert!(
+        !page.contains(id_number)
+            && page.contains("500***********0017")
+            && page.contains("土家族")
+            && page.contains("来源：网格员上报"),
+        "{page}"
+    );
+    let (_, page) = web.get(&format!("/search?q={id_number}"));
+    assert!(page.contains(&id[..13]), "found by the ID number: {page}");
+    let (_, page) = web.get("/search?q=500240197003050025");
+    assert!(!page.contains(&id[..13]), "another ID number: {page}");
+    let (_, csv) = web.get("/export.csv");
+    assert!(!csv.contains(id_number), "{csv}");
+
+    // Accepted cases are numbered by the office, one after another.
+    let (status, body) = api.post(
+        &format!("/api/v1/records/{id}/events"),
+        json!({"type": "accept"}),
+    );
+    assert!(status < 300, "{body}");
+    let (status, second) = api.post("/api/v1/cases", intake());
+    assert_eq!(status, 201, "{second}");
+    let second = second["id"].as_str().unwrap().to_string();
+    let (status, body) = api.post(
+        &format!("/api/v1/records/{second}/events"),
+        json!({"type": "accept"}),
+    );
+    assert!(status < 300, "{body}");
+    let year = &today[..4];
+    let (_, page) = web.get(&format!("/records/{id}"));
+    assert!(page.contains(&format!("（{year}）调字第1号")), "{page}");
+    let (_, page) = web.get(&format!("/records/{second}"));
+    assert!(page.contains(&format!("（{year}）调字第2号")), "{page}");
+    assert!(!page.contains("编号重复"), "{page}");
+    // The agreement's paper names the party in full.
+    let (_, paper) = web.get(&format!("/records/{id}/print/application"));
+    assert!(
+        paper.contains(id_number) && paper.contains("56岁"),
+        "{paper}"
+    );
+}

@@ -363,6 +363,29 @@ async fn a_mediator_records_a_case_that_reaches_the_county_and_restricted_record
     }
     let village = url(&lab, "village");
     let county = url(&lab, "county");
+    // The county allows record schema 2 (the parties' particulars, the matter's, case
+    // numbers); its settings reach the village by sync.
+    let county_key = lab.dir.join("county/county.key");
+    lab.ok(
+        "county",
+        &[
+            "settings",
+            "--county-key",
+            guihe_tests::arg(&county_key),
+            "--record-schema",
+            "2",
+        ],
+    );
+    lab.wait_for(
+        "the county's settings at the village",
+        std::time::Duration::from_secs(60),
+        || {
+            std::fs::read_to_string(lab.data("village").join("status.json"))
+                .ok()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                .is_some_and(|s| s["record_schema"] == 2)
+        },
+    );
 
     let port = free_port();
     let _driver = Driver(
@@ -380,7 +403,56 @@ async fn a_mediator_records_a_case_that_reaches_the_county_and_restricted_record
     sign_in(&c, &village, "tan", "tan-pass-2026").await;
     c.goto(&format!("{village}/new")).await.unwrap();
     shot(&c, "intake").await;
-    let case = intake(&c, &village, "谭德明", false, "两户因排水沟堵塞发生争执").await;
+    // Two parties with their particulars, and the matter's source, place and amount.
+    choose(&c, "category", "neighbour").await;
+    for (name, value) in [
+        ("party0", "谭德明"),
+        ("age0", "56"),
+        ("ethnicity0", "土家族"),
+        ("occupation0", "农民"),
+        ("address0", "石柱土家族自治县示例村三组"),
+        ("contact0", "13800001111"),
+        ("id_number0", "500240197003050017"),
+        ("party1", "冉光荣"),
+        ("age1", "49"),
+        ("ethnicity1", "汉族"),
+        ("occupation1", "个体经营"),
+        ("address1", "石柱土家族自治县示例村四组"),
+        ("place", "示例村三组水沟"),
+        ("amount", "800"),
+        ("people", "2"),
+        ("summary", "两户因排水沟堵塞发生争执"),
+    ] {
+        fill(&c, name, value).await;
+    }
+    choose(&c, "sex0", "male").await;
+    choose(&c, "sex1", "male").await;
+    choose(&c, "role1", "respondent").await;
+    choose(&c, "source", "applied").await;
+    // A fourth party row on request; what was typed stays.
+    submit(&c, "more").await;
+    assert!(c.find(Locator::Css("input[name=party3]")).await.is_ok());
+    let page = c.source().await.unwrap();
+    assert!(page.contains("500240197003050017") && page.contains("示例村三组水沟"));
+    shot(&c, "intake-particulars").await;
+    submit(&c, "save").await;
+    let case = c
+        .current_url()
+        .await
+        .unwrap()
+        .path()
+        .strip_prefix("/records/")
+        .expect("intake with particulars failed")
+        .to_string();
+    let page = c.source().await.unwrap();
+    assert!(
+        page.contains("500***********0017")
+            && !page.contains("500240197003050017")
+            && page.contains("土家族")
+            && page.contains("来源：当事人申请")
+            && page.contains("涉及金额：800元"),
+        "the record page shows the particulars, the ID number masked: {page}"
+    );
     // Only the steps the record's state allows: no session before it is accepted.
     let page = c.source().await.unwrap();
     assert!(
@@ -418,10 +490,15 @@ async fn a_mediator_records_a_case_that_reaches_the_county_and_restricted_record
             "两户共同清理水沟，费用平摊",
             "按指印",
             "人民调解委员会（印章）",
-            "调字第",
-            "性别",
-            "民族",
-            "住址",
+            "调字第1号",
+            "土家族",
+            "56岁",
+            "石柱土家族自治县示例村三组",
+            "13800001111",
+            "公民身份号码",
+            "500240197003050017",
+            "冉光荣",
+            "个体经营",
         ],
     )
     .await;

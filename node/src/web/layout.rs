@@ -34,7 +34,7 @@ header a{color:#fff;text-decoration:none}header .who{margin-left:auto}\
 main{padding:1em;max-width:1100px}table{border-collapse:collapse;width:100%;background:#fff}\
 td,th{border:1px solid #ddd;padding:.3em .5em;text-align:left;font-size:14px}th{background:#eee}\
 .flag{color:#a00;font-weight:bold}.muted{color:#777}.card{display:inline-block;background:#fff;border:1px solid #ddd;padding:.6em 1em;margin:.3em;min-width:9em}\
-.card b{display:block;font-size:1.6em}form.inline{display:inline}label{display:block;margin:.4em 0}\
+.card b{display:block;font-size:1.6em}form.inline{display:inline}label{display:block;margin:.4em 0}fieldset.party label,fieldset.matter label{display:inline-block;margin:.3em 1.2em .3em 0}fieldset.party select,fieldset.matter select{width:auto;max-width:100%}fieldset{min-width:0;max-width:60em}fieldset input{max-width:100%;box-sizing:border-box}\
 input[type=text],input[type=password],select,textarea{font-size:15px;padding:.25em;max-width:40em;width:100%}\
 .error{background:#fde;border:1px solid #c99;padding:.5em;margin:.5em 0}button{font-size:15px;padding:.3em 1em}\
 input[type=date],input[type=number]{font-size:15px;padding:.25em}.required{color:#a00;font-size:13px}\
@@ -42,7 +42,7 @@ details.step{background:#fff;border:1px solid #ddd;margin:.4em 0;padding:.3em .8
 details.step summary{cursor:pointer;font-size:16px;padding:.2em 0}details.step[open] summary{font-weight:bold}\
 .late{font-size:12px;border:1px solid #a00;padding:0 .3em;margin-left:.3em}\
 .id{font-size:13px;color:#777;word-break:break-all}.chart{overflow-x:auto}\
-@media (max-width:640px){main{padding:.5em}header{gap:.4em .8em;font-size:14px;padding:.4em .6em}\
+@media (max-width:640px){main{padding:.5em}fieldset{margin:.4em 0;padding:.3em .5em}fieldset.party label,fieldset.matter label{display:block;margin:.3em 0}header{gap:.4em .8em;font-size:14px;padding:.4em .6em}\
 h1{font-size:1.4em}table{display:block;overflow-x:auto}\
 table.cards,table.cards tbody,table.cards tr,table.cards td{display:block;width:auto}\
 table.cards tr:first-child{display:none}table.cards tr{border:1px solid #ddd;margin:.4em 0;background:#fff}\

@@ -28,7 +28,7 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde::Deserialize;
 
 use crate::accounts::StaffRole;
-use crate::api::{Call, NewForm, PartyForm, Reply};
+use crate::api::{Call, MatterForm, NewForm, PartyForm, Reply};
 use crate::app::{AppState, SESSION_TTL, WebSession, call, status_report};
 use crate::local::now_ms;
 

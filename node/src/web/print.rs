@@ -4,10 +4,12 @@
 //! 回访记录, and the 卷宗 cover with its contents.
 //!
 //! Each is a page of its own with no menu, in Chinese only (a court reads it), dates as
-//! 2026年3月5日, and no ids or codes. What the record does not hold yet (a party's sex,
-//! age, ethnicity, occupation and address; the case number) is a blank to fill in by hand.
+//! 2026年3月5日, and no ids or codes. What the record does not hold (a party's particulars
+//! and the case number before record schema 2; the office's short name) is a blank to fill
+//! in by hand.
 
 use guihe_protocol::event::{Body, Event};
+use guihe_protocol::model::Party;
 
 use super::*;
 use crate::api::Detail;
@@ -28,20 +30,26 @@ body{font-family:'Noto Serif CJK SC','Noto Sans CJK SC','SimSun',serif;font-size
 h1{text-align:center;font-size:24px;letter-spacing:.3em;margin:.4em 0}.no{text-align:right}\
 table{border-collapse:collapse;width:100%}td,th{border:1px solid #000;padding:.3em .5em;text-align:left;vertical-align:top}\
 .blank{display:inline-block;min-width:6em;border-bottom:1px solid #000}.line{border-bottom:1px solid #000;min-height:1.9em}\
-.sign{margin-top:2em}.sign p{margin:.8em 0}.seal{text-align:right;margin-top:2em}\
+table.party{margin:.4em 0}table.party th{white-space:nowrap;width:1%}.sign{margin-top:2em}.sign p{margin:.8em 0}.seal{text-align:right;margin-top:2em}\
 @media screen{body{padding:1em}.noprint{margin-bottom:1em}}@media print{.noprint{display:none}}";
 
 fn blank() -> Markup {
     html! { span.blank { "\u{3000}" } }
 }
 
-/// The case number as printed, with blanks where the office's numbering goes.
-fn number(received_ms: u64) -> Markup {
-    let year = guihe_protocol::stats::date_of(received_ms)
-        .get(..4)
-        .unwrap_or("")
-        .to_string();
-    html! { p.no { "（" (year) "）" (blank()) "调字第" (blank()) "号" } }
+/// The case number as printed: the number the office gave the case on acceptance (record
+/// schema 2), with a blank for the office's short name; blanks where there is none.
+fn number(detail: &Detail) -> Markup {
+    let c = detail.view.common();
+    match c.number {
+        Some((_, n)) => html! {
+            p.no { "（" (n.year) "）" (blank()) "调字第" (n.seq) "号" }
+        },
+        None => {
+            let year = guihe_protocol::stats::year_of(c.received_ms);
+            html! { p.no { "（" (year) "）" (blank()) "调字第" (blank()) "号" } }
+        }
+    }
 }
 
 /// Who recorded an entry: a display name where the office knows it, else a blank to sign
@@ -53,15 +61,52 @@ fn author(detail: &Detail, here: &guihe_protocol::id::NodeId, e: &Event) -> Mark
     }
 }
 
-/// The parties' particulars, as article 29 asks: what the record holds, blanks for the rest.
-fn parties(detail: &Detail) -> Markup {
+/// The parties as a paper names them: from the record's view (ID numbers masked), or,
+/// for the application and the agreement, as the record holds them (`Call::Parties`).
+fn view_parties(detail: &Detail) -> Vec<Party> {
+    detail
+        .view
+        .common()
+        .parties
+        .iter()
+        .map(|p| Party {
+            name: p.name.clone(),
+            role: p.role,
+            minor: p.minor,
+            contact: p.contact.clone(),
+            details: p.details.clone(),
+        })
+        .collect()
+}
+
+/// The parties' particulars, as article 29 asks: a small table for each party, with what
+/// the record holds and blanks for the rest.
+fn parties(parties: &[Party]) -> Markup {
+    let or_blank = |text: &str| -> Markup {
+        if text.trim().is_empty() {
+            blank()
+        } else {
+            html! { (text) }
+        }
+    };
     html! {
-        @for p in &detail.view.common().parties {
-            p {
-                (p.role.label_zh()) "：" (p.name) "，性别" (blank()) "，年龄" (blank()) "，民族" (blank())
-                "，职业或工作单位" (blank()) "，住址" (blank()) "，联系方式"
-                @match &p.contact { Some(c) => { (c) } None => { (blank()) } }
-                "。"
+        @for p in parties {
+            @let d = p.details.clone().unwrap_or_default();
+            table.party {
+                tr {
+                    th { (p.role.label_zh()) } td { (p.name) }
+                    th { "性别" } td { (or_blank(d.sex.map_or("", |s| s.label_zh()))) }
+                    th { "年龄" } td { @match d.age { Some(a) => { (a) "岁" } None => { (blank()) } } }
+                    th { "民族" } td { (or_blank(&d.ethnicity)) }
+                }
+                tr {
+                    th { "职业或工作单位" } td colspan="3" { (or_blank(&d.occupation)) }
+                    th { "联系方式" } td colspan="3" { (or_blank(p.contact.as_deref().unwrap_or(""))) }
+                }
+                tr { th { "住所" } td colspan="7" { (or_blank(&d.address)) } }
+                @if !d.id_number.is_empty() {
+                    tr { th { "公民身份号码" } td colspan="7" { (d.id_number) } }
+                }
             }
         }
     }
@@ -83,12 +128,12 @@ fn signatures(detail: &Detail, at_ms: Option<u64>) -> Markup {
     }
 }
 
-fn application(detail: &Detail) -> Markup {
+fn application(detail: &Detail, full: &[Party]) -> Markup {
     let c = detail.view.common();
     html! {
         h1 { "人民调解申请书" }
         h2 { "申请人与被申请人" }
-        (parties(detail))
+        (parties(full))
         h2 { "纠纷简要情况" }
         p { (c.summary) }
         h2 { "申请事项" }
@@ -109,11 +154,11 @@ fn register(detail: &Detail, here: &guihe_protocol::id::NodeId) -> Markup {
         .find(|e| matches!(e.body, Body::Accept(_)));
     html! {
         h1 { "受理登记表" }
-        (number(c.received_ms))
+        (number(detail))
         table {
             tr { th { "收到日期" } td { (date_zh(c.received_ms)) } th { "纠纷类别" } td { (c.category.label_zh()) } }
             tr { th { "风险等级" } td { (c.risk.label_zh()) } th { "受理日期" } td { @match accepted { Some(e) => { (date_zh(e.at_ms)) } None => { "未受理" } } } }
-            tr { th { "当事人" } td colspan="3" { (parties(detail)) } }
+            tr { th { "当事人" } td colspan="3" { (parties(&view_parties(detail))) } }
             tr { th { "纠纷简要情况" } td colspan="3" { (c.summary) } }
             tr { th { "受理意见" } td colspan="3" { @match accepted { Some(e) => { (crate::words::entry_sentence(detail, Some(here), e, true)) } None => {} } div.line {} } }
         }
@@ -129,7 +174,7 @@ fn sessions(detail: &Detail, here: &guihe_protocol::id::NodeId) -> Markup {
         .collect();
     html! {
         h1 { "调解笔录" }
-        (number(detail.view.common().received_ms))
+        (number(detail))
         @if held.is_empty() { p { "尚无调解记录。" } }
         @for (i, e) in held.iter().enumerate() {
             @if let Body::Session(s) = &e.body {
@@ -146,7 +191,7 @@ fn sessions(detail: &Detail, here: &guihe_protocol::id::NodeId) -> Markup {
     }
 }
 
-fn agreement(detail: &Detail) -> Markup {
+fn agreement(detail: &Detail, full: &[Party]) -> Markup {
     let c = detail.view.common();
     let agreed = detail.timeline.iter().rev().find_map(|e| match &e.body {
         Body::Agreement(a) => Some((e, a)),
@@ -154,9 +199,9 @@ fn agreement(detail: &Detail) -> Markup {
     });
     html! {
         h1 { "人民调解协议书" }
-        (number(c.received_ms))
+        (number(detail))
         h2 { "一、当事人基本情况" }
-        (parties(detail))
+        (parties(full))
         h2 { "二、纠纷的主要事实、争议事项及各方当事人的责任" }
         p { (c.summary) }
         div.line { } div.line { }
@@ -184,7 +229,7 @@ fn follow_up(detail: &Detail, here: &guihe_protocol::id::NodeId) -> Markup {
         .collect();
     html! {
         h1 { "回访记录" }
-        (number(detail.view.common().received_ms))
+        (number(detail))
         table {
             tr { th { "日期" } th { "回访人" } th { "情况" } }
             @for e in &visits {
@@ -202,7 +247,7 @@ fn cover(detail: &Detail, here: &guihe_protocol::id::NodeId) -> Markup {
     let c = detail.view.common();
     html! {
         h1 { @if detail.view.kind() == guihe_protocol::model::Kind::Case { "人民调解卷宗" } @else { "信访事项卷宗" } }
-        (number(c.received_ms))
+        (number(detail))
         table {
             tr { th { "案由" } td { (c.category.label_zh()) @if !c.category.label_zh().ends_with("纠纷") && !c.category.label_zh().ends_with("争议") { "纠纷" } } }
             tr { th { "当事人" } td { @for p in &c.parties { (p.name) "（" (p.role.label_zh()) "） " } } }
@@ -280,11 +325,23 @@ pub(super) async fn print_paper(
         );
     };
     let here = ctx.node;
+    // The application and the agreement name each party in full (their ID numbers too).
+    let full = if matches!(paper.as_str(), "application" | "agreement") {
+        match call(&state, None, Call::Parties { id: id.clone() }).await {
+            Ok(Reply::Parties(p)) => p.into_iter().map(|(_, p)| p).collect(),
+            Ok(_) => {
+                return message_page(ctx.lang, Some(&ctx), StatusCode::INTERNAL_SERVER_ERROR, "?");
+            }
+            Err(e) => return api_error_page(&ctx, e),
+        }
+    } else {
+        Vec::new()
+    };
     let body = match paper.as_str() {
-        "application" => application(&detail),
+        "application" => application(&detail, &full),
         "register" => register(&detail, &here),
         "sessions" => sessions(&detail, &here),
-        "agreement" => agreement(&detail),
+        "agreement" => agreement(&detail, &full),
         "follow-up" => follow_up(&detail, &here),
         _ => cover(&detail, &here),
     };

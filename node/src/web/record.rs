@@ -244,8 +244,39 @@ pub(super) async fn record_view(
                 "This record holds entries of a revoked office node that had not reached the county when it was revoked (perhaps a thief's, on a stolen PC): kept for review; check them against the paper file and have the township correct them if needed.")) }
         }
         p { (t("村", "Villages")) ": " (c.jurisdictions.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")) }
-        p { (t("当事人", "Parties")) ": "
-            @for p in &c.parties { (p.name) "（" (p.role.label_zh()) @if p.minor { "，" (t("未成年", "minor")) } "） " }
+        @if let Some((_, number)) = c.number {
+            p id="case-number" { (t("编号", "Number")) ": " (guihe_protocol::numbering::printed(number, ""))
+                @if detail.duplicate_number {
+                    " " span.flag { (t("编号重复：本机另有记录使用同一编号，请核对纸质卷宗后更正。", "duplicate: another record here holds the same number; check the paper file")) }
+                }
+            }
+        }
+        @if c.parties.iter().any(|p| p.details.is_some()) {
+            h2 { (t("当事人", "Parties")) }
+            table.cards id="parties" {
+                tr { th { (t("姓名", "Name")) } th { (t("身份", "Role")) } th { (t("性别", "Sex")) } th { (t("年龄", "Age")) } th { (t("民族", "Ethnicity")) } th { (t("职业或工作单位", "Occupation")) } th { (t("住所", "Address")) } th { (t("联系电话", "Phone")) } th { (t("身份证号码", "ID number")) } }
+                @for p in &c.parties {
+                    @let d = p.details.clone().unwrap_or_default();
+                    tr {
+                        td { (p.name) @if p.minor { "（" (t("未成年", "minor")) "）" } }
+                        td { (t(p.role.label_zh(), p.role.label_en())) }
+                        td { (d.sex.map_or("", |x| t(x.label_zh(), x.label_en()))) }
+                        td { (d.age.map(|a| a.to_string()).unwrap_or_default()) }
+                        td { (d.ethnicity) }
+                        td { (d.occupation) }
+                        td { (d.address) }
+                        td { (p.contact.clone().unwrap_or_default()) }
+                        td { (d.id_number) }
+                    }
+                }
+            }
+        } @else {
+            p { (t("当事人", "Parties")) ": "
+                @for p in &c.parties { (p.name) "（" (p.role.label_zh()) @if p.minor { "，" (t("未成年", "minor")) } "） " }
+            }
+        }
+        @if let Some(m) = &c.matter {
+            p id="matter" { (t("事项情况", "The matter")) ": " (crate::words::matter(m, ctx.lang == Lang::Zh)) }
         }
         p { (t("摘要", "Summary")) ": " (c.summary) }
         @if !c.deadlines.is_empty() {

@@ -45,6 +45,8 @@ impl<'a> Folder<'a> {
                 entered_ms: 0,
                 outcome: None,
                 summary: None,
+                matter: None,
+                number: None,
             },
             position: BTreeMap::new(),
             ancestors: Vec::new(),
@@ -199,8 +201,11 @@ impl<'a> Folder<'a> {
             .handlers
             .insert((event.node, event.staff.clone()));
 
-        if pos == 0 && matches!(event.body, Body::Intake(_)) {
+        if pos == 0
+            && let Body::Intake(intake) = &event.body
+        {
             self.state.entered_ms = event.hlc.wall_ms;
+            self.state.matter = intake.matter.clone();
             self.state.applied += 1;
             return;
         }
@@ -238,7 +243,10 @@ impl<'a> Folder<'a> {
         let s = &mut self.state;
         match &event.body {
             Body::Intake(_) => {}
-            Body::Accept(_) => {
+            Body::Accept(a) => {
+                if let Some(number) = a.number {
+                    s.number.get_or_insert((event.node, number));
+                }
                 s.accepted_ms = Some(at);
                 s.decided_ms.get_or_insert(at);
             }

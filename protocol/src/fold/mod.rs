@@ -256,6 +256,13 @@ pub struct Fold {
     /// at intake.
     #[serde(default)]
     pub summary: Option<String>,
+    /// The matter's particulars taken at intake (record schema 2).
+    #[serde(default)]
+    pub matter: Option<crate::model::Matter>,
+    /// The case's number and the office that issued it: the first acceptance that carries
+    /// one (record schema 2).
+    #[serde(default)]
+    pub number: Option<(NodeId, crate::event::CaseNumber)>,
 }
 
 impl Fold {

@@ -54,7 +54,7 @@ pub(crate) fn check_created(
 ) -> Result<(RecordId, Vec<VillageCode>), RuleError> {
     let content = |e: &dyn std::fmt::Display| RuleError::Content(e.to_string());
     match root.get("schema").and_then(serde_json::Value::as_u64) {
-        Some(SCHEMA_VERSION) => {}
+        Some(1..=SCHEMA_VERSION) => {}
         Some(found) if found > SCHEMA_VERSION => return Err(RuleError::Schema(found)),
         _ => return Err(RuleError::Content("schema version".into())),
     }

@@ -102,6 +102,33 @@ pub struct NewRecord {
     pub summary: String,
     /// A note on the intake.
     pub note: String,
+    /// The matter's particulars (record schema 2).
+    pub matter: Option<Matter>,
+}
+
+/// The oldest record schema that can hold what `body` writes: 2 for the particulars of a
+/// party or a matter and for a case number, 1 otherwise.
+fn schema_of_body(body: &Body) -> u64 {
+    let details = |p: &Party| p.details.is_some();
+    let two = match body {
+        Body::Intake(i) => i.matter.is_some(),
+        Body::Accept(a) => a.number.is_some(),
+        Body::Amend(Amend {
+            change: Change::Party(fix),
+            ..
+        }) => details(&fix.party),
+        _ => false,
+    };
+    if two { 2 } else { 1 }
+}
+
+/// Refuses what needs a newer schema than the county allows (`cert::writable_schema`):
+/// offices not yet upgraded could not read it.
+fn check_schema(needed: u64, allowed: u64) -> Result<(), CommandError> {
+    if needed > allowed {
+        return Err(CommandError::SchemaNotAllowed { needed, allowed });
+    }
+    Ok(())
 }
 
 /// A command chosen from a record's fold (see [`Record::choose`]), with the fold.
@@ -161,6 +188,13 @@ impl Record {
         }
         for p in &new.parties {
             p.check()?;
+            if p.details.is_some() {
+                check_schema(2, ctx.schema)?;
+            }
+        }
+        if let Some(matter) = &new.matter {
+            matter.check()?;
+            check_schema(2, ctx.schema)?;
         }
         check_text("summary", &new.summary, SUMMARY_CHARS_MAX, true)?;
         check_text("note", &new.note, NOTE_CHARS_MAX, false)?;
@@ -185,7 +219,7 @@ impl Record {
             .map(|p| (PartyId::random(ctx.rng).to_string(), p))
             .collect();
         let header = Header {
-            // This build writes every schema version up to its own (there is one so far).
+            // This build writes every schema version up to its own.
             schema: ctx.schema.clamp(1, SCHEMA_VERSION),
             kind: new.kind,
             id,
@@ -205,7 +239,10 @@ impl Record {
             node: ctx.author.node,
             staff: ctx.author.staff.clone(),
             after: Vec::new(),
-            body: Body::Intake(Note { note: new.note }),
+            body: Body::Intake(crate::event::Intake {
+                note: new.note,
+                matter: new.matter,
+            }),
         };
         let mut doc = Automerge::new().with_actor(ctx.actor.clone());
         let event_id = event.id;
@@ -297,6 +334,9 @@ impl Record {
             Command::Event { at_ms, body } => (at_ms, body, None),
             Command::AddParty { party, reason } => {
                 party.check()?;
+                if party.details.is_some() {
+                    check_schema(2, ctx.schema)?;
+                }
                 if header.parties.len() >= PARTIES_MAX {
                     return Err(CommandError::TooManyParties);
                 }
@@ -334,6 +374,7 @@ impl Record {
             });
         }
         body.check()?;
+        check_schema(schema_of_body(&body), ctx.schema)?;
         if let Some((id, party)) = &new_party {
             folder.note_party(*id, party.clone());
         }

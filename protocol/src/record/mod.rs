@@ -37,7 +37,7 @@ use crate::fold::{Fold, Folder, Refusal, Start};
 use crate::hlc;
 use crate::id::{CaseId, EventId, NodeId, PartyId, PetitionId, RecordId, StaffId};
 use crate::model::{
-    Category, Channel, FieldError, Kind, Party, Risk, check_text,
+    Category, Channel, FieldError, Kind, Matter, Party, Risk, check_text,
     limits::{
         AFTER_MAX, EVENTS_MAX, JURISDICTIONS_MAX, NOTE_CHARS_MAX, PARTIES_MAX, SUMMARY_CHARS_MAX,
     },
@@ -53,7 +53,17 @@ pub(crate) use commands::commit_options;
 pub use commands::{Author, Chosen, Command, Ctx, NewRecord, Writer};
 
 /// The schema version this code writes and reads.
-pub const SCHEMA_VERSION: u64 = 1;
+///
+/// | version | adds |
+/// |---|---|
+/// | 1 | the layout above |
+/// | 2 | a party's particulars (`Party::details`), the matter's particulars at intake (`Intake::matter`), a case's number on acceptance (`Acceptance::number`) |
+///
+/// A record's `schema` is the version its first change was written in. Version 2's fields
+/// are optional and absent from a record that does not use them, so a version 1 record is a
+/// version 2 record as it stands; a node writes them only when the county's settings allow
+/// version 2 (`cert::writable_schema`), once every office reads it.
+pub const SCHEMA_VERSION: u64 = 2;
 
 /// How far in the future an event's business time may lie, against the caller's `now`:
 /// a few minutes of clock difference between the office PC and a phone.
@@ -146,6 +156,17 @@ pub enum CommandError {
     /// The record is full.
     #[error("the record already holds {EVENTS_MAX} events")]
     TooManyEvents,
+    /// What the command writes needs a newer record schema than the county's settings allow:
+    /// offices not yet upgraded could not read it.
+    #[error(
+        "this needs record schema {needed}, and the county's settings allow schema {allowed} so far"
+    )]
+    SchemaNotAllowed {
+        /// The schema the command needs.
+        needed: u64,
+        /// The newest the settings allow.
+        allowed: u64,
+    },
     /// A petition needs the channel it arrived by; a case has none.
     #[error("a petition needs a channel (letter, visit, phone, online) and a case has none")]
     Channel,
@@ -371,7 +392,7 @@ impl Record {
     pub fn from_doc(doc: Automerge) -> Result<Record, DocError> {
         match doc.get(ROOT, "schema")? {
             Some((Value::Scalar(s), _)) => match s.as_u64() {
-                Some(SCHEMA_VERSION) => {}
+                Some(1..=SCHEMA_VERSION) => {}
                 Some(found) => {
                     return Err(DocError::Schema {
                         found,
@@ -718,6 +739,32 @@ mod tests {
         assert!(events > 400, "{events} events");
     }
 
+    /// Schema 2's optional fields (a party's `details`, an intake's `matter`, an
+    /// acceptance's `number`) are left out when there are none, where autosurgeon writes a
+    /// null: both read back as `None`. This takes autosurgeon's nulls out of `value`.
+    fn without_absent_optionals(value: automerge::hydrate::Value) -> automerge::hydrate::Value {
+        use automerge::hydrate::Value as H;
+        match value {
+            H::Map(map) => {
+                let kept: std::collections::HashMap<String, H> = map
+                    .iter()
+                    .filter(|(k, v)| {
+                        !(matches!(k.as_str(), "details" | "matter" | "number")
+                            && matches!(&v.value, H::Scalar(automerge::ScalarValue::Null)))
+                    })
+                    .map(|(k, v)| (k.to_string(), without_absent_optionals(v.value.clone())))
+                    .collect();
+                H::Map(kept.into())
+            }
+            H::List(list) => H::from(
+                list.iter()
+                    .map(|v| without_absent_optionals(v.value.clone()))
+                    .collect::<Vec<_>>(),
+            ),
+            other => other,
+        }
+    }
+
     /// A command writes an event and a party in one batch (`rules::event_value`,
     /// `party_value`): what it stores is exactly what autosurgeon stored before, for every
     /// event and party of a village's year, so readers of every version read it alike.
@@ -746,7 +793,7 @@ mod tests {
             let list = tx.put_object(ROOT, "l", ObjType::List).unwrap();
             write(&mut tx, list.clone(), batch);
             tx.commit();
-            ReadDoc::hydrate(&doc, &list, None).unwrap()
+            without_absent_optionals(ReadDoc::hydrate(&doc, &list, None).unwrap())
         };
         let (mut events, mut parties) = (0, 0);
         for (id, changes) in by_record {
@@ -819,7 +866,7 @@ mod tests {
             .unwrap();
             assert_eq!(
                 ReadDoc::hydrate(record.doc(), &ROOT, None).unwrap(),
-                ReadDoc::hydrate(&old, &ROOT, None).unwrap(),
+                without_absent_optionals(ReadDoc::hydrate(&old, &ROOT, None).unwrap()),
                 "{}",
                 record.id()
             );

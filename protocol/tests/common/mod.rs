@@ -85,16 +85,19 @@ pub fn new_case(villages: &[&str]) -> NewRecord {
                 role: PartyRole::Applicant,
                 minor: false,
                 contact: None,
+                details: None,
             },
             Party {
                 name: "冉光荣".into(),
                 role: PartyRole::Respondent,
                 minor: false,
                 contact: Some("13800000000".into()),
+                details: None,
             },
         ],
         summary: "两户因宅基地界线发生争执。".into(),
         note: String::new(),
+        matter: None,
     }
 }
 
@@ -109,6 +112,7 @@ pub fn new_petition(village: &str) -> NewRecord {
             role: PartyRole::Petitioner,
             minor: false,
             contact: None,
+            details: None,
         }],
         ..new_case(&[village])
     }
