@@ -789,7 +789,12 @@ fn run(local: &mut Local, call: Call) -> Result<(Reply, Vec<StoredChange>), ApiE
                 }
             }
             let next_steps = record
-                .next_steps(&local.config.deadlines, crate::local::now_ms())
+                .next_steps(
+                    &local.config.deadlines,
+                    crate::local::now_ms(),
+                    local.replica.identity.cert.body.division,
+                    local.writable_schema()?,
+                )
                 .map_err(|e| ApiError::Internal(e.to_string()))?;
             let refused_upstream = local
                 .replica
@@ -799,17 +804,20 @@ fn run(local: &mut Local, call: Call) -> Result<(Reply, Vec<StoredChange>), ApiE
                 .into_iter()
                 .find(|r| r.record == id)
                 .map(|r| r.code);
-            let duplicate_number = match view.common().number {
-                Some(number) => {
-                    let same: Vec<_> = local
-                        .fresh()?
-                        .iter()
-                        .filter(|(_, (v, _))| v.common().number == Some(number))
-                        .map(|(other, _)| (*other, number))
-                        .collect();
-                    guihe_protocol::numbering::duplicates(same).contains(&id)
-                }
-                None => false,
+            let numbers = &view.common().numbers;
+            let duplicate_number = !numbers.is_empty() && {
+                let same: Vec<_> = local
+                    .fresh()?
+                    .iter()
+                    .flat_map(|(other, (v, _))| {
+                        v.common()
+                            .numbers
+                            .iter()
+                            .filter(|n| numbers.contains(n))
+                            .map(|n| (*other, *n))
+                    })
+                    .collect();
+                guihe_protocol::numbering::duplicates(same).contains(&id)
             };
             Ok((
                 Reply::Detail(Box::new(Detail {

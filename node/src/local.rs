@@ -497,18 +497,16 @@ impl Local {
         if matches!(
             &command,
             Command::Event {
-                body: guihe_protocol::event::Body::Accept(_),
+                body: guihe_protocol::event::Body::Accept(_)
+                    | guihe_protocol::event::Body::Receive(_),
                 ..
             }
         ) {
-            let schema = guihe_protocol::cert::writable_schema(
-                self.replica.store.settings()?.as_ref().map(|s| &s.body),
-                guihe_protocol::record::SCHEMA_VERSION,
-            );
+            let schema = self.writable_schema()?;
             let held: Vec<_> = self
                 .fresh()?
                 .values()
-                .filter_map(|(v, _)| v.common().number)
+                .flat_map(|(v, _)| v.common().numbers.iter().copied())
                 .collect();
             guihe_protocol::numbering::number_acceptance(
                 &mut command,
@@ -526,6 +524,15 @@ impl Local {
             .store
             .put_last_write_ms(self.replica.last_write_ms)?;
         Ok(changes)
+    }
+
+    /// The record schema this node writes: the newest it knows that the county's settings
+    /// allow.
+    pub fn writable_schema(&self) -> Result<u64, LocalError> {
+        Ok(guihe_protocol::cert::writable_schema(
+            self.replica.store.settings()?.as_ref().map(|s| &s.body),
+            guihe_protocol::record::SCHEMA_VERSION,
+        ))
     }
 
     /// The views of every record held.

@@ -98,7 +98,7 @@ fn sentence_named(
             Some(m) => then(matter(m, zh), &i.note),
             None => i.note.clone(),
         },
-        Body::Accept(a) => match a.number {
+        Body::Accept(a) | Body::Receive(a) => match a.number {
             Some(n) => then(
                 if zh {
                     format!("编号：{}。", guihe_protocol::numbering::printed(n, ""))
@@ -115,7 +115,10 @@ fn sentence_named(
         Body::NotAccept(n) | Body::Fail(n) | Body::Reopen(n) => {
             then(t("原因：", "Reason: "), &n.note)
         }
-        Body::Reply(n) | Body::ReexamAnswer(n) => n.note.clone(),
+        Body::Reply(n)
+        | Body::ReexamAnswer(n)
+        | Body::RecheckRequest(n)
+        | Body::RecheckAnswer(n) => n.note.clone(),
         Body::Assign(a) => {
             let to = names
                 .get(a.to.as_str())

@@ -30,6 +30,11 @@ pub struct Deadlines {
     pub petition_reexam_request_days: u32,
     /// Days to answer a re-examination (30).
     pub petition_reexam_answer_days: u32,
+    /// Days the petitioner has to ask the level above to review the re-examination
+    /// opinion (复核, 30).
+    pub petition_recheck_request_days: u32,
+    /// Days for the level above to give its review opinion (30).
+    pub petition_recheck_answer_days: u32,
     /// Days after an agreement within which judicial confirmation may be sought (30).
     pub judicial_confirmation_days: u32,
     /// Hours for a court to decide a protection order (72).
@@ -53,6 +58,8 @@ impl Default for Deadlines {
             petition_extension_days_max: 30,
             petition_reexam_request_days: 30,
             petition_reexam_answer_days: 30,
+            petition_recheck_request_days: 30,
+            petition_recheck_answer_days: 30,
             judicial_confirmation_days: 30,
             protection_order_hours: 72,
             protection_order_urgent_hours: 24,
@@ -84,6 +91,10 @@ crate::model::coded!(
         ReexamRequestWindow = "reexam_request_window", "复查申请期限", "re-examination window";
         /// Answer a re-examination.
         ReexamAnswer = "reexam_answer", "复查答复期限", "re-examination answer";
+        /// The petitioner's window to ask the level above for a review (informational).
+        RecheckRequestWindow = "recheck_request_window", "复核申请期限", "review request window";
+        /// The level above answers the review.
+        RecheckAnswer = "recheck_answer", "复核答复期限", "review answer";
         /// The window to apply for judicial confirmation of an agreement.
         JudicialConfirmation = "judicial_confirmation", "司法确认申请期限", "judicial confirmation";
         /// A court's decision on a protection order.
@@ -98,7 +109,9 @@ impl DeadlineKind {
     pub fn is_parties_window(self) -> bool {
         matches!(
             self,
-            DeadlineKind::ReexamRequestWindow | DeadlineKind::JudicialConfirmation
+            DeadlineKind::ReexamRequestWindow
+                | DeadlineKind::RecheckRequestWindow
+                | DeadlineKind::JudicialConfirmation
         )
     }
 }

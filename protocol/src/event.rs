@@ -68,7 +68,7 @@ pub enum Body {
     /// 受理: the office takes the matter on.
     #[autosurgeon(rename = "accept")]
     Accept(Acceptance),
-    /// 不予受理: a petition is not accepted (petitions only).
+    /// 不予受理: the matter is not accepted (petitions; cases from record schema 2).
     #[autosurgeon(rename = "not_accept")]
     NotAccept(Note),
     /// 指派: a staff member is put in charge.
@@ -132,6 +132,17 @@ pub enum Body {
     /// 审核: settles contradictions that concurrent entries caused.
     #[autosurgeon(rename = "review")]
     Review(Review),
+    /// 接收: the office a record was referred to takes it on (record schema 2); it may
+    /// number the case as its own.
+    #[autosurgeon(rename = "receive")]
+    Receive(Acceptance),
+    /// 复核申请: the petitioner asks the level above to review the re-examination (petitions
+    /// only, record schema 2).
+    #[autosurgeon(rename = "recheck_request")]
+    RecheckRequest(Note),
+    /// 复核意见: the level above answers (petitions only, record schema 2).
+    #[autosurgeon(rename = "recheck_answer")]
+    RecheckAnswer(Note),
 }
 
 /// A free-text note.
@@ -377,6 +388,9 @@ pub enum EventType {
     Reopen,
     Amend,
     Review,
+    Receive,
+    RecheckRequest,
+    RecheckAnswer,
 }
 
 impl EventType {
@@ -406,6 +420,9 @@ impl EventType {
             EventType::Reopen => "reopen",
             EventType::Amend => "amend",
             EventType::Review => "review",
+            EventType::Receive => "receive",
+            EventType::RecheckRequest => "recheck_request",
+            EventType::RecheckAnswer => "recheck_answer",
         }
     }
 
@@ -435,6 +452,9 @@ impl EventType {
             EventType::Reopen => "reopen",
             EventType::Amend => "correction",
             EventType::Review => "review",
+            EventType::Receive => "take on a referral",
+            EventType::RecheckRequest => "request for review by the level above",
+            EventType::RecheckAnswer => "review opinion of the level above",
         }
     }
 }
@@ -466,6 +486,9 @@ impl EventType {
             EventType::Reopen => "重新办理",
             EventType::Amend => "更正",
             EventType::Review => "审核",
+            EventType::Receive => "接收移交",
+            EventType::RecheckRequest => "申请复核",
+            EventType::RecheckAnswer => "复核意见",
         }
     }
 }
@@ -549,12 +572,15 @@ impl EventType {
             | EventType::Resolve
             | EventType::FollowUp
             | EventType::Close
-            | EventType::ReexamRequest => &[NOTE],
+            | EventType::ReexamRequest
+            | EventType::Receive
+            | EventType::RecheckRequest => &[NOTE],
             EventType::NotAccept
             | EventType::Fail
             | EventType::Reopen
             | EventType::Reply
-            | EventType::ReexamAnswer => &[NOTE_REQUIRED],
+            | EventType::ReexamAnswer
+            | EventType::RecheckAnswer => &[NOTE_REQUIRED],
             EventType::Review => REVIEW,
             EventType::Assign => ASSIGN,
             EventType::Session => SESSION,
@@ -583,6 +609,12 @@ impl Body {
                 note: note.note,
                 number: None,
             }),
+            EventType::Receive => Body::Receive(Acceptance {
+                note: note.note,
+                number: None,
+            }),
+            EventType::RecheckRequest => Body::RecheckRequest(note),
+            EventType::RecheckAnswer => Body::RecheckAnswer(note),
             EventType::NotAccept => Body::NotAccept(note),
             EventType::Assign => Body::Assign(Assign {
                 to: StaffId::from_str_unchecked("staff"),
@@ -668,6 +700,9 @@ impl Body {
             Body::Reopen(_) => EventType::Reopen,
             Body::Amend(_) => EventType::Amend,
             Body::Review(_) => EventType::Review,
+            Body::Receive(_) => EventType::Receive,
+            Body::RecheckRequest(_) => EventType::RecheckRequest,
+            Body::RecheckAnswer(_) => EventType::RecheckAnswer,
         }
     }
 
@@ -683,7 +718,7 @@ impl Body {
                 }
                 note("note", &i.note)
             }
-            Body::Accept(a) => {
+            Body::Accept(a) | Body::Receive(a) => {
                 if let Some(n) = a.number
                     && n.seq == 0
                 {
@@ -696,11 +731,15 @@ impl Body {
                 }
                 note("note", &a.note)
             }
-            Body::Resolve(n) | Body::FollowUp(n) | Body::Close(n) | Body::ReexamRequest(n) => {
-                note("note", &n.note)
-            }
+            Body::Resolve(n)
+            | Body::FollowUp(n)
+            | Body::Close(n)
+            | Body::ReexamRequest(n)
+            | Body::RecheckRequest(n) => note("note", &n.note),
             Body::NotAccept(n) | Body::Fail(n) | Body::Reopen(n) => required("reason", &n.note),
-            Body::Reply(n) | Body::ReexamAnswer(n) => required("reply", &n.note),
+            Body::Reply(n) | Body::ReexamAnswer(n) | Body::RecheckAnswer(n) => {
+                required("reply", &n.note)
+            }
             Body::Assign(a) => note("note", &a.note),
             Body::Session(s) => {
                 note("place", &s.place)?;

@@ -101,6 +101,12 @@ impl Refusal {
                 format!("延期天数应为1到{max}天，填的是{days}天。")
             }
             Refusal::ReexamAlreadyRequested => "已经申请过复查，不能重复申请。".into(),
+            Refusal::RecheckAlreadyRequested => "已经申请过复核，不能重复申请。".into(),
+            Refusal::RecheckWithoutReexam => "还没有复查意见，不能申请复核。".into(),
+            Refusal::RecheckWindowClosed { due_ms } => format!(
+                "申请复核的期限（收到复查意见后30日）已于{}届满。",
+                crate::stats::date_of(*due_ms)
+            ),
             Refusal::ReexamWindowClosed { due_ms } => {
                 format!("申请复查的期限已于{}届满。", crate::stats::date_of(*due_ms))
             }

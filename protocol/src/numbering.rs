@@ -30,7 +30,7 @@ pub fn next(
     }
 }
 
-/// Gives an acceptance of a case its number, when the record schema the county allows
+/// Gives an acceptance of a case (受理, or 接收 of a referral) its number, when the record schema the county allows
 /// (`schema`) holds numbers and the acceptance has none: the next of `office` for the year
 /// of the acceptance (`now_ms` if the command gives no date), from the numbers `held`.
 pub fn number_acceptance(
@@ -48,7 +48,7 @@ pub fn number_acceptance(
     }
     if let Command::Event {
         at_ms,
-        body: Body::Accept(acceptance),
+        body: Body::Accept(acceptance) | Body::Receive(acceptance),
     } = command
         && acceptance.number.is_none()
     {

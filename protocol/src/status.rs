@@ -28,6 +28,10 @@ coded!(
         Reexamining = "reexamining", "复查中", "under re-examination";
         /// 已复查 (petitions).
         Reexamined = "reexamined", "已复查", "re-examined";
+        /// 复核中 (petitions, record schema 2): the next level reviews the re-examination.
+        Rechecking = "rechecking", "复核中", "under review by the level above";
+        /// 已复核 (petitions, record schema 2).
+        Rechecked = "rechecked", "已复核", "reviewed by the level above";
         /// 已回访.
         FollowedUp = "followed_up", "已回访", "followed up";
         /// 结案.
@@ -48,6 +52,7 @@ impl Status {
                 | Status::Handling
                 | Status::Reopened
                 | Status::Reexamining
+                | Status::Rechecking
         )
     }
 
@@ -56,11 +61,12 @@ impl Status {
         match kind {
             Kind::Case => !matches!(
                 self,
-                Status::NotAccepted
-                    | Status::Handling
+                Status::Handling
                     | Status::Replied
                     | Status::Reexamining
                     | Status::Reexamined
+                    | Status::Rechecking
+                    | Status::Rechecked
             ),
             Kind::Petition => {
                 !matches!(self, Status::Mediating | Status::Resolved | Status::Failed)

@@ -94,7 +94,11 @@ impl Item {
 fn awaits_follow_up(status: Status) -> bool {
     matches!(
         status,
-        Status::Resolved | Status::Referred | Status::Replied | Status::Reexamined
+        Status::Resolved
+            | Status::Referred
+            | Status::Replied
+            | Status::Reexamined
+            | Status::Rechecked
     )
 }
 

@@ -193,9 +193,10 @@ pub struct Common {
     /// The matter's particulars taken at intake (record schema 2).
     #[serde(default)]
     pub matter: Option<Matter>,
-    /// The case's number, and the office that issued it (record schema 2).
+    /// The case's numbers, each with the office that issued it (record schema 2): its
+    /// acceptance's, and that of each office that took it on by referral.
     #[serde(default)]
-    pub number: Option<(NodeId, CaseNumber)>,
+    pub numbers: Vec<(NodeId, CaseNumber)>,
 }
 
 /// A person who handles a record, at their office.
@@ -223,6 +224,16 @@ pub struct Viewer<'a> {
 }
 
 impl Common {
+    /// The case's number as `office` prints it: the number it issued, or else the latest
+    /// one issued.
+    pub fn number_at(&self, office: &NodeId) -> Option<CaseNumber> {
+        self.numbers
+            .iter()
+            .find(|(node, _)| node == office)
+            .or(self.numbers.last())
+            .map(|(_, n)| *n)
+    }
+
     /// Whether the person at the office is in charge of the record: assigned it, or, when
     /// nobody is assigned, one of those who recorded on it.
     pub fn in_charge(&self, node: &NodeId, staff: &StaffId) -> bool {
@@ -383,7 +394,7 @@ impl View {
             outcome: fold.outcome,
             revoked_entries: false,
             matter: fold.matter,
-            number: fold.number,
+            numbers: fold.numbers,
         };
         Ok(match id {
             RecordId::Owned(_) => {

@@ -38,6 +38,8 @@ pub fn transition(kind: Kind, status: Status, ty: EventType) -> Option<Next> {
     match kind {
         Kind::Case => match (ty, status) {
             (E::Accept, S::Registered) => to(S::Accepted),
+            (E::NotAccept, S::Registered) => to(S::NotAccepted),
+            (E::Receive, S::Referred) => to(S::Accepted),
             (E::Assign, S::Registered | S::Accepted | S::Mediating | S::Referred | S::Reopened) => {
                 stay
             }
@@ -52,45 +54,63 @@ pub fn transition(kind: Kind, status: Status, ty: EventType) -> Option<Next> {
             (E::Refer, S::Registered | S::Accepted | S::Mediating | S::Failed | S::Reopened) => {
                 to(S::Referred)
             }
-            (E::FollowUp, S::Resolved | S::Failed | S::Referred | S::FollowedUp) => {
-                to(S::FollowedUp)
-            }
+            (
+                E::FollowUp,
+                S::Resolved | S::Failed | S::Referred | S::FollowedUp | S::NotAccepted,
+            ) => to(S::FollowedUp),
             (
                 E::Satisfaction,
                 S::Resolved | S::Failed | S::Referred | S::FollowedUp | S::Closed,
             ) => stay,
-            (E::Close, S::Resolved | S::Failed | S::Referred | S::FollowedUp) => to(S::Closed),
-            (E::Reopen, S::Resolved | S::Failed | S::Referred | S::FollowedUp | S::Closed) => {
-                to(S::Reopened)
+            (E::Close, S::Resolved | S::Failed | S::Referred | S::FollowedUp | S::NotAccepted) => {
+                to(S::Closed)
             }
+            (
+                E::Reopen,
+                S::Resolved | S::Failed | S::Referred | S::FollowedUp | S::NotAccepted | S::Closed,
+            ) => to(S::Reopened),
             _ => None,
         },
         Kind::Petition => match (ty, status) {
             (E::Accept, S::Registered) => to(S::Accepted),
             (E::NotAccept, S::Registered) => to(S::NotAccepted),
-            (E::Assign, S::Registered | S::Reexamining) => stay,
+            (E::Assign, S::Registered | S::Reexamining | S::Rechecking) => stay,
+            (E::Receive, S::Referred) => to(S::Accepted),
             (E::Assign, S::Accepted | S::Handling | S::Reopened) => to(S::Handling),
             (E::Extend, S::Accepted | S::Handling | S::Reopened) => stay,
             (E::Reply, S::Accepted | S::Handling | S::Reopened) => to(S::Replied),
             (E::Refer, S::Registered | S::Accepted | S::Handling | S::Reopened) => to(S::Referred),
             (E::ReexamRequest, S::Replied | S::FollowedUp) => to(S::Reexamining),
             (E::ReexamAnswer, S::Reexamining) => to(S::Reexamined),
+            (E::RecheckRequest, S::Reexamined | S::FollowedUp) => to(S::Rechecking),
+            (E::RecheckAnswer, S::Rechecking) => to(S::Rechecked),
             (
                 E::FollowUp,
-                S::Replied | S::Reexamined | S::Referred | S::FollowedUp | S::NotAccepted,
+                S::Replied
+                | S::Reexamined
+                | S::Rechecked
+                | S::Referred
+                | S::FollowedUp
+                | S::NotAccepted,
             ) => to(S::FollowedUp),
             (
                 E::Satisfaction,
-                S::Replied | S::Reexamined | S::Referred | S::FollowedUp | S::Closed,
+                S::Replied | S::Reexamined | S::Rechecked | S::Referred | S::FollowedUp | S::Closed,
             ) => stay,
             (
                 E::Close,
-                S::Replied | S::Reexamined | S::Referred | S::FollowedUp | S::NotAccepted,
+                S::Replied
+                | S::Reexamined
+                | S::Rechecked
+                | S::Referred
+                | S::FollowedUp
+                | S::NotAccepted,
             ) => to(S::Closed),
             (
                 E::Reopen,
                 S::Replied
                 | S::Reexamined
+                | S::Rechecked
                 | S::Referred
                 | S::FollowedUp
                 | S::NotAccepted
@@ -118,6 +138,24 @@ pub fn decisive_outcome(ty: EventType) -> Option<Status> {
     }
 }
 
+/// The oldest record schema whose readers know a step: 2 for 接收, 复核 and a case not
+/// accepted (offices of schema 1 would fold them as steps not allowed), 1 for the rest.
+/// A node records such a step only once the county's settings allow schema 2.
+pub fn schema_of(kind: Kind, ty: EventType) -> u64 {
+    match (kind, ty) {
+        (_, EventType::Receive | EventType::RecheckRequest | EventType::RecheckAnswer)
+        | (Kind::Case, EventType::NotAccept) => 2,
+        _ => 1,
+    }
+}
+
+/// Whether an office of `division` records a step at all: a village never takes on a
+/// referral (接收), since records are referred up to a township or the county or out to
+/// a court or another body, never down to a village.
+pub fn recorded_at(ty: EventType, division: crate::division::Division) -> bool {
+    !(ty == EventType::Receive && matches!(division, crate::division::Division::Village(_)))
+}
+
 /// The event types a person may record next on a record of `kind` in `status`, in the
 /// order a form lists them. Context rules of the fold may still refuse one.
 pub fn allowed(kind: Kind, status: Status) -> Vec<EventType> {
@@ -141,12 +179,15 @@ pub const ALL_EVENT_TYPES: &[EventType] = &[
     EventType::ProtectionRequest,
     EventType::ProtectionResult,
     EventType::Refer,
+    EventType::Receive,
     EventType::Resolve,
     EventType::Fail,
     EventType::Extend,
     EventType::Reply,
     EventType::ReexamRequest,
     EventType::ReexamAnswer,
+    EventType::RecheckRequest,
+    EventType::RecheckAnswer,
     EventType::FollowUp,
     EventType::Satisfaction,
     EventType::Close,

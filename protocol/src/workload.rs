@@ -257,6 +257,8 @@ pub fn candidates(fold: &Fold) -> Vec<EventType> {
         .iter()
         .copied()
         .filter(|ty| transition(fold.kind, fold.status, *ty).is_some())
+        // The simulated workload writes record schema 1 (see `with_particulars`).
+        .filter(|ty| crate::workflow::schema_of(fold.kind, *ty) == 1)
         .filter(|ty| match ty {
             EventType::JudicialRequest => fold.agreement.is_some() && !pending(&fold.judicial),
             EventType::JudicialResult => pending(&fold.judicial),
@@ -383,6 +385,16 @@ pub fn next_command(rng: &mut dyn RngCore, fold: &Fold) -> Option<Command> {
         EventType::ReexamAnswer => Body::ReexamAnswer(Note {
             note: "维持原处理意见".into(),
         }),
+        EventType::Receive => Body::Receive(crate::event::Acceptance {
+            note: "乡镇调解委员会接收，继续调解。".into(),
+            number: None,
+        }),
+        EventType::RecheckRequest => {
+            Body::RecheckRequest(note(rng, &["信访人对复查意见不服，请求上一级复核。"]))
+        }
+        EventType::RecheckAnswer => Body::RecheckAnswer(Note {
+            note: "复核维持复查意见".into(),
+        }),
         EventType::FollowUp => Body::FollowUp(Note {
             note: "回访当事人，协议履行良好".into(),
         }),
@@ -425,7 +437,8 @@ fn weight(ty: EventType) -> u32 {
         EventType::Satisfaction => 20,
         EventType::Resolve | EventType::Assign | EventType::JudicialRequest => 10,
         EventType::JudicialResult | EventType::ProtectionResult | EventType::ReexamAnswer => 10,
-        EventType::Extend | EventType::ReexamRequest => 4,
+        EventType::Extend | EventType::ReexamRequest | EventType::RecheckRequest => 4,
+        EventType::Receive | EventType::RecheckAnswer => 10,
         EventType::Refer | EventType::Fail | EventType::NotAccept => 3,
         EventType::ProtectionRequest | EventType::Reopen => 2,
         EventType::Amend => 1,

@@ -823,7 +823,7 @@ fn every_kind_of_entry_a_command_writes_passes_the_rules() {
         .view(&s.county.rules)
         .unwrap();
     assert_eq!(
-        view.common().number.map(|(_, n)| n),
+        view.common().numbers.first().map(|(_, n)| *n),
         Some(CaseNumber { year: 2026, seq: 7 })
     );
     assert!(view.common().matter.is_some());

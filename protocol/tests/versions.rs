@@ -221,7 +221,7 @@ fn records_of_schema_1_load_fold_view_and_their_changes_pass_the_rules() {
         assert_eq!(&view.common().summary, summary, "{id}");
         assert_eq!(record.events().unwrap().events.len(), *events, "{id}");
         // Nothing of schema 2 is read into them.
-        assert!(view.common().matter.is_none() && view.common().number.is_none());
+        assert!(view.common().matter.is_none() && view.common().numbers.is_empty());
         assert!(view.common().parties.iter().all(|p| p.details.is_none()));
     }
     let mut docs: BTreeMap<String, (automerge::Automerge, History)> = BTreeMap::new();

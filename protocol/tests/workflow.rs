@@ -1535,7 +1535,18 @@ fn summary_corrections_in_chinese_are_events_and_concurrent_ones_go_to_review() 
 // ---------------------------------------------------------------------------------------
 
 fn steps(o: &Office, r: &Record) -> Vec<EventType> {
-    r.next_steps(&o.rules, o.now_ms).unwrap()
+    steps_at(o, r, VILLAGE)
+}
+
+/// The steps offered at the office of `division`, writing the schema `o` writes.
+fn steps_at(o: &Office, r: &Record, division: &str) -> Vec<EventType> {
+    r.next_steps(
+        &o.rules,
+        o.now_ms,
+        division.parse().unwrap(),
+        o.writer.schema,
+    )
+    .unwrap()
 }
 
 /// Every step offered is accepted by the command with its fields filled in, and every
@@ -1645,4 +1656,131 @@ fn an_entry_dated_well_before_it_was_made_reads_as_entered_afterwards() {
         !events[0].entered_late(),
         "the intake was made when it says"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// The steps of record schema 2: a case not accepted, a referral taken on, 复核
+// ---------------------------------------------------------------------------------------
+
+const TOWNSHIP: &str = "500240101000";
+
+/// A case the office does not take on (不予受理), a referral the township takes on (接收)
+/// and mediates, and a petition reviewed by the level above (复核): none is offered nor
+/// accepted while the office writes schema 1, and each is once schema 2 is allowed.
+#[test]
+fn the_steps_of_schema_2_wait_for_it_and_then_run_as_the_law_says() {
+    use EventType as E;
+    use guihe_protocol::record::CommandError;
+    let mut o = Office::new(1, "tan.dm");
+
+    // Not accepted: refused at schema 1, and not offered.
+    let mut declined = o.create(new_case(&[VILLAGE]));
+    let not_accept = || Body::NotAccept(note("不属于人民调解受理范围，已告知当事人向法院起诉。"));
+    assert!(!steps(&o, &declined).contains(&E::NotAccept));
+    assert!(matches!(
+        o.record(&mut declined, not_accept()),
+        Err(CommandError::SchemaNotAllowed {
+            needed: 2,
+            allowed: 1
+        })
+    ));
+    o.writer.schema = 2;
+    assert!(steps(&o, &declined).contains(&E::NotAccept));
+    assert_steps_are_the_rules(&mut o, &declined);
+    o.record(&mut declined, not_accept()).unwrap();
+    let v = view(&o, &declined);
+    assert_eq!(v.common().status, Status::NotAccepted);
+    assert_eq!(v.common().outcome, Some(Status::NotAccepted));
+    assert!(steps(&o, &declined).contains(&E::FollowUp));
+    o.record(&mut declined, close()).unwrap();
+
+    // Referred to the township: the village cannot take it on, the township can, and
+    // then mediates it; the matter ends as the township's mediation ended.
+    let mut referred = o.create(new_case(&[VILLAGE]));
+    o.record(&mut referred, accept()).unwrap();
+    o.record(&mut referred, refer()).unwrap();
+    assert_eq!(view(&o, &referred).common().outcome, Some(Status::Referred));
+    assert!(!steps(&o, &referred).contains(&E::Receive));
+    assert!(steps_at(&o, &referred, TOWNSHIP).contains(&E::Receive));
+    assert!(!steps_at(&o, &referred, TOWNSHIP).contains(&E::Session));
+    let mut township = Office::new(2, "liu.zh");
+    township.writer.schema = 2;
+    township.now_ms = o.now_ms;
+    advance(&mut township, HOUR_MS);
+    township
+        .record(
+            &mut referred,
+            Body::Receive(Acceptance {
+                note: "乡镇调解委员会接收。".into(),
+                number: None,
+            }),
+        )
+        .unwrap();
+    let v = view(&township, &referred);
+    assert_eq!(v.common().status, Status::Accepted);
+    assert_eq!(v.common().outcome, None, "taken on: not ended any more");
+    assert!(steps_at(&township, &referred, TOWNSHIP).contains(&E::Session));
+    township.record(&mut referred, session()).unwrap();
+    township.record(&mut referred, agreement(false)).unwrap();
+    assert_eq!(
+        view(&township, &referred).common().outcome,
+        Some(Status::Resolved)
+    );
+
+    // 复核: asked within 30 days of the re-examination opinion, answered within 30 days.
+    let mut p = o.create(new_petition(VILLAGE));
+    assert!(matches!(
+        o.record(&mut p, Body::RecheckRequest(note("请求复核。"))),
+        Err(CommandError::Refused(_))
+    ));
+    for body in [accept(), reply(), reexam_request(), reexam_answer()] {
+        advance(&mut o, DAY_MS);
+        o.record(&mut p, body).unwrap();
+    }
+    let answered = o.now_ms;
+    assert!(steps(&o, &p).contains(&E::RecheckRequest));
+    assert_steps_are_the_rules(&mut o, &p);
+    let window = deadline(&view(&o, &p), DeadlineKind::RecheckRequestWindow);
+    assert_eq!(window.due_ms, answered + 30 * DAY_MS);
+    // Past the window: refused, and the window lapses (it is the petitioner's).
+    let mut late = p.clone();
+    let mut later = Office::new(1, "tan.dm");
+    later.writer.schema = 2;
+    later.now_ms = answered + 31 * DAY_MS;
+    assert_eq!(
+        later.record(&mut late, Body::RecheckRequest(note("请求复核。"))),
+        Err(CommandError::Refused(Refusal::RecheckWindowClosed {
+            due_ms: answered + 30 * DAY_MS
+        }))
+    );
+    advance(&mut o, 3 * DAY_MS);
+    o.record(
+        &mut p,
+        Body::RecheckRequest(note("对复查意见不服，请求复核。")),
+    )
+    .unwrap();
+    let v = view(&o, &p);
+    assert_eq!(v.common().status, Status::Rechecking);
+    let due = deadline(&v, DeadlineKind::RecheckAnswer);
+    assert_eq!(due.due_ms, o.now_ms + 30 * DAY_MS);
+    assert!(due.met_ms.is_none());
+    assert!(matches!(
+        o.record(&mut p, Body::RecheckRequest(note("再次请求。"))),
+        Err(CommandError::Refused(_))
+    ));
+    advance(&mut o, 10 * DAY_MS);
+    o.record(
+        &mut p,
+        Body::RecheckAnswer(note("复核认为复查意见正确，予以维持。")),
+    )
+    .unwrap();
+    let v = view(&o, &p);
+    assert_eq!(v.common().status, Status::Rechecked);
+    assert_eq!(v.common().outcome, Some(Status::Rechecked));
+    assert_eq!(
+        deadline(&v, DeadlineKind::RecheckAnswer).met_ms,
+        Some(o.now_ms)
+    );
+    assert!(steps(&o, &p).contains(&E::FollowUp) && steps(&o, &p).contains(&E::Close));
+    assert_steps_are_the_rules(&mut o, &p);
 }

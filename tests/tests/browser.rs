@@ -530,6 +530,78 @@ async fn a_mediator_records_a_case_that_reaches_the_county_and_restricted_record
     c.goto(&format!("{village}/records/{restricted}"))
         .await
         .unwrap();
+    // A boundary dispute the village refers to the township, which takes it on below.
+    let referral = intake(&c, &village, "冉光明", false, "两户因山林界址发生争执").await;
+    event(&c, "accept", &[]).await;
+    event(
+        &c,
+        "refer",
+        &[
+            ("level", "township"),
+            ("to", "乡镇调解委员会"),
+            ("reason", "涉及林权确权，需乡镇调处"),
+        ],
+    )
+    .await;
+    assert!(
+        !c.source().await.unwrap().contains("id=\"step-receive\""),
+        "the village that referred it cannot take it on"
+    );
+    // A petition through 受理, 答复, 复查 and 复核, each step offered only when due.
+    c.goto(&format!("{village}/new?kind=petition"))
+        .await
+        .unwrap();
+    fill(&c, "party0", "马春梅").await;
+    choose(&c, "channel", "visit").await;
+    choose(&c, "petition_type", "appeal").await;
+    fill(&c, "summary", "反映征地补偿款未足额发放").await;
+    submit(&c, "save").await;
+    for (ty, fields, next) in [
+        ("accept", vec![], "reply"),
+        (
+            "reply",
+            vec![("note", "已协调镇政府补足补偿款")],
+            "reexam_request",
+        ),
+        (
+            "reexam_request",
+            vec![("note", "对答复不服")],
+            "reexam_answer",
+        ),
+        (
+            "reexam_answer",
+            vec![("note", "维持原答复意见")],
+            "recheck_request",
+        ),
+        (
+            "recheck_request",
+            vec![("note", "对复查意见不服，请求复核")],
+            "recheck_answer",
+        ),
+        (
+            "recheck_answer",
+            vec![("note", "复核维持复查意见")],
+            "close",
+        ),
+    ] {
+        let page = c.source().await.unwrap();
+        assert!(
+            !page.contains(&format!("id=\"step-{next}\"")),
+            "{next} offered before {ty}: {page}"
+        );
+        event(&c, ty, &fields).await;
+        let page = c.source().await.unwrap();
+        assert!(
+            page.contains(&format!("id=\"step-{next}\"")),
+            "{next} not offered after {ty}: {page}"
+        );
+    }
+    let page = c.source().await.unwrap();
+    assert!(
+        page.contains("已复核") && page.contains("复核意见") && page.contains("类型：申诉求决"),
+        "{page}"
+    );
+    shot(&c, "petition-rechecked").await;
     c.goto(&format!("{village}/cases")).await.unwrap();
     let list = c.source().await.unwrap();
     assert!(list.contains(&restricted[..13]) && list.contains(&case[..13]));
@@ -594,6 +666,37 @@ async fn a_mediator_records_a_case_that_reaches_the_county_and_restricted_record
         page.contains("没有这条记录") && !page.contains("小明"),
         "{page}"
     );
+    // The township takes on the village's referral (接收), numbers it as its own and
+    // mediates it to an agreement.
+    c.goto(&format!("{township}/records/{referral}"))
+        .await
+        .unwrap();
+    assert!(
+        !c.source().await.unwrap().contains("id=\"step-session\""),
+        "a referral is taken on before it is mediated"
+    );
+    event(&c, "receive", &[("note", "乡镇调解委员会接收")]).await;
+    event(
+        &c,
+        "session",
+        &[("place", "镇调解室"), ("note", "双方到场，现场核对林权证")],
+    )
+    .await;
+    event(
+        &c,
+        "agreement",
+        &[
+            ("form", "written"),
+            ("terms", "以林权证四至为界，共同埋设界桩"),
+        ],
+    )
+    .await;
+    let page = c.source().await.unwrap();
+    assert!(
+        page.contains("接收移交") && page.contains("调字第1号") && page.contains("调解成功"),
+        "{page}"
+    );
+    shot(&c, "referral-mediated-at-township").await;
     c.close().await.unwrap();
     let c = browser(port, &profiles.join("liu")).await;
     sign_in(&c, &township, "liu", "liu-pass-2026").await;

@@ -39,10 +39,10 @@ fn blank() -> Markup {
 
 /// The case number as printed: the number the office gave the case on acceptance (record
 /// schema 2), with a blank for the office's short name; blanks where there is none.
-fn number(detail: &Detail) -> Markup {
+fn number(detail: &Detail, here: &guihe_protocol::id::NodeId) -> Markup {
     let c = detail.view.common();
-    match c.number {
-        Some((_, n)) => html! {
+    match c.number_at(here) {
+        Some(n) => html! {
             p.no { "（" (n.year) "）" (blank()) "调字第" (n.seq) "号" }
         },
         None => {
@@ -154,7 +154,7 @@ fn register(detail: &Detail, here: &guihe_protocol::id::NodeId) -> Markup {
         .find(|e| matches!(e.body, Body::Accept(_)));
     html! {
         h1 { "受理登记表" }
-        (number(detail))
+        (number(detail, here))
         table {
             tr { th { "收到日期" } td { (date_zh(c.received_ms)) } th { "纠纷类别" } td { (c.category.label_zh()) } }
             tr { th { "风险等级" } td { (c.risk.label_zh()) } th { "受理日期" } td { @match accepted { Some(e) => { (date_zh(e.at_ms)) } None => { "未受理" } } } }
@@ -174,7 +174,7 @@ fn sessions(detail: &Detail, here: &guihe_protocol::id::NodeId) -> Markup {
         .collect();
     html! {
         h1 { "调解笔录" }
-        (number(detail))
+        (number(detail, here))
         @if held.is_empty() { p { "尚无调解记录。" } }
         @for (i, e) in held.iter().enumerate() {
             @if let Body::Session(s) = &e.body {
@@ -191,7 +191,7 @@ fn sessions(detail: &Detail, here: &guihe_protocol::id::NodeId) -> Markup {
     }
 }
 
-fn agreement(detail: &Detail, full: &[Party]) -> Markup {
+fn agreement(detail: &Detail, full: &[Party], here: &guihe_protocol::id::NodeId) -> Markup {
     let c = detail.view.common();
     let agreed = detail.timeline.iter().rev().find_map(|e| match &e.body {
         Body::Agreement(a) => Some((e, a)),
@@ -199,7 +199,7 @@ fn agreement(detail: &Detail, full: &[Party]) -> Markup {
     });
     html! {
         h1 { "人民调解协议书" }
-        (number(detail))
+        (number(detail, here))
         h2 { "一、当事人基本情况" }
         (parties(full))
         h2 { "二、纠纷的主要事实、争议事项及各方当事人的责任" }
@@ -229,7 +229,7 @@ fn follow_up(detail: &Detail, here: &guihe_protocol::id::NodeId) -> Markup {
         .collect();
     html! {
         h1 { "回访记录" }
-        (number(detail))
+        (number(detail, here))
         table {
             tr { th { "日期" } th { "回访人" } th { "情况" } }
             @for e in &visits {
@@ -247,7 +247,7 @@ fn cover(detail: &Detail, here: &guihe_protocol::id::NodeId) -> Markup {
     let c = detail.view.common();
     html! {
         h1 { @if detail.view.kind() == guihe_protocol::model::Kind::Case { "人民调解卷宗" } @else { "信访事项卷宗" } }
-        (number(detail))
+        (number(detail, here))
         table {
             tr { th { "案由" } td { (c.category.label_zh()) @if !c.category.label_zh().ends_with("纠纷") && !c.category.label_zh().ends_with("争议") { "纠纷" } } }
             tr { th { "当事人" } td { @for p in &c.parties { (p.name) "（" (p.role.label_zh()) "） " } } }
@@ -341,7 +341,7 @@ pub(super) async fn print_paper(
         "application" => application(&detail, &full),
         "register" => register(&detail, &here),
         "sessions" => sessions(&detail, &here),
-        "agreement" => agreement(&detail, &full),
+        "agreement" => agreement(&detail, &full, &here),
         "follow-up" => follow_up(&detail, &here),
         _ => cover(&detail, &here),
     };

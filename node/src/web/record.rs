@@ -244,7 +244,7 @@ pub(super) async fn record_view(
                 "This record holds entries of a revoked office node that had not reached the county when it was revoked (perhaps a thief's, on a stolen PC): kept for review; check them against the paper file and have the township correct them if needed.")) }
         }
         p { (t("村", "Villages")) ": " (c.jurisdictions.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")) }
-        @if let Some((_, number)) = c.number {
+        @if let Some(number) = c.number_at(&ctx.node) {
             p id="case-number" { (t("编号", "Number")) ": " (guihe_protocol::numbering::printed(number, ""))
                 @if detail.duplicate_number {
                     " " span.flag { (t("编号重复：本机另有记录使用同一编号，请核对纸质卷宗后更正。", "duplicate: another record here holds the same number; check the paper file")) }

@@ -40,6 +40,20 @@ pub(super) fn deadlines(s: &Fold, rules: &Deadlines) -> Vec<Deadline> {
                     met_ms: s.reexam_answered_ms,
                 });
             }
+            if let Some(answered) = s.reexam_answered_ms {
+                out.push(Deadline {
+                    kind: DeadlineKind::RecheckRequestWindow,
+                    due_ms: days_after(answered, rules.petition_recheck_request_days),
+                    met_ms: s.recheck_requested_ms,
+                });
+            }
+            if let Some(requested) = s.recheck_requested_ms {
+                out.push(Deadline {
+                    kind: DeadlineKind::RecheckAnswer,
+                    due_ms: days_after(requested, rules.petition_recheck_answer_days),
+                    met_ms: s.recheck_answered_ms,
+                });
+            }
         }
         Kind::Case => {
             if let Some(a) = &s.agreement

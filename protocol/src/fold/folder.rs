@@ -28,6 +28,8 @@ impl<'a> Folder<'a> {
                 reply_ms: None,
                 reexam_requested_ms: None,
                 reexam_answered_ms: None,
+                recheck_requested_ms: None,
+                recheck_answered_ms: None,
                 referral: None,
                 referred_ms: None,
                 resolved_ms: None,
@@ -46,7 +48,7 @@ impl<'a> Folder<'a> {
                 outcome: None,
                 summary: None,
                 matter: None,
-                number: None,
+                numbers: Vec::new(),
             },
             position: BTreeMap::new(),
             ancestors: Vec::new(),
@@ -131,6 +133,18 @@ impl<'a> Folder<'a> {
                     if at_ms > due_ms {
                         return Err(Refusal::ReexamWindowClosed { due_ms });
                     }
+                }
+            }
+            Body::RecheckRequest(_) => {
+                if s.recheck_requested_ms.is_some() {
+                    return Err(Refusal::RecheckAlreadyRequested);
+                }
+                let Some(answered) = s.reexam_answered_ms else {
+                    return Err(Refusal::RecheckWithoutReexam);
+                };
+                let due_ms = days_after(answered, self.rules.petition_recheck_request_days);
+                if at_ms > due_ms {
+                    return Err(Refusal::RecheckWindowClosed { due_ms });
                 }
             }
             Body::Review(r) => {
@@ -245,7 +259,7 @@ impl<'a> Folder<'a> {
             Body::Intake(_) => {}
             Body::Accept(a) => {
                 if let Some(number) = a.number {
-                    s.number.get_or_insert((event.node, number));
+                    s.numbers.push((event.node, number));
                 }
                 s.accepted_ms = Some(at);
                 s.decided_ms.get_or_insert(at);
@@ -253,6 +267,16 @@ impl<'a> Folder<'a> {
             Body::NotAccept(_) => {
                 s.decided_ms.get_or_insert(at);
             }
+            Body::Receive(a) => {
+                // The office referred to takes it on: its own number, and the matter is
+                // open again there.
+                if let Some(number) = a.number {
+                    s.numbers.push((event.node, number));
+                }
+                s.accepted_ms = Some(at);
+            }
+            Body::RecheckRequest(_) => s.recheck_requested_ms = Some(at),
+            Body::RecheckAnswer(_) => s.recheck_answered_ms = Some(at),
             Body::Assign(a) => {
                 s.handler = Some(a.to.clone());
                 // The assignee works at the office that assigned them.
@@ -319,6 +343,8 @@ impl<'a> Folder<'a> {
                     s.reply_ms = None;
                     s.reexam_requested_ms = None;
                     s.reexam_answered_ms = None;
+                    s.recheck_requested_ms = None;
+                    s.recheck_answered_ms = None;
                 }
                 s.closed_ms = None;
             }
@@ -355,7 +381,8 @@ impl<'a> Folder<'a> {
             Body::NotAccept(_) => Some(Some(Status::NotAccepted)),
             Body::Reply(_) => Some(Some(Status::Replied)),
             Body::ReexamAnswer(_) => Some(Some(Status::Reexamined)),
-            Body::Reopen(_) => Some(None),
+            Body::RecheckAnswer(_) => Some(Some(Status::Rechecked)),
+            Body::Reopen(_) | Body::Receive(_) => Some(None),
             Body::Review(_) => next.filter(|s| is_outcome(*s)).map(Some),
             _ => None,
         };
@@ -396,5 +423,6 @@ fn is_outcome(status: Status) -> bool {
             | Status::NotAccepted
             | Status::Replied
             | Status::Reexamined
+            | Status::Rechecked
     )
 }

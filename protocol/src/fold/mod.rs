@@ -82,6 +82,20 @@ pub enum Refusal {
         /// When it closed.
         due_ms: u64,
     },
+    /// A review by the level above (复核) may be asked for once.
+    #[error("a review by the level above was already requested")]
+    RecheckAlreadyRequested,
+    /// A review by the level above needs a re-examination opinion to review.
+    #[error("there is no re-examination opinion to review")]
+    RecheckWithoutReexam,
+    /// The window for asking the level above for a review has closed.
+    #[error(
+        "the window to request a review by the level above closed at {due_ms} (ms since epoch)"
+    )]
+    RecheckWindowClosed {
+        /// When it closed.
+        due_ms: u64,
+    },
     /// A review outcome that is not a status of this kind of record.
     #[error("{status} is not a status a {kind} can have")]
     OutcomeNotForKind {
@@ -208,6 +222,12 @@ pub struct Fold {
     pub reexam_requested_ms: Option<u64>,
     /// When re-examination was answered.
     pub reexam_answered_ms: Option<u64>,
+    /// When the level above was asked to review the re-examination (复核).
+    #[serde(default)]
+    pub recheck_requested_ms: Option<u64>,
+    /// When the level above answered.
+    #[serde(default)]
+    pub recheck_answered_ms: Option<u64>,
     /// The latest referral.
     pub referral: Option<Refer>,
     /// When it was referred.
@@ -259,10 +279,11 @@ pub struct Fold {
     /// The matter's particulars taken at intake (record schema 2).
     #[serde(default)]
     pub matter: Option<crate::model::Matter>,
-    /// The case's number and the office that issued it: the first acceptance that carries
-    /// one (record schema 2).
+    /// The case's numbers and the offices that issued them, in the order given: the
+    /// acceptance's, and the number of each office that took it on by referral (record
+    /// schema 2).
     #[serde(default)]
-    pub number: Option<(NodeId, crate::event::CaseNumber)>,
+    pub numbers: Vec<(NodeId, crate::event::CaseNumber)>,
 }
 
 impl Fold {

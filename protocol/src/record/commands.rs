@@ -106,13 +106,17 @@ pub struct NewRecord {
     pub matter: Option<Matter>,
 }
 
-/// The oldest record schema that can hold what `body` writes: 2 for the particulars of a
-/// party or a matter and for a case number, 1 otherwise.
-fn schema_of_body(body: &Body) -> u64 {
+/// The oldest record schema that can hold what `body` writes on a record of `kind`: 2 for
+/// the particulars of a party or a matter, a case number and the steps of schema 2
+/// (`workflow::schema_of`), 1 otherwise.
+fn schema_of_body(kind: Kind, body: &Body) -> u64 {
     let details = |p: &Party| p.details.is_some();
+    if crate::workflow::schema_of(kind, body.event_type()) >= 2 {
+        return 2;
+    }
     let two = match body {
         Body::Intake(i) => i.matter.is_some(),
-        Body::Accept(a) => a.number.is_some(),
+        Body::Accept(a) | Body::Receive(a) => a.number.is_some(),
         Body::Amend(Amend {
             change: Change::Party(fix),
             ..
@@ -374,11 +378,11 @@ impl Record {
             });
         }
         body.check()?;
-        check_schema(schema_of_body(&body), ctx.schema)?;
         if let Some((id, party)) = &new_party {
             folder.note_party(*id, party.clone());
         }
         folder.check(&body, at_ms)?;
+        check_schema(schema_of_body(self.kind, &body), ctx.schema)?;
 
         // The events no other event names as seen: what this author has seen last.
         let mut heads: BTreeMap<EventId, ()> = events.iter().map(|e| (e.id, ())).collect();

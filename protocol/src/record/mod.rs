@@ -647,14 +647,23 @@ impl Record {
         Ok(fold)
     }
 
-    /// The steps a person may record next at `now_ms` (see
-    /// [`crate::fold::Folder::next_steps`]).
+    /// The steps a person at an office of `division`, writing record schema `schema` (what
+    /// the county's settings allow), may record next at `now_ms` (see
+    /// [`crate::fold::Folder::next_steps`], [`crate::workflow::recorded_at`] and
+    /// [`crate::workflow::schema_of`]).
     pub fn next_steps(
         &self,
         rules: &Deadlines,
         now_ms: u64,
+        division: crate::division::Division,
+        schema: u64,
     ) -> Result<Vec<crate::event::EventType>, DocError> {
-        Ok(self.folder(rules)?.folder.next_steps(now_ms))
+        let mut steps = self.folder(rules)?.folder.next_steps(now_ms);
+        steps.retain(|ty| {
+            crate::workflow::recorded_at(*ty, division)
+                && crate::workflow::schema_of(self.kind, *ty) <= schema
+        });
+        Ok(steps)
     }
 
     /// The read model for lists and dashboards.
