@@ -713,10 +713,10 @@ pub fn execute(
     let Some(staff) = staff else {
         return run(local, call);
     };
-    let before = local.replica.writer.author.staff.clone();
+    let before = local.replica.writer.author.clone();
     local.as_staff(staff)?;
     let result = run(local, call);
-    local.replica.writer.author.staff = before;
+    local.replica.writer.author = before;
     result
 }
 
@@ -775,17 +775,8 @@ fn run(local: &mut Local, call: Call) -> Result<(Reply, Vec<StoredChange>), ApiE
                 if display_names.contains_key(&name) {
                     continue;
                 }
-                let account = local
-                    .replica
-                    .store
-                    .account(&name)
-                    .ok()
-                    .flatten()
-                    .and_then(|json| {
-                        serde_json::from_slice::<crate::accounts::Account>(&json).ok()
-                    });
-                if let Some(a) = account {
-                    display_names.insert(name, a.display);
+                if let Some(display) = local.display_name(&name) {
+                    display_names.insert(name, display);
                 }
             }
             let next_steps = record

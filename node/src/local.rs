@@ -441,12 +441,26 @@ impl Local {
         })
     }
 
-    /// Records as a given staff member from now on.
+    /// Records as a given staff member from now on, under their display name if they have
+    /// an account here.
     pub fn as_staff(&mut self, staff: &str) -> Result<(), LocalError> {
         self.replica.writer.author.staff = staff
             .parse()
             .map_err(|e: guihe_protocol::id::IdError| LocalError::Staff(e.to_string()))?;
+        self.replica.writer.author.display = self.display_name(staff).unwrap_or_default();
         Ok(())
+    }
+
+    /// The display name of a staff account of this node, if it has one.
+    pub fn display_name(&self, staff: &str) -> Option<String> {
+        self.replica
+            .store
+            .account(staff)
+            .ok()
+            .flatten()
+            .and_then(|json| serde_json::from_slice::<crate::accounts::Account>(&json).ok())
+            .map(|a| a.display)
+            .filter(|d| !d.trim().is_empty())
     }
 
     /// Takes in a new record. The write is durable when this returns; the changes it

@@ -296,18 +296,20 @@ pub fn role(name: &str, zh: bool) -> String {
     if zh { c.into() } else { e.into() }
 }
 
-/// The display name of an entry's author, where the entry was made `here` and the node
-/// knows the account (accounts never leave their node).
+/// The display name of an entry's author: as this node knows the account where the entry
+/// was made `here` (accounts never leave their node), else the name the entry carries
+/// (record schema 2).
 pub fn author<'a>(
     detail: &'a crate::api::Detail,
     here: Option<&guihe_protocol::id::NodeId>,
-    e: &guihe_protocol::event::Event,
+    e: &'a guihe_protocol::event::Event,
 ) -> Option<&'a str> {
     detail
         .display_names
         .get(e.staff.as_str())
         .filter(|_| here == Some(&e.node))
         .map(String::as_str)
+        .or_else(|| Some(e.by.as_str()).filter(|by| !by.trim().is_empty()))
 }
 
 /// An entry as a sentence ([`sentence`]), naming colleagues by display name where the

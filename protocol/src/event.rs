@@ -28,6 +28,11 @@ pub struct Event {
     pub node: NodeId,
     /// The staff member who recorded it.
     pub staff: StaffId,
+    /// Their display name as their office knows it (谭德明), for the offices their account
+    /// never reaches (record schema 2); absent when none was given.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[autosurgeon(missing = "String::new")]
+    pub by: String,
     /// The events of the record that had no successor when this one was recorded.
     pub after: Vec<EventId>,
     /// What happened.

@@ -282,7 +282,8 @@ fn an_event_in_another_nodes_name_is_refused_at_township_and_county() {
             autosurgeon::hydrate_prop(doc, &events, last).unwrap();
         event.id = guihe_protocol::id::EventId::from_bytes([7; 16]);
         event.node = township_node.parse().unwrap();
-        // (A body autosurgeon writes as the record does: no optional field left null.)
+        // (Written as the record writes it: no optional field left null or empty.)
+        event.by = "谭德华".into();
         event.body = guihe_protocol::event::Body::FollowUp(guihe_protocol::event::Note {
             note: "电话回访".into(),
         });
@@ -776,6 +777,8 @@ fn every_kind_of_entry_a_command_writes_passes_the_rules() {
         })
         .unwrap();
     s.village.store.put_settings(&settings).unwrap();
+    // From schema 2 each entry carries its author's display name.
+    s.village.writer.author.display = "谭德明".into();
     run(
         &mut s,
         case_id,
@@ -827,6 +830,13 @@ fn every_kind_of_entry_a_command_writes_passes_the_rules() {
         Some(CaseNumber { year: 2026, seq: 7 })
     );
     assert!(view.common().matter.is_some());
+    let events = s.village.record(numbered).unwrap().events().unwrap().events;
+    assert!(events.iter().all(|e| e.by == "谭德明"), "{events:?}");
+    let earlier = s.village.record(s.id).unwrap().events().unwrap().events;
+    assert!(
+        earlier.first().is_some_and(|e| e.by.is_empty()),
+        "entries of schema 1 carry no display name"
+    );
     assert!(
         view.common()
             .parties
@@ -1015,6 +1025,8 @@ fn an_event_that_takes_the_id_of_one_the_record_holds_is_refused() {
         let mut copy = last.clone();
         copy.id = intake.id;
         copy.hlc.wall_ms = u64::MAX / 4;
+        // (Written as the record writes it: no optional field left empty.)
+        copy.by = "谭德明".into();
         copy.body = guihe_protocol::event::Body::Amend(guihe_protocol::event::Amend {
             target: None,
             change: guihe_protocol::event::Change::Note(guihe_protocol::event::Note {

@@ -107,6 +107,7 @@ fn documents(n: usize) -> Vec<automerge::Automerge> {
     let author = Author {
         node,
         staff: "bench".parse().expect("staff"),
+        display: String::new(),
     };
     let village = "500240101201".parse().expect("village");
     (0..n)

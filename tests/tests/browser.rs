@@ -671,9 +671,14 @@ async fn a_mediator_records_a_case_that_reaches_the_county_and_restricted_record
     c.goto(&format!("{township}/records/{referral}"))
         .await
         .unwrap();
+    let page = c.source().await.unwrap();
     assert!(
-        !c.source().await.unwrap().contains("id=\"step-session\""),
+        !page.contains("id=\"step-session\""),
         "a referral is taken on before it is mediated"
+    );
+    assert!(
+        page.contains("<td>谭德明</td>"),
+        "the village mediator's entries carry her display name to the township: {page}"
     );
     event(&c, "receive", &[("note", "乡镇调解委员会接收")]).await;
     event(

@@ -159,6 +159,13 @@ fn check_event(event: &Event, signer: NodeId, time_ms: u64) -> Result<(), RuleEr
         .body
         .check()
         .map_err(|e| RuleError::Content(e.to_string()))?;
+    check_text(
+        "display name",
+        &event.by,
+        crate::model::limits::NAME_CHARS_MAX,
+        false,
+    )
+    .map_err(|e| RuleError::Content(e.to_string()))?;
     if event.after.len() > AFTER_MAX {
         return Err(RuleError::Bounds("events seen before".into()));
     }

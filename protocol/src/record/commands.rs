@@ -11,6 +11,23 @@ pub struct Author {
     pub node: NodeId,
     /// The staff member at the node.
     pub staff: StaffId,
+    /// Their display name (谭德明), written on each event from record schema 2: accounts
+    /// never leave their node. Empty if the office has none for them.
+    pub display: String,
+}
+
+impl Author {
+    /// The display name an event written in `schema` carries: none before schema 2.
+    fn by(&self, schema: u64) -> String {
+        if schema >= 2 {
+            self.display
+                .chars()
+                .take(crate::model::limits::NAME_CHARS_MAX)
+                .collect()
+        } else {
+            String::new()
+        }
+    }
 }
 
 /// What a command needs from its caller: time, the node's clock, randomness, the author and
@@ -55,7 +72,11 @@ impl Writer {
         Writer {
             clock: hlc::Clock::new(),
             actor: actor_id(node, incarnation),
-            author: Author { node, staff },
+            author: Author {
+                node,
+                staff,
+                display: String::new(),
+            },
             schema: 1,
         }
     }
@@ -242,6 +263,7 @@ impl Record {
             at_ms: received_ms,
             node: ctx.author.node,
             staff: ctx.author.staff.clone(),
+            by: ctx.author.by(ctx.schema),
             after: Vec::new(),
             body: Body::Intake(crate::event::Intake {
                 note: new.note,
@@ -400,6 +422,7 @@ impl Record {
             at_ms,
             node: ctx.author.node,
             staff: ctx.author.staff.clone(),
+            by: ctx.author.by(ctx.schema),
             after: heads.into_keys().collect(),
             body,
         };

@@ -749,8 +749,9 @@ mod tests {
     }
 
     /// Schema 2's optional fields (a party's `details`, an intake's `matter`, an
-    /// acceptance's `number`) are left out when there are none, where autosurgeon writes a
-    /// null: both read back as `None`. This takes autosurgeon's nulls out of `value`.
+    /// acceptance's `number`, an event's `by`) are left out when there are none, where
+    /// autosurgeon writes a null or an empty text: both read back as none. This takes
+    /// autosurgeon's nulls and empty texts for them out of `value`.
     fn without_absent_optionals(value: automerge::hydrate::Value) -> automerge::hydrate::Value {
         use automerge::hydrate::Value as H;
         match value {
@@ -758,8 +759,15 @@ mod tests {
                 let kept: std::collections::HashMap<String, H> = map
                     .iter()
                     .filter(|(k, v)| {
-                        !(matches!(k.as_str(), "details" | "matter" | "number")
-                            && matches!(&v.value, H::Scalar(automerge::ScalarValue::Null)))
+                        let none = match (k.as_str(), &v.value) {
+                            (
+                                "details" | "matter" | "number",
+                                H::Scalar(automerge::ScalarValue::Null),
+                            ) => true,
+                            ("by", H::Scalar(automerge::ScalarValue::Str(s))) => s.is_empty(),
+                            _ => false,
+                        };
+                        !none
                     })
                     .map(|(k, v)| (k.to_string(), without_absent_optionals(v.value.clone())))
                     .collect();
