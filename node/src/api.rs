@@ -257,6 +257,10 @@ pub enum Call {
     Stats {
         /// A county, township or village code inside the node's division.
         division: Option<String>,
+        /// The period: `2026-11`, `2026-Q3`, `2026` or `2018-01-01..`; every record held
+        /// when none.
+        #[serde(default)]
+        period: Option<String>,
     },
     /// Install a newer county revocation list. Peers it revokes are refused from now on
     /// and the list travels to every peer at its next hello.
@@ -915,7 +919,7 @@ fn run(local: &mut Local, call: Call) -> Result<(Reply, Vec<StoredChange>), ApiE
                 .collect();
             Ok((Reply::Todo(lines), Vec::new()))
         }
-        Call::Stats { division } => {
+        Call::Stats { division, period } => {
             let own = local.replica.identity.cert.body.division;
             let division: guihe_protocol::division::Division = match division.as_deref() {
                 None | Some("") => own,
@@ -928,8 +932,21 @@ fn run(local: &mut Local, call: Call) -> Result<(Reply, Vec<StoredChange>), ApiE
                 )));
             }
             let now = crate::local::now_ms();
+            let period = match period.as_deref().map(str::trim) {
+                None | Some("") => None,
+                Some(p) => Some(guihe_protocol::stats::Period::parse(p, now).ok_or_else(|| {
+                    ApiError::invalid(
+                        "period",
+                        format!("{p:?} is not a month (2026-11), a quarter (2026-Q3), a year (2026) or a start day (2018-01-01..)"),
+                        "统计期间应为月份（如2026-11）、季度（如2026-Q3）、年份（如2026）或起始日期（如2018-01-01..）。".into(),
+                    )
+                })?),
+            };
             let rows = local.fresh()?.values().map(|(_, r)| r);
-            let stats = guihe_protocol::stats::compute_rows(rows, division, now);
+            let stats = match period {
+                Some(period) => guihe_protocol::stats::compute_period(rows, division, period, now),
+                None => guihe_protocol::stats::compute_rows(rows, division, now),
+            };
             Ok((Reply::Stats(Box::new(stats)), Vec::new()))
         }
         Call::Revocations { list } => {

@@ -221,11 +221,13 @@ impl Remote {
                 staff,
                 None,
             )?)),
-            Call::Stats { division } => {
-                let path = match division {
-                    Some(d) => format!("/stats?division={d}"),
-                    None => "/stats".into(),
-                };
+            Call::Stats { division, period } => {
+                let query = serde_urlencoded::to_string([
+                    ("division", division.unwrap_or_default()),
+                    ("period", period.unwrap_or_default()),
+                ])
+                .map_err(|e| self.fail(e))?;
+                let path = format!("/stats?{query}");
                 Ok(Reply::Stats(Box::new(
                     self.request("GET", &path, None, None)?,
                 )))

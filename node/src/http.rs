@@ -321,6 +321,8 @@ async fn add_staff(State(state): State<AppState>, body: Bytes) -> Response {
 #[derive(Debug, Deserialize)]
 struct StatsQuery {
     division: Option<String>,
+    #[serde(default)]
+    period: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -363,6 +365,7 @@ async fn stats(
             None,
             Call::Stats {
                 division: q.division,
+                period: q.period,
             },
         )
         .await,

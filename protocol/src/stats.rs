@@ -9,6 +9,14 @@
 //!   referral is no ended mediation here (it is counted where it is resolved), and an
 //!   open dispute is not yet one. Petitions are never in it.
 //! - **办结** (concluded): records no longer open, disputes and petitions alike.
+//! - **化解层级** (where disputes were resolved, 矛盾不上交): each dispute whose mediation
+//!   ended in success, at the level that resolved it: the village that took it in, or the
+//!   township or county that took it on by referral (接收, record schema 2). A dispute
+//!   referred to a court or another body and not taken back is **passed out** (移出).
+//!   (A dispute taken in at a township's own office counts as the village's it belongs
+//!   to: the record does not say which office took it in.)
+//! - **A period** (month, quarter, year, or since a date) holds the records received in it
+//!   (by their date received, Beijing time); beside it, the same period a year earlier.
 //!
 //! A figure counts every record, restricted ones included; lists name records only by id,
 //! so a restricted record is never shown by name here.
@@ -22,6 +30,130 @@ use crate::id::RecordId;
 use crate::model::{Category, Kind, Risk};
 use crate::view::View;
 use crate::workflow::Status;
+
+crate::model::coded!(
+    /// The level that resolved a dispute (化解层级).
+    ResolvedAt, "level", {
+        /// 村（社区）.
+        Village = "village", "村级", "village";
+        /// 乡镇（街道）.
+        Township = "township", "乡镇级", "township";
+        /// 县级.
+        County = "county", "县级", "county";
+        /// 人民法院.
+        Court = "court", "法院", "court";
+        /// Another mediation organisation or body.
+        Other = "other", "其他组织", "other body";
+    }
+);
+
+impl ResolvedAt {
+    fn of(taken_on_at: Option<crate::event::ReferLevel>) -> ResolvedAt {
+        use crate::event::ReferLevel as L;
+        match taken_on_at {
+            None => ResolvedAt::Village,
+            Some(L::Township) => ResolvedAt::Township,
+            Some(L::County) => ResolvedAt::County,
+            Some(L::Court) => ResolvedAt::Court,
+            Some(L::Organisation) => ResolvedAt::Other,
+        }
+    }
+}
+
+/// The span the figures cover: records received from `from_ms` up to, not including,
+/// `to_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Period {
+    /// The first moment in it (00:00 Beijing time of its first day).
+    pub from_ms: u64,
+    /// The first moment after it.
+    pub to_ms: u64,
+}
+
+/// 00:00 Beijing time of a civil date; a day past the month's end (29 February of a
+/// common year) is its last day.
+fn day_start(year: i64, month: u8, day: u8) -> Option<u64> {
+    let month = time::Month::try_from(month).ok()?;
+    let year = i32::try_from(year).ok()?;
+    let last = time::util::days_in_month(month, year);
+    let date = time::Date::from_calendar_date(year, month, day.min(last)).ok()?;
+    let start = date
+        .midnight()
+        .assume_offset(time::macros::offset!(+8))
+        .unix_timestamp();
+    u64::try_from(start).ok().map(|s| s * 1_000)
+}
+
+impl Period {
+    /// Whether a time lies in it.
+    pub fn contains(&self, ms: u64) -> bool {
+        (self.from_ms..self.to_ms).contains(&ms)
+    }
+
+    /// A period as a dashboard names it: `2026-11` (a month), `2026-Q3` (a quarter),
+    /// `2026` (a year), or `2018-01-01..` (since a day, up to `now_ms`). `None` if it is
+    /// none of these, or ends before it begins.
+    pub fn parse(text: &str, now_ms: u64) -> Option<Period> {
+        let text = text.trim();
+        let period = if let Some(since) = text.strip_suffix("..") {
+            Period {
+                from_ms: parse_date(since)?,
+                to_ms: now_ms.saturating_add(1),
+            }
+        } else if let Some((year, q)) = text.split_once("-Q") {
+            let (year, q): (i64, u8) = (year.parse().ok()?, q.parse().ok()?);
+            if !(1..=4).contains(&q) {
+                return None;
+            }
+            let first = (q - 1) * 3 + 1;
+            Period {
+                from_ms: day_start(year, first, 1)?,
+                to_ms: if q == 4 {
+                    day_start(year + 1, 1, 1)?
+                } else {
+                    day_start(year, first + 3, 1)?
+                },
+            }
+        } else if let Some((year, month)) = text.split_once('-') {
+            if month.len() > 2 {
+                return None;
+            }
+            let (year, month): (i64, u8) = (year.parse().ok()?, month.parse().ok()?);
+            if !(1..=12).contains(&month) {
+                return None;
+            }
+            Period {
+                from_ms: day_start(year, month, 1)?,
+                to_ms: if month == 12 {
+                    day_start(year + 1, 1, 1)?
+                } else {
+                    day_start(year, month + 1, 1)?
+                },
+            }
+        } else {
+            let year: i64 = text.parse().ok()?;
+            Period {
+                from_ms: day_start(year, 1, 1)?,
+                to_ms: day_start(year + 1, 1, 1)?,
+            }
+        };
+        (period.from_ms < period.to_ms).then_some(period)
+    }
+
+    /// The same period a year earlier (同期): the same days of the calendar, 29 February
+    /// read as the 28th.
+    pub fn a_year_earlier(&self) -> Option<Period> {
+        let shift = |ms: u64| {
+            let (y, m, d) = civil_date(ms);
+            day_start(y - 1, u8::try_from(m).ok()?, u8::try_from(d).ok()?)
+        };
+        // The end is the first moment after the period: shift the day it ends on.
+        Some(Period {
+            from_ms: shift(self.from_ms)?,
+            to_ms: shift(self.to_ms)?,
+        })
+    }
+}
 
 /// Beijing time, in which months begin.
 const OFFSET_MS: i64 = 8 * 3_600_000;
@@ -107,6 +239,12 @@ pub struct Row {
     pub resolved_ms: Option<u64>,
     /// The earliest due time of its unmet deadlines that can fall overdue.
     pub due_ms: Option<u64>,
+    /// Where its mediation succeeded, if it is a dispute that did (化解层级).
+    #[serde(default)]
+    pub resolved_at: Option<ResolvedAt>,
+    /// A dispute referred to a court or another body and not taken back (移出).
+    #[serde(default)]
+    pub passed_out: bool,
 }
 
 impl Row {
@@ -131,6 +269,15 @@ impl Row {
             needs_review: c.needs_review,
             received_ms: c.received_ms,
             resolved_ms: c.resolved_ms.filter(|_| resolved),
+            resolved_at: resolved.then(|| ResolvedAt::of(c.taken_on_at)),
+            passed_out: dispute
+                && c.outcome == Some(Status::Referred)
+                && c.referral.as_ref().is_some_and(|r| {
+                    matches!(
+                        r.level,
+                        crate::event::ReferLevel::Court | crate::event::ReferLevel::Organisation
+                    )
+                }),
             due_ms: c
                 .deadlines
                 .iter()
@@ -187,6 +334,18 @@ pub struct Stats {
     pub major_risk_unreported: Vec<RecordId>,
     /// Per month received, oldest first.
     pub monthly: Vec<Month>,
+    /// Disputes resolved, by the level that resolved them (化解层级).
+    #[serde(default)]
+    pub by_level: BTreeMap<ResolvedAt, usize>,
+    /// Disputes referred to a court or another body and not taken back (移出).
+    #[serde(default)]
+    pub passed_out: usize,
+    /// The period the figures cover; `None` for every record held.
+    #[serde(default)]
+    pub period: Option<Period>,
+    /// The same figures over the same period a year earlier (同期), when a period is set.
+    #[serde(default)]
+    pub a_year_earlier: Option<Box<Stats>>,
 }
 
 /// The unit one level below `division` that `village` is in.
@@ -261,6 +420,29 @@ pub fn compute<'a>(
     compute_rows(&rows, division, now_ms)
 }
 
+/// The figures over the rows inside `division` received in `period`, at `now_ms`, with
+/// the same figures a year earlier beside them.
+pub fn compute_period<'a>(
+    rows: impl IntoIterator<Item = &'a Row> + Clone,
+    division: Division,
+    period: Period,
+    now_ms: u64,
+) -> Stats {
+    let within = |p: Period| {
+        rows.clone()
+            .into_iter()
+            .filter(move |r| p.contains(r.received_ms))
+    };
+    let mut stats = compute_rows(within(period), division, now_ms);
+    stats.period = Some(period);
+    stats.a_year_earlier = period.a_year_earlier().map(|earlier| {
+        let mut before = compute_rows(within(earlier), division, now_ms);
+        before.period = Some(earlier);
+        Box::new(before)
+    });
+    stats
+}
+
 /// The figures over the rows inside `division`, at `now_ms`.
 pub fn compute_rows<'a>(
     rows: impl IntoIterator<Item = &'a Row>,
@@ -314,6 +496,12 @@ pub fn compute_rows<'a>(
         if r.major_unreported {
             stats.major_risk_unreported.push(r.id);
         }
+        if let Some(level) = r.resolved_at {
+            *stats.by_level.entry(level).or_default() += 1;
+        }
+        if r.passed_out {
+            stats.passed_out += 1;
+        }
         months.entry(year_month(r.received_ms)).or_default().0 += 1;
         if let Some(resolved) = r.resolved_ms {
             months.entry(year_month(resolved)).or_default().1 += 1;
@@ -358,6 +546,55 @@ mod tests {
         assert_eq!(month_of(1_709_193_600_000), "2024-02");
         assert_eq!(date_of(1_709_193_600_000), "2024-02-29");
         assert_eq!(date_of(1_769_875_200_000), "2026-02-01");
+    }
+
+    #[test]
+    fn a_period_is_a_month_a_quarter_a_year_or_since_a_day_and_has_its_year_earlier() {
+        let now = parse_date("2026-12-01").unwrap_or(0) + 3_600_000;
+        let p = |t| Period::parse(t, now);
+        let day = |t| parse_date(t).unwrap_or(0);
+        assert_eq!(
+            p("2026-11"),
+            Some(Period {
+                from_ms: day("2026-11-01"),
+                to_ms: day("2026-12-01")
+            })
+        );
+        assert_eq!(
+            p("2026-Q4"),
+            Some(Period {
+                from_ms: day("2026-10-01"),
+                to_ms: day("2027-01-01")
+            })
+        );
+        assert_eq!(
+            p("2026"),
+            Some(Period {
+                from_ms: day("2026-01-01"),
+                to_ms: day("2027-01-01")
+            })
+        );
+        assert_eq!(
+            p("2018-01-01.."),
+            Some(Period {
+                from_ms: day("2018-01-01"),
+                to_ms: now + 1
+            })
+        );
+        for bad in ["", "2026-13", "2026-Q5", "2026-011", "soon", "2027-01-01.."] {
+            assert_eq!(p(bad), None, "{bad:?}");
+        }
+        let q = p("2026-Q1").and_then(|q| q.a_year_earlier());
+        assert_eq!(
+            q,
+            Some(Period {
+                from_ms: day("2025-01-01"),
+                to_ms: day("2025-04-01")
+            })
+        );
+        // 29 February a year on is the 28th.
+        let leap = p("2024-02-29..").and_then(|q| q.a_year_earlier());
+        assert_eq!(leap.map(|q| q.from_ms), Some(day("2023-02-28")));
     }
 
     #[test]

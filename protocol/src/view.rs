@@ -193,6 +193,9 @@ pub struct Common {
     /// The matter's particulars taken at intake (record schema 2).
     #[serde(default)]
     pub matter: Option<Matter>,
+    /// The level that took it on by referral (接收), if one did (see `Fold::taken_on_at`).
+    #[serde(default)]
+    pub taken_on_at: Option<crate::event::ReferLevel>,
     /// The case's numbers, each with the office that issued it (record schema 2): its
     /// acceptance's, and that of each office that took it on by referral.
     #[serde(default)]
@@ -395,6 +398,7 @@ impl View {
             revoked_entries: false,
             matter: fold.matter,
             numbers: fold.numbers,
+            taken_on_at: fold.taken_on_at,
         };
         Ok(match id {
             RecordId::Owned(_) => {

@@ -241,3 +241,121 @@ fn a_petition_is_never_in_the_dispute_rate() {
     assert_eq!(s.total.resolution_rate(), Some(0.0));
     assert_eq!(s.total.concluded, 2);
 }
+
+/// 矛盾不上交: a dispute counts at the level that resolved it. A case the village referred
+/// and the township took on (接收) and settled is the township's; one the village settled
+/// is the village's; one referred to a court and never taken back is passed out; one
+/// referred to the township and not yet taken on is counted nowhere yet.
+#[test]
+fn a_referral_is_counted_at_the_level_that_resolved_it() {
+    use guihe_protocol::stats::ResolvedAt;
+    let mut village = Office::new(1, "tan");
+    village.writer.schema = 2;
+    let mut township = Office::new(2, "liu");
+    township.writer.schema = 2;
+    let rules = village.rules.clone();
+    let refer = |level, to: &str| {
+        Body::Refer(Refer {
+            level,
+            to: to.into(),
+            reason: "村级无法化解".into(),
+        })
+    };
+    let settle = || {
+        Body::Resolve(Note {
+            note: "和解".into(),
+        })
+    };
+    let mut views = Vec::new();
+    // Settled at the village.
+    let mut r = village.create(new_case(&[V1]));
+    village
+        .record(&mut r, Body::Accept(Acceptance::default()))
+        .unwrap();
+    village.record(&mut r, settle()).unwrap();
+    views.push(r.view(&rules).unwrap());
+    // Referred, taken on and settled at the township.
+    let mut r = village.create(new_case(&[V1]));
+    village
+        .record(&mut r, Body::Accept(Acceptance::default()))
+        .unwrap();
+    village
+        .record(&mut r, refer(ReferLevel::Township, "镇调委会"))
+        .unwrap();
+    township.now_ms = village.now_ms + DAY_MS;
+    township
+        .record(&mut r, Body::Receive(Acceptance::default()))
+        .unwrap();
+    township.record(&mut r, settle()).unwrap();
+    views.push(r.view(&rules).unwrap());
+    // Referred to the township, not yet taken on.
+    let mut r = village.create(new_case(&[V1]));
+    village
+        .record(&mut r, refer(ReferLevel::Township, "镇调委会"))
+        .unwrap();
+    views.push(r.view(&rules).unwrap());
+    // Passed to a court.
+    let mut r = village.create(new_case(&[V2]));
+    village
+        .record(&mut r, refer(ReferLevel::Court, "石柱县人民法院"))
+        .unwrap();
+    views.push(r.view(&rules).unwrap());
+
+    let s = compute(&views, "500240001000".parse().unwrap(), T0 + 10 * DAY_MS);
+    assert_eq!(s.by_level.get(&ResolvedAt::Village), Some(&1));
+    assert_eq!(s.by_level.get(&ResolvedAt::Township), Some(&1));
+    assert_eq!(s.by_level.values().sum::<usize>(), 2);
+    assert_eq!(s.passed_out, 1);
+    // The rate counts the township's settlement as a success of the county's mediation.
+    assert_eq!((s.total.resolved, s.total.mediated), (2, 2));
+}
+
+/// The figures over a period hold the records received in it, with the same period a year
+/// earlier beside them.
+#[test]
+fn figures_over_a_period_sit_beside_the_same_period_a_year_earlier() {
+    use guihe_protocol::stats::{Period, Row, compute_period};
+    let mut office = Office::new(1, "tan");
+    let rules = office.rules.clone();
+    let day = |t: &str| guihe_protocol::stats::parse_date(t).unwrap();
+    let mut views = Vec::new();
+    for (received, resolve) in [
+        ("2025-11-03", true),
+        ("2025-11-20", false),
+        ("2026-11-02", true),
+        ("2026-11-15", true),
+        ("2026-11-28", false),
+        ("2026-10-31", true),
+    ] {
+        let mut new = new_case(&[V1]);
+        new.received_ms = Some(day(received));
+        office.now_ms = day("2026-11-30");
+        let mut r = office.create(new);
+        if resolve {
+            office
+                .at(&mut r, day(received), Body::Accept(Acceptance::default()))
+                .unwrap();
+            office
+                .at(
+                    &mut r,
+                    day(received),
+                    Body::Resolve(Note {
+                        note: "和解".into(),
+                    }),
+                )
+                .unwrap();
+        }
+        views.push(r.view(&rules).unwrap());
+    }
+    let rows: Vec<Row> = views.iter().map(Row::of).collect();
+    let now = day("2026-12-01");
+    let november = Period::parse("2026-11", now).unwrap();
+    let s = compute_period(&rows, "500240001000".parse().unwrap(), november, now);
+    assert_eq!(s.total.records, 3);
+    assert_eq!(s.total.resolved, 2);
+    assert_eq!(s.period, Some(november));
+    let before = s.a_year_earlier.expect("the same month a year earlier");
+    assert_eq!(before.total.records, 2);
+    assert_eq!(before.total.resolved, 1);
+    assert_eq!(before.period.map(|p| p.from_ms), Some(day("2025-11-01")));
+}

@@ -1167,4 +1167,19 @@ fn particulars_wait_for_the_county_then_are_kept_masked_and_numbered() {
         paper.contains(id_number) && paper.contains("56岁"),
         "{paper}"
     );
+
+    // The figures over a period, beside the same period a year earlier; a period that is
+    // none is refused by name, in Chinese.
+    let (status, stats) = api.get(&format!("/api/v1/stats?period={year}"));
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(stats["total"]["records"], 2, "{stats}");
+    assert_eq!(stats["a_year_earlier"]["total"]["records"], 0, "{stats}");
+    let (status, body) = api.get("/api/v1/stats?period=2026-13");
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message_zh"]
+            .as_str()
+            .is_some_and(|m| m.contains("统计期间")),
+        "{body}"
+    );
 }

@@ -758,6 +758,56 @@ async fn a_mediator_records_a_case_that_reaches_the_county_and_restricted_record
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     shot(&c, "dashboard-county").await;
+    // The analyst picks this month (every record here was taken in today), sees the same
+    // month a year earlier beside it, and drills down with the period kept.
+    let all = c
+        .find(Locator::Id("total"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let month = c
+        .find(Locator::Css("#period option:nth-child(2)"))
+        .await
+        .unwrap()
+        .attr("value")
+        .await
+        .unwrap()
+        .unwrap();
+    choose(&c, "period", &month).await;
+    submit(&c, "pick").await;
+    let span = c
+        .find(Locator::Id("period-span"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        span.contains("统计期间") && span.contains("去年同期"),
+        "{span}"
+    );
+    let picked = c
+        .find(Locator::Id("total"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(picked, all, "this month holds every record");
+    assert!(c.find(Locator::Id("levels")).await.is_ok());
+    shot(&c, "dashboard-county-month").await;
+    c.find(Locator::Css(&format!(
+        "#units a[href='/dashboard?division={TOWNSHIP}&period={month}']"
+    )))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    assert!(c.find(Locator::Id("period-span")).await.is_ok());
+    c.goto(&format!("{county}/dashboard")).await.unwrap();
     c.find(Locator::Css(&format!(
         "#units a[href='/dashboard?division={TOWNSHIP}']"
     )))

@@ -6,6 +6,9 @@ use super::*;
 pub(super) struct DashQuery {
     #[serde(default)]
     pub(super) division: String,
+    /// The period picked: `2026-11`, `2026-Q3`, `2026` or `2018-01-01..`.
+    #[serde(default)]
+    pub(super) period: String,
 }
 
 /// The monthly trend as an SVG line chart.
@@ -80,6 +83,57 @@ pub(super) fn trend_svg(stats: &guihe_protocol::stats::Stats, lang: Lang) -> Str
     svg
 }
 
+/// The periods the dashboard offers, as (value, Chinese label, English label), newest
+/// first: this and last month, quarter and year, and since 2018 (the county's reporting
+/// began). The value is what `stats::Period::parse` reads.
+fn periods(now_ms: u64) -> Vec<(String, String, String)> {
+    let month = guihe_protocol::stats::month_of(now_ms);
+    let (y, m): (i64, i64) = month
+        .split_once('-')
+        .and_then(|(y, m)| Some((y.parse().ok()?, m.parse().ok()?)))
+        .unwrap_or((2026, 1));
+    let (ly, lm) = if m == 1 { (y - 1, 12) } else { (y, m - 1) };
+    let q = (m - 1) / 3 + 1;
+    let (lqy, lq) = if q == 1 { (y - 1, 4) } else { (y, q - 1) };
+    vec![
+        (
+            format!("{y}-{m:02}"),
+            format!("本月（{y}年{m}月）"),
+            format!("This month ({y}-{m:02})"),
+        ),
+        (
+            format!("{ly}-{lm:02}"),
+            format!("上月（{ly}年{lm}月）"),
+            format!("Last month ({ly}-{lm:02})"),
+        ),
+        (
+            format!("{y}-Q{q}"),
+            format!("本季度（{y}年第{q}季度）"),
+            format!("This quarter ({y} Q{q})"),
+        ),
+        (
+            format!("{lqy}-Q{lq}"),
+            format!("上季度（{lqy}年第{lq}季度）"),
+            format!("Last quarter ({lqy} Q{lq})"),
+        ),
+        (
+            format!("{y}"),
+            format!("今年（{y}年）"),
+            format!("This year ({y})"),
+        ),
+        (
+            format!("{}", y - 1),
+            format!("去年（{}年）", y - 1),
+            format!("Last year ({})", y - 1),
+        ),
+        (
+            "2018-01-01..".into(),
+            "2018年以来".into(),
+            "Since 2018".into(),
+        ),
+    ]
+}
+
 pub(super) async fn dashboard(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -90,7 +144,17 @@ pub(super) async fn dashboard(
         Err(r) => return r,
     };
     let division = Some(q.division.clone()).filter(|d| !d.is_empty());
-    let stats = match call(&state, None, Call::Stats { division }).await {
+    let period = Some(q.period.trim().to_string()).filter(|p| !p.is_empty());
+    let stats = match call(
+        &state,
+        None,
+        Call::Stats {
+            division,
+            period: period.clone(),
+        },
+    )
+    .await
+    {
         Ok(Reply::Stats(s)) => s,
         Ok(_) => return message_page(ctx.lang, Some(&ctx), StatusCode::INTERNAL_SERVER_ERROR, "?"),
         Err(e) => return api_error_page(&ctx, e),
@@ -118,10 +182,48 @@ pub(super) async fn dashboard(
                 .collect()
         })
         .unwrap_or_default();
+    let choices = periods(now);
+    let picked = period.clone().unwrap_or_default();
+    let drill = |code: &str| match &period {
+        Some(p) => format!("/dashboard?division={code}&period={p}"),
+        None => format!("/dashboard?division={code}"),
+    };
+    let earlier = stats.a_year_earlier.as_deref();
+    let change = |now: usize, before: usize| -> String {
+        if before == 0 {
+            return "–".into();
+        }
+        let pct = (now as f64 - before as f64) / before as f64 * 100.0;
+        format!("{pct:+.1}%")
+    };
     let body = html! {
         p {
             (t("范围", "Division")) " " b id="division" { (division) } " · "
             a href={ "/cases?unit=" (division) } id="unit-cases" { (t("查看该范围的案件", "Cases in this division")) }
+        }
+        form method="get" action="/dashboard" id="period-form" {
+            input type="hidden" name="division" value=(division);
+            label { (t("统计期间", "Period")) " "
+                select name="period" id="period" {
+                    option value="" selected[picked.is_empty()] { (t("全部记录", "Every record")) }
+                    @for (value, zh, en) in &choices {
+                        option value=(value) selected[picked == *value] { (if ctx.lang == Lang::Zh { zh.as_str() } else { en.as_str() }) }
+                    }
+                    @if !picked.is_empty() && !choices.iter().any(|(v, _, _)| *v == picked) {
+                        option value=(picked) selected { (picked) }
+                    }
+                }
+                " " button type="submit" id="pick" { (t("查看", "Show")) }
+            }
+        }
+        @if let Some(p) = stats.period {
+            p id="period-span" {
+                (t("统计期间：", "Period: ")) (crate::words::date_zh(p.from_ms)) (t("至", " to ")) (crate::words::date_zh(p.to_ms.saturating_sub(1)))
+                @if let Some(before) = earlier {
+                    " · " (t("去年同期：", "A year earlier: ")) span id="earlier" { (before.total.records) (t("件", " records")) "，" (t("调解成功率", "success rate")) " " (rate(&before.total)) }
+                    " · " (t("同比", "Change")) " " span id="change" { (change(stats.total.records, before.total.records)) }
+                }
+            }
         }
         div {
             div.card { (t("记录", "Records")) b id="total" { (stats.total.records) } }
@@ -143,7 +245,7 @@ pub(super) async fn dashboard(
             tr { th { (t("代码", "Code")) } th { (t("记录", "Records")) } th { (t("办结", "Concluded")) } th { (t("调解成功率", "Success rate")) } th { (t("逾期", "Overdue")) } th { (t("待审核", "Review")) } }
             @for (code, u) in &stats.by_unit {
                 tr {
-                    td { a href={ "/dashboard?division=" (code) } { (code) } }
+                    td { a href=(drill(&code.to_string())) { (code) } }
                     td { (u.records) } td { (u.concluded) } td { (rate(u)) } td { (u.overdue) } td { (u.needs_review) }
                 }
             }
@@ -158,6 +260,22 @@ pub(super) async fn dashboard(
                         (crate::words::span(*age, ctx.lang == Lang::Zh)) (t("前", " ago"))
                     }
                 }
+            }
+        }
+        h2 { (t("化解层级（矛盾不上交）", "Where disputes were resolved")) }
+        table id="levels" {
+            tr { th { (t("层级", "Level")) } th { (t("调解成功", "Resolved")) } @if earlier.is_some() { th { (t("去年同期", "A year earlier")) } } }
+            @for level in guihe_protocol::stats::ResolvedAt::ALL {
+                tr {
+                    td { (t(level.label_zh(), level.label_en())) }
+                    td { (stats.by_level.get(level).copied().unwrap_or(0)) }
+                    @if let Some(before) = earlier { td { (before.by_level.get(level).copied().unwrap_or(0)) } }
+                }
+            }
+            tr {
+                td { (t("移交法院或其他组织未收回", "Passed to a court or another body")) }
+                td { (stats.passed_out) }
+                @if let Some(before) = earlier { td { (before.passed_out) } }
             }
         }
         h2 { (t("趋势", "Trend")) }

@@ -48,6 +48,7 @@ impl<'a> Folder<'a> {
                 outcome: None,
                 summary: None,
                 matter: None,
+                taken_on_at: None,
                 numbers: Vec::new(),
             },
             position: BTreeMap::new(),
@@ -274,6 +275,7 @@ impl<'a> Folder<'a> {
                     s.numbers.push((event.node, number));
                 }
                 s.accepted_ms = Some(at);
+                s.taken_on_at = s.referral.as_ref().map(|r| r.level);
             }
             Body::RecheckRequest(_) => s.recheck_requested_ms = Some(at),
             Body::RecheckAnswer(_) => s.recheck_answered_ms = Some(at),

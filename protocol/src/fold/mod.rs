@@ -279,6 +279,10 @@ pub struct Fold {
     /// The matter's particulars taken at intake (record schema 2).
     #[serde(default)]
     pub matter: Option<crate::model::Matter>,
+    /// The level that took the record on by referral (接收), if one did: a dispute resolved
+    /// after it was resolved at that level (record schema 2).
+    #[serde(default)]
+    pub taken_on_at: Option<crate::event::ReferLevel>,
     /// The case's numbers and the offices that issued them, in the order given: the
     /// acceptance's, and the number of each office that took it on by referral (record
     /// schema 2).
