@@ -313,6 +313,13 @@ pub struct Detail {
     /// Another record this node holds has the same case number (`numbering::duplicates`).
     #[serde(default)]
     pub duplicate_number: bool,
+    /// The record schema this node writes (what the county's settings allow).
+    #[serde(default)]
+    pub schema: u64,
+    /// The number this office gave the case, if it did (another office's is not its own
+    /// to print).
+    #[serde(default)]
+    pub own_number: Option<guihe_protocol::event::CaseNumber>,
 }
 
 /// The township a person reviews for: a township reviewer's account on a township's
@@ -703,6 +710,11 @@ pub fn event_command(event: serde_json::Value) -> Result<Command, ApiError> {
         };
         ApiError::invalid("event", e, zh)
     })?;
+    // A case's number is the office's to give (`numbering`), never the caller's.
+    let mut body = body;
+    if let Body::Accept(a) | Body::Receive(a) = &mut body {
+        a.number = None;
+    }
     Ok(Command::Event { at_ms, body })
 }
 
@@ -756,10 +768,13 @@ fn run(local: &mut Local, call: Call) -> Result<(Reply, Vec<StoredChange>), ApiE
             let id = parse_record_id(&id)?;
             let view = local.view(id)?;
             let record = local.replica.record(id).map_err(LocalError::from)?;
-            let mut timeline = record
+            let mut timeline: Vec<Event> = record
                 .events()
                 .map_err(|e| ApiError::Internal(e.to_string()))?
-                .events;
+                .events
+                .into_iter()
+                .map(Event::masked)
+                .collect();
             guihe_protocol::fold::order(&mut timeline);
             let here = local.replica.identity.cert.node();
             let mut display_names = std::collections::BTreeMap::new();
@@ -814,6 +829,9 @@ fn run(local: &mut Local, call: Call) -> Result<(Reply, Vec<StoredChange>), ApiE
                     .collect();
                 guihe_protocol::numbering::duplicates(same).contains(&id)
             };
+            let own_number = view
+                .common()
+                .number_at(local.replica.identity.cert.body.division);
             Ok((
                 Reply::Detail(Box::new(Detail {
                     view,
@@ -822,6 +840,8 @@ fn run(local: &mut Local, call: Call) -> Result<(Reply, Vec<StoredChange>), ApiE
                     next_steps,
                     display_names,
                     duplicate_number,
+                    own_number,
+                    schema: local.writable_schema()?,
                 })),
                 Vec::new(),
             ))

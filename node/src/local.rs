@@ -525,7 +525,7 @@ impl Local {
             guihe_protocol::numbering::number_acceptance(
                 &mut command,
                 id,
-                &self.replica.identity.key.public(),
+                self.replica.identity.cert.body.division,
                 now,
                 schema,
                 held,

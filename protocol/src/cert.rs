@@ -210,8 +210,9 @@ impl Frontier {
 /// version 3) to every node: the mesh's settings.
 ///
 /// Offices upgrade one by one, so a build may know a record schema that older builds in
-/// the mesh do not: if it wrote it, they would hold its records unread (`rules` holds a
-/// record of a schema it does not know) until they are upgraded. So a build writes the
+/// the mesh do not: if it wrote it, they would hold its new records unread (`rules` holds
+/// a record of a schema it does not know) until they are upgraded, and refuse for good
+/// what it added to older records (a field or step of the new schema). So a build writes the
 /// newest schema it knows that the county allows: the county raises `record_schema` once
 /// every office runs a build that reads it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

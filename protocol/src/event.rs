@@ -171,9 +171,10 @@ pub struct Intake {
     pub matter: Option<Matter>,
 }
 
-/// A case's number, as its office issued it on acceptance: the `seq`th case the office
-/// accepted in `year` (（2026）……调字第7号). The office is the acceptance's node: each office
-/// numbers its own, so numbers are unique without coordination.
+/// A case's number, as its office issued it on acceptance: the `seq`th case the office of
+/// division `office` accepted in `year` (（2026）……调字第7号). Each office numbers its own,
+/// so numbers are unique without coordination; the office is its division, not its node's
+/// key, so a replaced PC goes on from the office's highest number.
 #[derive(
     Debug,
     Clone,
@@ -189,6 +190,8 @@ pub struct Intake {
     Hydrate,
 )]
 pub struct CaseNumber {
+    /// The office's division code (12 digits).
+    pub office: u64,
     /// The year of acceptance (Beijing time).
     pub year: u16,
     /// The number within the office and the year, from 1.
@@ -505,6 +508,20 @@ impl EventType {
 pub const LATE_ENTRY_MS: u64 = 2 * 24 * 60 * 60 * 1_000;
 
 impl Event {
+    /// The entry as pages and the API show it: a party correction's ID number masked, as
+    /// views hold it (only the printed application and agreement name it in full).
+    pub fn masked(mut self) -> Event {
+        if let Body::Amend(Amend {
+            change: Change::Party(fix),
+            ..
+        }) = &mut self.body
+            && let Some(details) = &mut fix.party.details
+        {
+            details.id_number = details.id_masked();
+        }
+        self
+    }
+
     /// Whether the entry was made well after the time it gives for what happened (补录):
     /// its clock stamp is more than [`LATE_ENTRY_MS`] after `at_ms`. A ledger copied in
     /// afterwards shows so wherever it appears, so a backdated date cannot pass for a

@@ -49,6 +49,8 @@ pub fn field_zh(field: &str) -> &str {
         "amount at stake" | "amount" => "涉及金额",
         "people involved" | "people" => "涉及人数",
         "petition type" => "信访类型",
+        "case number" => "案件编号",
+        "display name" => "记录人姓名",
         other => other,
     }
 }
@@ -116,6 +118,12 @@ impl Refusal {
             Refusal::UnknownEvent(_) => "要更正的记录条目不存在。".into(),
             Refusal::UnknownParty(_) => "要更正的当事人不存在。".into(),
             Refusal::SecondIntake => "每条记录只登记一次。".into(),
+            Refusal::NothingToReceive => {
+                "此记录没有移交乡镇（街道）或县级、尚待接收的移交。".into()
+            }
+            Refusal::NotReferredHere => {
+                "此记录不是移交给本级的，只有移交所至的乡镇（街道）或县级才能接收。".into()
+            }
         }
     }
 }

@@ -293,6 +293,17 @@ impl Particulars {
     }
 }
 
+/// A search text read as an ID number, if it is one: 18 characters (the last may be x or
+/// X) or the old 15 digits, upper-cased.
+pub fn id_needle(text: &str) -> Option<String> {
+    let id = text.trim().to_ascii_uppercase();
+    let details = Particulars {
+        id_number: id.clone(),
+        ..Particulars::default()
+    };
+    (!id.is_empty() && details.check().is_ok()).then_some(id)
+}
+
 /// An ID number with all but its first three and last four characters starred.
 pub fn mask_id(id: &str) -> String {
     let chars: Vec<char> = id.chars().collect();

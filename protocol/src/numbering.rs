@@ -7,24 +7,27 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::division::Division;
 use crate::event::CaseNumber;
-use crate::id::{NodeId, RecordId};
+use crate::id::RecordId;
 
-/// The number `office` gives the next case it accepts at `at_ms` (Beijing year): one above
-/// the highest of that office and year in `held`.
+/// The number the office of division `office` gives the next case it accepts at `at_ms`
+/// (Beijing year): one above the highest of that office and year in `held`.
 pub fn next(
-    office: &NodeId,
+    office: Division,
     at_ms: u64,
-    held: impl IntoIterator<Item = (NodeId, CaseNumber)>,
+    held: impl IntoIterator<Item = CaseNumber>,
 ) -> CaseNumber {
     let year = u16::try_from(crate::stats::year_of(at_ms)).unwrap_or(u16::MAX);
+    let office = office.as_u64();
     let highest = held
         .into_iter()
-        .filter(|(node, n)| node == office && n.year == year)
-        .map(|(_, n)| n.seq)
+        .filter(|n| n.office == office && n.year == year)
+        .map(|n| n.seq)
         .max()
         .unwrap_or(0);
     CaseNumber {
+        office,
         year,
         seq: highest.saturating_add(1),
     }
@@ -36,10 +39,10 @@ pub fn next(
 pub fn number_acceptance(
     command: &mut crate::record::Command,
     record: RecordId,
-    office: &NodeId,
+    office: Division,
     now_ms: u64,
     schema: u64,
-    held: impl IntoIterator<Item = (NodeId, CaseNumber)>,
+    held: impl IntoIterator<Item = CaseNumber>,
 ) {
     use crate::event::Body;
     use crate::record::Command;
@@ -58,9 +61,9 @@ pub fn number_acceptance(
 
 /// The records whose number (office, year and sequence) another record also holds.
 pub fn duplicates(
-    numbered: impl IntoIterator<Item = (RecordId, (NodeId, CaseNumber))>,
+    numbered: impl IntoIterator<Item = (RecordId, CaseNumber)>,
 ) -> BTreeSet<RecordId> {
-    let mut by_number: BTreeMap<(NodeId, CaseNumber), Vec<RecordId>> = BTreeMap::new();
+    let mut by_number: BTreeMap<CaseNumber, Vec<RecordId>> = BTreeMap::new();
     for (id, number) in numbered {
         by_number.entry(number).or_default().push(id);
     }
@@ -87,37 +90,33 @@ mod tests {
 
     #[test]
     fn each_office_numbers_its_own_per_year_from_the_highest_it_holds() {
-        let (a, b) = (NodeId::from_bytes([1; 32]), NodeId::from_bytes([2; 32]));
-        let n = |year, seq| CaseNumber { year, seq };
-        assert_eq!(next(&a, MAR_2026, []), n(2026, 1));
-        let held = [
-            (a, n(2026, 3)),
-            (a, n(2026, 7)),
-            (b, n(2026, 40)),
-            (a, n(2025, 90)),
-        ];
-        assert_eq!(next(&a, MAR_2026, held), n(2026, 8));
-        assert_eq!(next(&b, MAR_2026, held), n(2026, 41));
+        let a: Division = "500240101201".parse().unwrap();
+        let b: Division = "500240101000".parse().unwrap();
+        let n = |office: Division, year, seq| CaseNumber {
+            office: office.as_u64(),
+            year,
+            seq,
+        };
+        assert_eq!(next(a, MAR_2026, []), n(a, 2026, 1));
+        let held = [n(a, 2026, 3), n(a, 2026, 7), n(b, 2026, 40), n(a, 2025, 90)];
+        assert_eq!(next(a, MAR_2026, held), n(a, 2026, 8));
+        assert_eq!(next(b, MAR_2026, held), n(b, 2026, 41));
         // A new year starts again at 1.
-        assert_eq!(next(&a, JAN_2027, held), n(2027, 1));
-        assert_eq!(
-            printed(n(2026, 8), "石柱县某村"),
-            "（2026）石柱县某村调字第8号"
-        );
+        assert_eq!(next(a, JAN_2027, held), n(a, 2027, 1));
+        assert_eq!(printed(n(a, 2026, 8), "某村"), "（2026）某村调字第8号");
     }
 
     #[test]
     fn a_number_two_records_hold_is_flagged_on_both() {
-        let a = NodeId::from_bytes([1; 32]);
-        let n = |seq| CaseNumber { year: 2026, seq };
+        let n = |seq| CaseNumber {
+            office: 500_240_101_201,
+            year: 2026,
+            seq,
+        };
         let ids: Vec<RecordId> = (0..3u8)
             .map(|i| RecordId::Case(CaseId::from_bytes([i; 16])))
             .collect();
-        let found = duplicates([
-            (ids[0], (a, n(1))),
-            (ids[1], (a, n(2))),
-            (ids[2], (a, n(1))),
-        ]);
+        let found = duplicates([(ids[0], n(1)), (ids[1], n(2)), (ids[2], n(1))]);
         assert_eq!(found, BTreeSet::from([ids[0], ids[2]]));
     }
 }

@@ -88,7 +88,8 @@ pub struct Replica<S: Store> {
 impl<S: Store> Replica<S> {
     /// A replica writing as `staff` with the actor of store incarnation `incarnation`.
     pub fn new(identity: Identity, store: S, staff: crate::id::StaffId, incarnation: u64) -> Self {
-        let writer = Writer::new(identity.key.public(), incarnation, staff);
+        let mut writer = Writer::new(identity.key.public(), incarnation, staff);
+        writer.author.division = Some(identity.cert.body.division);
         Replica {
             identity,
             store,

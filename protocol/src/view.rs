@@ -29,27 +29,14 @@ pub struct PartyView {
     #[serde(default)]
     pub contact: Option<String>,
     /// Their particulars (record schema 2), the ID number masked ([`Particulars::id_masked`]).
+    /// Nothing else of the number is kept in a view: no digest, which the masked digits and
+    /// the age would let anyone reverse.
     #[serde(default)]
     pub details: Option<Particulars>,
-    /// A digest of the ID number, to find the person by it without the number in the view.
-    #[serde(default)]
-    pub id_digest: Option<String>,
-}
-
-/// The digest of an ID number that views keep in its place: hex of the first 16 bytes of
-/// its SHA-256, with a lower-case x read as X.
-pub fn id_digest(id_number: &str) -> Option<String> {
-    use sha2::Digest;
-    let id = id_number.trim().to_ascii_uppercase();
-    if id.is_empty() {
-        return None;
-    }
-    let digest = sha2::Sha256::digest(id.as_bytes());
-    Some(digest.iter().take(16).map(|b| format!("{b:02x}")).collect())
 }
 
 impl PartyView {
-    /// A party as lists show it: the ID number masked, and its digest kept for search.
+    /// A party as lists show it: the ID number masked.
     pub fn of(id: PartyId, party: &Party) -> PartyView {
         PartyView {
             id,
@@ -57,7 +44,6 @@ impl PartyView {
             role: party.role,
             minor: party.minor,
             contact: party.contact.clone(),
-            id_digest: party.details.as_ref().and_then(|d| id_digest(&d.id_number)),
             details: party.details.as_ref().map(|d| Particulars {
                 id_number: d.id_masked(),
                 ..d.clone()
@@ -77,13 +63,6 @@ impl PartyView {
         if self.name.contains(needle) {
             return true;
         }
-        let id_like = matches!(needle.len(), 15 | 18)
-            && needle
-                .bytes()
-                .all(|b| b.is_ascii_digit() || b.eq_ignore_ascii_case(&b'x'));
-        if id_like && self.id_digest.is_some() && self.id_digest == id_digest(needle) {
-            return true;
-        }
         let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
         let wanted = digits(needle);
         wanted.len() >= 4
@@ -94,12 +73,29 @@ impl PartyView {
                 .is_some_and(|c| digits(c).contains(&wanted))
     }
 
+    /// Whether the person may hold the ID number `id` (as [`crate::model::id_needle`]
+    /// reads it): their masked number is its masked form. A candidate only: the caller
+    /// confirms against the record's parties, which hold the whole number.
+    pub fn may_have_id(&self, id: &str) -> bool {
+        self.details
+            .as_ref()
+            .is_some_and(|d| !d.id_number.is_empty() && d.id_number == crate::model::mask_id(id))
+    }
+
     /// Whether this and `other` are the same person as far as the records tell: the same
-    /// ID number when both have one; otherwise the same name, and the same contact when
-    /// both have one.
+    /// name, the same contact when both have one, and the same masked ID number when both
+    /// have one.
     pub fn same_person(&self, other: &PartyView) -> bool {
-        if let (Some(a), Some(b)) = (&self.id_digest, &other.id_digest) {
-            return a == b;
+        let id = |p: &PartyView| {
+            p.details
+                .as_ref()
+                .map(|d| d.id_number.clone())
+                .filter(|n| !n.is_empty())
+        };
+        if let (Some(a), Some(b)) = (id(self), id(other))
+            && a != b
+        {
+            return false;
         }
         let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
         self.name.trim() == other.name.trim()
@@ -196,10 +192,10 @@ pub struct Common {
     /// The level that took it on by referral (接收), if one did (see `Fold::taken_on_at`).
     #[serde(default)]
     pub taken_on_at: Option<crate::event::ReferLevel>,
-    /// The case's numbers, each with the office that issued it (record schema 2): its
-    /// acceptance's, and that of each office that took it on by referral.
+    /// The case's numbers (record schema 2): its acceptance's, and that of each office that
+    /// took it on by referral.
     #[serde(default)]
-    pub numbers: Vec<(NodeId, CaseNumber)>,
+    pub numbers: Vec<CaseNumber>,
 }
 
 /// A person who handles a record, at their office.
@@ -227,14 +223,13 @@ pub struct Viewer<'a> {
 }
 
 impl Common {
-    /// The case's number as `office` prints it: the number it issued, or else the latest
-    /// one issued.
-    pub fn number_at(&self, office: &NodeId) -> Option<CaseNumber> {
+    /// The case's number as the office of division `office` prints it: the number it
+    /// issued, if it did (another office's number is not its own to print).
+    pub fn number_at(&self, office: crate::division::Division) -> Option<CaseNumber> {
         self.numbers
             .iter()
-            .find(|(node, _)| node == office)
-            .or(self.numbers.last())
-            .map(|(_, n)| *n)
+            .find(|n| n.office == office.as_u64())
+            .copied()
     }
 
     /// Whether the person at the office is in charge of the record: assigned it, or, when

@@ -39,7 +39,7 @@ pub fn transition(kind: Kind, status: Status, ty: EventType) -> Option<Next> {
         Kind::Case => match (ty, status) {
             (E::Accept, S::Registered) => to(S::Accepted),
             (E::NotAccept, S::Registered) => to(S::NotAccepted),
-            (E::Receive, S::Referred) => to(S::Accepted),
+            (E::Receive, S::Referred | S::FollowedUp) => to(S::Accepted),
             (E::Assign, S::Registered | S::Accepted | S::Mediating | S::Referred | S::Reopened) => {
                 stay
             }
@@ -75,7 +75,7 @@ pub fn transition(kind: Kind, status: Status, ty: EventType) -> Option<Next> {
             (E::Accept, S::Registered) => to(S::Accepted),
             (E::NotAccept, S::Registered) => to(S::NotAccepted),
             (E::Assign, S::Registered | S::Reexamining | S::Rechecking) => stay,
-            (E::Receive, S::Referred) => to(S::Accepted),
+            (E::Receive, S::Referred | S::FollowedUp) => to(S::Accepted),
             (E::Assign, S::Accepted | S::Handling | S::Reopened) => to(S::Handling),
             (E::Extend, S::Accepted | S::Handling | S::Reopened) => stay,
             (E::Reply, S::Accepted | S::Handling | S::Reopened) => to(S::Replied),
@@ -149,11 +149,29 @@ pub fn schema_of(kind: Kind, ty: EventType) -> u64 {
     }
 }
 
-/// Whether an office of `division` records a step at all: a village never takes on a
-/// referral (接收), since records are referred up to a township or the county or out to
-/// a court or another body, never down to a village.
-pub fn recorded_at(ty: EventType, division: crate::division::Division) -> bool {
-    !(ty == EventType::Receive && matches!(division, crate::division::Division::Village(_)))
+/// The oldest record schema whose readers know a status a review may settle on: 2 for
+/// 复核中, 已复核 and a case not accepted, 1 for the rest.
+pub fn status_schema(kind: Kind, status: Status) -> u64 {
+    match (kind, status) {
+        (_, Status::Rechecking | Status::Rechecked) | (Kind::Case, Status::NotAccepted) => 2,
+        _ => 1,
+    }
+}
+
+/// Whether an office of `division` may take on (接收) a record referred as `referral`:
+/// only an office of the level it was referred to (a township's for a referral to the
+/// township, the county's for one to the county). A village, a court or another body
+/// never records it here.
+pub fn may_receive(
+    referral: Option<&crate::event::Refer>,
+    division: crate::division::Division,
+) -> bool {
+    use crate::division::Division as D;
+    use crate::event::ReferLevel as L;
+    matches!(
+        (referral.map(|r| r.level), division),
+        (Some(L::Township), D::Township(_)) | (Some(L::County), D::County(_))
+    )
 }
 
 /// The event types a person may record next on a record of `kind` in `status`, in the

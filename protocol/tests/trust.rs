@@ -748,7 +748,11 @@ fn every_kind_of_entry_a_command_writes_passes_the_rules() {
     };
     let number = Body::Accept(Acceptance {
         note: String::new(),
-        number: Some(CaseNumber { year: 2026, seq: 7 }),
+        number: Some(CaseNumber {
+            office: 500_240_101_201,
+            year: 2026,
+            seq: 7,
+        }),
     });
     assert!(matches!(
         s.village.apply(
@@ -826,8 +830,12 @@ fn every_kind_of_entry_a_command_writes_passes_the_rules() {
         .view(&s.county.rules)
         .unwrap();
     assert_eq!(
-        view.common().numbers.first().map(|(_, n)| *n),
-        Some(CaseNumber { year: 2026, seq: 7 })
+        view.common().numbers.first().copied(),
+        Some(CaseNumber {
+            office: 500_240_101_201,
+            year: 2026,
+            seq: 7
+        })
     );
     assert!(view.common().matter.is_some());
     let events = s.village.record(numbered).unwrap().events().unwrap().events;

@@ -1702,6 +1702,13 @@ fn the_steps_of_schema_2_wait_for_it_and_then_run_as_the_law_says() {
     assert_eq!(view(&o, &referred).common().outcome, Some(Status::Referred));
     assert!(!steps(&o, &referred).contains(&E::Receive));
     assert!(steps_at(&o, &referred, TOWNSHIP).contains(&E::Receive));
+    assert!(
+        !steps_at(&o, &referred, "500240000000").contains(&E::Receive),
+        "referred to the township, not the county"
+    );
+    // The village's follow-up of its referral does not stop the township taking it on.
+    o.record(&mut referred, follow_up()).unwrap();
+    assert!(steps_at(&o, &referred, TOWNSHIP).contains(&E::Receive));
     assert!(!steps_at(&o, &referred, TOWNSHIP).contains(&E::Session));
     let mut township = Office::new(2, "liu.zh");
     township.writer.schema = 2;

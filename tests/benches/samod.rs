@@ -108,6 +108,7 @@ fn documents(n: usize) -> Vec<automerge::Automerge> {
         node,
         staff: "bench".parse().expect("staff"),
         display: String::new(),
+        division: None,
     };
     let village = "500240101201".parse().expect("village");
     (0..n)

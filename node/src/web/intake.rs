@@ -133,10 +133,11 @@ pub(super) fn new_body(
                     }
                 }
             }
-            button type="submit" id="more" name="more" value="1" formnovalidate { (t("再加一位当事人", "Add another party")) }
             label { (t("摘要", "Summary")) span.required { (t("（必填）", " (required)")) } textarea name="summary" rows="4" { (value("summary")) } }
             label { input type="checkbox" name="restricted" value="1" checked[checked("restricted")]; (t(" 限制查看", " Restricted")) }
+            // The save button first: pressing Enter in a field saves.
             button type="submit" id="save" { (t("登记", "Record")) }
+            " " button type="submit" id="more" name="more" value="1" formnovalidate { (t("再加一位当事人", "Add another party")) }
         }
     }
 }
@@ -219,6 +220,28 @@ pub(super) async fn new_record(
                 .map_err(|_| ctx.lang.t(&zh, en).to_string()),
         }
     };
+    // A row with particulars but no name: say so, rather than drop what was typed.
+    let particular = [
+        "contact",
+        "sex",
+        "age",
+        "ethnicity",
+        "occupation",
+        "address",
+        "id_number",
+    ];
+    if let Some(i) = (0..party_rows(Some(&f))).find(|i| {
+        given(format!("party{i}")).is_none()
+            && particular
+                .iter()
+                .any(|k| given(format!("{k}{i}")).is_some())
+    }) {
+        let zh = format!("第{}位当事人填了详细信息，请填写姓名。", i + 1);
+        return refuse(
+            ctx.lang
+                .t(&zh, "A party has particulars but no name: give the name."),
+        );
+    }
     let mut parties = Vec::new();
     for i in (0..party_rows(Some(&f))).filter(|i| given(format!("party{i}")).is_some()) {
         let age = match number(

@@ -106,7 +106,29 @@ pub(super) fn matches(v: &View, q: &ListQuery, ctx: &Ctx) -> bool {
             c.summary.contains(needle)
                 || v.id().to_string().contains(needle)
                 || (c.visible_to(&ctx.viewer()) && c.parties.iter().any(|p| p.found_by(needle)))
+                || guihe_protocol::model::id_needle(needle).is_some_and(|id| {
+                    c.visible_to(&ctx.viewer()) && c.parties.iter().any(|p| p.may_have_id(&id))
+                })
         })
+}
+
+/// Whether a record holds a party with the ID number `id`: views hold it masked, so a
+/// search by ID number confirms each candidate against the record's parties.
+async fn holds_id(state: &AppState, record: &str, id: &str) -> bool {
+    match call(
+        state,
+        None,
+        Call::Parties {
+            id: record.to_string(),
+        },
+    )
+    .await
+    {
+        Ok(Reply::Parties(parties)) => parties
+            .iter()
+            .any(|(_, p)| p.details.as_ref().is_some_and(|d| d.id_number == id)),
+        _ => false,
+    }
 }
 
 pub(super) fn filters(ctx: &Ctx, q: &ListQuery, action: &str) -> Markup {
@@ -160,6 +182,15 @@ pub(super) async fn list_page(
         Err(r) => return r,
     };
     all.retain(|v| matches(v, &q, &ctx));
+    if let Some(id) = guihe_protocol::model::id_needle(&q.q) {
+        let mut confirmed = Vec::new();
+        for v in all {
+            if holds_id(&state, &v.id().to_string(), &id).await {
+                confirmed.push(v);
+            }
+        }
+        all = confirmed;
+    }
     all.sort_by_key(|v| std::cmp::Reverse(v.common().received_ms));
     let total = all.len();
     let first = (q.page * PAGE_ROWS).min(total);

@@ -39,9 +39,9 @@ fn blank() -> Markup {
 
 /// The case number as printed: the number the office gave the case on acceptance (record
 /// schema 2), with a blank for the office's short name; blanks where there is none.
-fn number(detail: &Detail, here: &guihe_protocol::id::NodeId) -> Markup {
+fn number(detail: &Detail) -> Markup {
     let c = detail.view.common();
-    match c.number_at(here) {
+    match detail.own_number {
         Some(n) => html! {
             p.no { "（" (n.year) "）" (blank()) "调字第" (n.seq) "号" }
         },
@@ -170,7 +170,7 @@ fn register(detail: &Detail, here: &guihe_protocol::id::NodeId) -> Markup {
         .find(|e| matches!(e.body, Body::Accept(_)));
     html! {
         h1 { "受理登记表" }
-        (number(detail, here))
+        (number(detail))
         table {
             tr { th { "收到日期" } td { (date_zh(c.received_ms)) } th { "纠纷类别" } td { (c.category.label_zh()) } }
             tr { th { "风险等级" } td { (c.risk.label_zh()) } th { "受理日期" } td { @match accepted { Some(e) => { (date_zh(e.at_ms)) } None => { "未受理" } } } }
@@ -190,7 +190,7 @@ fn sessions(detail: &Detail, here: &guihe_protocol::id::NodeId) -> Markup {
         .collect();
     html! {
         h1 { "调解笔录" }
-        (number(detail, here))
+        (number(detail))
         @if held.is_empty() { p { "尚无调解记录。" } }
         @for (i, e) in held.iter().enumerate() {
             @if let Body::Session(s) = &e.body {
@@ -207,7 +207,7 @@ fn sessions(detail: &Detail, here: &guihe_protocol::id::NodeId) -> Markup {
     }
 }
 
-fn agreement(detail: &Detail, full: &[Party], here: &guihe_protocol::id::NodeId) -> Markup {
+fn agreement(detail: &Detail, full: &[Party]) -> Markup {
     let c = detail.view.common();
     let agreed = detail.timeline.iter().rev().find_map(|e| match &e.body {
         Body::Agreement(a) => Some((e, a)),
@@ -215,7 +215,7 @@ fn agreement(detail: &Detail, full: &[Party], here: &guihe_protocol::id::NodeId)
     });
     html! {
         h1 { "人民调解协议书" }
-        (number(detail, here))
+        (number(detail))
         h2 { "一、当事人基本情况" }
         (parties(full))
         h2 { "二、纠纷的主要事实、争议事项及各方当事人的责任" }
@@ -245,7 +245,7 @@ fn follow_up(detail: &Detail, here: &guihe_protocol::id::NodeId) -> Markup {
         .collect();
     html! {
         h1 { "回访记录" }
-        (number(detail, here))
+        (number(detail))
         table {
             tr { th { "日期" } th { "回访人" } th { "情况" } }
             @for e in &visits {
@@ -263,7 +263,7 @@ fn cover(detail: &Detail, here: &guihe_protocol::id::NodeId) -> Markup {
     let c = detail.view.common();
     html! {
         h1 { @if detail.view.kind() == guihe_protocol::model::Kind::Case { "人民调解卷宗" } @else { "信访事项卷宗" } }
-        (number(detail, here))
+        (number(detail))
         table {
             tr { th { "案由" } td { (c.category.label_zh()) @if !c.category.label_zh().ends_with("纠纷") && !c.category.label_zh().ends_with("争议") { "纠纷" } } }
             tr { th { "当事人" } td { @for p in &c.parties { (p.name) "（" (p.role.label_zh()) "） " } } }
@@ -357,7 +357,7 @@ pub(super) async fn print_paper(
         "application" => application(&detail, &full),
         "register" => register(&detail, &here),
         "sessions" => sessions(&detail, &here),
-        "agreement" => agreement(&detail, &full, &here),
+        "agreement" => agreement(&detail, &full),
         "follow-up" => follow_up(&detail, &here),
         _ => cover(&detail, &here),
     };
@@ -435,13 +435,15 @@ mod tests {
                     next_steps: Vec::new(),
                     display_names: Default::default(),
                     duplicate_number: false,
+                    own_number: None,
+                    schema: 1,
                 };
                 let full = view_parties(&detail);
                 for paper in [
                     application(&detail, &full),
                     register(&detail, &here),
                     sessions(&detail, &here),
-                    agreement(&detail, &full, &here),
+                    agreement(&detail, &full),
                     follow_up(&detail, &here),
                     cover(&detail, &here),
                 ] {
@@ -453,7 +455,7 @@ mod tests {
                     );
                     printed += 1;
                 }
-                let agreement = text(&agreement(&detail, &full, &here));
+                let agreement = text(&agreement(&detail, &full));
                 assert!(
                     agreement.contains("调字第") && agreement.contains("性别"),
                     "{agreement}"

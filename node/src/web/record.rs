@@ -50,7 +50,7 @@ fn field_label(ty: EventType, field: &str) -> (&'static str, &'static str) {
 /// One field of a step's form, filled in with `value` (after a refusal) if given.
 fn field_input(
     ctx: &Ctx,
-    kind: guihe_protocol::model::Kind,
+    (kind, schema): (guihe_protocol::model::Kind, u64),
     ty: EventType,
     f: &FormField,
     value: Option<&str>,
@@ -94,7 +94,7 @@ fn field_input(
                 label { (t(zh, en))
                     select name="outcome" {
                         option value="" { (t("维持当前状态", "Keep the current status")) }
-                        @for s in Status::ALL.iter().filter(|s| s.applies_to(kind)) {
+                        @for s in Status::ALL.iter().filter(|s| s.applies_to(kind) && guihe_protocol::workflow::status_schema(kind, **s) <= schema) {
                             option value=(s.code()) selected[value == s.code()] { (status_label(ctx.lang, *s)) }
                         }
                     }
@@ -124,7 +124,7 @@ fn field_input(
 pub(super) fn event_forms(
     ctx: &Ctx,
     id: &str,
-    kind: guihe_protocol::model::Kind,
+    (kind, schema): (guihe_protocol::model::Kind, u64),
     steps: &[EventType],
     refill: Option<&Refill<'_>>,
 ) -> Markup {
@@ -149,7 +149,7 @@ pub(super) fn event_forms(
                     input type="hidden" name="csrf" value=(ctx.user.csrf);
                     input type="hidden" name="type" value=(ty.code());
                     @for f in ty.form_fields() {
-                        (field_input(ctx, kind, *ty, f, value(f.name)))
+                        (field_input(ctx, (kind, schema), *ty, f, value(f.name)))
                     }
                     label { (t("日期", "Date")) span.required { (t("（必填）", " (required)")) }
                         input type="date" name="date" max=(today) required
@@ -244,7 +244,7 @@ pub(super) async fn record_view(
                 "This record holds entries of a revoked office node that had not reached the county when it was revoked (perhaps a thief's, on a stolen PC): kept for review; check them against the paper file and have the township correct them if needed.")) }
         }
         p { (t("村", "Villages")) ": " (c.jurisdictions.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")) }
-        @if let Some(number) = c.number_at(&ctx.node) {
+        @if let Some(number) = detail.own_number {
             p id="case-number" { (t("编号", "Number")) ": " (guihe_protocol::numbering::printed(number, ""))
                 @if detail.duplicate_number {
                     " " span.flag { (t("编号重复：本机另有记录使用同一编号，请核对纸质卷宗后更正。", "duplicate: another record here holds the same number; check the paper file")) }
@@ -325,7 +325,7 @@ pub(super) async fn record_view(
             h2 id="related" { (t("同一当事人的其他记录", "Other records of the same people")) }
             (record_table(ctx, &related, now))
         }
-        @if ctx.user.role.writes() { (event_forms(ctx, id, detail.view.kind(), &detail.next_steps, refill)) }
+        @if ctx.user.role.writes() { (event_forms(ctx, id, (detail.view.kind(), detail.schema), &detail.next_steps, refill)) }
     };
     page_status(ctx.lang, Some(ctx), status, &title, body)
 }

@@ -60,6 +60,11 @@ impl<'a> Folder<'a> {
         }
     }
 
+    /// The latest referral, if any.
+    pub fn referral(&self) -> Option<&crate::event::Refer> {
+        self.state.referral.as_ref()
+    }
+
     /// The current status, for command validation.
     pub fn status(&self) -> Status {
         self.state.status
@@ -134,6 +139,19 @@ impl<'a> Folder<'a> {
                     if at_ms > due_ms {
                         return Err(Refusal::ReexamWindowClosed { due_ms });
                     }
+                }
+            }
+            Body::Receive(_) => {
+                // A referral up that stands: not taken on since (taking it on clears the
+                // outcome), and to a level that takes records on.
+                let up = s.referral.as_ref().is_some_and(|r| {
+                    matches!(
+                        r.level,
+                        crate::event::ReferLevel::Township | crate::event::ReferLevel::County
+                    )
+                });
+                if s.outcome != Some(Status::Referred) || !up {
+                    return Err(Refusal::NothingToReceive);
                 }
             }
             Body::RecheckRequest(_) => {
@@ -216,6 +234,12 @@ impl<'a> Folder<'a> {
             .handlers
             .insert((event.node, event.staff.clone()));
 
+        if let Body::Accept(a) | Body::Receive(a) = &event.body
+            && let Some(number) = a.number
+            && !self.state.numbers.contains(&number)
+        {
+            self.state.numbers.push(number);
+        }
         if pos == 0
             && let Body::Intake(intake) = &event.body
         {
@@ -258,24 +282,22 @@ impl<'a> Folder<'a> {
         let s = &mut self.state;
         match &event.body {
             Body::Intake(_) => {}
-            Body::Accept(a) => {
-                if let Some(number) = a.number {
-                    s.numbers.push((event.node, number));
-                }
+            Body::Accept(_) => {
                 s.accepted_ms = Some(at);
                 s.decided_ms.get_or_insert(at);
             }
             Body::NotAccept(_) => {
                 s.decided_ms.get_or_insert(at);
             }
-            Body::Receive(a) => {
-                // The office referred to takes it on: its own number, and the matter is
-                // open again there.
-                if let Some(number) = a.number {
-                    s.numbers.push((event.node, number));
-                }
+            Body::Receive(_) => {
+                // The office referred to takes it on (its number is kept above): the matter
+                // is open again there, handled afresh by its own people, in a handling
+                // period of its own.
                 s.accepted_ms = Some(at);
                 s.taken_on_at = s.referral.as_ref().map(|r| r.level);
+                s.handler = None;
+                s.assigned = None;
+                s.extension_days = None;
             }
             Body::RecheckRequest(_) => s.recheck_requested_ms = Some(at),
             Body::RecheckAnswer(_) => s.recheck_answered_ms = Some(at),

@@ -113,6 +113,12 @@ pub enum Refusal {
     /// A second intake.
     #[error("a record has exactly one intake, written when it is created")]
     SecondIntake,
+    /// 接收 with no referral standing to a township or the county.
+    #[error("there is no referral to a township or the county to take on")]
+    NothingToReceive,
+    /// 接收 by an office the record was not referred to.
+    #[error("the record was not referred to this office's level")]
+    NotReferredHere,
 }
 
 /// Two events that contradict each other.
@@ -283,11 +289,11 @@ pub struct Fold {
     /// after it was resolved at that level (record schema 2).
     #[serde(default)]
     pub taken_on_at: Option<crate::event::ReferLevel>,
-    /// The case's numbers and the offices that issued them, in the order given: the
-    /// acceptance's, and the number of each office that took it on by referral (record
-    /// schema 2).
+    /// The case's numbers, in the order given: the acceptance's, and that of each office
+    /// that took it on by referral (record schema 2). Every numbered acceptance counts,
+    /// applied or not, so a number once written is never issued again.
     #[serde(default)]
-    pub numbers: Vec<(NodeId, crate::event::CaseNumber)>,
+    pub numbers: Vec<crate::event::CaseNumber>,
 }
 
 impl Fold {

@@ -14,6 +14,9 @@ pub struct Author {
     /// Their display name (谭德明), written on each event from record schema 2: accounts
     /// never leave their node. Empty if the office has none for them.
     pub display: String,
+    /// The office's division, where the writer knows it (a node's certificate names it):
+    /// steps only some offices take (接收, `workflow::may_receive`) are checked against it.
+    pub division: Option<crate::division::Division>,
 }
 
 impl Author {
@@ -76,6 +79,7 @@ impl Writer {
                 node,
                 staff,
                 display: String::new(),
+                division: None,
             },
             schema: 1,
         }
@@ -136,6 +140,9 @@ fn schema_of_body(kind: Kind, body: &Body) -> u64 {
         return 2;
     }
     let two = match body {
+        Body::Review(r) => r
+            .outcome
+            .is_some_and(|s| crate::workflow::status_schema(kind, s) >= 2),
         Body::Intake(i) => i.matter.is_some(),
         Body::Accept(a) | Body::Receive(a) => a.number.is_some(),
         Body::Amend(Amend {
@@ -404,6 +411,11 @@ impl Record {
             folder.note_party(*id, party.clone());
         }
         folder.check(&body, at_ms)?;
+        if let (Body::Receive(_), Some(division)) = (&body, ctx.author.division)
+            && !crate::workflow::may_receive(folder.referral(), division)
+        {
+            return Err(CommandError::Refused(Refusal::NotReferredHere));
+        }
         check_schema(schema_of_body(self.kind, &body), ctx.schema)?;
 
         // The events no other event names as seen: what this author has seen last.

@@ -649,7 +649,7 @@ impl Record {
 
     /// The steps a person at an office of `division`, writing record schema `schema` (what
     /// the county's settings allow), may record next at `now_ms` (see
-    /// [`crate::fold::Folder::next_steps`], [`crate::workflow::recorded_at`] and
+    /// [`crate::fold::Folder::next_steps`], [`crate::workflow::may_receive`] and
     /// [`crate::workflow::schema_of`]).
     pub fn next_steps(
         &self,
@@ -658,9 +658,11 @@ impl Record {
         division: crate::division::Division,
         schema: u64,
     ) -> Result<Vec<crate::event::EventType>, DocError> {
-        let mut steps = self.folder(rules)?.folder.next_steps(now_ms);
+        let folder = self.folder(rules)?.folder;
+        let mut steps = folder.next_steps(now_ms);
         steps.retain(|ty| {
-            crate::workflow::recorded_at(*ty, division)
+            (*ty != crate::event::EventType::Receive
+                || crate::workflow::may_receive(folder.referral(), division))
                 && crate::workflow::schema_of(self.kind, *ty) <= schema
         });
         Ok(steps)
