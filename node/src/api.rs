@@ -154,7 +154,7 @@ impl MatterForm {
             collective: self.collective && kind == Kind::Petition,
             skip_level: self.skip_level && kind == Kind::Petition,
         };
-        matter.check().map_err(|e| {
+        matter.check_for(kind).map_err(|e| {
             let zh = e.zh();
             ApiError::invalid("matter", e, zh)
         })?;

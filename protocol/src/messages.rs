@@ -75,6 +75,7 @@ impl FieldError {
                 field: "party ID number",
             } => "身份证号码应为18位（最后一位可以是X），或旧式15位数字。".into(),
             FieldError::Format { field } => format!("“{}”的格式不对。", field_zh(field)),
+            FieldError::PetitionOnly { .. } => "矛盾纠纷不填信访类型、集体访或越级访。".into(),
         }
     }
 }
@@ -239,6 +240,10 @@ mod tests {
             .zh(),
             FieldError::Format {
                 field: "party ID number",
+            }
+            .zh(),
+            FieldError::PetitionOnly {
+                field: "petition type",
             }
             .zh(),
             FieldError::Range {

@@ -405,6 +405,21 @@ impl Matter {
         }
         Ok(())
     }
+
+    /// Checks each field, and that a dispute (a case) carries none of a petition's fields:
+    /// its type and the 集体访 / 越级访 flags describe petitions only, and a dispute that
+    /// held them would be counted among the petitions' figures.
+    pub fn check_for(&self, kind: Kind) -> Result<(), FieldError> {
+        self.check()?;
+        if kind == Kind::Case
+            && (self.petition_type.is_some() || self.collective || self.skip_level)
+        {
+            return Err(FieldError::PetitionOnly {
+                field: "petition type",
+            });
+        }
+        Ok(())
+    }
 }
 
 /// Why a typed field was refused.
@@ -441,6 +456,12 @@ pub enum FieldError {
     /// A text is not in the form the field takes.
     #[error("{field} is not well formed")]
     Format {
+        /// The field.
+        field: &'static str,
+    },
+    /// A petition's field given for a dispute.
+    #[error("{field} is recorded for petitions only")]
+    PetitionOnly {
         /// The field.
         field: &'static str,
     },
@@ -496,6 +517,45 @@ mod tests {
         assert_eq!(err.kind, "dispute category");
         assert!(err.known.contains("neighbour"));
         assert_eq!(Risk::Major.label_zh(), "重大");
+    }
+
+    #[test]
+    fn a_dispute_carries_none_of_a_petitions_fields() {
+        let petition_only = [
+            Matter {
+                petition_type: Some(PetitionType::ALL[0]),
+                ..Matter::default()
+            },
+            Matter {
+                collective: true,
+                ..Matter::default()
+            },
+            Matter {
+                skip_level: true,
+                ..Matter::default()
+            },
+        ];
+        for matter in &petition_only {
+            assert!(matter.check_for(Kind::Petition).is_ok());
+            let err = matter.check_for(Kind::Case).unwrap_err();
+            assert!(matches!(err, FieldError::PetitionOnly { .. }), "{err:?}");
+        }
+        let dispute = Matter {
+            source: Some(Source::ALL[0]),
+            place: "田坝组".into(),
+            amount_yuan: Some(3_000),
+            people: Some(2),
+            ..Matter::default()
+        };
+        assert!(dispute.check_for(Kind::Case).is_ok());
+        let too_many = Matter {
+            people: Some(PEOPLE_MAX + 1),
+            ..dispute
+        };
+        assert!(matches!(
+            too_many.check_for(Kind::Case),
+            Err(FieldError::Range { .. })
+        ));
     }
 
     #[test]

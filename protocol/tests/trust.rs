@@ -860,6 +860,66 @@ fn every_kind_of_entry_a_command_writes_passes_the_rules() {
     assert!(same(&s.village, &s.township, s.id));
 }
 
+/// A dispute taken in with a petition's flags (集体访), signed by its village, is refused at
+/// the township: the flags describe petitions only, and would be counted among the
+/// petitions' figures.
+#[test]
+fn a_dispute_carrying_a_petitions_flags_is_refused() {
+    use automerge::legacy::{Key, OpType};
+    let mut s = Scene::new(36, Kind::Case);
+    let settings = s
+        .county
+        .root
+        .settings(guihe_protocol::cert::SettingsBody {
+            version: 1,
+            record_schema: 2,
+            issued_ms: s.county.now_ms,
+        })
+        .unwrap();
+    s.village.store.put_settings(&settings).unwrap();
+    s.county.now_ms += 60_000;
+    let mut new = workload::new_record(&mut s.county.rng, Kind::Case, &[V1.parse().unwrap()]);
+    workload::with_particulars(&mut s.county.rng, &mut new, "某村");
+    let (dispute, _) = s
+        .village
+        .create(s.county.now_ms, &mut s.county.rng, &s.county.rules, new)
+        .unwrap();
+    let doc = s.village.store.doc(dispute).unwrap().unwrap();
+    let first = doc.get_changes(&[]).into_iter().next().unwrap();
+    let honest = s.village.store.change(&first.hash()).unwrap().unwrap();
+    let mut flipped = false;
+    let forged = altered(&s, &honest, |e| {
+        for op in &mut e.operations {
+            if op.key == Key::Map("collective".into()) {
+                op.action = OpType::Put(ScalarValue::Boolean(true));
+                flipped = true;
+            }
+        }
+    });
+    assert!(flipped, "the intake holds the matter's flags");
+    deliver(&mut s, false, std::slice::from_ref(&forged));
+    assert!(
+        s.township
+            .store
+            .doc(dispute)
+            .unwrap()
+            .is_none_or(|d| d.get_heads().is_empty())
+    );
+    assert_eq!(s.township.store.quarantined().unwrap()[0].code, "content");
+    // The honest intake of the same dispute is accepted.
+    deliver(&mut s, false, std::slice::from_ref(&honest));
+    assert_eq!(
+        s.township
+            .store
+            .doc(dispute)
+            .unwrap()
+            .unwrap()
+            .get_heads()
+            .len(),
+        1
+    );
+}
+
 /// A record of a newer schema than this build knows (written by an upgraded office) is
 /// held: not applied, not refused for good, not passed on, and its later changes wait with
 /// it, until this node is upgraded and knows the rules of that schema.

@@ -111,6 +111,13 @@ pub(crate) fn check_created(
         ));
     }
     check_event(&event, signer, time_ms)?;
+    if let Body::Intake(crate::event::Intake {
+        matter: Some(matter),
+        ..
+    }) = &event.body
+    {
+        matter.check_for(header.kind).map_err(|e| content(&e))?;
+    }
     Ok((header.id, header.jurisdictions))
 }
 

@@ -225,7 +225,7 @@ impl Record {
             }
         }
         if let Some(matter) = &new.matter {
-            matter.check()?;
+            matter.check_for(new.kind)?;
             check_schema(2, ctx.schema)?;
         }
         check_text("summary", &new.summary, SUMMARY_CHARS_MAX, true)?;
