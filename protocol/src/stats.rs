@@ -15,6 +15,18 @@
 //!   referred to a court or another body and not taken back is **passed out** (移出).
 //!   (A dispute taken in at a township's own office counts as the village's it belongs
 //!   to: the record does not say which office took it in.)
+//! - **回访率** (follow-up rate, per office): disputes mediated with success that were
+//!   followed up (回访) at least once, over disputes mediated with success.
+//! - **满意度** (average satisfaction, per office): the mean of each record's latest rating
+//!   (1 to 5), over the records rated, disputes and petitions alike.
+//! - **调解协议** (agreements): disputes holding an agreement, written (书面) or oral (口头).
+//! - **司法确认** (judicial confirmations): disputes whose confirmation was applied for, and
+//!   those the court granted. **人身安全保护令** (protection orders): records where one was
+//!   applied for, and those the court issued.
+//! - **涉及金额 / 涉及人数** (amount at stake, people involved): sums over the records that
+//!   state them (record schema 2), with how many do.
+//! - **信访** (petitions): by channel, by type (record schema 2), and how many were
+//!   collective (集体访) or skipped a level (越级访): the visits a 三无 county counts.
 //! - **A period** (month, quarter, year, or since a date) holds the records received in it
 //!   (by their date received, Beijing time); beside it, the same period a year earlier.
 //!
@@ -26,8 +38,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::division::Division;
+use crate::event::AgreementForm;
 use crate::id::RecordId;
-use crate::model::{Category, Kind, Risk};
+use crate::model::{Category, Channel, Kind, PetitionType, Risk};
 use crate::view::View;
 use crate::workflow::Status;
 
@@ -175,12 +188,32 @@ pub struct Unit {
     pub overdue: usize,
     /// Records that need review.
     pub needs_review: usize,
+    /// Disputes mediated with success and followed up at least once (回访).
+    #[serde(default)]
+    pub followed_up: usize,
+    /// Records rated for satisfaction.
+    #[serde(default)]
+    pub rated: usize,
+    /// The sum of their latest ratings.
+    #[serde(default)]
+    pub rating_sum: u64,
 }
 
 impl Unit {
     /// 调解成功率: successful mediations over ended ones, disputes only (see the module).
     pub fn resolution_rate(&self) -> Option<f64> {
         (self.mediated > 0).then(|| self.resolved as f64 / self.mediated as f64)
+    }
+
+    /// 回访率: disputes mediated with success and followed up, over those mediated with
+    /// success.
+    pub fn follow_up_rate(&self) -> Option<f64> {
+        (self.resolved > 0).then(|| self.followed_up as f64 / self.resolved as f64)
+    }
+
+    /// 满意度: the mean latest rating (1 to 5) over the records rated.
+    pub fn satisfaction(&self) -> Option<f64> {
+        (self.rated > 0).then(|| self.rating_sum as f64 / self.rated as f64)
     }
 
     fn add(&mut self, r: &Row, now_ms: u64) {
@@ -192,7 +225,14 @@ impl Unit {
             self.mediated += 1;
             if r.resolved {
                 self.resolved += 1;
+                if r.followed_up {
+                    self.followed_up += 1;
+                }
             }
+        }
+        if let Some(rating) = r.satisfaction {
+            self.rated += 1;
+            self.rating_sum += u64::from(rating);
         }
         if r.overdue(now_ms) {
             self.overdue += 1;
@@ -245,6 +285,39 @@ pub struct Row {
     /// A dispute referred to a court or another body and not taken back (移出).
     #[serde(default)]
     pub passed_out: bool,
+    /// Its agreement's form, if it holds one.
+    #[serde(default)]
+    pub agreement: Option<AgreementForm>,
+    /// Judicial confirmation: `Some(granted)` once applied for.
+    #[serde(default)]
+    pub judicial: Option<bool>,
+    /// A protection order: `Some(issued)` once applied for.
+    #[serde(default)]
+    pub protection: Option<bool>,
+    /// Followed up at least once.
+    #[serde(default)]
+    pub followed_up: bool,
+    /// Its latest satisfaction rating.
+    #[serde(default)]
+    pub satisfaction: Option<u8>,
+    /// The amount at stake, in yuan, if stated.
+    #[serde(default)]
+    pub amount_yuan: Option<u64>,
+    /// The people involved, if stated.
+    #[serde(default)]
+    pub people: Option<u32>,
+    /// A petition's channel.
+    #[serde(default)]
+    pub channel: Option<Channel>,
+    /// A petition's type, if stated.
+    #[serde(default)]
+    pub petition_type: Option<PetitionType>,
+    /// A collective visit (集体访).
+    #[serde(default)]
+    pub collective: bool,
+    /// A visit that skipped a level (越级访).
+    #[serde(default)]
+    pub skip_level: bool,
 }
 
 impl Row {
@@ -254,7 +327,32 @@ impl Row {
         let open = c.status.is_open();
         let dispute = v.kind() == Kind::Case;
         let resolved = dispute && c.outcome == Some(Status::Resolved);
+        let decided = |court: &Option<crate::fold::CourtState>| {
+            court
+                .as_ref()
+                .map(|c| c.decided.is_some_and(|(_, granted)| granted))
+        };
+        let (agreement, judicial, channel) = match v {
+            View::Case(c) => (
+                c.agreement.as_ref().map(|a| a.form),
+                decided(&c.judicial),
+                None,
+            ),
+            View::Petition(p) => (None, None, Some(p.channel)),
+        };
+        let matter = c.matter.as_ref();
         Row {
+            agreement,
+            judicial,
+            protection: decided(&c.protection),
+            followed_up: c.follow_ups > 0,
+            satisfaction: c.satisfaction,
+            amount_yuan: matter.and_then(|m| m.amount_yuan),
+            people: matter.and_then(|m| m.people),
+            channel,
+            petition_type: matter.and_then(|m| m.petition_type),
+            collective: matter.is_some_and(|m| m.collective),
+            skip_level: matter.is_some_and(|m| m.skip_level),
             id: v.id(),
             jurisdictions: c.jurisdictions.clone(),
             kind: v.kind(),
@@ -346,6 +444,76 @@ pub struct Stats {
     /// The same figures over the same period a year earlier (同期), when a period is set.
     #[serde(default)]
     pub a_year_earlier: Option<Box<Stats>>,
+    /// The counts of agreements, court steps, amounts, people and petitions.
+    #[serde(default)]
+    pub counts: Counts,
+}
+
+/// The counts the county reports beside its rates (see the module for each definition).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Disputes holding a written agreement (书面调解协议).
+    pub agreements_written: usize,
+    /// Disputes holding an oral agreement (口头协议).
+    pub agreements_oral: usize,
+    /// Disputes whose judicial confirmation was applied for.
+    pub judicial_requested: usize,
+    /// Of them, those the court granted.
+    pub judicial_granted: usize,
+    /// Records where a protection order was applied for.
+    pub protection_requested: usize,
+    /// Of them, those where the court issued it.
+    pub protection_granted: usize,
+    /// The amounts at stake, summed, in yuan.
+    pub amount_yuan: u64,
+    /// Records that state an amount.
+    pub with_amount: usize,
+    /// The people involved, summed.
+    pub people: u64,
+    /// Records that state how many people.
+    pub with_people: usize,
+    /// Petitions per channel.
+    pub by_channel: BTreeMap<Channel, usize>,
+    /// Petitions per type, where stated.
+    pub by_petition_type: BTreeMap<PetitionType, usize>,
+    /// Collective visits (集体访).
+    pub collective: usize,
+    /// Visits that skipped a level (越级访).
+    pub skip_level: usize,
+}
+
+impl Counts {
+    fn add(&mut self, r: &Row) {
+        match r.agreement {
+            Some(AgreementForm::Written) => self.agreements_written += 1,
+            Some(AgreementForm::Oral) => self.agreements_oral += 1,
+            None => {}
+        }
+        if let Some(granted) = r.judicial {
+            self.judicial_requested += 1;
+            self.judicial_granted += usize::from(granted);
+        }
+        if let Some(granted) = r.protection {
+            self.protection_requested += 1;
+            self.protection_granted += usize::from(granted);
+        }
+        if let Some(amount) = r.amount_yuan {
+            self.amount_yuan = self.amount_yuan.saturating_add(amount);
+            self.with_amount += 1;
+        }
+        if let Some(people) = r.people {
+            self.people += u64::from(people);
+            self.with_people += 1;
+        }
+        if let Some(channel) = r.channel {
+            *self.by_channel.entry(channel).or_default() += 1;
+        }
+        if let Some(ty) = r.petition_type {
+            *self.by_petition_type.entry(ty).or_default() += 1;
+        }
+        self.collective += usize::from(r.collective);
+        self.skip_level += usize::from(r.skip_level);
+    }
 }
 
 /// The unit one level below `division` that `village` is in.
@@ -463,6 +631,7 @@ pub fn compute_rows<'a>(
             continue;
         };
         stats.total.add(r, now_ms);
+        stats.counts.add(r);
         // Rows of one unit tend to come together: keep the current unit at hand.
         let unit = unit_of(division, *first);
         match &mut last_unit {
@@ -530,6 +699,9 @@ fn merge(into: &mut Unit, from: &Unit) {
     into.mediated += from.mediated;
     into.overdue += from.overdue;
     into.needs_review += from.needs_review;
+    into.followed_up += from.followed_up;
+    into.rated += from.rated;
+    into.rating_sum += from.rating_sum;
 }
 
 #[cfg(test)]

@@ -359,3 +359,130 @@ fn figures_over_a_period_sit_beside_the_same_period_a_year_earlier() {
     assert_eq!(before.total.resolved, 1);
     assert_eq!(before.period.map(|p| p.from_ms), Some(day("2025-11-01")));
 }
+
+/// The counts beside the rates, each as the county defines it (see `stats`): agreements
+/// by form, judicial confirmations and protection orders applied for and granted, the
+/// follow-up rate over disputes mediated with success, the mean of the latest ratings,
+/// the amounts and people stated, and petitions by channel, type and the 三无 flags.
+#[test]
+fn the_counts_beside_the_rates_follow_their_definitions() {
+    use guihe_protocol::event::{
+        Agreement, AgreementForm, Court, Outcome, ProtectionRequest, Satisfaction,
+    };
+    use guihe_protocol::model::{Channel, Matter, PetitionType};
+    let mut office = Office::new(1, "tan");
+    office.writer.schema = 2;
+    let agree = |form| {
+        Body::Agreement(Agreement {
+            form,
+            terms: "以老界石为准".into(),
+            seek_confirmation: form == AgreementForm::Written,
+        })
+    };
+    let court = |granted| {
+        Body::JudicialResult(Outcome {
+            granted,
+            note: String::new(),
+        })
+    };
+    // A written agreement, confirmed by the court, followed up and rated 5.
+    let mut written = mediating(&mut office);
+    for body in [
+        agree(AgreementForm::Written),
+        Body::JudicialRequest(Court {
+            court: "石柱县人民法院".into(),
+            note: String::new(),
+        }),
+        court(true),
+        Body::FollowUp(note("协议履行良好")),
+        Body::Satisfaction(Satisfaction {
+            rating: 5,
+            note: String::new(),
+        }),
+    ] {
+        office.record(&mut written, body).unwrap();
+    }
+    // An oral agreement, never followed up, rated 2; a protection order applied for and
+    // refused.
+    let mut oral = mediating(&mut office);
+    for body in [
+        Body::ProtectionRequest(ProtectionRequest {
+            court: "石柱县人民法院".into(),
+            urgent: true,
+            note: String::new(),
+        }),
+        Body::ProtectionResult(Outcome {
+            granted: false,
+            note: String::new(),
+        }),
+        agree(AgreementForm::Oral),
+        Body::Satisfaction(Satisfaction {
+            rating: 2,
+            note: String::new(),
+        }),
+    ] {
+        office.record(&mut oral, body).unwrap();
+    }
+    // A failed mediation followed up: no agreement, and not in the follow-up rate.
+    let mut failed = mediating(&mut office);
+    office
+        .record(&mut failed, Body::Fail(note("分歧较大")))
+        .unwrap();
+    office
+        .record(&mut failed, Body::FollowUp(note("回访")))
+        .unwrap();
+    // A dispute stating what is at stake, and two petitions: one collective, one that
+    // skipped a level, by letter and by visit.
+    let mut stated = new_case(&[V1]);
+    stated.matter = Some(Matter {
+        amount_yuan: Some(12_000),
+        people: Some(3),
+        ..Matter::default()
+    });
+    let stated = office.create(stated);
+    let mut collective = new_petition(V1);
+    collective.matter = Some(Matter {
+        people: Some(23),
+        petition_type: Some(PetitionType::Appeal),
+        collective: true,
+        ..Matter::default()
+    });
+    let collective = office.create(collective);
+    let mut skipped = new_petition(V1);
+    skipped.channel = Some(Channel::Letter);
+    skipped.matter = Some(Matter {
+        petition_type: Some(PetitionType::Accusation),
+        skip_level: true,
+        ..Matter::default()
+    });
+    let skipped = office.create(skipped);
+
+    let s = figures(
+        &office,
+        &[&written, &oral, &failed, &stated, &collective, &skipped],
+    );
+    let c = &s.counts;
+    assert_eq!((c.agreements_written, c.agreements_oral), (1, 1));
+    assert_eq!((c.judicial_requested, c.judicial_granted), (1, 1));
+    assert_eq!((c.protection_requested, c.protection_granted), (1, 0));
+    assert_eq!((c.amount_yuan, c.with_amount), (12_000, 1));
+    assert_eq!((c.people, c.with_people), (26, 2));
+    assert_eq!(c.by_channel[&Channel::Letter], 1);
+    assert_eq!(c.by_channel[&Channel::Visit], 1);
+    assert_eq!(c.by_channel.values().sum::<usize>(), s.petitions);
+    assert_eq!(c.by_petition_type[&PetitionType::Appeal], 1);
+    assert_eq!(c.by_petition_type[&PetitionType::Accusation], 1);
+    assert_eq!((c.collective, c.skip_level), (1, 1));
+    // Follow-up rate: one of the two successes was followed up; the failed mediation's
+    // follow-up is not in it.
+    assert_eq!((s.total.followed_up, s.total.resolved), (1, 2));
+    assert_eq!(s.total.follow_up_rate(), Some(0.5));
+    assert_eq!(s.total.satisfaction(), Some(3.5));
+    let v1: u64 = 500240001201;
+    assert_eq!(s.by_unit[&v1].follow_up_rate(), Some(0.5));
+    assert_eq!(s.by_unit[&v1].satisfaction(), Some(3.5));
+    // Nothing to divide by: no figure rather than zero.
+    let none = figures(&office, &[&stated]);
+    assert_eq!(none.total.follow_up_rate(), None);
+    assert_eq!(none.total.satisfaction(), None);
+}

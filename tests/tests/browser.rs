@@ -747,7 +747,28 @@ async fn a_mediator_records_a_case_that_reaches_the_county_and_restricted_record
             .trim()
             .parse()
             .unwrap();
-        if total >= 2 {
+        // Both written agreements (the village's and the township's after 接收) and the
+        // petition have reached the county.
+        let count = |key: &'static str| {
+            let c = &c;
+            async move {
+                c.find(Locator::Css(&format!(
+                    "#counts tr[data-count='{key}'] td:nth-child(2)"
+                )))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+            }
+        };
+        if total >= 2
+            && count("agreements_written").await == "2"
+            && count("channel-visit").await == "1"
+        {
+            assert_eq!(count("type-appeal").await, "1");
+            assert!(count("amount").await.starts_with("800"));
+            assert_eq!(count("agreements_oral").await, "0");
             break;
         }
         assert!(

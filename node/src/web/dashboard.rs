@@ -83,6 +83,93 @@ pub(super) fn trend_svg(stats: &guihe_protocol::stats::Stats, lang: Lang) -> Str
     svg
 }
 
+/// The counts beside the rates, as (key, label, figure) rows in a fixed order, so that a
+/// period's rows and its year-earlier rows line up. Every channel, type and flag has a row,
+/// zero included.
+fn count_rows(c: &guihe_protocol::stats::Counts, lang: Lang) -> Vec<(String, String, String)> {
+    use guihe_protocol::model::{Channel, PetitionType};
+    let label = |zh: &str, en: &str| lang.t(zh, en).to_string();
+    let mut rows = vec![
+        (
+            "agreements_written".into(),
+            label("书面调解协议", "Written agreements"),
+            c.agreements_written.to_string(),
+        ),
+        (
+            "agreements_oral".into(),
+            label("口头协议", "Oral agreements"),
+            c.agreements_oral.to_string(),
+        ),
+        (
+            "judicial_requested".into(),
+            label("申请司法确认", "Judicial confirmation applied for"),
+            c.judicial_requested.to_string(),
+        ),
+        (
+            "judicial_granted".into(),
+            label("司法确认有效", "Judicial confirmation granted"),
+            c.judicial_granted.to_string(),
+        ),
+        (
+            "protection_requested".into(),
+            label("申请人身安全保护令", "Protection orders applied for"),
+            c.protection_requested.to_string(),
+        ),
+        (
+            "protection_granted".into(),
+            label("签发人身安全保护令", "Protection orders issued"),
+            c.protection_granted.to_string(),
+        ),
+        (
+            "amount".into(),
+            label("涉及金额（元）", "Amount at stake (yuan)"),
+            match lang {
+                Lang::Zh => format!("{}（{}件填写）", c.amount_yuan, c.with_amount),
+                Lang::En => format!("{} ({} records state it)", c.amount_yuan, c.with_amount),
+            },
+        ),
+        (
+            "people".into(),
+            label("涉及人数", "People involved"),
+            match lang {
+                Lang::Zh => format!("{}（{}件填写）", c.people, c.with_people),
+                Lang::En => format!("{} ({} records state it)", c.people, c.with_people),
+            },
+        ),
+    ];
+    for ch in Channel::ALL {
+        rows.push((
+            format!("channel-{}", ch.code()),
+            match lang {
+                Lang::Zh => format!("信访·{}", ch.label_zh()),
+                Lang::En => format!("Petitions by {}", ch.label_en()),
+            },
+            c.by_channel.get(ch).copied().unwrap_or(0).to_string(),
+        ));
+    }
+    for ty in PetitionType::ALL {
+        rows.push((
+            format!("type-{}", ty.code()),
+            match lang {
+                Lang::Zh => format!("信访·{}类", ty.label_zh()),
+                Lang::En => format!("Petitions: {}", ty.label_en()),
+            },
+            c.by_petition_type.get(ty).copied().unwrap_or(0).to_string(),
+        ));
+    }
+    rows.push((
+        "collective".into(),
+        label("集体访", "Collective visits"),
+        c.collective.to_string(),
+    ));
+    rows.push((
+        "skip_level".into(),
+        label("越级访", "Visits that skipped a level"),
+        c.skip_level.to_string(),
+    ));
+    rows
+}
+
 /// The periods the dashboard offers, as (value, Chinese label, English label), newest
 /// first: this and last month, quarter and year, and since 2018 (the county's reporting
 /// began). The value is what `stats::Period::parse` reads.
@@ -189,6 +276,30 @@ pub(super) async fn dashboard(
         None => format!("/dashboard?division={code}"),
     };
     let earlier = stats.a_year_earlier.as_deref();
+    let percent = |r: Option<f64>| {
+        r.map(|r| format!("{:.1}%", r * 100.0))
+            .unwrap_or_else(|| "–".into())
+    };
+    let mean = |r: Option<f64>| r.map(|r| format!("{r:.2}")).unwrap_or_else(|| "–".into());
+    // A bar as wide as the share of the largest figure in its table.
+    let bar = |n: usize, top: usize| -> String {
+        let pct = if top == 0 {
+            0.0
+        } else {
+            n as f64 / top as f64 * 100.0
+        };
+        format!("width:{pct:.1}%")
+    };
+    let level_top = stats
+        .by_level
+        .values()
+        .copied()
+        .chain([stats.passed_out])
+        .max()
+        .unwrap_or(0);
+    let category_top = stats.by_category.values().copied().max().unwrap_or(0);
+    let counts = count_rows(&stats.counts, ctx.lang);
+    let counts_before = earlier.map(|e| count_rows(&e.counts, ctx.lang));
     let change = |now: usize, before: usize| -> String {
         if before == 0 {
             return "–".into();
@@ -242,11 +353,11 @@ pub(super) async fn dashboard(
         }
         h2 { (t("下辖单位", "Units")) }
         table id="units" {
-            tr { th { (t("代码", "Code")) } th { (t("记录", "Records")) } th { (t("办结", "Concluded")) } th { (t("调解成功率", "Success rate")) } th { (t("逾期", "Overdue")) } th { (t("待审核", "Review")) } }
+            tr { th { (t("代码", "Code")) } th { (t("记录", "Records")) } th { (t("办结", "Concluded")) } th { (t("调解成功率", "Success rate")) } th { (t("回访率", "Follow-up rate")) } th { (t("满意度", "Satisfaction")) } th { (t("逾期", "Overdue")) } th { (t("待审核", "Review")) } }
             @for (code, u) in &stats.by_unit {
                 tr {
                     td { a href=(drill(&code.to_string())) { (code) } }
-                    td { (u.records) } td { (u.concluded) } td { (rate(u)) } td { (u.overdue) } td { (u.needs_review) }
+                    td { (u.records) } td { (u.concluded) } td { (rate(u)) } td.follow-up { (percent(u.follow_up_rate())) } td.satisfaction { (mean(u.satisfaction())) } td { (u.overdue) } td { (u.needs_review) }
                 }
             }
         }
@@ -264,18 +375,34 @@ pub(super) async fn dashboard(
         }
         h2 { (t("化解层级（矛盾不上交）", "Where disputes were resolved")) }
         table id="levels" {
-            tr { th { (t("层级", "Level")) } th { (t("调解成功", "Resolved")) } @if earlier.is_some() { th { (t("去年同期", "A year earlier")) } } }
+            tr { th { (t("层级", "Level")) } th { (t("调解成功", "Resolved")) } th {} @if earlier.is_some() { th { (t("去年同期", "A year earlier")) } } }
             @for level in guihe_protocol::stats::ResolvedAt::ALL {
+                @let n = stats.by_level.get(level).copied().unwrap_or(0);
                 tr {
                     td { (t(level.label_zh(), level.label_en())) }
-                    td { (stats.by_level.get(level).copied().unwrap_or(0)) }
+                    td { (n) }
+                    td.bar { span style=(bar(n, level_top)) {} }
                     @if let Some(before) = earlier { td { (before.by_level.get(level).copied().unwrap_or(0)) } }
                 }
             }
             tr {
                 td { (t("移交法院或其他组织未收回", "Passed to a court or another body")) }
                 td { (stats.passed_out) }
+                td.bar { span style=(bar(stats.passed_out, level_top)) {} }
                 @if let Some(before) = earlier { td { (before.passed_out) } }
+            }
+        }
+        h2 { (t("各项统计", "Counts")) }
+        p.muted { (t("回访率：调解成功的纠纷中回访过的比例；满意度：最近一次评价（1–5分）的平均分。", "Follow-up rate: disputes mediated with success that were followed up; satisfaction: the mean latest rating (1–5).")) }
+        table id="counts" {
+            tr { th { (t("项目", "Item")) } th { (t("数量", "Count")) } @if earlier.is_some() { th { (t("去年同期", "A year earlier")) } } }
+            tr { td { (t("回访率", "Follow-up rate")) } td id="follow-up-rate" { (percent(stats.total.follow_up_rate())) } @if let Some(before) = earlier { td { (percent(before.total.follow_up_rate())) } } }
+            tr { td { (t("满意度", "Satisfaction")) } td id="satisfaction" { (mean(stats.total.satisfaction())) } @if let Some(before) = earlier { td { (mean(before.total.satisfaction())) } } }
+            @for (i, (key, label, n)) in counts.iter().enumerate() {
+                tr data-count=(key) {
+                    td { (label) } td { (n) }
+                    @if let Some(before) = &counts_before { td { (before.get(i).map(|b| b.2.as_str()).unwrap_or("")) } }
+                }
             }
         }
         h2 { (t("趋势", "Trend")) }
@@ -283,7 +410,7 @@ pub(super) async fn dashboard(
         h2 { (t("按状态", "By status")) }
         table { @for (s, n) in &stats.by_status { tr { td { (status_label(ctx.lang, *s)) } td { (n) } } } }
         h2 { (t("按类别", "By category")) }
-        table { @for (c, n) in &stats.by_category { tr { td { (if ctx.lang == Lang::Zh { c.label_zh() } else { c.label_en() }) } td { (n) } } } }
+        table id="categories" { @for (c, n) in &stats.by_category { tr { td { (if ctx.lang == Lang::Zh { c.label_zh() } else { c.label_en() }) } td { (n) } td.bar { span style=(bar(*n, category_top)) {} } } } }
         h2 { (t("逾期信访", "Overdue petitions")) }
         ul { @for id in &stats.overdue_petitions { li { a href={ "/records/" (id) } { (id) } } } }
         h2 { (t("未上报的重大风险", "Major risks not passed up")) }

@@ -42,6 +42,7 @@ details.step{background:#fff;border:1px solid #ddd;margin:.4em 0;padding:.3em .8
 details.step summary{cursor:pointer;font-size:16px;padding:.2em 0}details.step[open] summary{font-weight:bold}\
 .late{font-size:12px;border:1px solid #a00;padding:0 .3em;margin-left:.3em}\
 .id{font-size:13px;color:#777;word-break:break-all}.chart{overflow-x:auto}\
+td.bar{width:45%}td.bar span{display:inline-block;height:.9em;background:#7a2e1f;vertical-align:middle}\
 @media (max-width:640px){main{padding:.5em}fieldset{margin:.4em 0;padding:.3em .5em}fieldset.party label,fieldset.matter label{display:block;margin:.3em 0}header{gap:.4em .8em;font-size:14px;padding:.4em .6em}\
 h1{font-size:1.4em}table{display:block;overflow-x:auto}\
 table.cards,table.cards tbody,table.cards tr,table.cards td{display:block;width:auto}\
