@@ -549,9 +549,14 @@ impl Local {
         ))
     }
 
-    /// The views of every record held.
+    /// The views of every record held, as this office shows them (`View::at_schema`).
     pub fn views(&mut self) -> Result<Vec<View>, LocalError> {
-        Ok(self.fresh()?.values().map(|(v, _)| v.clone()).collect())
+        let schema = self.writable_schema()?;
+        Ok(self
+            .fresh()?
+            .values()
+            .map(|(v, _)| v.clone().at_schema(schema))
+            .collect())
     }
 
     /// The materialised views and dashboard rows, brought up to date.
@@ -571,7 +576,7 @@ impl Local {
         if self.replica.store.flagged().contains(&id) {
             view.flag_revoked_entries();
         }
-        Ok(view)
+        Ok(view.at_schema(self.writable_schema()?))
     }
 }
 

@@ -138,6 +138,21 @@ fn main() {
         ttimes.push(started.elapsed().as_secs_f64() * 1e3);
     }
     ttimes.sort_by(f64::total_cmp);
+    // A period the analyst picks: a quarter with the same quarter a year earlier beside
+    // it (two passes over the rows), and everything since 2018.
+    let timed_period = |text: &str| {
+        let period = stats::Period::parse(text, now).expect("period");
+        let mut times = Vec::with_capacity(RUNS);
+        for _ in 0..RUNS {
+            let started = Instant::now();
+            std::hint::black_box(stats::compute_period(&rows, county, period, now));
+            times.push(started.elapsed().as_secs_f64() * 1e3);
+        }
+        times.sort_by(f64::total_cmp);
+        times
+    };
+    let quarter = timed_period("2026-Q3");
+    let since = timed_period("2018-01-01..");
     let s = last.expect("ran");
     let rows = [
         (
@@ -154,6 +169,16 @@ fn main() {
             "township_stats_p95_ms",
             percentile(&ttimes, 0.95),
             "one township of 33, same views".to_string(),
+        ),
+        (
+            "county_quarter_with_year_earlier_p95_ms",
+            percentile(&quarter, 0.95),
+            "2026-Q3 beside 2025-Q3".to_string(),
+        ),
+        (
+            "county_since_2018_p95_ms",
+            percentile(&since, 0.95),
+            "2018-01-01.. beside a year earlier".to_string(),
         ),
         (
             "rows_from_views_ms",

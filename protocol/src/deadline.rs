@@ -103,6 +103,15 @@ crate::model::coded!(
 );
 
 impl DeadlineKind {
+    /// The oldest record schema whose steps meet or use the deadline: 2 for 复核's (the
+    /// request window and the answer), 1 for the rest.
+    pub fn schema(self) -> u64 {
+        match self {
+            DeadlineKind::RecheckRequestWindow | DeadlineKind::RecheckAnswer => 2,
+            _ => 1,
+        }
+    }
+
     /// Whether the period is the parties' to use, not the office's to meet: the
     /// petitioner's window to ask for re-examination and the parties' window to apply for
     /// judicial confirmation. Left unused, such a window lapses; it never goes overdue.

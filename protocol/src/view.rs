@@ -433,6 +433,18 @@ impl View {
         common.needs_review = true;
     }
 
+    /// The view as an office writing record schema `schema` shows it: without the
+    /// deadlines of steps it cannot record (the 复核 request window, at a county that has
+    /// not allowed schema 2, names a step nobody there can take).
+    pub fn at_schema(mut self, schema: u64) -> View {
+        let common = match &mut self {
+            View::Case(c) => &mut c.common,
+            View::Petition(p) => &mut p.common,
+        };
+        common.deadlines.retain(|d| d.kind.schema() <= schema);
+        self
+    }
+
     /// The fields both kinds share.
     pub fn common(&self) -> &Common {
         match self {

@@ -65,10 +65,13 @@ pub fn transition(kind: Kind, status: Status, ty: EventType) -> Option<Next> {
             (E::Close, S::Resolved | S::Failed | S::Referred | S::FollowedUp | S::NotAccepted) => {
                 to(S::Closed)
             }
-            (
-                E::Reopen,
-                S::Resolved | S::Failed | S::Referred | S::FollowedUp | S::NotAccepted | S::Closed,
-            ) => to(S::Reopened),
+            // A case declined (不予受理, record schema 2) and reopened goes back to the
+            // decision whether to accept it: it was never accepted, so no session may
+            // follow until it is.
+            (E::Reopen, S::NotAccepted) => to(S::Registered),
+            (E::Reopen, S::Resolved | S::Failed | S::Referred | S::FollowedUp | S::Closed) => {
+                to(S::Reopened)
+            }
             _ => None,
         },
         Kind::Petition => match (ty, status) {

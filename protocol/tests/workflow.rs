@@ -1693,6 +1693,22 @@ fn the_steps_of_schema_2_wait_for_it_and_then_run_as_the_law_says() {
     assert_eq!(v.common().outcome, Some(Status::NotAccepted));
     assert!(steps(&o, &declined).contains(&E::FollowUp));
     o.record(&mut declined, close()).unwrap();
+    // Reopened, closed or not, a declined case goes back to the decision whether to
+    // accept it: no session before 受理.
+    let reopen = || Body::Reopen(note("当事人补充材料，重新审查是否受理"));
+    o.record(&mut declined, reopen()).unwrap();
+    assert_eq!(view(&o, &declined).common().status, Status::Registered);
+    assert!(!steps(&o, &declined).contains(&E::Session));
+    assert!(steps(&o, &declined).contains(&E::Accept));
+    assert_steps_are_the_rules(&mut o, &declined);
+    let mut again = o.create(new_case(&[VILLAGE]));
+    o.record(&mut again, not_accept()).unwrap();
+    o.record(&mut again, reopen()).unwrap();
+    assert_eq!(view(&o, &again).common().status, Status::Registered);
+    assert_eq!(view(&o, &again).common().outcome, None);
+    o.record(&mut again, accept()).unwrap();
+    o.record(&mut again, Body::Resolve(note("和解"))).unwrap();
+    assert_eq!(view(&o, &again).common().outcome, Some(Status::Resolved));
 
     // Referred to the township: the village cannot take it on, the township can, and
     // then mediates it; the matter ends as the township's mediation ended.

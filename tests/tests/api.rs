@@ -1068,6 +1068,40 @@ fn particulars_wait_for_the_county_then_are_kept_masked_and_numbered() {
     );
     assert_eq!(api.count(), before);
 
+    // A petition re-examined (复查) at schema 1: the petitioner's window to ask for 复核 is
+    // a step nobody here can record yet, so it is not shown.
+    let mut form = intake();
+    form["channel"] = json!("visit");
+    form["parties"] = json!([{"name": "马春梅", "role": "petitioner"}]);
+    let (status, body) = api.post("/api/v1/petitions", form);
+    assert_eq!(status, 201, "{body}");
+    let petition = format!("/api/v1/records/{}", body["id"].as_str().unwrap());
+    for event in [
+        json!({"type": "accept"}),
+        json!({"type": "reply", "note": "已书面答复"}),
+        json!({"type": "reexam_request", "note": "不服答复"}),
+        json!({"type": "reexam_answer", "note": "维持原答复"}),
+    ] {
+        let (status, body) = api.post(&format!("{petition}/events"), event);
+        assert!(status < 300, "{body}");
+    }
+    let windows = || {
+        let (status, detail) = api.get(&petition);
+        assert_eq!(status, 200, "{detail}");
+        detail["view"]["deadlines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["kind"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    let shown = windows();
+    assert!(
+        shown.iter().any(|k| k == "reexam_answer")
+            && !shown.iter().any(|k| k == "recheck_request_window"),
+        "{shown:?}"
+    );
+
     let county_key = lab.dir.join("county/county.key");
     lab.ok(
         "village",
@@ -1083,6 +1117,12 @@ fn particulars_wait_for_the_county_then_are_kept_masked_and_numbered() {
     assert!(
         page.contains("name=\"id_number0\"") && page.contains("name=\"source\""),
         "{page}"
+    );
+    // Now the 复核 window shows.
+    assert!(
+        windows().iter().any(|k| k == "recheck_request_window"),
+        "{:?}",
+        windows()
     );
 
     // A malformed ID number and a wrong age are refused by name, in Chinese.
@@ -1114,7 +1154,11 @@ fn particulars_wait_for_the_county_then_are_kept_masked_and_numbered() {
     let (status, page, _) = post(form("", "200"));
     assert_eq!(status, 400, "{page}");
     assert!(page.contains("年龄应在0到130之间"), "{page}");
-    assert_eq!(api.count(), before);
+    assert_eq!(
+        api.count(),
+        before + 1,
+        "the petition above, and nothing refused"
+    );
 
     // Allowed now: kept, masked wherever lists and pages show it, found by it.
     let (status, body) = api.post("/api/v1/cases", detailed());
@@ -1172,7 +1216,10 @@ fn particulars_wait_for_the_county_then_are_kept_masked_and_numbered() {
     // none is refused by name, in Chinese.
     let (status, stats) = api.get(&format!("/api/v1/stats?period={year}"));
     assert_eq!(status, 200, "{stats}");
-    assert_eq!(stats["total"]["records"], 2, "{stats}");
+    assert_eq!(stats["total"]["records"], 3, "{stats}");
+    assert_eq!(stats["petitions"], 1, "{stats}");
+    assert_eq!(stats["counts"]["by_channel"]["visit"], 1, "{stats}");
+    assert_eq!(stats["counts"]["amount_yuan"], 800, "{stats}");
     assert_eq!(stats["a_year_earlier"]["total"]["records"], 0, "{stats}");
     let (status, body) = api.get("/api/v1/stats?period=2026-13");
     assert_eq!(status, 400, "{body}");

@@ -198,6 +198,13 @@ impl<'a> Folder<'a> {
                 Body::Review(r) => r.outcome,
                 _ => None,
             },
+            // A declined case (不予受理) reopened, closed or not, goes back to the
+            // decision whether to accept it: it was never accepted.
+            Next::To(Status::Reopened)
+                if s.kind == Kind::Case && s.outcome == Some(Status::NotAccepted) =>
+            {
+                Some(Status::Registered)
+            }
             Next::To(s) => Some(s),
         })
     }
