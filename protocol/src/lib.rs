@@ -27,6 +27,7 @@ pub mod hlc;
 pub mod host;
 pub mod id;
 pub mod ingest;
+pub mod ledger;
 mod mapping;
 pub mod messages;
 pub mod model;
